@@ -1,0 +1,28 @@
+"""The guest component's entry point: the `flow-guest` world's exports.
+
+componentize-py runs this module at build time and snapshots the result, so the
+imports below (the SDK and the curated standard library) cost nothing per run.
+"""
+
+import wit_world
+from componentize_py_types import Err
+
+from hero_logic import _runtime, _stdlib
+
+_stdlib.preload()
+_stdlib.install_guard()
+
+
+def _answer(call, *args):
+    try:
+        return call(*args)
+    except _runtime.GuestError as exc:
+        raise Err(exc.to_json())
+
+
+class WitWorld(wit_world.WitWorld):
+    def describe(self, source: str) -> str:
+        return _answer(_runtime.describe, source)
+
+    def run(self, source: str, entry: str, input_json: str) -> str:
+        return _answer(_runtime.run, source, entry, input_json)

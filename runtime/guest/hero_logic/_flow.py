@@ -1,0 +1,208 @@
+"""`flow`: the decorator that declares a flow, and the namespace a flow uses.
+
+    @flow(name="greet", inputs={"who": "string"}, description="Say hello.")
+    def greet(who):
+        with flow.step("build", who=who) as s:
+            s.set(length=3)
+        flow.log("done")
+"""
+
+from . import _errors, _host, _streams
+
+#: Input types a flow may declare, as JSON Schema type names.
+INPUT_TYPES = ("string", "integer", "number", "boolean", "object", "array", "any")
+
+_PYTHON_TYPES = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    dict: "object",
+    list: "array",
+}
+
+#: Flows declared by the module being described or run, in declaration order.
+registry = []
+
+
+class Failed(Exception):
+    """Raise `flow.Failed("reason")` to end the flow as failed with that reason.
+
+    Unlike any other exception, it carries no traceback: the reason is the message.
+    """
+
+    _hero_logic_no_traceback = True
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SubflowFailed(Exception):
+    """A flow started with `flow.invoke` failed; `.error` is the callee's error object
+    (`type`, `message`, `traceback`, `line`), `.flow` the callee's name."""
+
+    def __init__(self, flow_name, error):
+        self.flow = flow_name
+        self.error = error
+        super().__init__(f"subflow {flow_name!r} failed: {error.get('type')}: {error.get('message')}")
+
+    def _hero_logic_error_fields(self):
+        return {"subflow": self.flow, "cause": self.error}
+
+
+class Step:
+    """A step span. Use it as `with flow.step("name", **attrs) as s:`.
+
+    An exception leaving the block marks the span failed, with the exception's
+    type, message and traceback, and goes on propagating.
+    """
+
+    __slots__ = ("name", "_attrs", "_late_attrs", "_line", "_span_id")
+
+    def __init__(self, name, attrs, line):
+        self.name = name
+        self._attrs = attrs
+        self._late_attrs = {}
+        self._line = line
+        self._span_id = None
+
+    def set(self, **attrs):
+        """Add attributes to the span; they are recorded when the step ends."""
+        self._late_attrs.update(attrs)
+        return self
+
+    def __enter__(self):
+        if self._span_id is not None:
+            raise RuntimeError(f"step {self.name!r} was already entered; open a new flow.step")
+        _streams.flush_all()
+        self._span_id = _host.span_start("step", self.name, self._attrs, self._line)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        _streams.flush_all()
+        if exc is None:
+            _host.span_end(self._span_id, "ok", self._late_attrs, None)
+        else:
+            _host.span_end(self._span_id, "failed", self._late_attrs, _errors.error_of(exc))
+        return False
+
+
+class FlowSpec:
+    """What `@flow` records about a function: the metadata `describe` returns."""
+
+    def __init__(self, func, name, inputs, description, services):
+        self.func = func
+        self.name = name
+        self.inputs = inputs
+        self.description = description
+        self.services = services
+        self.doc = (func.__doc__ or "").strip() or None
+        self.line = func.__code__.co_firstlineno
+
+    def to_json(self):
+        return {
+            "name": self.name,
+            "description": self.description,
+            "doc": self.doc,
+            "inputs": self.inputs,
+            "services": self.services,
+            "line": self.line,
+        }
+
+
+def _normalise_input(flow_name, key, spec):
+    where = f"flow {flow_name!r}, input {key!r}"
+    if isinstance(spec, type) and spec in _PYTHON_TYPES:
+        spec = _PYTHON_TYPES[spec]
+    if isinstance(spec, str):
+        optional = spec.endswith("?")
+        spec = {"type": spec.rstrip("?"), "required": not optional}
+    if not isinstance(spec, dict):
+        raise TypeError(f"{where}: declare a type name such as 'string', or a dict with 'type'")
+    unknown = set(spec) - {"type", "required", "default", "description"}
+    if unknown:
+        raise TypeError(f"{where}: unknown keys {sorted(unknown)}")
+    kind = spec.get("type", "any")
+    if isinstance(kind, type) and kind in _PYTHON_TYPES:
+        kind = _PYTHON_TYPES[kind]
+    if kind not in INPUT_TYPES:
+        raise TypeError(f"{where}: type {kind!r} is not one of {', '.join(INPUT_TYPES)}")
+    has_default = "default" in spec
+    return {
+        "type": kind,
+        "required": bool(spec.get("required", not has_default)),
+        "default": spec.get("default"),
+        "description": spec.get("description"),
+    }
+
+
+class _Flow:
+    """`flow` is both the decorator that declares a flow and the namespace a flow
+    uses while it runs: `flow.step`, `flow.log`, `flow.invoke`, `flow.Failed`."""
+
+    Failed = Failed
+    SubflowFailed = SubflowFailed
+
+    def __call__(self, name=None, *, inputs=None, description=None, services=None):
+        """Declare a flow.
+
+        name: the flow's name (default: the function's name).
+        inputs: `{"arg": "string" | "integer" | "number" | "boolean" | "object" |
+            "array" | "any"}`; a trailing `?` makes an input optional, and a dict
+            `{"type", "required", "default", "description"}` says more. The host
+            checks a run's input against these before the run starts.
+        description: one line for the library (default: the docstring's first line).
+        services: the registered services this flow may call; any other is refused.
+        """
+        if callable(name) and inputs is None and description is None and services is None:
+            return self()(name)
+
+        def declare(func):
+            flow_name = name or func.__name__
+            if not isinstance(flow_name, str) or not flow_name.isidentifier():
+                raise ValueError(f"flow name {flow_name!r} must be a Python identifier")
+            declared = {k: _normalise_input(flow_name, k, v) for k, v in (inputs or {}).items()}
+            summary = description
+            if summary is None and func.__doc__:
+                summary = func.__doc__.strip().splitlines()[0]
+            allowed = list(services or [])
+            if any(not isinstance(s, str) for s in allowed):
+                raise TypeError(f"flow {flow_name!r}: services must be a list of service names")
+            if any(spec.name == flow_name for spec in registry):
+                raise ValueError(f"flow {flow_name!r} is declared twice in this module")
+            registry.append(FlowSpec(func, flow_name, declared, summary, allowed))
+            func.__hero_logic_flow__ = flow_name
+            return func
+
+        return declare
+
+    def step(self, name, **attrs):
+        """Open a step span: `with flow.step("name", key=value) as s: ...`.
+
+        Keyword arguments become the span's attributes; `s.set(**attrs)` adds more.
+        """
+        return Step(str(name), attrs, _errors.caller_line())
+
+    def log(self, *parts, sep=" "):
+        """Write a log line on the current span (like `print`, on the `log` channel)."""
+        _streams.flush_all()
+        _host.log("log", sep.join(str(p) for p in parts))
+
+    def invoke(self, flow_name, **inputs):
+        """Run another flow as a subflow of this run and return its output.
+
+        The subflow runs in a fresh sandbox; its spans nest under a `subflow`
+        span, and it is charged to this run's quotas. If it fails, this raises
+        `flow.SubflowFailed` carrying the callee's error.
+        """
+        _streams.flush_all()
+        ok, value = _host.invoke(flow_name, inputs, _errors.caller_line())
+        if ok:
+            return value
+        if value.get("type") in ("UnknownFlow", "InvalidInput"):
+            raise LookupError(value.get("message"))
+        raise SubflowFailed(flow_name, value)
+
+
+flow = _Flow()

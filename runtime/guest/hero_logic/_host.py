@@ -1,0 +1,42 @@
+"""The host functions, in one place: every door out of the sandbox.
+
+Everything else in the SDK calls these; nothing else touches `wit_world`.
+"""
+
+import json
+
+from componentize_py_types import Err
+from wit_world.imports import host
+
+
+def to_json(value):
+    """JSON for values crossing to the host; what JSON cannot say becomes its repr."""
+    return json.dumps(value, default=repr, ensure_ascii=False)
+
+
+def span_start(kind, name, attrs, line):
+    return host.span_start(kind, name, to_json(attrs), line)
+
+
+def span_end(span_id, status, attrs, error):
+    host.span_end(span_id, status, to_json(attrs), None if error is None else to_json(error))
+
+
+def log(channel, message):
+    host.log(channel, message)
+
+
+def rpc_call(service, method, params, line):
+    """Returns `(ok, value)`: the decoded result, or the decoded error object."""
+    try:
+        return True, json.loads(host.rpc_call(service, method, to_json(params), line))
+    except Err as err:
+        return False, json.loads(err.value)
+
+
+def invoke(flow_name, inputs, line):
+    """Returns `(ok, value)`: the subflow's output, or its error object."""
+    try:
+        return True, json.loads(host.invoke(flow_name, to_json(inputs), line))
+    except Err as err:
+        return False, json.loads(err.value)

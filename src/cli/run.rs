@@ -1,0 +1,99 @@
+//! `hero_logic run FILE.py`: describe the module, pick the flow, check the
+//! input, run it in a fresh sandbox and print the tree (or one JSON object).
+
+use super::{QuotaArgs, UsageError};
+use crate::render::render_run;
+use crate::sandbox::{ModuleFlows, NoServices, Quotas, RunEnv, RunRequest, Sandbox, SandboxOptions};
+use crate::trace::{LogLine, RunEvent, Span};
+use clap::Args;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The Python file that declares the flow.
+    pub file: PathBuf,
+    /// Which flow to run, when the file declares several.
+    #[arg(long, value_name = "NAME")]
+    pub flow: Option<String>,
+    /// The flow's input, a JSON object.
+    #[arg(long, value_name = "JSON", default_value = "{}")]
+    pub input: String,
+    /// Print the run, its spans and its logs as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub quotas: QuotaArgs,
+}
+
+pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, UsageError> {
+    let file = args.file.display().to_string();
+    let source = std::fs::read_to_string(&args.file).map_err(|e| UsageError(format!("cannot read {file}: {e}")))?;
+    let input: Value =
+        serde_json::from_str(&args.input).map_err(|e| UsageError(format!("--input is not valid JSON: {e}")))?;
+    let quotas = args.quotas.apply(Quotas::default()).map_err(UsageError)?;
+
+    let options = SandboxOptions { cache_dir, ..SandboxOptions::default() };
+    let sandbox = Sandbox::new(&options).map_err(|e| UsageError(format!("could not start the sandbox: {e:#}")))?;
+    let flows = sandbox.describe(&source, &quotas).await.map_err(|e| UsageError(format!("{file}: {e}")))?;
+    let names = || flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
+    let info = match &args.flow {
+        Some(name) => flows
+            .iter()
+            .find(|f| &f.name == name)
+            .ok_or_else(|| UsageError(format!("{file} declares no flow named '{name}' (it declares: {})", names())))?,
+        None if flows.len() == 1 => &flows[0],
+        None => {
+            return Err(UsageError(format!(
+                "{file} declares several flows ({}); choose one with --flow NAME",
+                names()
+            )));
+        }
+    };
+    let arguments = info.check_input(&input).map_err(|e| UsageError(e.to_string()))?;
+
+    let source: Arc<str> = Arc::from(source);
+    let (sink, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let env = RunEnv {
+        services: Arc::new(NoServices),
+        flows: Arc::new(ModuleFlows { source: source.clone(), flows: flows.clone() }),
+    };
+    let request = RunRequest {
+        run_id: uuid::Uuid::now_v7().to_string(),
+        source,
+        flow: info.name.clone(),
+        line: info.line,
+        input: arguments,
+        quotas,
+        env,
+        sink,
+        cancel: CancellationToken::new(),
+    };
+    let report = sandbox.run(request).await;
+
+    // The run has ended, so every event is already in the channel.
+    let mut spans: BTreeMap<u64, Span> = BTreeMap::new();
+    let mut logs: Vec<LogLine> = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        match event {
+            RunEvent::SpanStarted { span, .. } | RunEvent::SpanEnded { span, .. } => {
+                spans.insert(span.span_id, span);
+            }
+            RunEvent::Log(line) => logs.push(line),
+        }
+    }
+    let spans: Vec<Span> = spans.into_values().collect();
+    if args.json {
+        let mut object = serde_json::to_value(&report).unwrap_or_else(|_| json!({}));
+        object["spans"] = json!(spans);
+        object["logs"] = json!(logs);
+        println!("{object}");
+    } else {
+        print!("{}", render_run(&report, &spans, &logs));
+    }
+    Ok(if report.status == crate::trace::Status::Ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,177 @@
+//! What a flow module declares (as the guest's `describe` reports it), and
+//! checking a run's input against a flow's declared inputs before it starts.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// One flow of a module.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlowInfo {
+    pub name: String,
+    pub description: Option<String>,
+    /// The function's docstring.
+    pub doc: Option<String>,
+    pub inputs: BTreeMap<String, InputSpec>,
+    /// Services the flow may call.
+    pub services: Vec<String>,
+    /// Line of the flow's `@flow` decorator.
+    pub line: Option<u32>,
+    /// Names of the `flow.step(...)` blocks written in the flow's function.
+    #[serde(default)]
+    pub steps: Vec<String>,
+}
+
+/// One declared input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    /// `string`, `integer`, `number`, `boolean`, `object`, `array` or `any`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub required: bool,
+    #[serde(default)]
+    pub default: Value,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// Why a module could not be described: a syntax error, an error while
+/// loading it, or no flow in it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{}", self.one_line())]
+pub struct ModuleError {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+    #[serde(default)]
+    pub line: Option<u32>,
+    #[serde(default)]
+    pub column: Option<u32>,
+    #[serde(default)]
+    pub traceback: Option<String>,
+}
+
+impl ModuleError {
+    pub fn one_line(&self) -> String {
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => format!("{} at line {line}, column {column}: {}", self.kind, self.message),
+            (Some(line), None) => format!("{} at line {line}: {}", self.kind, self.message),
+            _ => format!("{}: {}", self.kind, self.message),
+        }
+    }
+}
+
+/// A run's input does not match what the flow declares.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("invalid input for flow '{flow}': {problem}")]
+pub struct InputError {
+    pub flow: String,
+    pub problem: String,
+}
+
+impl FlowInfo {
+    /// Check `input` against the declared inputs and return the keyword
+    /// arguments to call the flow with: optional inputs left out get their
+    /// default (or null).
+    pub fn check_input(&self, input: &Value) -> Result<Map<String, Value>, InputError> {
+        let fail = |problem: String| InputError { flow: self.name.clone(), problem };
+        let given = match input {
+            Value::Object(map) => map,
+            Value::Null => &Map::new(),
+            other => return Err(fail(format!("the input must be a JSON object, not {}", json_type(other)))),
+        };
+        if let Some(unknown) = given.keys().find(|key| !self.inputs.contains_key(*key)) {
+            let declared = if self.inputs.is_empty() {
+                "it declares no inputs".to_string()
+            } else {
+                format!("it declares: {}", self.inputs.keys().cloned().collect::<Vec<_>>().join(", "))
+            };
+            return Err(fail(format!("unknown input '{unknown}' ({declared})")));
+        }
+        let mut arguments = Map::new();
+        for (name, spec) in &self.inputs {
+            match given.get(name) {
+                Some(value) => {
+                    if !spec.accepts(value) {
+                        return Err(fail(format!(
+                            "input '{name}' must be {} {}, not {}",
+                            article(&spec.kind),
+                            spec.kind,
+                            json_type(value)
+                        )));
+                    }
+                    arguments.insert(name.clone(), value.clone());
+                }
+                None if spec.required => return Err(fail(format!("missing required input '{name}' ({})", spec.kind))),
+                None => {
+                    arguments.insert(name.clone(), spec.default.clone());
+                }
+            }
+        }
+        Ok(arguments)
+    }
+}
+
+impl InputSpec {
+    fn accepts(&self, value: &Value) -> bool {
+        match self.kind.as_str() {
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            _ => true,
+        }
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_f64() => "a number",
+        Value::Number(_) => "an integer",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn greet() -> FlowInfo {
+        serde_json::from_value(json!({
+            "name": "greet", "description": null, "doc": null, "services": [], "line": 3,
+            "inputs": {
+                "who": {"type": "string", "required": true, "default": null},
+                "times": {"type": "integer", "required": false, "default": 1},
+            }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn fills_defaults_and_accepts_matching_types() {
+        let args = greet().check_input(&json!({"who": "ada"})).unwrap();
+        assert_eq!(Value::Object(args), json!({"who": "ada", "times": 1}));
+    }
+
+    #[test]
+    fn names_the_problem() {
+        let flow = greet();
+        let problem = |input: Value| flow.check_input(&input).unwrap_err().problem;
+        assert_eq!(problem(json!({})), "missing required input 'who' (string)");
+        assert_eq!(problem(json!({"who": 3})), "input 'who' must be a string, not an integer");
+        assert_eq!(problem(json!({"who": "a", "times": 1.5})), "input 'times' must be an integer, not a number");
+        assert_eq!(problem(json!({"who": "a", "x": 1})), "unknown input 'x' (it declares: times, who)");
+        assert_eq!(problem(json!([1])), "the input must be a JSON object, not an array");
+    }
+}

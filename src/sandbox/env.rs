@@ -1,0 +1,156 @@
+//! What a run can reach through its host functions: services to call and
+//! flows to invoke. The sandbox only knows these traits; the CLI and the
+//! server decide what stands behind them.
+
+use crate::flowdef::FlowInfo;
+use serde_json::{Value, json};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a service call failed; becomes the `err` of the `rpc-call` host
+/// function and the `error` of the `rpc` span.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CallFailure {
+    UnknownService {
+        service: String,
+        known: Vec<String>,
+    },
+    UnknownMethod {
+        service: String,
+        method: String,
+        known: Vec<String>,
+    },
+    PermissionDenied {
+        service: String,
+        allowed: Vec<String>,
+    },
+    InvalidParams(String),
+    /// The service answered with a JSON-RPC error.
+    Rpc {
+        code: i64,
+        message: String,
+        data: Value,
+    },
+    Transport(String),
+    Timeout {
+        after_ms: u64,
+    },
+}
+
+impl CallFailure {
+    pub fn to_json(&self, service: &str, method: &str) -> Value {
+        let target = format!("{service}.{method}");
+        let (kind, message, extra) = match self {
+            CallFailure::UnknownService { service, known } => (
+                "UnknownService",
+                if known.is_empty() {
+                    format!("unknown service '{service}': no services are registered")
+                } else {
+                    format!("unknown service '{service}' (registered: {})", known.join(", "))
+                },
+                json!({}),
+            ),
+            CallFailure::UnknownMethod { service, method, known } => (
+                "UnknownMethod",
+                format!("service '{service}' has no method '{method}' (its methods: {})", known.join(", ")),
+                json!({}),
+            ),
+            CallFailure::PermissionDenied { service, allowed } => (
+                "PermissionDenied",
+                format!(
+                    "this flow may not call service '{service}' (it may call: {})",
+                    if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+                ),
+                json!({}),
+            ),
+            CallFailure::InvalidParams(message) => ("InvalidParams", format!("{target}: {message}"), json!({})),
+            CallFailure::Rpc { code, message, data } => {
+                ("RpcError", message.clone(), json!({"code": code, "data": data}))
+            }
+            CallFailure::Transport(message) => ("ServiceUnavailable", format!("{target}: {message}"), json!({})),
+            CallFailure::Timeout { after_ms } => {
+                ("Timeout", format!("{target} did not answer within {after_ms} ms"), json!({}))
+            }
+        };
+        let mut error = json!({"type": kind, "message": message, "traceback": null});
+        if let (Value::Object(error), Value::Object(extra)) = (&mut error, extra) {
+            error.extend(extra);
+        }
+        error
+    }
+}
+
+/// Calls registered services on behalf of a run.
+pub trait ServiceCaller: Send + Sync {
+    fn call<'a>(
+        &'a self,
+        service: &'a str,
+        method: &'a str,
+        params: Value,
+    ) -> BoxFuture<'a, Result<Value, CallFailure>>;
+}
+
+/// No services at all: every call is an unknown service.
+pub struct NoServices;
+
+impl ServiceCaller for NoServices {
+    fn call<'a>(
+        &'a self,
+        service: &'a str,
+        _method: &'a str,
+        _params: Value,
+    ) -> BoxFuture<'a, Result<Value, CallFailure>> {
+        Box::pin(async move { Err(CallFailure::UnknownService { service: service.to_string(), known: Vec::new() }) })
+    }
+}
+
+/// A flow that `flow.invoke` can start: its module's source and what it declares.
+#[derive(Clone, Debug)]
+pub struct ResolvedFlow {
+    pub source: Arc<str>,
+    pub info: FlowInfo,
+}
+
+/// Finds flows by name for `flow.invoke`.
+pub trait FlowResolver: Send + Sync {
+    fn resolve(&self, name: &str) -> Option<ResolvedFlow>;
+    /// The names it knows, for the "unknown flow" message.
+    fn names(&self) -> Vec<String>;
+}
+
+/// The flows of one module: what `hero_logic run FILE.py` can invoke.
+pub struct ModuleFlows {
+    pub source: Arc<str>,
+    pub flows: Vec<FlowInfo>,
+}
+
+impl FlowResolver for ModuleFlows {
+    fn resolve(&self, name: &str) -> Option<ResolvedFlow> {
+        let info = self.flows.iter().find(|f| f.name == name)?;
+        Some(ResolvedFlow { source: self.source.clone(), info: info.clone() })
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.flows.iter().map(|f| f.name.clone()).collect()
+    }
+}
+
+/// Everything a run can reach besides its own memory.
+#[derive(Clone)]
+pub struct RunEnv {
+    pub services: Arc<dyn ServiceCaller>,
+    pub flows: Arc<dyn FlowResolver>,
+}
+
+impl RunEnv {
+    /// Nothing to call and nothing to invoke.
+    pub fn isolated() -> RunEnv {
+        RunEnv {
+            services: Arc::new(NoServices),
+            flows: Arc::new(ModuleFlows { source: Arc::from(""), flows: Vec::new() }),
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! `HostState`: everything one sandbox instance owns, and the host functions
+//! of `runtime/wit/flow.wit` that the guest calls.
+//!
+//! What a run shares across its instances (the root flow and its subflows)
+//! lives in `RunShared`: the span recorder, the usage counters and the quotas.
+
+use super::bindings::hero_logic::flow::host::Host;
+use super::engine::TICK;
+use super::env::{CallFailure, RunEnv};
+use super::instance::{GuestCall, Outcome, SandboxCore, run_guest};
+use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
+use crate::trace::{LogStream, Recorder, SpanKind, Status, clip_json};
+use serde_json::{Map, Value, json};
+use std::sync::{Arc, Mutex, MutexGuard};
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreContextMut, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Largest JSON kept for one attribute set (params, result, step attrs).
+pub const ATTR_MAX_BYTES: usize = 4096;
+
+/// A busy guest yields to the async runtime this often, so timers, cancels
+/// and other runs on the same thread get their turn.
+const YIELD_EVERY_TICKS: u64 = 10;
+
+/// A table may not grow past this (CPython needs ~200k function slots).
+const MAX_TABLE_ELEMENTS: usize = 262_144;
+
+/// The guest broke the host-call protocol (closed a span it does not own,
+/// sent malformed JSON, ...). Ends the run as failed; flow code cannot catch it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct GuestProtocolError(pub String);
+
+fn protocol_error(message: impl Into<String>) -> wasmtime::Error {
+    wasmtime::Error::new(GuestProtocolError(message.into()))
+}
+
+/// State shared by every instance of one run.
+pub(crate) struct RunShared {
+    pub quotas: Quotas,
+    pub env: RunEnv,
+    pub core: Arc<SandboxCore>,
+    ledger: Mutex<Ledger>,
+}
+
+/// The run's books, behind one lock that is never held across an await.
+pub(crate) struct Ledger {
+    pub recorder: Recorder,
+    pub usage: Usage,
+    /// Linear memory held right now by all the run's live instances.
+    pub memory_in_use: u64,
+    pub cpu_ticks: u64,
+}
+
+impl RunShared {
+    pub fn new(quotas: Quotas, env: RunEnv, core: Arc<SandboxCore>, recorder: Recorder) -> RunShared {
+        let ledger = Ledger { recorder, usage: Usage::default(), memory_in_use: 0, cpu_ticks: 0 };
+        RunShared { quotas, env, core, ledger: Mutex::new(ledger) }
+    }
+
+    pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        // A panic while holding the lock is a bug already reported; the books
+        // themselves stay consistent (every update is a single assignment).
+        self.ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What an instance is for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Role {
+    /// Loading a module to report its flows: no spans, services or subflows.
+    Describe,
+    /// Running a flow, `depth` subflows below the run's root flow.
+    Run { depth: u32 },
+}
+
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub run: Arc<RunShared>,
+    role: Role,
+    /// This instance's linear memory, returned to the run's total on drop.
+    memory_bytes: u64,
+    /// Step spans this instance opened and has not closed: it may close only
+    /// the innermost of them, never a span the host or another instance owns.
+    open_steps: Vec<u64>,
+}
+
+impl HostState {
+    pub fn new(run: Arc<RunShared>, role: Role) -> HostState {
+        // No preopened directories, no environment, no arguments, no network:
+        // the host functions are the only doors out.
+        let wasi = WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+        HostState { wasi, table: ResourceTable::new(), run, role, memory_bytes: 0, open_steps: Vec::new() }
+    }
+
+    /// Called by wasmtime whenever the guest has run past its epoch deadline,
+    /// that is once per tick of guest execution.
+    pub fn on_epoch_tick(&mut self) -> wasmtime::Result<UpdateDeadline> {
+        let limit = self.run.quotas.cpu_time_ms;
+        let ticks = {
+            let mut ledger = self.run.ledger();
+            ledger.cpu_ticks += 1;
+            ledger.cpu_ticks
+        };
+        if ticks * TICK.as_millis() as u64 > limit {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::CpuTime, limit)));
+        }
+        if ticks.is_multiple_of(YIELD_EVERY_TICKS) {
+            Ok(UpdateDeadline::Yield(1))
+        } else {
+            Ok(UpdateDeadline::Continue(1))
+        }
+    }
+
+    fn running_depth(&self, what: &str) -> wasmtime::Result<u32> {
+        match self.role {
+            Role::Run { depth } => Ok(depth),
+            Role::Describe => Err(protocol_error(format!(
+                "{what} is only available while a flow runs, not while its module is loaded to be described"
+            ))),
+        }
+    }
+
+    fn count_span(&self) -> wasmtime::Result<()> {
+        let limit = self.run.quotas.spans;
+        if self.run.ledger().recorder.spans_started() >= limit {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::Spans, limit)));
+        }
+        Ok(())
+    }
+
+    async fn call_service(&mut self, service: &str, method: &str, params: Value) -> Result<Value, CallFailure> {
+        let env = self.run.env.clone();
+        env.services.call(service, method, params).await
+    }
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        let mut ledger = self.run.ledger();
+        ledger.memory_in_use = ledger.memory_in_use.saturating_sub(self.memory_bytes);
+    }
+}
+
+/// The epoch callback installed on every store.
+pub(crate) fn epoch_callback(mut store: StoreContextMut<'_, HostState>) -> wasmtime::Result<UpdateDeadline> {
+    store.data_mut().on_epoch_tick()
+}
+
+fn parse_object(what: &str, text: &str) -> wasmtime::Result<Map<String, Value>> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(protocol_error(format!("{what} must be a JSON object"))),
+        Err(error) => Err(protocol_error(format!("{what} is not valid JSON: {error}"))),
+    }
+}
+
+fn clip_attrs(attrs: Map<String, Value>) -> Map<String, Value> {
+    match clip_json(Value::Object(attrs), ATTR_MAX_BYTES) {
+        Value::Object(map) => map,
+        cut => Map::from_iter([("_cut".to_string(), cut)]),
+    }
+}
+
+/// Span names are for reading; a flow cannot make one a megabyte long.
+fn clip_name(name: &str) -> &str {
+    let mut end = name.len().min(200);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
+impl Host for HostState {
+    async fn rpc_call(
+        &mut self,
+        service: String,
+        method: String,
+        params_json: String,
+        line: Option<u32>,
+    ) -> wasmtime::Result<Result<String, String>> {
+        if self.role == Role::Describe {
+            let error = json!({"type": "NotAvailable", "message": "services cannot be called while a module is loaded to be described"});
+            return Ok(Err(error.to_string()));
+        }
+        let params = Value::Object(parse_object("rpc-call params", &params_json)?);
+        let limit = self.run.quotas.rpc_calls;
+        self.count_span()?;
+        let span_id = {
+            let mut ledger = self.run.ledger();
+            if ledger.usage.rpc_calls >= limit {
+                return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::RpcCalls, limit)));
+            }
+            ledger.usage.rpc_calls += 1;
+            let attrs = Map::from_iter([("params".to_string(), clip_json(params.clone(), ATTR_MAX_BYTES))]);
+            ledger.recorder.start(SpanKind::Rpc, clip_name(&format!("{service}.{method}")), attrs, line)
+        };
+        let outcome = self.call_service(&service, &method, params).await;
+        let mut ledger = self.run.ledger();
+        match outcome {
+            Ok(result) => {
+                let attrs = Map::from_iter([("result".to_string(), clip_json(result.clone(), ATTR_MAX_BYTES))]);
+                ledger.recorder.end(span_id, Status::Ok, attrs, None).map_err(|e| protocol_error(e.to_string()))?;
+                Ok(Ok(result.to_string()))
+            }
+            Err(failure) => {
+                let error = failure.to_json(&service, &method);
+                ledger
+                    .recorder
+                    .end(span_id, Status::Failed, Map::new(), Some(error.clone()))
+                    .map_err(|e| protocol_error(e.to_string()))?;
+                Ok(Err(error.to_string()))
+            }
+        }
+    }
+
+    async fn span_start(
+        &mut self,
+        kind: String,
+        name: String,
+        attrs_json: String,
+        line: Option<u32>,
+    ) -> wasmtime::Result<u64> {
+        self.running_depth("flow.step")?;
+        if kind != "step" {
+            return Err(protocol_error(format!("a flow may only open 'step' spans, not '{kind}'")));
+        }
+        let attrs = clip_attrs(parse_object("span attributes", &attrs_json)?);
+        self.count_span()?;
+        let span_id = self.run.ledger().recorder.start(SpanKind::Step, clip_name(&name), attrs, line);
+        self.open_steps.push(span_id);
+        Ok(span_id)
+    }
+
+    async fn span_end(
+        &mut self,
+        id: u64,
+        status: String,
+        attrs_json: String,
+        error_json: Option<String>,
+    ) -> wasmtime::Result<()> {
+        self.running_depth("flow.step")?;
+        let status = match status.as_str() {
+            "ok" => Status::Ok,
+            "failed" => Status::Failed,
+            other => return Err(protocol_error(format!("a flow may end a span 'ok' or 'failed', not '{other}'"))),
+        };
+        if self.open_steps.last() != Some(&id) {
+            return Err(protocol_error(format!("span {id} is not the innermost step this flow has open")));
+        }
+        let attrs = clip_attrs(parse_object("span attributes", &attrs_json)?);
+        let error = match error_json {
+            Some(text) => Some(Value::Object(parse_object("span error", &text)?)),
+            None => None,
+        };
+        self.run.ledger().recorder.end(id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
+        self.open_steps.pop();
+        Ok(())
+    }
+
+    async fn log(&mut self, channel: String, message: String) -> wasmtime::Result<()> {
+        if self.role == Role::Describe {
+            // Output while a module is only being described has no run to go to.
+            return Ok(());
+        }
+        let stream = LogStream::parse(&channel)
+            .ok_or_else(|| protocol_error(format!("unknown log channel '{channel}' (stdout, stderr or log)")))?;
+        let limit = self.run.quotas.log_bytes;
+        let mut ledger = self.run.ledger();
+        ledger.usage.log_bytes += message.len() as u64;
+        if ledger.usage.log_bytes > limit {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::LogBytes, limit)));
+        }
+        ledger.recorder.log(stream, message);
+        Ok(())
+    }
+
+    async fn invoke(
+        &mut self,
+        flow: String,
+        input_json: String,
+        line: Option<u32>,
+    ) -> wasmtime::Result<Result<String, String>> {
+        let depth = self.running_depth("flow.invoke")?;
+        let limit = self.run.quotas.subflow_depth;
+        if depth >= limit {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::SubflowDepth, u64::from(limit))));
+        }
+        let Some(callee) = self.run.env.flows.resolve(&flow) else {
+            let known = self.run.env.flows.names();
+            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            let error =
+                json!({"type": "UnknownFlow", "message": format!("unknown flow '{flow}' (known flows: {known})")});
+            return Ok(Err(error.to_string()));
+        };
+        let input = Value::Object(parse_object("flow.invoke input", &input_json)?);
+        let arguments = match callee.info.check_input(&input) {
+            Ok(arguments) => arguments,
+            Err(problem) => {
+                let error = json!({"type": "InvalidInput", "message": problem.to_string()});
+                return Ok(Err(error.to_string()));
+            }
+        };
+        self.count_span()?;
+        let (span_id, depth_inside) = {
+            let mut ledger = self.run.ledger();
+            ledger.usage.subflows += 1;
+            ledger.usage.max_subflow_depth = ledger.usage.max_subflow_depth.max(depth + 1);
+            let attrs =
+                Map::from_iter([("input".to_string(), clip_json(Value::Object(arguments.clone()), ATTR_MAX_BYTES))]);
+            let span_id = ledger.recorder.start(SpanKind::Subflow, &callee.info.name, attrs, line);
+            (span_id, ledger.recorder.depth())
+        };
+        let call = GuestCall::Run {
+            source: callee.source.clone(),
+            entry: callee.info.name.clone(),
+            input_json: Value::Object(arguments).to_string(),
+        };
+        let outcome = Box::pin(run_guest(self.run.clone(), Role::Run { depth: depth + 1 }, call)).await;
+        let mut ledger = self.run.ledger();
+        match outcome {
+            Outcome::Returned(output) => {
+                ledger.recorder.close_above(depth_inside, Status::Failed, Some(&left_open_error()));
+                let attrs = Map::from_iter([("output_bytes".to_string(), json!(output.len()))]);
+                ledger.recorder.end(span_id, Status::Ok, attrs, None).map_err(|e| protocol_error(e.to_string()))?;
+                Ok(Ok(output))
+            }
+            Outcome::Raised(error) => {
+                ledger.recorder.close_above(depth_inside, Status::Failed, Some(&left_open_error()));
+                ledger
+                    .recorder
+                    .end(span_id, Status::Failed, Map::new(), Some(error.clone()))
+                    .map_err(|e| protocol_error(e.to_string()))?;
+                Ok(Err(error.to_string()))
+            }
+            // A quota is the whole run's: stop the caller too, and let the run
+            // close every span with the quota's status.
+            Outcome::Trapped(trap) => Err(trap),
+        }
+    }
+}
+
+/// The error put on a span the flow opened and never closed.
+pub(crate) fn left_open_error() -> Value {
+    json!({"type": "SpanLeftOpen", "message": "the flow ended without closing this span", "traceback": null})
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let grow = desired.saturating_sub(current) as u64;
+        let limit = self.run.quotas.memory_bytes;
+        let mut ledger = self.run.ledger();
+        if ledger.memory_in_use + grow > limit {
+            // A trap rather than a refused grow: Python would turn a refusal
+            // into a MemoryError the flow could catch and carry on from.
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::Memory, limit)));
+        }
+        ledger.memory_in_use += grow;
+        ledger.usage.peak_memory_bytes = ledger.usage.peak_memory_bytes.max(ledger.memory_in_use);
+        self.memory_bytes += grow;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

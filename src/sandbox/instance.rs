@@ -1,0 +1,57 @@
+//! One guest call in one fresh instance: a new `Store` from the shared
+//! `InstancePre`, used once and dropped, so nothing passes from one run (or
+//! subflow) to the next.
+
+use super::bindings::FlowGuestPre;
+use super::engine::EpochTicker;
+use super::host::{HostState, Role, RunShared, epoch_callback};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use wasmtime::{Engine, Store};
+
+/// What every instance is made from; shared by all runs of a `Sandbox`.
+pub(crate) struct SandboxCore {
+    pub engine: Engine,
+    pub pre: FlowGuestPre<HostState>,
+    /// Drives CPU accounting, time slices and wall-time checks; lives as long
+    /// as anything can still run.
+    pub _ticker: EpochTicker,
+}
+
+pub(crate) enum GuestCall {
+    Describe { source: Arc<str> },
+    Run { source: Arc<str>, entry: String, input_json: String },
+}
+
+/// How a guest call ended.
+pub(crate) enum Outcome {
+    /// The guest returned a value: JSON text.
+    Returned(String),
+    /// The guest reported an error: `{type, message, traceback, line, ...}`.
+    Raised(Value),
+    /// The instance trapped: a quota, a broken host-call protocol, a crash.
+    Trapped(wasmtime::Error),
+}
+
+pub(crate) async fn run_guest(run: Arc<RunShared>, role: Role, call: GuestCall) -> Outcome {
+    let core = run.core.clone();
+    let mut store = Store::new(&core.engine, HostState::new(run, role));
+    store.limiter(|state| state);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(epoch_callback);
+    let guest = match core.pre.instantiate_async(&mut store).await {
+        Ok(guest) => guest,
+        Err(trap) => return Outcome::Trapped(trap),
+    };
+    let result = match &call {
+        GuestCall::Describe { source } => guest.call_describe(&mut store, source).await,
+        GuestCall::Run { source, entry, input_json } => guest.call_run(&mut store, source, entry, input_json).await,
+    };
+    match result {
+        Ok(Ok(output)) => Outcome::Returned(output),
+        Ok(Err(error)) => Outcome::Raised(
+            serde_json::from_str(&error).unwrap_or_else(|_| json!({"type": "GuestError", "message": error})),
+        ),
+        Err(trap) => Outcome::Trapped(trap),
+    }
+}

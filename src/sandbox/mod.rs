@@ -1,0 +1,103 @@
+//! The sandbox: CPython compiled to WebAssembly, run in wasmtime with a fresh
+//! instance per run and the host functions of `runtime/wit/flow.wit` as its
+//! only doors out.
+//!
+//! `Sandbox::describe` reports the flows a module declares; `Sandbox::run`
+//! runs one, records its spans through the run's event sink, enforces its
+//! quotas and returns a `RunReport`.
+
+mod engine;
+mod env;
+mod host;
+mod instance;
+mod quotas;
+mod run;
+
+pub use engine::{
+    EngineOptions, GUEST_COMPONENT, GUEST_SOURCE_HASH, WASMTIME_VERSION, artefact_path, default_cache_dir,
+};
+pub use env::{BoxFuture, CallFailure, FlowResolver, ModuleFlows, NoServices, ResolvedFlow, RunEnv, ServiceCaller};
+pub use host::ATTR_MAX_BYTES;
+pub use quotas::{MIB, Quota, QuotaExceeded, Quotas, Usage};
+pub use run::{RunReport, RunRequest};
+
+use crate::flowdef::{FlowInfo, ModuleError};
+use anyhow::Result;
+use host::{HostState, Role, RunShared};
+use instance::{GuestCall, Outcome, SandboxCore, run_guest};
+use std::path::PathBuf;
+use std::sync::Arc;
+use wasmtime::component::{HasSelf, Linker};
+
+/// The generated bindings stay private: the rest of the crate sees plain types.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "runtime/wit",
+        world: "flow-guest",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+/// How to set up a `Sandbox`.
+#[derive(Clone, Debug, Default)]
+pub struct SandboxOptions {
+    pub engine: EngineOptions,
+    /// Where compiled guest artefacts are cached; None compiles on every start.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The engine, the compiled guest and the epoch ticker. Cheap to clone;
+/// create one per process.
+#[derive(Clone)]
+pub struct Sandbox {
+    core: Arc<SandboxCore>,
+}
+
+impl Sandbox {
+    pub fn new(options: &SandboxOptions) -> Result<Sandbox> {
+        let engine = engine::build_engine(&options.engine)?;
+        let component = engine::load_guest(&engine, options.cache_dir.as_deref())?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::FlowGuest::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        let pre = bindings::FlowGuestPre::new(linker.instantiate_pre(&component)?)?;
+        let ticker = engine::EpochTicker::start(engine.clone());
+        Ok(Sandbox { core: Arc::new(SandboxCore { engine, pre, _ticker: ticker }) })
+    }
+
+    /// The flows `source` declares, found by loading it in a fresh instance
+    /// under `quotas` (it is untrusted code like any other).
+    pub async fn describe(&self, source: &str, quotas: &Quotas) -> Result<Vec<FlowInfo>, ModuleError> {
+        let (sink, _events) = tokio::sync::mpsc::unbounded_channel();
+        let recorder = crate::trace::Recorder::new("describe".into(), sink);
+        let shared = Arc::new(RunShared::new(quotas.clone(), RunEnv::isolated(), self.core.clone(), recorder));
+        let call = GuestCall::Describe { source: Arc::from(source) };
+        let outcome = tokio::select! {
+            outcome = run_guest(shared, Role::Describe, call) => outcome,
+            _ = tokio::time::sleep(quotas.wall_time()) => {
+                return Err(sandbox_error("TimedOut", format!("loading the module took longer than {} ms", quotas.wall_time_ms)));
+            }
+        };
+        match outcome {
+            Outcome::Returned(json) => serde_json::from_str(&json).map_err(|e| {
+                sandbox_error(
+                    "GuestError",
+                    format!("the guest described the module in a form the host does not read: {e}"),
+                )
+            }),
+            Outcome::Raised(error) => Err(serde_json::from_value(error.clone())
+                .unwrap_or_else(|_| sandbox_error("GuestError", error.to_string()))),
+            Outcome::Trapped(trap) => {
+                let error = run::trap_error(&trap).1;
+                let kind = error["type"].as_str().unwrap_or("Trap").to_string();
+                let message = error["message"].as_str().unwrap_or("the sandbox stopped").to_string();
+                Err(sandbox_error(&kind, format!("loading the module failed: {message}")))
+            }
+        }
+    }
+}
+
+fn sandbox_error(kind: &str, message: String) -> ModuleError {
+    ModuleError { kind: kind.to_string(), message, line: None, column: None, traceback: None }
+}

@@ -1,0 +1,172 @@
+//! One run from start to finish: the root span, the guest call raced against
+//! the wall clock and a cancel, the outcome turned into a status, and every
+//! span closed, whatever happened inside.
+
+use super::Sandbox;
+use super::engine::TICK;
+use super::env::RunEnv;
+use super::host::{GuestProtocolError, Role, RunShared, left_open_error};
+use super::instance::{GuestCall, Outcome, run_guest};
+use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
+use crate::trace::{EventSink, Recorder, SpanKind, Status, now_us};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Everything a run needs. The input must already have been checked against
+/// the flow's declared inputs (`FlowInfo::check_input`).
+pub struct RunRequest {
+    pub run_id: String,
+    /// The module's source.
+    pub source: Arc<str>,
+    /// The flow to run.
+    pub flow: String,
+    /// Line of the flow's declaration, put on the root span.
+    pub line: Option<u32>,
+    /// Keyword arguments for the flow.
+    pub input: Map<String, Value>,
+    pub quotas: Quotas,
+    pub env: RunEnv,
+    /// Where spans and log lines go as they happen.
+    pub sink: EventSink,
+    /// Cancelling it ends the run `cancelled`.
+    pub cancel: CancellationToken,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub flow: String,
+    pub status: Status,
+    pub output: Option<Value>,
+    /// `{type, message, traceback, line, ...}`; `quota` names the quota for
+    /// `quota_exceeded` and `timed_out`.
+    pub error: Option<Value>,
+    pub usage: Usage,
+    pub start_us: i64,
+    pub end_us: i64,
+}
+
+/// Why the guest call stopped, before it is turned into a status.
+enum Ending {
+    Guest(Outcome),
+    InputTooLarge(QuotaExceeded),
+    TimedOut,
+    Cancelled,
+}
+
+impl Sandbox {
+    pub async fn run(&self, request: RunRequest) -> RunReport {
+        let started = Instant::now();
+        let start_us = now_us();
+        let quotas = request.quotas.clone();
+        let recorder = Recorder::new(request.run_id.clone(), request.sink);
+        let shared = Arc::new(RunShared::new(quotas.clone(), request.env, self.core.clone(), recorder));
+        let root = shared.ledger().recorder.start(SpanKind::Flow, &request.flow, Map::new(), request.line);
+
+        let input_json = Value::Object(request.input).to_string();
+        let ending = if input_json.len() as u64 > quotas.input_bytes {
+            Ending::InputTooLarge(QuotaExceeded::new(Quota::InputBytes, quotas.input_bytes))
+        } else {
+            let call = GuestCall::Run { source: request.source, entry: request.flow.clone(), input_json };
+            tokio::select! {
+                outcome = run_guest(shared.clone(), Role::Run { depth: 0 }, call) => Ending::Guest(outcome),
+                _ = tokio::time::sleep(quotas.wall_time()) => Ending::TimedOut,
+                _ = request.cancel.cancelled() => Ending::Cancelled,
+            }
+        };
+        // The guest future, its Store and every subflow's are gone by now:
+        // whatever is still open on the span stack is closed below.
+        let (status, output, error) = settle(ending, &quotas);
+
+        let mut ledger = shared.ledger();
+        let output_bytes = output.as_ref().map_or(0, |o| o.to_string().len() as u64);
+        let leftover_status = if status == Status::Ok { Status::Failed } else { status };
+        let leftover_error = if status == Status::Ok { Some(left_open_error()) } else { error.clone() };
+        ledger.recorder.close_above(1, leftover_status, leftover_error.as_ref());
+        let usage = Usage {
+            wall_time_ms: started.elapsed().as_secs_f64() * 1000.0,
+            cpu_time_ms: ledger.cpu_ticks * TICK.as_millis() as u64,
+            spans: ledger.recorder.spans_started(),
+            output_bytes,
+            ..ledger.usage.clone()
+        };
+        let attrs = Map::from_iter([("usage".to_string(), json!(usage))]);
+        // The root is the only span left, so this cannot be refused.
+        let _ = ledger.recorder.end(root, status, attrs, error.clone());
+        RunReport {
+            run_id: ledger.recorder.run_id().to_string(),
+            flow: request.flow,
+            status,
+            output,
+            error,
+            usage,
+            start_us,
+            end_us: now_us(),
+        }
+    }
+}
+
+fn settle(ending: Ending, quotas: &Quotas) -> (Status, Option<Value>, Option<Value>) {
+    match ending {
+        Ending::Guest(Outcome::Returned(text)) => match serde_json::from_str::<Value>(&text) {
+            Ok(_) if text.len() as u64 > quotas.output_bytes => {
+                let exceeded = QuotaExceeded::new(Quota::OutputBytes, quotas.output_bytes);
+                (Status::QuotaExceeded, None, Some(exceeded.to_error_json()))
+            }
+            Ok(output) => (Status::Ok, Some(output), None),
+            Err(e) => (
+                Status::Failed,
+                None,
+                Some(
+                    json!({"type": "OutputError", "message": format!("the guest's output is not JSON: {e}"), "traceback": null}),
+                ),
+            ),
+        },
+        Ending::Guest(Outcome::Raised(error)) => (Status::Failed, None, Some(error)),
+        Ending::Guest(Outcome::Trapped(trap)) => {
+            let (status, error) = trap_error(&trap);
+            (status, None, Some(error))
+        }
+        Ending::InputTooLarge(exceeded) => (Status::QuotaExceeded, None, Some(exceeded.to_error_json())),
+        Ending::TimedOut => (
+            Status::TimedOut,
+            None,
+            Some(json!({
+                "type": "TimedOut",
+                "quota": Quota::WallTime.name(),
+                "limit": quotas.wall_time_ms,
+                "message": format!("the run did not finish within its wall time of {} ms", quotas.wall_time_ms),
+                "traceback": null,
+            })),
+        ),
+        Ending::Cancelled => (
+            Status::Cancelled,
+            None,
+            Some(json!({"type": "Cancelled", "message": "the run was cancelled", "traceback": null})),
+        ),
+    }
+}
+
+/// The status and error object for an instance that trapped.
+pub(crate) fn trap_error(trap: &wasmtime::Error) -> (Status, Value) {
+    if let Some(exceeded) = trap.downcast_ref::<QuotaExceeded>() {
+        return (Status::QuotaExceeded, exceeded.to_error_json());
+    }
+    if let Some(rejected) = trap.downcast_ref::<GuestProtocolError>() {
+        return (
+            Status::Failed,
+            json!({"type": "HostCallRejected", "message": rejected.to_string(), "traceback": null}),
+        );
+    }
+    if let Some(code) = trap.downcast_ref::<wasmtime::Trap>() {
+        return (
+            Status::Failed,
+            json!({"type": "Trap", "message": format!("the sandbox trapped: {code}"), "traceback": null}),
+        );
+    }
+    (Status::Failed, json!({"type": "SandboxError", "message": format!("{trap:#}"), "traceback": null}))
+}
