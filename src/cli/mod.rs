@@ -33,10 +33,10 @@ pub enum Command {
 #[derive(Args, Debug, Clone, Default)]
 pub struct QuotaArgs {
     /// Wall-clock limit of the run, in seconds [default: 30]
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub wall_time: Option<f64>,
     /// Guest CPU time limit, in seconds [default: 10]
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub cpu_time: Option<f64>,
     /// Linear memory limit, in MiB [default: 128]
     #[arg(long, value_name = "N")]
@@ -94,7 +94,17 @@ impl QuotaArgs {
 pub struct UsageError(pub String);
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => {
+            // One line, as for every other usage problem; --help has the rest.
+            let rendered = error.render().to_string();
+            let first = rendered.lines().next().unwrap_or("error: invalid arguments");
+            eprintln!("{first} (see hero_logic --help)");
+            return ExitCode::from(2);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HERO_LOGIC_LOG").unwrap_or_else(|_| "warn".into()),

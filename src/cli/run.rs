@@ -39,7 +39,9 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
 
     let options = SandboxOptions { cache_dir, ..SandboxOptions::default() };
     let sandbox = Sandbox::new(&options).map_err(|e| UsageError(format!("could not start the sandbox: {e:#}")))?;
-    let flows = sandbox.describe(&source, &quotas).await.map_err(|e| UsageError(format!("{file}: {e}")))?;
+    // Describing is the host's own check of the module, under default quotas;
+    // the flags limit the run.
+    let flows = sandbox.describe(&source, &Quotas::default()).await.map_err(|e| UsageError(format!("{file}: {e}")))?;
     let names = || flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
     let info = match &args.flow {
         Some(name) => flows

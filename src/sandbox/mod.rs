@@ -52,6 +52,7 @@ pub struct SandboxOptions {
 #[derive(Clone)]
 pub struct Sandbox {
     core: Arc<SandboxCore>,
+    artefact: Option<PathBuf>,
 }
 
 impl Sandbox {
@@ -63,7 +64,13 @@ impl Sandbox {
         bindings::FlowGuest::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
         let pre = bindings::FlowGuestPre::new(linker.instantiate_pre(&component)?)?;
         let ticker = engine::EpochTicker::start(engine.clone());
-        Ok(Sandbox { core: Arc::new(SandboxCore { engine, pre, _ticker: ticker }) })
+        let artefact = options.cache_dir.as_deref().map(|dir| engine::artefact_path(&engine, dir));
+        Ok(Sandbox { core: Arc::new(SandboxCore { engine, pre, _ticker: ticker }), artefact })
+    }
+
+    /// Where this sandbox's compiled guest is cached, if it uses a cache.
+    pub fn artefact_path(&self) -> Option<&std::path::Path> {
+        self.artefact.as_deref()
     }
 
     /// The flows `source` declares, found by loading it in a fresh instance
