@@ -9,10 +9,12 @@
 //!   events a run emits through its sink.
 //! - `flowdef`: what a module declares (`FlowInfo`) and input checking.
 //! - `cli`: the `hero_logic` command line; `render` prints a run as a tree.
+//! - `bench`: `hero_logic bench`, the sandbox measured against native python3.
 //!
 //! The guest (CPython + the `hero_logic` SDK) lives in `runtime/`; `build.rs`
 //! builds it into the component this crate embeds.
 
+pub mod bench;
 pub mod cli;
 pub mod flowdef;
 pub mod render;

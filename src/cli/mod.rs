@@ -26,7 +26,13 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a flow from a Python file in a fresh sandbox and print its span tree.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
+    /// Measure the sandbox against native python3; prints a table and a JSON line.
+    Bench {
+        /// A short run that checks the harness works (figures are noisy).
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 /// Per-run limits, as command-line flags. Unset flags keep the defaults.
@@ -121,7 +127,11 @@ pub fn main() -> ExitCode {
     let cache_dir = cli.cache_dir.clone().or_else(crate::sandbox::default_cache_dir);
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run::run(args, cache_dir).await,
+            Command::Run(args) => run::run(*args, cache_dir).await,
+            Command::Bench { quick } => crate::bench::run(crate::bench::BenchOptions { quick, cache_dir })
+                .await
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(|e| UsageError(format!("the benchmark failed: {e:#}"))),
         }
     });
     match result {

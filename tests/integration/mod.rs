@@ -1,4 +1,5 @@
 mod artefacts;
+mod bench;
 mod cli;
 mod escapes;
 mod library;

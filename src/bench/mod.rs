@@ -1,0 +1,479 @@
+//! `hero_logic bench`: measures the sandbox against a native `python3`
+//! baseline in one run on one machine, and prints a table and a final line of
+//! JSON with every figure. Targets come from ARCHITECTURE.md; the benchmark
+//! reports whether each is met, it does not judge them in tests.
+
+mod native;
+mod service;
+mod stats;
+
+use crate::flowdef::FlowInfo;
+use crate::sandbox::{ModuleFlows, Quotas, RunEnv, RunReport, RunRequest, Sandbox, SandboxOptions};
+use crate::trace::Status;
+use anyhow::{Context, Result, bail};
+use native::Native;
+use serde_json::{Map, Value, json};
+use service::BenchService;
+use stats::Latencies;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const TRIVIAL: &str = include_str!("../../bench/trivial.py");
+const SPANS: &str = include_str!("../../bench/spans.py");
+const PARK: &str = include_str!("../../bench/park.py");
+const CPU: &str = include_str!("../../bench/cpu.py");
+
+/// How much to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// A short run that checks the harness works; its figures are noisy.
+    pub quick: bool,
+    pub cache_dir: Option<PathBuf>,
+}
+
+struct Sizes {
+    latency_runs: usize,
+    throughput_runs: usize,
+    native_runs: usize,
+    parked_runs: usize,
+    spans: u64,
+    cpu_iterations: u64,
+}
+
+impl Sizes {
+    fn for_options(options: &BenchOptions) -> Sizes {
+        if options.quick {
+            Sizes {
+                latency_runs: 50,
+                throughput_runs: 100,
+                native_runs: 5,
+                parked_runs: 10,
+                spans: 2_000,
+                cpu_iterations: 100_000,
+            }
+        } else {
+            Sizes {
+                latency_runs: 2_000,
+                throughput_runs: 4_000,
+                native_runs: 50,
+                parked_runs: 100,
+                spans: 100_000,
+                cpu_iterations: 3_000_000,
+            }
+        }
+    }
+}
+
+/// One line of the table.
+struct Figure {
+    key: &'static str,
+    label: &'static str,
+    value: f64,
+    unit: &'static str,
+    /// The target, and whether the value meets it.
+    target: Option<(&'static str, bool)>,
+}
+
+/// A compiled flow module ready to run many times.
+struct Prepared {
+    source: Arc<str>,
+    info: FlowInfo,
+    env: RunEnv,
+}
+
+struct Harness {
+    sandbox: Sandbox,
+    service: Arc<BenchService>,
+}
+
+impl Harness {
+    async fn prepare(&self, source: &str) -> Result<Prepared> {
+        let flows = self.sandbox.describe(source, &Quotas::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let source: Arc<str> = Arc::from(source);
+        let env = RunEnv {
+            services: self.service.clone(),
+            flows: Arc::new(ModuleFlows { source: source.clone(), flows: flows.clone() }),
+        };
+        Ok(Prepared { source, info: flows[0].clone(), env })
+    }
+
+    /// One run with a fresh instance; events go to a channel nobody reads
+    /// until the run is over, as the CLI does.
+    async fn run(&self, flow: &Prepared, input: Value, quotas: Quotas) -> Result<RunReport> {
+        let (sink, mut events) = tokio::sync::mpsc::unbounded_channel();
+        let request = RunRequest {
+            run_id: uuid::Uuid::now_v7().to_string(),
+            source: flow.source.clone(),
+            flow: flow.info.name.clone(),
+            line: flow.info.line,
+            input: flow.info.check_input(&input)?,
+            quotas,
+            env: flow.env.clone(),
+            sink,
+            cancel: CancellationToken::new(),
+        };
+        let report = self.sandbox.run(request).await;
+        events.close();
+        if report.status != Status::Ok {
+            bail!("benchmark run of {} ended {}: {:?}", flow.info.name, report.status, report.error);
+        }
+        Ok(report)
+    }
+}
+
+pub async fn run(options: BenchOptions) -> Result<()> {
+    let sizes = Sizes::for_options(&options);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "hero_logic bench{} on {cores} cores; wasmtime {}",
+        if options.quick { " --quick" } else { "" },
+        crate::sandbox::WASMTIME_VERSION
+    );
+
+    let sandbox = Sandbox::new(&SandboxOptions { cache_dir: options.cache_dir.clone(), ..SandboxOptions::default() })?;
+    let harness = Arc::new(Harness { sandbox, service: Arc::new(BenchService::new()) });
+    let native = Native::find()?;
+    let mut figures = Vec::new();
+
+    // Trivial flow, fresh sandbox per run: latency, one run at a time.
+    let trivial = Arc::new(harness.prepare(TRIVIAL).await?);
+    for n in 0..20 {
+        harness.run(&trivial, json!({"n": n}), Quotas::default()).await?;
+    }
+    let mut samples = Vec::with_capacity(sizes.latency_runs);
+    for n in 0..sizes.latency_runs {
+        let started = Instant::now();
+        harness.run(&trivial, json!({"n": n}), Quotas::default()).await?;
+        samples.push(started.elapsed());
+    }
+    let sandbox_latency = Latencies::new(&samples);
+    figures.push(Figure {
+        key: "trivial_p50_ms",
+        label: "trivial flow p50, fresh sandbox",
+        value: sandbox_latency.p50(),
+        unit: "ms",
+        target: Some(("<= 1 ms", sandbox_latency.p50() <= 1.0)),
+    });
+    figures.push(Figure {
+        key: "trivial_p99_ms",
+        label: "trivial flow p99",
+        value: sandbox_latency.p99(),
+        unit: "ms",
+        target: None,
+    });
+
+    // Throughput with 1 and with N concurrent workers.
+    let one = throughput(&harness, &trivial, 1, sizes.throughput_runs).await?;
+    let many = throughput(&harness, &trivial, cores, sizes.throughput_runs).await?;
+    figures.push(Figure {
+        key: "trivial_runs_per_s_1",
+        label: "trivial runs/s, 1 worker",
+        value: one,
+        unit: "runs/s",
+        target: None,
+    });
+    figures.push(Figure {
+        key: "trivial_runs_per_s_n",
+        label: "trivial runs/s, N workers",
+        value: many,
+        unit: "runs/s",
+        target: Some((">= 1,500 on 2 cores", many >= 1500.0 * cores as f64 / 2.0)),
+    });
+    figures.push(Figure {
+        key: "scaling_n_over_1",
+        label: "scaling, N workers / 1",
+        value: many / one,
+        unit: "x",
+        target: None,
+    });
+
+    // The native baseline, in the same run.
+    if let Some(native) = &native {
+        let flow_file = native.write_flow("trivial.py", TRIVIAL)?;
+        native.run(&flow_file, "trivial", r#"{"n": 1}"#)?;
+        let mut samples = Vec::with_capacity(sizes.native_runs);
+        let started = Instant::now();
+        for n in 0..sizes.native_runs {
+            samples.push(native.run(&flow_file, "trivial", &format!(r#"{{"n": {n}}}"#))?.0);
+        }
+        let native_per_s = sizes.native_runs as f64 / started.elapsed().as_secs_f64();
+        let native_latency = Latencies::new(&samples);
+        let ratio = native_latency.p50() / sandbox_latency.p50();
+        figures.push(Figure {
+            key: "native_p50_ms",
+            label: "native python3 per run p50",
+            value: native_latency.p50(),
+            unit: "ms",
+            target: None,
+        });
+        figures.push(Figure {
+            key: "native_runs_per_s_1",
+            label: "native python3 runs/s, 1 worker",
+            value: native_per_s,
+            unit: "runs/s",
+            target: None,
+        });
+        figures.push(Figure {
+            key: "native_over_sandbox_p50",
+            label: "native p50 / sandbox p50",
+            value: ratio,
+            unit: "x",
+            target: Some((">= 20x", ratio >= 20.0)),
+        });
+    }
+
+    // Resident memory per additional live run.
+    let per_run = memory_per_live_run(&harness, sizes.parked_runs).await?;
+    // PSS counts a page shared by several mappings once; RSS counts it once
+    // per mapping, and every instance maps the same copy-on-write image.
+    figures.push(Figure {
+        key: "pss_per_live_run_mib",
+        label: "resident memory (PSS) per live run",
+        value: per_run.pss_mib,
+        unit: "MiB",
+        target: Some(("<= 2 MiB", per_run.pss_mib <= 2.0)),
+    });
+    figures.push(Figure {
+        key: "rss_per_live_run_mib",
+        label: "RSS per live run (shared counted)",
+        value: per_run.rss_mib,
+        unit: "MiB",
+        target: None,
+    });
+    figures.push(Figure {
+        key: "private_per_live_run_mib",
+        label: "private memory per live run",
+        value: per_run.private_mib,
+        unit: "MiB",
+        target: None,
+    });
+
+    // Span path: spans recorded per second by a flow emitting many.
+    let spans_flow = harness.prepare(SPANS).await?;
+    let quotas = Quotas { spans: sizes.spans + 10, cpu_time_ms: 600_000, wall_time_ms: 600_000, ..Quotas::default() };
+    let started = Instant::now();
+    harness.run(&spans_flow, json!({"count": sizes.spans}), quotas).await?;
+    let spans_per_s = sizes.spans as f64 / started.elapsed().as_secs_f64();
+    figures.push(Figure {
+        key: "spans_recorded_per_s",
+        label: "spans recorded per second",
+        value: spans_per_s,
+        unit: "spans/s",
+        target: Some((">= 100,000", spans_per_s >= 100_000.0)),
+    });
+
+    // CPU-bound Python: the price of isolation.
+    let cpu = harness.prepare(CPU).await?;
+    let quotas = Quotas { cpu_time_ms: 600_000, wall_time_ms: 600_000, ..Quotas::default() };
+    let report = harness.run(&cpu, json!({"iterations": sizes.cpu_iterations}), quotas).await?;
+    let sandbox_cpu_s =
+        report.output.as_ref().and_then(|o| o["seconds"].as_f64()).context("cpu flow reports seconds")?;
+    figures.push(Figure {
+        key: "cpu_loop_sandbox_s",
+        label: "CPU loop in the sandbox",
+        value: sandbox_cpu_s,
+        unit: "s",
+        target: None,
+    });
+    if let Some(native) = &native {
+        let flow_file = native.write_flow("cpu.py", CPU)?;
+        let (_, out) = native.run(&flow_file, "cpu_loop", &format!(r#"{{"iterations": {}}}"#, sizes.cpu_iterations))?;
+        let native_cpu_s = serde_json::from_str::<Value>(&out)?["seconds"].as_f64().context("native cpu seconds")?;
+        figures.push(Figure {
+            key: "cpu_loop_native_s",
+            label: "CPU loop in native python3",
+            value: native_cpu_s,
+            unit: "s",
+            target: None,
+        });
+        figures.push(Figure {
+            key: "cpu_sandbox_over_native",
+            label: "CPU loop, sandbox / native",
+            value: sandbox_cpu_s / native_cpu_s,
+            unit: "x",
+            target: None,
+        });
+    }
+
+    // Cold start: process start to first run finished.
+    let (without_cache, with_cache) = cold_start(options.cache_dir.as_deref())?;
+    figures.push(Figure {
+        key: "cold_start_no_cache_ms",
+        label: "cold start, no artefact cache",
+        value: without_cache,
+        unit: "ms",
+        target: None,
+    });
+    figures.push(Figure {
+        key: "cold_start_cached_ms",
+        label: "cold start, cached artefact",
+        value: with_cache,
+        unit: "ms",
+        target: None,
+    });
+
+    print_report(&figures, native.as_ref(), cores, options.quick);
+    Ok(())
+}
+
+async fn throughput(harness: &Arc<Harness>, flow: &Arc<Prepared>, workers: usize, runs: usize) -> Result<f64> {
+    let started = Instant::now();
+    let per_worker = runs.div_ceil(workers);
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let harness = harness.clone();
+            let flow = flow.clone();
+            tokio::spawn(async move {
+                for n in 0..per_worker {
+                    harness.run(&flow, json!({"n": n}), Quotas::default()).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok((per_worker * workers) as f64 / started.elapsed().as_secs_f64())
+}
+
+struct MemoryPerRun {
+    pss_mib: f64,
+    rss_mib: f64,
+    private_mib: f64,
+}
+
+async fn memory_per_live_run(harness: &Arc<Harness>, count: usize) -> Result<MemoryPerRun> {
+    let parked = Arc::new(harness.prepare(PARK).await?);
+    let before = memory_now()?;
+    let runs: Vec<_> = (0..count)
+        .map(|_| {
+            let harness = harness.clone();
+            let parked = parked.clone();
+            tokio::spawn(async move { harness.run(&parked, json!({}), Quotas::default()).await })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while harness.service.parked() < count {
+        if Instant::now() > deadline {
+            bail!("only {} of {count} runs reached bench.park", harness.service.parked());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let after = memory_now()?;
+    harness.service.release_all();
+    for run in runs {
+        run.await??;
+    }
+    let per = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / count as f64 / (1024.0 * 1024.0);
+    Ok(MemoryPerRun {
+        pss_mib: per(before.pss, after.pss),
+        rss_mib: per(before.rss, after.rss),
+        private_mib: per(before.private, after.private),
+    })
+}
+
+struct Memory {
+    pss: u64,
+    rss: u64,
+    private: u64,
+}
+
+/// Proportional, resident and private bytes of this process, from smaps_rollup.
+fn memory_now() -> Result<Memory> {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup").context("read /proc/self/smaps_rollup")?;
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    Ok(Memory { pss: field("Pss:"), rss: field("Rss:"), private: field("Private_Clean:") + field("Private_Dirty:") })
+}
+
+/// Milliseconds from starting `hero_logic run` to its exit, with an empty
+/// artefact cache and then with the one that run left behind.
+fn cold_start(_cache_dir: Option<&Path>) -> Result<(f64, f64)> {
+    let exe = std::env::current_exe().context("find the hero_logic executable")?;
+    let dir = tempfile::tempdir()?;
+    let flow = dir.path().join("cold.py");
+    std::fs::write(
+        &flow,
+        "from hero_logic import flow\n\n@flow()\ndef cold():\n    with flow.step('one'):\n        return 1\n",
+    )?;
+    let cache = dir.path().join("cache");
+    let time_one = || -> Result<f64> {
+        let started = Instant::now();
+        let status = std::process::Command::new(&exe)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .arg("run")
+            .arg(&flow)
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("the cold-start run failed");
+        }
+        Ok(started.elapsed().as_secs_f64() * 1000.0)
+    };
+    let without = time_one()?;
+    let with = time_one()?;
+    Ok((without, with))
+}
+
+fn print_report(figures: &[Figure], native: Option<&Native>, cores: usize, quick: bool) {
+    println!();
+    println!("{:<36} {:>14}  {:<8} {:<22}", "measure", "value", "unit", "target");
+    for figure in figures {
+        let (target, verdict) = match figure.target {
+            Some((text, true)) => (text, "met"),
+            Some((text, false)) => (text, "NOT met"),
+            None => ("", ""),
+        };
+        println!(
+            "{:<36} {:>14}  {:<8} {:<22} {}",
+            figure.label,
+            format_value(figure.value),
+            figure.unit,
+            target,
+            verdict
+        );
+    }
+    match native {
+        Some(native) => println!(
+            "\nbaseline: {} (Python {}) per run, pure-Python stand-in SDK",
+            native.python.display(),
+            native.version
+        ),
+        None => println!("\nbaseline: no python3 found; native figures left out"),
+    }
+    let mut all = Map::new();
+    for figure in figures {
+        all.insert(figure.key.to_string(), json!((figure.value * 1000.0).round() / 1000.0));
+    }
+    all.insert("cores".into(), json!(cores));
+    all.insert("quick".into(), json!(quick));
+    println!("{}", json!({"bench": all}));
+}
+
+fn format_value(value: f64) -> String {
+    if value >= 1000.0 {
+        let whole = value.round() as u64;
+        let text = whole.to_string();
+        let mut grouped = String::new();
+        for (i, c) in text.chars().enumerate() {
+            if i > 0 && (text.len() - i).is_multiple_of(3) {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        grouped
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.3}")
+    }
+}

@@ -1,0 +1,29 @@
+//! The benchmark harness runs, in its short mode, and reports every figure.
+//! Its numbers are not judged here: figures come from the benchmark itself.
+
+use super::support::hero_logic;
+
+#[test]
+fn bench_quick_prints_a_table_and_a_json_line_with_every_figure() {
+    let output = hero_logic().args(["bench", "--quick"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("trivial flow p50, fresh sandbox"), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    let figures: serde_json::Value = serde_json::from_str(last).expect("the last line is JSON");
+    let figures = &figures["bench"];
+    for key in [
+        "trivial_p50_ms",
+        "trivial_p99_ms",
+        "trivial_runs_per_s_1",
+        "trivial_runs_per_s_n",
+        "pss_per_live_run_mib",
+        "spans_recorded_per_s",
+        "cpu_loop_sandbox_s",
+        "cold_start_no_cache_ms",
+        "cold_start_cached_ms",
+    ] {
+        assert!(figures[key].as_f64().is_some_and(|v| v > 0.0), "{key} missing or zero in {figures}");
+    }
+    assert_eq!(figures["quick"], true);
+}
