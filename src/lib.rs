@@ -5,9 +5,14 @@
 //!
 //! - `sandbox`: the wasmtime engine, the guest component, a fresh instance per
 //!   run, the host functions, quotas, and `Sandbox::run` / `Sandbox::describe`.
-//! - `trace`: the span record, the per-run span stack (`Recorder`) and the
-//!   events a run emits through its sink.
+//! - `trace`: the span record, the per-run span stack (`Recorder`), the events
+//!   a run emits through its sink, and the event bus watchers subscribe to.
 //! - `flowdef`: what a module declares (`FlowInfo`) and input checking.
+//! - `store`: SQLite (WAL): schema, the batched writer thread, reads, replay.
+//! - `scheduler`: the bounded run queue and each run's life from queued to stored.
+//! - `http`: the axum routes (flows, runs, WebSocket streams, metrics), `AppError`.
+//! - `server`: `serve(listener, config, shutdown)`, wiring it all together.
+//! - `metrics`: counters for `/metrics`.
 //! - `cli`: the `hero_logic` command line; `render` prints a run as a tree.
 //! - `bench`: `hero_logic bench`, the sandbox measured against native python3.
 //!
@@ -17,6 +22,11 @@
 pub mod bench;
 pub mod cli;
 pub mod flowdef;
+pub mod http;
+pub mod metrics;
 pub mod render;
 pub mod sandbox;
+pub mod scheduler;
+pub mod server;
+pub mod store;
 pub mod trace;

@@ -97,7 +97,7 @@ impl Tree<'_> {
 fn icon(status: Status) -> &'static str {
     match status {
         Status::Ok => "✓",
-        Status::Running => "…",
+        Status::Queued | Status::Running => "…",
         Status::Failed => "✗",
         Status::TimedOut => "⏱",
         Status::Cancelled => "⊘",

@@ -2,6 +2,7 @@
 //! subcommand lives in its own module.
 
 mod run;
+mod serve;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Serve the HTTP API, the live span stream and the UI.
+    Serve(Box<serve::ServeArgs>),
     /// Run a flow from a Python file in a fresh sandbox and print its span tree.
     Run(Box<run::RunArgs>),
     /// Measure the sandbox against native python3; prints a table and a JSON line.
@@ -127,6 +130,7 @@ pub fn main() -> ExitCode {
     let cache_dir = cli.cache_dir.clone().or_else(crate::sandbox::default_cache_dir);
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => serve::run(*args, cache_dir).await,
             Command::Run(args) => run::run(*args, cache_dir).await,
             Command::Bench { quick } => crate::bench::run(crate::bench::BenchOptions { quick, cache_dir })
                 .await

@@ -116,9 +116,9 @@ pub struct ResolvedFlow {
 
 /// Finds flows by name for `flow.invoke`.
 pub trait FlowResolver: Send + Sync {
-    fn resolve(&self, name: &str) -> Option<ResolvedFlow>;
+    fn resolve<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Option<ResolvedFlow>>;
     /// The names it knows, for the "unknown flow" message.
-    fn names(&self) -> Vec<String>;
+    fn names(&self) -> BoxFuture<'_, Vec<String>>;
 }
 
 /// The flows of one module: what `hero_logic run FILE.py` can invoke.
@@ -127,14 +127,20 @@ pub struct ModuleFlows {
     pub flows: Vec<FlowInfo>,
 }
 
-impl FlowResolver for ModuleFlows {
-    fn resolve(&self, name: &str) -> Option<ResolvedFlow> {
+impl ModuleFlows {
+    pub fn find(&self, name: &str) -> Option<ResolvedFlow> {
         let info = self.flows.iter().find(|f| f.name == name)?;
         Some(ResolvedFlow { source: self.source.clone(), info: info.clone() })
     }
+}
 
-    fn names(&self) -> Vec<String> {
-        self.flows.iter().map(|f| f.name.clone()).collect()
+impl FlowResolver for ModuleFlows {
+    fn resolve<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Option<ResolvedFlow>> {
+        Box::pin(async move { self.find(name) })
+    }
+
+    fn names(&self) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async move { self.flows.iter().map(|f| f.name.clone()).collect() })
     }
 }
 

@@ -288,8 +288,9 @@ impl Host for HostState {
         if depth >= limit {
             return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::SubflowDepth, u64::from(limit))));
         }
-        let Some(callee) = self.run.env.flows.resolve(&flow) else {
-            let known = self.run.env.flows.names();
+        let resolver = self.run.env.flows.clone();
+        let Some(callee) = resolver.resolve(&flow).await else {
+            let known = resolver.names().await;
             let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
             let error =
                 json!({"type": "UnknownFlow", "message": format!("unknown flow '{flow}' (known flows: {known})")});

@@ -3,6 +3,7 @@
 //! One span record serves SQLite, the JSON API, the WebSocket and the CLI's
 //! `--json` output, so a span looks the same wherever it is read.
 
+pub mod bus;
 mod recorder;
 
 pub use recorder::{Recorder, SpanStackError};
@@ -29,6 +30,8 @@ pub enum SpanKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// A run accepted and waiting for a free worker (runs only, never spans).
+    Queued,
     Running,
     Ok,
     Failed,
@@ -42,6 +45,7 @@ pub enum Status {
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Queued => "queued",
             Status::Running => "running",
             Status::Ok => "ok",
             Status::Failed => "failed",
@@ -50,6 +54,17 @@ impl Status {
             Status::QuotaExceeded => "quota_exceeded",
             Status::Interrupted => "interrupted",
         }
+    }
+}
+
+impl Status {
+    pub fn parse(name: &str) -> Option<Status> {
+        serde_json::from_value(Value::String(name.to_string())).ok()
+    }
+
+    /// Whether a run or span in this state is over.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Status::Queued | Status::Running)
     }
 }
 

@@ -1,0 +1,84 @@
+//! `hero_logic serve`: the HTTP API and the live span stream.
+
+use super::{QuotaArgs, UsageError};
+use crate::sandbox::Quotas;
+use crate::scheduler::SchedulerConfig;
+use crate::server::{ServerConfig, serve};
+use clap::Args;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one (the line printed at
+    /// start says which).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Where the SQLite database lives.
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Require `Authorization: Bearer TOKEN` on every request that changes
+    /// anything. Needed to listen on a non-loopback address.
+    #[arg(long, env = "HERO_LOGIC_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Runs executing at once [default: 4 per core]
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<usize>,
+    /// Runs waiting for a worker before new ones get HTTP 429 [default: 256]
+    #[arg(long, value_name = "N")]
+    pub queue_capacity: Option<usize>,
+    /// Seconds running runs may go on after SIGINT/SIGTERM before they are cancelled.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub shutdown_grace: u64,
+    /// The most any run may ask for (a request asking more gets these).
+    #[command(flatten)]
+    pub max: QuotaArgs,
+}
+
+pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, UsageError> {
+    let token = args.token.filter(|t| !t.is_empty());
+    if !args.addr.ip().is_loopback() && token.is_none() {
+        return Err(UsageError(format!(
+            "refusing to listen on {} without a token: set --token or HERO_LOGIC_TOKEN, or listen on a loopback address",
+            args.addr
+        )));
+    }
+    let mut scheduler = SchedulerConfig::default();
+    scheduler.max_concurrent = args.max_concurrent.unwrap_or(scheduler.max_concurrent).max(1);
+    scheduler.queue_capacity = args.queue_capacity.unwrap_or(scheduler.queue_capacity);
+    let mut config = ServerConfig::new(args.data_dir);
+    config.cache_dir = cache_dir;
+    config.token = token;
+    config.scheduler = scheduler;
+    config.max_quotas = args.max.apply(Quotas::default()).map_err(UsageError)?;
+    config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace);
+
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| UsageError(format!("cannot listen on {}: {e}", args.addr)))?;
+    let addr = listener.local_addr().map_err(|e| UsageError(format!("cannot read the bound address: {e}")))?;
+    println!("listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+    match serve(listener, config, shutdown_signal()).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(error) => Err(UsageError(format!("the server stopped: {error:#}"))),
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(_) => {
+            let _ = interrupt.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

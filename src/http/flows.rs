@@ -1,0 +1,103 @@
+//! `/api/flows`: upload a module, list the library, read and delete a flow.
+
+use super::AppState;
+use super::error::{AppError, Body, QueryParams};
+use crate::flowdef::{FlowInfo, ModuleError};
+use crate::sandbox::Quotas;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The module a request sends: the raw text, or JSON `{"source": ...}`.
+fn source_of(headers: &HeaderMap, body: &[u8]) -> Result<String, AppError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if content_type.starts_with("application/json") {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Upload {
+            source: String,
+        }
+        let upload: Upload = super::error::parse_json(body)?;
+        return Ok(upload.source);
+    }
+    String::from_utf8(body.to_vec())
+        .map_err(|_| AppError::bad_request("invalid_source", "the module source is not UTF-8"))
+}
+
+/// A module that cannot be described, as a 400 naming its line.
+pub fn invalid_module(error: ModuleError) -> AppError {
+    let mut response = AppError::bad_request("invalid_flow", error.one_line()).with_detail("type", json!(error.kind));
+    if let Some(line) = error.line {
+        response = response.with_detail("line", json!(line));
+    }
+    if let Some(column) = error.column {
+        response = response.with_detail("column", json!(column));
+    }
+    response
+}
+
+/// Describe `source` in the sandbox: the flows it declares.
+pub async fn describe(state: &AppState, source: &str) -> Result<Vec<FlowInfo>, AppError> {
+    if source.trim().is_empty() {
+        return Err(AppError::bad_request("invalid_flow", "the module is empty"));
+    }
+    state.sandbox.describe(source, &Quotas::default()).await.map_err(invalid_module)
+}
+
+pub async fn upload(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<impl IntoResponse, AppError> {
+    let source = source_of(&headers, &body)?;
+    let flows = describe(&state, &source).await?;
+    let saved = state.store.save_module(source, flows).await?;
+    let status = if saved.iter().any(|f| f.created) { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(json!({ "flows": saved }))))
+}
+
+pub async fn list(State(state): State<Arc<AppState>>) -> Result<impl IntoResponse, AppError> {
+    Ok(Json(json!({ "flows": state.store.flows().await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionQuery {
+    version: Option<u32>,
+}
+
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    QueryParams(query): QueryParams<VersionQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let versions = state.store.flow_versions(&name).await?;
+    if versions.is_empty() {
+        return Err(AppError::not_found(format!("no flow named '{name}'")));
+    }
+    let Some(flow) = state.store.flow(&name, query.version).await? else {
+        let known: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
+        return Err(AppError::not_found(format!(
+            "flow '{name}' has no version {} (versions: {})",
+            query.version.unwrap_or_default(),
+            known.join(", ")
+        )));
+    };
+    let mut body = serde_json::to_value(&flow).unwrap_or(Value::Null);
+    body["versions"] = json!(versions);
+    Ok(Json(body))
+}
+
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    match state.store.delete_flow(&name).await? {
+        0 => Err(AppError::not_found(format!("no flow named '{name}'"))),
+        removed => Ok(Json(json!({ "name": name, "versions_removed": removed }))),
+    }
+}

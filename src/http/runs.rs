@@ -1,0 +1,243 @@
+//! `/api/runs`: start a run (of a stored flow, or of source from the editor),
+//! list and read runs, their spans and logs, cancel one, export it as OTLP.
+
+use super::AppState;
+use super::error::{AppError, JsonBody, QueryParams};
+use crate::sandbox::{ModuleFlows, Quotas};
+use crate::scheduler::{StartRun, SubmitError};
+use crate::store::{RunFilter, RunRecord, sha256_hex};
+use crate::trace::Status;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    /// A stored flow, or (with `source`) which flow of the source to run.
+    flow: Option<String>,
+    version: Option<u32>,
+    /// A module's source, run without storing it as a flow (the editor).
+    source: Option<String>,
+    #[serde(default)]
+    input: Value,
+    quotas: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartQuery {
+    #[serde(default)]
+    wait: bool,
+}
+
+/// The run's quotas: the defaults, overridden by what the request asks,
+/// each capped by the server's maxima.
+pub fn effective_quotas(requested: Option<Value>, maxima: &Quotas) -> Result<Quotas, AppError> {
+    let asked: Quotas = match requested {
+        None | Some(Value::Null) => Quotas::default(),
+        Some(value @ Value::Object(_)) => serde_json::from_value(value)
+            .map_err(|e| AppError::bad_request("invalid_quotas", format!("quotas: {e}")))?,
+        Some(_) => return Err(AppError::bad_request("invalid_quotas", "quotas must be a JSON object")),
+    };
+    for (name, value) in
+        [("wall_time_ms", asked.wall_time_ms), ("cpu_time_ms", asked.cpu_time_ms), ("memory_bytes", asked.memory_bytes)]
+    {
+        if value == 0 {
+            return Err(AppError::bad_request("invalid_quotas", format!("quotas: {name} must be greater than 0")));
+        }
+    }
+    Ok(Quotas {
+        wall_time_ms: asked.wall_time_ms.min(maxima.wall_time_ms),
+        cpu_time_ms: asked.cpu_time_ms.min(maxima.cpu_time_ms),
+        memory_bytes: asked.memory_bytes.min(maxima.memory_bytes),
+        rpc_calls: asked.rpc_calls.min(maxima.rpc_calls),
+        spans: asked.spans.min(maxima.spans),
+        log_bytes: asked.log_bytes.min(maxima.log_bytes),
+        output_bytes: asked.output_bytes.min(maxima.output_bytes),
+        subflow_depth: asked.subflow_depth.min(maxima.subflow_depth),
+        input_bytes: asked.input_bytes.min(maxima.input_bytes),
+    })
+}
+
+pub async fn start(
+    State(state): State<Arc<AppState>>,
+    QueryParams(query): QueryParams<StartQuery>,
+    JsonBody(body): JsonBody<StartBody>,
+) -> Result<Response, AppError> {
+    let quotas = effective_quotas(body.quotas, &state.max_quotas)?;
+    let (source, version, info, module) = match (body.source, &body.flow) {
+        (Some(source), _) => {
+            if body.version.is_some() {
+                return Err(AppError::bad_request("invalid_request", "version applies to stored flows, not to source"));
+            }
+            let flows = super::flows::describe(&state, &source).await?;
+            let names = || flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
+            let info = match &body.flow {
+                Some(name) => flows.iter().find(|f| &f.name == name).cloned().ok_or_else(|| {
+                    AppError::bad_request(
+                        "unknown_flow",
+                        format!("the source declares no flow named '{name}' (it declares: {})", names()),
+                    )
+                })?,
+                None if flows.len() == 1 => flows[0].clone(),
+                None => {
+                    return Err(AppError::bad_request(
+                        "ambiguous_flow",
+                        format!("the source declares several flows ({}); name one in \"flow\"", names()),
+                    ));
+                }
+            };
+            let source: Arc<str> = Arc::from(source);
+            let module = ModuleFlows { source: source.clone(), flows };
+            (source, None, info, Some(module))
+        }
+        (None, Some(name)) => {
+            let Some(stored) = state.store.flow(name, body.version).await? else {
+                return Err(match body.version {
+                    Some(version) => AppError::not_found(format!("flow '{name}' has no version {version}")),
+                    None => AppError::not_found(format!("no flow named '{name}'")),
+                });
+            };
+            (Arc::from(stored.source), Some(stored.version), stored.info, None)
+        }
+        (None, None) => {
+            return Err(AppError::bad_request("invalid_request", "name a stored flow in \"flow\", or send \"source\""));
+        }
+    };
+    let input_bytes = body.input.to_string().len() as u64;
+    if input_bytes > quotas.input_bytes {
+        return Err(AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "input_too_large",
+            format!("the input is {input_bytes} bytes; the input_bytes quota is {}", quotas.input_bytes),
+        ));
+    }
+    let input = info.check_input(&body.input).map_err(|e| AppError::bad_request("invalid_input", e.to_string()))?;
+    let start = StartRun {
+        flow: info.name.clone(),
+        version,
+        source_sha256: sha256_hex(&source),
+        source,
+        line: info.line,
+        input,
+        quotas,
+        module,
+    };
+    let submitted = state.scheduler.submit(start).map_err(|e| match e {
+        SubmitError::QueueFull { retry_after_secs } => {
+            AppError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", "too many runs are waiting; try again shortly")
+                .with_header(header::RETRY_AFTER, &retry_after_secs.to_string())
+        }
+        SubmitError::ShuttingDown => {
+            AppError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
+        }
+    })?;
+    if query.wait {
+        let finished =
+            submitted.finished.await.map_err(|_| anyhow::anyhow!("the run's task ended without a result"))?;
+        return Ok((StatusCode::OK, Json(finished)).into_response());
+    }
+    let run_id = submitted.run.run_id.clone();
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, format!("/api/runs/{run_id}"))],
+        Json(json!({"run_id": run_id, "status": submitted.run.status, "events": format!("/api/runs/{run_id}/events")})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    flow: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+    /// `next` from the previous page.
+    before: Option<i64>,
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(name) => Some(Status::parse(name).ok_or_else(|| {
+            AppError::bad_request(
+                "invalid_query",
+                format!("unknown status '{name}' (queued, running, ok, failed, timed_out, cancelled, quota_exceeded, interrupted)"),
+            )
+        })?),
+    };
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(AppError::bad_request("invalid_query", "limit must be between 1 and 500"));
+    }
+    let runs = state.store.runs(RunFilter { flow: query.flow, status, before_us: query.before, limit }).await?;
+    let next = if runs.len() == limit as usize { runs.last().map(|r| r.created_us) } else { None };
+    Ok(Json(json!({ "runs": runs, "next": next })))
+}
+
+async fn known_run(state: &AppState, run_id: &str) -> Result<RunRecord, AppError> {
+    state.store.run(run_id).await?.ok_or_else(|| AppError::not_found(format!("no run with id '{run_id}'")))
+}
+
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(run_id): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    Ok(Json(known_run(&state, &run_id).await?))
+}
+
+pub async fn spans(
+    State(state): State<Arc<AppState>>,
+    Path(run_id): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    known_run(&state, &run_id).await?;
+    Ok(Json(json!({ "spans": state.store.spans(&run_id).await? })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    #[serde(default)]
+    after_seq: u64,
+}
+
+pub async fn logs(
+    State(state): State<Arc<AppState>>,
+    Path(run_id): Path<String>,
+    QueryParams(query): QueryParams<LogsQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    known_run(&state, &run_id).await?;
+    Ok(Json(json!({ "logs": state.store.logs(&run_id, query.after_seq).await? })))
+}
+
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    Path(run_id): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    if state.scheduler.cancel(&run_id) {
+        return Ok((StatusCode::ACCEPTED, Json(json!({"run_id": run_id, "status": "cancelling"}))));
+    }
+    let run = known_run(&state, &run_id).await?;
+    Err(AppError::new(
+        StatusCode::CONFLICT,
+        "already_finished",
+        format!("run '{run_id}' has already ended {}", run.status),
+    ))
+}
+
+pub async fn otlp(
+    State(state): State<Arc<AppState>>,
+    Path(run_id): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    let run = known_run(&state, &run_id).await?;
+    let spans = state.store.spans(&run_id).await?;
+    Ok(Json(super::otlp::export(&run, &spans)))
+}

@@ -1,0 +1,156 @@
+//! WebSockets: `/api/runs/{id}/events` streams one run's events, everything
+//! so far then live, each exactly once in seq order; `/api/events` streams
+//! run-level events for live run lists.
+
+use super::AppState;
+use super::error::{AppError, QueryParams};
+use crate::scheduler::run_finished_event;
+use crate::trace::bus::RunChannel;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+/// A watcher further than this many events behind a live run is told it
+/// lagged and disconnected; it re-joins with `?from_seq=` where it stopped.
+pub const MAX_EVENTS_BEHIND: u64 = 50_000;
+
+/// Events sent per read of the run's history.
+const BATCH: usize = 512;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Send only events with a greater seq (re-joining after a lag).
+    #[serde(default)]
+    from_seq: u64,
+}
+
+/// Where a run's events come from: the bus while it is live, the store after.
+enum Source {
+    Live(Arc<RunChannel>),
+    Stored(Vec<Arc<str>>),
+}
+
+pub async fn run_events(
+    ws: WebSocketUpgrade,
+    State(state): State<Arc<AppState>>,
+    Path(run_id): Path<String>,
+    QueryParams(query): QueryParams<EventsQuery>,
+) -> Result<Response, AppError> {
+    // The bus keeps a run's history until the store holds the finished run,
+    // so a run missing from the bus is complete in the store.
+    let source = match state.bus.get(&run_id) {
+        Some(channel) => Source::Live(channel),
+        None => {
+            let (run, events) = state
+                .store
+                .replay(&run_id)
+                .await?
+                .ok_or_else(|| AppError::not_found(format!("no run with id '{run_id}'")))?;
+            let mut texts: Vec<Arc<str>> =
+                events.iter().map(|event| Arc::from(serde_json::to_string(event).unwrap_or_default())).collect();
+            if run.status.is_final() {
+                texts.push(run_finished_event(&run));
+            }
+            Source::Stored(texts)
+        }
+    };
+    let shutdown = state.shutdown.clone();
+    Ok(ws.on_upgrade(move |socket| stream_run(socket, source, query.from_seq, shutdown)))
+}
+
+async fn send(socket: &mut WebSocket, text: &Arc<str>) -> bool {
+    socket.send(Message::Text(Utf8Bytes::from(text.as_ref()))).await.is_ok()
+}
+
+async fn stream_run(mut socket: WebSocket, source: Source, from_seq: u64, shutdown: CancellationToken) {
+    match source {
+        Source::Stored(events) => {
+            for event in events.iter().skip(from_seq as usize) {
+                if !send(&mut socket, event).await {
+                    return;
+                }
+            }
+        }
+        Source::Live(channel) => {
+            let mut cursor = from_seq;
+            loop {
+                let batch = channel.read_after(cursor, BATCH);
+                if !batch.is_empty() {
+                    for event in &batch {
+                        if !send(&mut socket, event).await {
+                            return;
+                        }
+                        cursor += 1;
+                    }
+                    let (latest, finished) = channel.wait_after(0).await;
+                    if !finished && latest.saturating_sub(cursor) > MAX_EVENTS_BEHIND {
+                        let lagged = json!({
+                            "type": "lagged",
+                            "seq": cursor,
+                            "latest": latest,
+                            "message": "this watcher fell too far behind; re-join with ?from_seq=<seq>",
+                        });
+                        let _ = send(&mut socket, &Arc::from(lagged.to_string())).await;
+                        break;
+                    }
+                    continue;
+                }
+                if channel.is_finished() {
+                    break;
+                }
+                tokio::select! {
+                    _ = channel.wait_after(cursor) => {}
+                    _ = shutdown.cancelled() => break,
+                    message = socket.recv() => match message {
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                        Some(Ok(_)) => {}
+                    },
+                }
+            }
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
+
+pub async fn run_list_events(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
+    let events = state.bus.subscribe_runs();
+    let shutdown = state.shutdown.clone();
+    ws.on_upgrade(move |socket| stream_run_list(socket, events, shutdown))
+}
+
+async fn stream_run_list(
+    mut socket: WebSocket,
+    mut events: tokio::sync::broadcast::Receiver<Arc<str>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(text) => {
+                    if !send(&mut socket, &text).await {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    let lagged = json!({"type": "lagged", "missed": missed, "message": "reload the run list"});
+                    if !send(&mut socket, &Arc::from(lagged.to_string())).await {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => break,
+            },
+            _ = shutdown.cancelled() => break,
+            message = socket.recv() => match message {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}

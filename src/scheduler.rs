@@ -1,0 +1,311 @@
+//! The scheduler: accepts runs into a bounded queue, runs at most N at once,
+//! and carries each run through its life: stored as `queued`, started, its
+//! events published on the bus and written to the store, finished.
+
+use crate::metrics::Metrics;
+use crate::sandbox::{
+    BoxFuture, FlowResolver, ModuleFlows, Quotas, ResolvedFlow, RunEnv, RunRequest, Sandbox, ServiceCaller,
+};
+use crate::store::{RunRecord, Store, Write};
+use crate::trace::bus::{EventBus, RunChannel};
+use crate::trace::{RunEvent, Status, now_us};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// Runs executing at once.
+    pub max_concurrent: usize,
+    /// Runs waiting for a worker before new ones are refused (HTTP 429).
+    pub queue_capacity: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> SchedulerConfig {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        SchedulerConfig { max_concurrent: cores * 4, queue_capacity: 256 }
+    }
+}
+
+/// A run to start: its input already checked against the flow's inputs.
+pub struct StartRun {
+    pub flow: String,
+    pub version: Option<u32>,
+    pub source: Arc<str>,
+    pub source_sha256: String,
+    pub line: Option<u32>,
+    pub input: Map<String, Value>,
+    pub quotas: Quotas,
+    /// For a run of source sent from the editor, its module's flows, which
+    /// `flow.invoke` finds before stored ones.
+    pub module: Option<ModuleFlows>,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum SubmitError {
+    QueueFull { retry_after_secs: u64 },
+    ShuttingDown,
+}
+
+/// An accepted run: its record as stored, and its final record when it ends.
+pub struct Submitted {
+    pub run: RunRecord,
+    pub finished: oneshot::Receiver<RunRecord>,
+}
+
+pub struct Scheduler {
+    sandbox: Sandbox,
+    store: Arc<Store>,
+    bus: Arc<EventBus>,
+    metrics: Arc<Metrics>,
+    services: Arc<dyn ServiceCaller>,
+    config: SchedulerConfig,
+    permits: Arc<Semaphore>,
+    /// Accepted runs not yet holding a permit.
+    waiting: AtomicUsize,
+    /// Cancel handles of every accepted, unfinished run.
+    active: Mutex<HashMap<String, CancellationToken>>,
+    tasks: TaskTracker,
+    shutting_down: AtomicBool,
+}
+
+impl Scheduler {
+    pub fn new(
+        sandbox: Sandbox,
+        store: Arc<Store>,
+        bus: Arc<EventBus>,
+        metrics: Arc<Metrics>,
+        services: Arc<dyn ServiceCaller>,
+        config: SchedulerConfig,
+    ) -> Scheduler {
+        let permits = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
+        Scheduler {
+            sandbox,
+            store,
+            bus,
+            metrics,
+            services,
+            config,
+            permits,
+            waiting: AtomicUsize::new(0),
+            active: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    pub fn queued(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    pub fn running(&self) -> usize {
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).len().saturating_sub(self.queued())
+    }
+
+    pub fn submit(self: &Arc<Self>, start: StartRun) -> Result<Submitted, SubmitError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let admitted = self.waiting.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |waiting| {
+            let free_workers = self.permits.available_permits();
+            (waiting < self.config.queue_capacity + free_workers).then_some(waiting + 1)
+        });
+        if admitted.is_err() {
+            self.metrics.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
+            return Err(SubmitError::QueueFull { retry_after_secs: 1 });
+        }
+        let run = RunRecord {
+            run_id: uuid::Uuid::now_v7().to_string(),
+            flow: start.flow.clone(),
+            version: start.version,
+            source_sha256: start.source_sha256.clone(),
+            status: Status::Queued,
+            input: Value::Object(start.input.clone()),
+            output: None,
+            error: None,
+            usage: None,
+            quotas: start.quotas.clone(),
+            created_us: now_us(),
+            start_us: None,
+            end_us: None,
+            last_seq: 0,
+        };
+        let cancel = CancellationToken::new();
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(run.run_id.clone(), cancel.clone());
+        let channel = self.bus.open(&run.run_id);
+        self.store.write(Write::RunCreated { run: Box::new(run.clone()), source: start.source.clone() });
+        self.bus.announce(run_event("run_queued", &run));
+        let (done, finished) = oneshot::channel();
+        let scheduler = self.clone();
+        let record = run.clone();
+        self.tasks.spawn(async move { scheduler.execute(record, start, cancel, channel, done).await });
+        Ok(Submitted { run, finished })
+    }
+
+    /// Cancel a queued or running run. False when it is not going on.
+    pub fn cancel(&self, run_id: &str) -> bool {
+        match self.active.lock().unwrap_or_else(|p| p.into_inner()).get(run_id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Refuse new runs, let running ones finish for up to `grace`, then cancel
+    /// the rest, and wait until every run is stored.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            let tokens: Vec<_> = self.active.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+            tracing::warn!(runs = tokens.len(), "cancelling runs still going at shutdown");
+            for token in tokens {
+                token.cancel();
+            }
+            self.tasks.wait().await;
+        }
+    }
+
+    async fn execute(
+        self: Arc<Self>,
+        mut run: RunRecord,
+        start: StartRun,
+        cancel: CancellationToken,
+        channel: Arc<RunChannel>,
+        done: oneshot::Sender<RunRecord>,
+    ) {
+        let permit = tokio::select! {
+            permit = self.permits.clone().acquire_owned() => permit.ok(),
+            _ = cancel.cancelled() => None,
+        };
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let started = Instant::now();
+        let mut last_seq = 0;
+        match permit {
+            None => {
+                run.status = Status::Cancelled;
+                run.error = Some(
+                    json!({"type": "Cancelled", "message": "the run was cancelled before it started", "traceback": null}),
+                );
+                run.end_us = Some(now_us());
+            }
+            Some(_permit) => {
+                run.status = Status::Running;
+                run.start_us = Some(now_us());
+                self.store.write(Write::RunStarted { run_id: run.run_id.clone(), start_us: now_us() });
+                self.bus.announce(run_event("run_started", &run));
+                let (sink, mut events) = tokio::sync::mpsc::unbounded_channel();
+                let env = RunEnv {
+                    services: self.services.clone(),
+                    flows: Arc::new(StoredFlows { store: self.store.clone(), module: start.module }),
+                };
+                let request = RunRequest {
+                    run_id: run.run_id.clone(),
+                    source: start.source,
+                    flow: start.flow,
+                    line: start.line,
+                    input: start.input,
+                    quotas: start.quotas,
+                    env,
+                    sink,
+                    cancel,
+                };
+                let forward = async {
+                    while let Some(event) = events.recv().await {
+                        last_seq = event.seq();
+                        self.publish(&channel, event);
+                    }
+                };
+                let (report, ()) = tokio::join!(self.sandbox.run(request), forward);
+                run.status = report.status;
+                run.output = report.output;
+                run.error = report.error;
+                run.usage = Some(report.usage);
+                run.end_us = Some(report.end_us);
+            }
+        }
+        run.last_seq = last_seq + 1;
+        let (stored, committed) = oneshot::channel();
+        self.store.write(Write::RunFinished { run: Box::new(run.clone()), stored: Some(stored) });
+        let _ = committed.await;
+        channel.finish(run_finished_event(&run));
+        self.bus.close(&run.run_id);
+        self.bus.announce(run_event("run_finished", &run));
+        self.metrics.run_finished(run.status, started.elapsed().as_secs_f64());
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).remove(&run.run_id);
+        let _ = done.send(run);
+    }
+
+    fn publish(&self, channel: &RunChannel, event: RunEvent) {
+        let json: Arc<str> = Arc::from(serde_json::to_string(&event).unwrap_or_default());
+        channel.publish(json);
+        let write = match event {
+            RunEvent::SpanStarted { seq, span } => {
+                self.metrics.spans.fetch_add(1, Ordering::Relaxed);
+                Write::SpanStarted { span, seq }
+            }
+            RunEvent::SpanEnded { seq, span } => Write::SpanEnded { span, seq },
+            RunEvent::Log(line) => {
+                self.metrics.log_lines.fetch_add(1, Ordering::Relaxed);
+                Write::Log(line)
+            }
+        };
+        self.store.write(write);
+    }
+}
+
+/// `{"type": kind, "run": {...}}` for run-list watchers.
+pub fn run_event(kind: &str, run: &RunRecord) -> Arc<str> {
+    Arc::from(json!({"type": kind, "run": run}).to_string())
+}
+
+/// The last event of a run's stream: `{"type": "run_finished", "seq", ...the run}`.
+pub fn run_finished_event(run: &RunRecord) -> Arc<str> {
+    let mut event = json!({"type": "run_finished", "seq": run.last_seq});
+    if let (Value::Object(event), Ok(Value::Object(fields))) = (&mut event, serde_json::to_value(run)) {
+        for (key, value) in fields {
+            event.entry(key).or_insert(value);
+        }
+    }
+    Arc::from(event.to_string())
+}
+
+/// `flow.invoke` in a server run: the module's own flows first (for source
+/// from the editor), then the latest stored version of each flow.
+struct StoredFlows {
+    store: Arc<Store>,
+    module: Option<ModuleFlows>,
+}
+
+impl FlowResolver for StoredFlows {
+    fn resolve<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Option<ResolvedFlow>> {
+        Box::pin(async move {
+            if let Some(found) = self.module.as_ref().and_then(|m| m.find(name)) {
+                return Some(found);
+            }
+            let stored = self.store.flow(name, None).await.ok().flatten()?;
+            Some(ResolvedFlow { source: Arc::from(stored.source), info: stored.info })
+        })
+    }
+
+    fn names(&self) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let mut names: Vec<String> =
+                self.store.flows().await.unwrap_or_default().into_iter().map(|f| f.name).collect();
+            if let Some(module) = &self.module {
+                names.extend(module.flows.iter().map(|f| f.name.clone()));
+            }
+            names.sort();
+            names.dedup();
+            names
+        })
+    }
+}

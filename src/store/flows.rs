@@ -1,0 +1,183 @@
+//! Stored flows: every upload of a module stores each flow it declares as a
+//! new version, unless that flow's module source is unchanged.
+
+use super::Store;
+use super::rows::StoredFlow;
+use crate::flowdef::FlowInfo;
+use crate::trace::Status;
+use anyhow::Result;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// What an upload did to one flow.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SavedFlow {
+    pub name: String,
+    pub version: u32,
+    /// False when the flow's source was already the latest version.
+    pub created: bool,
+}
+
+/// A flow in the library list: its latest version.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlowSummary {
+    pub name: String,
+    pub version: u32,
+    pub description: Option<String>,
+    pub info: FlowInfo,
+    pub created_us: i64,
+    pub versions: u32,
+    pub last_run_status: Option<Status>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlowVersion {
+    pub version: u32,
+    pub source_sha256: String,
+    pub created_us: i64,
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn ensure_source(tx: &Transaction<'_>, sha256: &str, text: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT OR IGNORE INTO sources (sha256, text) VALUES (?1, ?2)")?
+        .execute(params![sha256, text])?;
+    Ok(())
+}
+
+fn save_module(
+    conn: &mut Connection,
+    source: &str,
+    flows: &[FlowInfo],
+    now_us: i64,
+) -> rusqlite::Result<Vec<SavedFlow>> {
+    let sha256 = sha256_hex(source);
+    let tx = conn.transaction()?;
+    ensure_source(&tx, &sha256, source)?;
+    let mut saved = Vec::new();
+    for info in flows {
+        let latest: Option<(u32, String)> = tx
+            .query_row(
+                "SELECT version, source_sha256 FROM flows WHERE name = ?1 ORDER BY version DESC LIMIT 1",
+                [&info.name],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        match latest {
+            Some((version, existing)) if existing == sha256 => {
+                saved.push(SavedFlow { name: info.name.clone(), version, created: false });
+            }
+            latest => {
+                let version = latest.map_or(1, |(v, _)| v + 1);
+                let info_json = serde_json::to_string(info).unwrap_or_default();
+                tx.execute(
+                    "INSERT INTO flows (name, version, source_sha256, info, created_us) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![info.name, version, sha256, info_json, now_us],
+                )?;
+                saved.push(SavedFlow { name: info.name.clone(), version, created: true });
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(saved)
+}
+
+const FLOW_SELECT: &str = "SELECT f.name, f.version, s.text, f.source_sha256, f.info, f.created_us
+     FROM flows f JOIN sources s ON s.sha256 = f.source_sha256";
+
+fn flow_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredFlow> {
+    let info: String = row.get(4)?;
+    Ok(StoredFlow {
+        name: row.get(0)?,
+        version: row.get(1)?,
+        source: row.get(2)?,
+        source_sha256: row.get(3)?,
+        info: serde_json::from_str(&info)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e)))?,
+        created_us: row.get(5)?,
+    })
+}
+
+impl Store {
+    /// Store every flow `source` declares; one transaction for the module.
+    pub async fn save_module(&self, source: String, flows: Vec<FlowInfo>) -> Result<Vec<SavedFlow>> {
+        let now = crate::trace::now_us();
+        Ok(self.job(move |conn| save_module(conn, &source, &flows, now)).await??)
+    }
+
+    /// A flow's latest version, or `version` when given.
+    pub async fn flow(self: &Arc<Self>, name: &str, version: Option<u32>) -> Result<Option<StoredFlow>> {
+        let name = name.to_string();
+        self.read(move |conn| match version {
+            Some(version) => conn
+                .query_row(
+                    &format!("{FLOW_SELECT} WHERE f.name = ?1 AND f.version = ?2"),
+                    params![name, version],
+                    flow_from_row,
+                )
+                .optional(),
+            None => conn
+                .query_row(
+                    &format!("{FLOW_SELECT} WHERE f.name = ?1 ORDER BY f.version DESC LIMIT 1"),
+                    [name],
+                    flow_from_row,
+                )
+                .optional(),
+        })
+        .await
+    }
+
+    pub async fn flow_versions(self: &Arc<Self>, name: &str) -> Result<Vec<FlowVersion>> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            let mut statement =
+                conn.prepare("SELECT version, source_sha256, created_us FROM flows WHERE name = ?1 ORDER BY version")?;
+            let rows = statement.query_map([name], |row| {
+                Ok(FlowVersion { version: row.get(0)?, source_sha256: row.get(1)?, created_us: row.get(2)? })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Every flow's latest version, by name.
+    pub async fn flows(self: &Arc<Self>) -> Result<Vec<FlowSummary>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare(
+                "SELECT f.name, f.version, f.info, f.created_us, counts.versions,
+                        (SELECT status FROM runs r WHERE r.flow = f.name ORDER BY created_us DESC LIMIT 1)
+                 FROM flows f
+                 JOIN (SELECT name, MAX(version) AS latest, COUNT(*) AS versions FROM flows GROUP BY name) counts
+                   ON counts.name = f.name AND counts.latest = f.version
+                 ORDER BY f.name",
+            )?;
+            let rows = statement.query_map([], |row| {
+                let info: FlowInfo = serde_json::from_str(&row.get::<_, String>(2)?).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+                })?;
+                let status: Option<String> = row.get(5)?;
+                Ok(FlowSummary {
+                    name: row.get(0)?,
+                    version: row.get(1)?,
+                    description: info.description.clone(),
+                    info,
+                    created_us: row.get(3)?,
+                    versions: row.get(4)?,
+                    last_run_status: status.and_then(|s| Status::parse(&s)),
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Remove every version of a flow; its runs stay. Returns versions removed.
+    pub async fn delete_flow(&self, name: &str) -> Result<usize> {
+        let name = name.to_string();
+        Ok(self.job(move |conn| conn.execute("DELETE FROM flows WHERE name = ?1", [name])).await??)
+    }
+}

@@ -1,0 +1,91 @@
+//! The schema, as numbered migrations applied in order at open. The number of
+//! the last one applied is SQLite's `user_version`.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: sources, flows, runs, spans, logs.
+    "
+    CREATE TABLE sources (
+        sha256 TEXT PRIMARY KEY,
+        text   TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE flows (
+        name          TEXT NOT NULL,
+        version       INTEGER NOT NULL,
+        source_sha256 TEXT NOT NULL REFERENCES sources(sha256),
+        info          TEXT NOT NULL,
+        created_us    INTEGER NOT NULL,
+        PRIMARY KEY (name, version)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE runs (
+        run_id        TEXT PRIMARY KEY,
+        flow          TEXT NOT NULL,
+        version       INTEGER,
+        source_sha256 TEXT NOT NULL REFERENCES sources(sha256),
+        status        TEXT NOT NULL,
+        input         TEXT NOT NULL,
+        output        TEXT,
+        error         TEXT,
+        usage         TEXT,
+        quotas        TEXT NOT NULL,
+        created_us    INTEGER NOT NULL,
+        start_us      INTEGER,
+        end_us        INTEGER,
+        last_seq      INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX runs_by_created ON runs (created_us DESC);
+    CREATE INDEX runs_by_flow ON runs (flow, created_us DESC);
+    CREATE INDEX runs_by_status ON runs (status, created_us DESC);
+
+    CREATE TABLE spans (
+        run_id    TEXT NOT NULL,
+        span_id   INTEGER NOT NULL,
+        parent_id INTEGER,
+        kind      TEXT NOT NULL,
+        name      TEXT NOT NULL,
+        status    TEXT NOT NULL,
+        start_us  INTEGER NOT NULL,
+        end_us    INTEGER,
+        attrs     TEXT NOT NULL,
+        error     TEXT,
+        line      INTEGER,
+        start_seq INTEGER NOT NULL,
+        end_seq   INTEGER,
+        PRIMARY KEY (run_id, span_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE logs (
+        run_id  TEXT NOT NULL,
+        seq     INTEGER NOT NULL,
+        span_id INTEGER NOT NULL,
+        ts_us   INTEGER NOT NULL,
+        stream  TEXT NOT NULL,
+        text    TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+    ",
+];
+
+/// Bring the database up to the newest schema, in one transaction per step.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", index + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Settings every connection needs.
+pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}

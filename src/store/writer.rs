@@ -1,0 +1,193 @@
+//! The one writer: a thread that owns the write connection and applies
+//! writes in batches, one transaction per batch, so a run never waits on the
+//! disk and a burst of spans costs one commit.
+
+use super::rows::RunRecord;
+use crate::trace::{LogLine, Span};
+use rusqlite::{Connection, params};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Most writes applied in one transaction.
+const MAX_BATCH: usize = 8192;
+
+pub type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+pub enum Write {
+    /// A run was accepted (status `queued`); `source` is what it runs.
+    RunCreated {
+        run: Box<RunRecord>,
+        source: std::sync::Arc<str>,
+    },
+    RunStarted {
+        run_id: String,
+        start_us: i64,
+    },
+    /// The run's final state; `stored` is told once it is committed.
+    RunFinished {
+        run: Box<RunRecord>,
+        stored: Option<oneshot::Sender<()>>,
+    },
+    /// A span opened (`seq` is its start event) or ended (its end event).
+    SpanStarted {
+        span: Span,
+        seq: u64,
+    },
+    SpanEnded {
+        span: Span,
+        seq: u64,
+    },
+    Log(LogLine),
+    /// Work that needs its own transaction and an answer (flow uploads, ...);
+    /// it runs after the writes queued before it are committed.
+    Job(Job),
+    /// Answered once everything queued before it is committed.
+    Flush(oneshot::Sender<()>),
+    /// Commit what came before and stop.
+    Close,
+}
+
+pub fn run_writer(mut conn: Connection, writes: Receiver<Write>) {
+    let mut batch: Vec<Write> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        match writes.recv_timeout(Duration::from_secs(3600)) {
+            Ok(first) => batch.push(first),
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        while batch.len() < MAX_BATCH {
+            match writes.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        let closing = batch.iter().any(|write| matches!(write, Write::Close));
+        apply(&mut conn, &mut batch);
+        if closing {
+            return;
+        }
+    }
+}
+
+fn apply(conn: &mut Connection, batch: &mut Vec<Write>) {
+    let mut done: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    let result = (|| -> rusqlite::Result<()> {
+        let tx = conn.transaction()?;
+        for write in batch.drain(..) {
+            match write {
+                Write::RunCreated { run, source } => {
+                    super::flows::ensure_source(&tx, &run.source_sha256, &source)?;
+                    insert_run(&tx, &run)?;
+                }
+                Write::RunStarted { run_id, start_us } => {
+                    tx.prepare_cached("UPDATE runs SET status = 'running', start_us = ?2 WHERE run_id = ?1")?
+                        .execute(params![run_id, start_us])?;
+                }
+                Write::RunFinished { run, stored } => {
+                    finish_run(&tx, &run)?;
+                    done.extend(stored);
+                }
+                Write::SpanStarted { span, seq } => upsert_span(&tx, &span, Some(seq), None)?,
+                Write::SpanEnded { span, seq } => upsert_span(&tx, &span, None, Some(seq))?,
+                Write::Log(line) => {
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO logs (run_id, seq, span_id, ts_us, stream, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?
+                    .execute(params![
+                        line.run_id,
+                        line.seq,
+                        line.span_id,
+                        line.ts_us,
+                        super::rows::stream_name(line.stream),
+                        line.text
+                    ])?;
+                }
+                Write::Job(job) => jobs.push(job),
+                Write::Flush(reply) => done.push(reply),
+                Write::Close => {}
+            }
+        }
+        tx.commit()
+    })();
+    if let Err(error) = result {
+        // The batch is rolled back whole; nothing is half-written. The run
+        // goes on, and what it reports (`RunReport`) still reaches its caller.
+        tracing::error!(%error, "the store could not write a batch");
+    }
+    for job in jobs {
+        job(conn);
+    }
+    for reply in done {
+        let _ = reply.send(());
+    }
+}
+
+fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        run.run_id,
+        run.flow,
+        run.version,
+        run.source_sha256,
+        run.status.as_str(),
+        run.input.to_string(),
+        serde_json::to_string(&run.quotas).unwrap_or_default(),
+        run.created_us
+    ])?;
+    Ok(())
+}
+
+fn finish_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord) -> rusqlite::Result<()> {
+    let json = |value: &Option<serde_json::Value>| value.as_ref().map(|v| v.to_string());
+    tx.prepare_cached(
+        "UPDATE runs SET status = ?2, output = ?3, error = ?4, usage = ?5, start_us = COALESCE(start_us, ?6),
+         end_us = ?7, last_seq = ?8 WHERE run_id = ?1",
+    )?
+    .execute(params![
+        run.run_id,
+        run.status.as_str(),
+        json(&run.output),
+        json(&run.error),
+        run.usage.as_ref().map(|u| serde_json::to_string(u).unwrap_or_default()),
+        run.start_us,
+        run.end_us,
+        run.last_seq
+    ])?;
+    Ok(())
+}
+
+fn upsert_span(
+    tx: &rusqlite::Transaction<'_>,
+    span: &Span,
+    start_seq: Option<u64>,
+    end_seq: Option<u64>,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO spans (run_id, span_id, parent_id, kind, name, status, start_us, end_us, attrs, error, line, start_seq, end_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, COALESCE(?12, 0), ?13)
+         ON CONFLICT (run_id, span_id) DO UPDATE SET
+            status = excluded.status, end_us = excluded.end_us, attrs = excluded.attrs,
+            error = excluded.error, end_seq = COALESCE(excluded.end_seq, spans.end_seq)",
+    )?
+    .execute(params![
+        span.run_id,
+        span.span_id,
+        span.parent_id,
+        super::rows::kind_label(span.kind),
+        span.name,
+        span.status.as_str(),
+        span.start_us,
+        span.end_us,
+        serde_json::Value::Object(span.attrs.clone()).to_string(),
+        span.error.as_ref().map(|e| e.to_string()),
+        span.line,
+        start_seq,
+        end_seq
+    ])?;
+    Ok(())
+}
