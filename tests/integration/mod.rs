@@ -4,6 +4,8 @@ mod cli;
 mod escapes;
 mod library;
 mod quotas;
+mod server;
+mod server_support;
 mod spans;
 mod stdlib;
 mod support;

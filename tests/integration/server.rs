@@ -1,0 +1,432 @@
+//! `hero_logic serve` on a free port: the HTTP API, the live event stream,
+//! the queue, cancel, crash recovery, malformed requests and auth.
+
+use super::server_support::{Server, eventually, request};
+use serde_json::{Value, json};
+
+const GREET: &str = include_str!("../../examples/flows/greet.py");
+
+/// Sleeps `pause` seconds in each of `steps` steps, so runs can be watched.
+const SLOW: &str = r#"import time
+from hero_logic import flow
+
+@flow(inputs={"steps": "integer", "pause": "number"})
+def slow(steps, pause):
+    for i in range(steps):
+        with flow.step(f"step{i}", index=i):
+            print(f"step {i}")
+            time.sleep(pause)
+    return steps
+"#;
+
+fn start_run(server: &Server, body: Value) -> String {
+    let response = server.post_json("/api/runs", &body);
+    assert_eq!(response.status, 202, "{}", response.text());
+    response.json()["run_id"].as_str().unwrap().to_string()
+}
+
+fn run_status(server: &Server, run_id: &str) -> String {
+    server.get(&format!("/api/runs/{run_id}")).json()["status"].as_str().unwrap().to_string()
+}
+
+fn spans(server: &Server, run_id: &str) -> Vec<Value> {
+    server.get(&format!("/api/runs/{run_id}/spans")).json()["spans"].as_array().unwrap().clone()
+}
+
+/// The final state of every span, from a run's event stream.
+fn spans_from_events(events: &[Value]) -> Vec<Value> {
+    let mut spans: Vec<Value> = Vec::new();
+    for event in events.iter().filter(|e| e["type"] == "span_ended") {
+        let mut span = event.clone();
+        let fields = span.as_object_mut().unwrap();
+        fields.remove("type");
+        fields.remove("seq");
+        spans.push(span);
+    }
+    spans.sort_by_key(|s| s["span_id"].as_u64());
+    spans
+}
+
+fn assert_seqs_complete(events: &[Value]) {
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+    assert_eq!(seqs, expected, "no gap, no duplicate");
+    assert_eq!(events.last().unwrap()["type"], "run_finished");
+}
+
+#[test]
+fn upload_run_and_read_back_over_http_and_websocket() {
+    let server = Server::start(&[]);
+    let uploaded = server.upload(GREET);
+    assert_eq!(uploaded.status, 201, "{}", uploaded.text());
+    assert_eq!(uploaded.json()["flows"], json!([{"name": "greet", "version": 1, "created": true}]));
+    let again = server.upload(GREET);
+    assert_eq!((again.status, again.json()["flows"][0]["created"].clone()), (200, json!(false)));
+    let changed = server.request(
+        "POST",
+        "/api/flows",
+        &[("Content-Type", "application/json")],
+        json!({"source": GREET.replace("hello", "hi")}).to_string().as_bytes(),
+    );
+    assert_eq!(changed.json()["flows"][0]["version"], 2);
+
+    let listed = server.get("/api/flows").json();
+    assert_eq!(listed["flows"][0]["name"], "greet");
+    assert_eq!(listed["flows"][0]["versions"], 2);
+    let flow = server.get("/api/flows/greet").json();
+    assert_eq!(flow["version"], 2);
+    assert!(flow["source"].as_str().unwrap().contains("hi {who}"));
+    assert_eq!(flow["info"]["inputs"]["who"]["type"], "string");
+    assert_eq!(flow["versions"].as_array().unwrap().len(), 2);
+    let first = server.get("/api/flows/greet?version=1").json();
+    assert!(first["source"].as_str().unwrap().contains("hello {who}"));
+
+    let response =
+        server.post_json("/api/runs?wait=true", &json!({"flow": "greet", "version": 1, "input": {"who": "ada"}}));
+    assert_eq!(response.status, 200, "{}", response.text());
+    let run = response.json();
+    assert_eq!(run["status"], "ok");
+    assert_eq!(run["output"], json!({"greeting": "HELLO ADA"}));
+    assert_eq!(run["version"], 1);
+    let run_id = run["run_id"].as_str().unwrap();
+    assert_eq!(server.get(&format!("/api/runs/{run_id}")).json(), run);
+
+    let over_http = spans(&server, run_id);
+    assert_eq!(over_http.len(), 3);
+    let events = server.events(run_id, 0).all();
+    assert_seqs_complete(&events);
+    assert_eq!(spans_from_events(&events), over_http, "spans over HTTP equal spans over the WebSocket");
+    let finished = events.last().unwrap();
+    assert_eq!((finished["run_id"].as_str(), finished["status"].clone()), (Some(run_id), json!("ok")));
+
+    let logs = server.get(&format!("/api/runs/{run_id}/logs")).json()["logs"].clone();
+    assert_eq!(logs[0]["text"], "shouting");
+    assert_eq!(logs[0]["span_id"], over_http[2]["span_id"]);
+
+    let otlp = server.get(&format!("/api/runs/{run_id}/otlp")).json();
+    let otlp_spans = otlp["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().unwrap();
+    assert_eq!(otlp_spans.len(), 3);
+    assert_eq!(otlp_spans[1]["parentSpanId"], otlp_spans[0]["spanId"]);
+    assert_eq!(otlp_spans[0]["traceId"].as_str().unwrap().len(), 32);
+
+    // Source straight from the editor runs without being stored as a flow.
+    let edited = server.post_json("/api/runs?wait=true", &json!({"source": SLOW, "input": {"steps": 1, "pause": 0}}));
+    assert_eq!(edited.json()["status"], "ok");
+    assert_eq!(edited.json()["version"], Value::Null);
+    assert_eq!(server.get("/api/flows").json()["flows"].as_array().unwrap().len(), 1);
+
+    let runs = server.get("/api/runs?flow=greet").json();
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(server.get("/api/runs?status=ok&limit=1").json()["runs"].as_array().unwrap().len(), 1);
+    let metrics = server.get("/metrics").text();
+    assert!(metrics.contains("hero_logic_runs_total{status=\"ok\"} 2"), "{metrics}");
+    assert!(metrics.contains("hero_logic_queue_depth 0"), "{metrics}");
+    assert_eq!(server.get("/healthz").json()["status"], "ok");
+}
+
+#[test]
+fn a_client_joining_mid_run_gets_the_whole_tree_without_gaps() {
+    let server = Server::start(&[]);
+    let early = std::thread::scope(|scope| {
+        let run_id = start_run(&server, json!({"source": SLOW, "input": {"steps": 8, "pause": 0.05}}));
+        let early = scope.spawn({
+            let mut stream = server.events(&run_id, 0);
+            move || stream.all()
+        });
+        eventually("three spans stored", || spans(&server, &run_id).len() >= 3);
+        assert_eq!(run_status(&server, &run_id), "running");
+        let late = server.events(&run_id, 0).all();
+        let early = early.join().unwrap();
+        assert_seqs_complete(&late);
+        assert_eq!(late, early, "a watcher joining mid-run sees exactly what one there from the start saw");
+        assert_eq!(spans_from_events(&late), spans(&server, &run_id));
+        assert_eq!(spans_from_events(&late).len(), 9);
+
+        // Re-joining from a seq gives only what came after it.
+        let rejoined = server.events(&run_id, 5).all();
+        assert_eq!(rejoined[0]["seq"], 6);
+        assert_eq!(rejoined.len(), late.len() - 5);
+        late
+    });
+    assert!(early.iter().any(|e| e["type"] == "log" && e["text"] == "step 7"));
+}
+
+#[test]
+fn cancel_ends_a_run_cancelled_with_every_span_closed() {
+    let server = Server::start(&[]);
+    let run_id = start_run(&server, json!({"source": SLOW, "input": {"steps": 1, "pause": 60}}));
+    eventually("the step to start", || spans(&server, &run_id).len() == 2);
+    let response = server.request("POST", &format!("/api/runs/{run_id}/cancel"), &[], b"");
+    assert_eq!(response.status, 202, "{}", response.text());
+    eventually("the run to end", || run_status(&server, &run_id) == "cancelled");
+    let spans = spans(&server, &run_id);
+    assert!(spans.iter().all(|s| s["status"] == "cancelled" && s["end_us"].is_i64()), "{spans:#?}");
+    let again = server.request("POST", &format!("/api/runs/{run_id}/cancel"), &[], b"");
+    assert_eq!((again.status, again.json()["error"]["code"].clone()), (409, json!("already_finished")));
+}
+
+#[test]
+fn a_full_queue_answers_429_with_retry_after() {
+    let server = Server::start(&["--max-concurrent", "1", "--queue-capacity", "1"]);
+    let body = json!({"source": SLOW, "input": {"steps": 1, "pause": 60}});
+    let first = start_run(&server, body.clone());
+    let second = start_run(&server, body.clone());
+    let refused = server.post_json("/api/runs", &body);
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], "queue_full");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    eventually("one running, one queued", || run_status(&server, &first) == "running");
+    assert_eq!(run_status(&server, &second), "queued");
+    assert!(server.get("/metrics").text().contains("hero_logic_runs_rejected_total 1"));
+    // A queued run can be cancelled before it ever starts.
+    assert_eq!(server.request("POST", &format!("/api/runs/{second}/cancel"), &[], b"").status, 202);
+    eventually("the queued run to end", || run_status(&server, &second) == "cancelled");
+    assert!(spans(&server, &second).is_empty());
+    assert_eq!(server.request("POST", &format!("/api/runs/{first}/cancel"), &[], b"").status, 202);
+}
+
+#[test]
+fn a_killed_server_restarts_with_finished_runs_intact_and_cut_runs_interrupted() {
+    let mut server = Server::start(&[]);
+    server.upload(GREET);
+    let finished = server.post_json("/api/runs?wait=true", &json!({"flow": "greet", "input": {"who": "ada"}})).json();
+    let finished_id = finished["run_id"].as_str().unwrap().to_string();
+    let finished_spans = spans(&server, &finished_id);
+    let cut = start_run(&server, json!({"source": SLOW, "input": {"steps": 3, "pause": 0.2}}));
+    eventually("the second step to be stored", || spans(&server, &cut).len() >= 3);
+
+    server.kill();
+    let data_dir = server.data_dir.clone();
+    let restarted = Server::start_on(&data_dir, &[]);
+
+    assert_eq!(restarted.get(&format!("/api/runs/{finished_id}")).json(), finished);
+    assert_eq!(spans(&restarted, &finished_id), finished_spans);
+    let run = restarted.get(&format!("/api/runs/{cut}")).json();
+    assert_eq!(run["status"], "interrupted");
+    assert_eq!(run["error"]["type"], "Interrupted");
+    let cut_spans = spans(&restarted, &cut);
+    assert_eq!(cut_spans[1]["status"], "ok", "the step that had finished stays ok");
+    assert_eq!(cut_spans[0]["status"], "interrupted");
+    assert!(cut_spans.iter().all(|s| s["status"] != "running" && s["end_us"].is_i64()), "{cut_spans:#?}");
+    let events = restarted.events(&cut, 0).all();
+    assert_seqs_complete(&events);
+    assert_eq!(events.last().unwrap()["status"], "interrupted");
+    assert_eq!(restarted.get("/api/flows").json()["flows"][0]["name"], "greet");
+}
+
+#[test]
+fn sigterm_lets_running_runs_finish_and_flushes_the_store() {
+    let mut server = Server::start(&[]);
+    let run_id = start_run(&server, json!({"source": SLOW, "input": {"steps": 2, "pause": 0.3}}));
+    eventually("the run to start", || run_status(&server, &run_id) == "running");
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    let data_dir = server.data_dir.clone();
+    let restarted = Server::start_on(&data_dir, &[]);
+    let run = restarted.get(&format!("/api/runs/{run_id}")).json();
+    assert_eq!(run["status"], "ok", "{run:#}");
+    assert_eq!(spans(&restarted, &run_id).len(), 3);
+}
+
+/// (method, path, headers, body, expected status, expected error code)
+type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+
+#[test]
+fn malformed_requests_get_the_right_4xx_and_change_nothing() {
+    let server = Server::start(&[]);
+    server.upload(GREET);
+    let ok_run = server.post_json("/api/runs?wait=true", &json!({"flow": "greet", "input": {"who": "x"}})).json();
+    let before =
+        (server.get("/api/flows").json(), server.get("/api/runs").json(), server.get("/api/flows/greet").json());
+    let json_type = ("Content-Type", "application/json");
+    let two_flows = "from hero_logic import flow\n@flow()\ndef a():\n    pass\n@flow()\ndef b():\n    pass\n";
+    let huge = vec![b'#'; 5 * 1024 * 1024];
+    let big_input = json!({"flow": "greet", "input": {"who": "x".repeat(1_100_000)}}).to_string();
+    let run_id = ok_run["run_id"].as_str().unwrap();
+    let cases: Vec<Case> = vec![
+        (
+            "POST",
+            "/api/flows".into(),
+            vec![],
+            b"from hero_logic import flow\n\n@flow()\ndef f(:\n".to_vec(),
+            400,
+            "invalid_flow",
+        ),
+        ("POST", "/api/flows".into(), vec![], b"x = 1\n".to_vec(), 400, "invalid_flow"),
+        ("POST", "/api/flows".into(), vec![], b"".to_vec(), 400, "invalid_flow"),
+        ("POST", "/api/flows".into(), vec![], vec![0xff, 0xfe], 400, "invalid_source"),
+        ("POST", "/api/flows".into(), vec![json_type], b"{\"source\": ".to_vec(), 400, "invalid_json"),
+        ("POST", "/api/flows".into(), vec![json_type], b"{\"code\": \"x\"}".to_vec(), 400, "invalid_request"),
+        ("POST", "/api/flows".into(), vec![], huge, 413, "payload_too_large"),
+        ("POST", "/api/runs".into(), vec![json_type], b"{bad".to_vec(), 400, "invalid_json"),
+        (
+            "POST",
+            "/api/runs".into(),
+            vec![("Content-Type", "text/plain")],
+            b"{}".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        ("POST", "/api/runs".into(), vec![json_type], b"{}".to_vec(), 400, "invalid_request"),
+        ("POST", "/api/runs".into(), vec![json_type], br#"{"flow": "nope"}"#.to_vec(), 404, "not_found"),
+        ("POST", "/api/runs".into(), vec![json_type], br#"{"flow": "greet", "version": 9}"#.to_vec(), 404, "not_found"),
+        (
+            "POST",
+            "/api/runs".into(),
+            vec![json_type],
+            br#"{"flow": "greet", "input": {}}"#.to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            "POST",
+            "/api/runs".into(),
+            vec![json_type],
+            br#"{"flow": "greet", "input": [1]}"#.to_vec(),
+            400,
+            "invalid_input",
+        ),
+        (
+            "POST",
+            "/api/runs".into(),
+            vec![json_type],
+            br#"{"flow": "greet", "inputs": {}}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/api/runs".into(),
+            vec![json_type],
+            br#"{"flow": "greet", "input": {"who": "x"}, "quotas": {"wall_time_ms": -1}}"#.to_vec(),
+            400,
+            "invalid_quotas",
+        ),
+        (
+            "POST",
+            "/api/runs".into(),
+            vec![json_type],
+            br#"{"flow": "greet", "input": {"who": "x"}, "quotas": {"wall_time_ms": 0}}"#.to_vec(),
+            400,
+            "invalid_quotas",
+        ),
+        (
+            "POST",
+            "/api/runs".into(),
+            vec![json_type],
+            br#"{"flow": "greet", "input": {"who": "x"}, "quotas": {"forever": 1}}"#.to_vec(),
+            400,
+            "invalid_quotas",
+        ),
+        (
+            "POST",
+            "/api/runs".into(),
+            vec![json_type],
+            br#"{"flow": "greet", "input": {"who": "x"}, "quotas": 5}"#.to_vec(),
+            400,
+            "invalid_quotas",
+        ),
+        ("POST", "/api/runs".into(), vec![json_type], big_input.into_bytes(), 413, "input_too_large"),
+        (
+            "POST",
+            "/api/runs".into(),
+            vec![json_type],
+            json!({"source": two_flows}).to_string().into_bytes(),
+            400,
+            "ambiguous_flow",
+        ),
+        (
+            "POST",
+            "/api/runs".into(),
+            vec![json_type],
+            json!({"source": "def f(:"}).to_string().into_bytes(),
+            400,
+            "invalid_flow",
+        ),
+        (
+            "POST",
+            "/api/runs?wait=maybe".into(),
+            vec![json_type],
+            br#"{"flow": "greet"}"#.to_vec(),
+            400,
+            "invalid_query",
+        ),
+        ("GET", "/api/runs?status=bogus".into(), vec![], vec![], 400, "invalid_query"),
+        ("GET", "/api/runs?limit=0".into(), vec![], vec![], 400, "invalid_query"),
+        ("GET", "/api/runs?limit=many".into(), vec![], vec![], 400, "invalid_query"),
+        ("GET", "/api/runs/nope".into(), vec![], vec![], 404, "not_found"),
+        ("GET", "/api/runs/nope/spans".into(), vec![], vec![], 404, "not_found"),
+        ("GET", "/api/runs/nope/logs".into(), vec![], vec![], 404, "not_found"),
+        ("GET", "/api/runs/nope/otlp".into(), vec![], vec![], 404, "not_found"),
+        ("POST", "/api/runs/nope/cancel".into(), vec![], vec![], 404, "not_found"),
+        ("POST", format!("/api/runs/{run_id}/cancel"), vec![], vec![], 409, "already_finished"),
+        ("GET", "/api/flows/nope".into(), vec![], vec![], 404, "not_found"),
+        ("GET", "/api/flows/greet?version=7".into(), vec![], vec![], 404, "not_found"),
+        ("DELETE", "/api/flows/nope".into(), vec![], vec![], 404, "not_found"),
+        ("PUT", "/api/flows".into(), vec![], vec![], 405, "method_not_allowed"),
+        ("GET", "/api/nothing".into(), vec![], vec![], 404, "not_found"),
+    ];
+    for (method, path, headers, body, status, code) in cases {
+        let response = request(&server.addr, method, &path, &headers, &body);
+        let label = format!("{method} {path} {}", String::from_utf8_lossy(&body[..body.len().min(60)]));
+        assert_eq!(response.status, status, "{label}: {}", response.text());
+        let error = response.json();
+        assert_eq!(error["error"]["code"], code, "{label}: {error}");
+        assert!(error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{label}: {error}");
+    }
+    let syntax = server.upload("from hero_logic import flow\n\n@flow()\ndef f(:\n").json();
+    assert_eq!(syntax["error"]["line"], 4, "a syntax error names its line");
+    let after =
+        (server.get("/api/flows").json(), server.get("/api/runs").json(), server.get("/api/flows/greet").json());
+    assert_eq!(after, before, "nothing stored changed");
+    assert!(tungstenite::connect(format!("ws://{}/api/runs/nope/events", server.addr)).is_err());
+}
+
+#[test]
+fn a_token_guards_every_mutating_request() {
+    let server = Server::start(&["--token", "s3cret"]);
+    let denied = server.upload(GREET);
+    assert_eq!((denied.status, denied.json()["error"]["code"].clone()), (401, json!("unauthorized")));
+    assert_eq!(denied.header("www-authenticate"), Some("Bearer"));
+    let wrong = server.request("POST", "/api/flows", &[("Authorization", "Bearer nope")], GREET.as_bytes());
+    assert_eq!(wrong.status, 401);
+    let allowed = server.request("POST", "/api/flows", &[("Authorization", "Bearer s3cret")], GREET.as_bytes());
+    assert_eq!(allowed.status, 201, "{}", allowed.text());
+    assert_eq!(server.get("/api/flows").status, 200, "reading needs no token");
+    let run = server.request("POST", "/api/runs", &[("Content-Type", "application/json")], br#"{"flow": "greet"}"#);
+    assert_eq!(run.status, 401);
+    let deleted = server.request("DELETE", "/api/flows/greet", &[], b"");
+    assert_eq!(deleted.status, 401);
+    assert_eq!(server.get("/api/flows").json()["flows"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn listening_beyond_loopback_without_a_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = super::support::hero_logic()
+        .args(["serve", "--addr", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("HERO_LOGIC_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("refusing to listen on 0.0.0.0:0 without a token"), "{stderr}");
+}
+
+#[test]
+fn the_run_list_stream_announces_runs() {
+    let server = Server::start(&[]);
+    let (mut socket, _) = tungstenite::connect(format!("ws://{}/api/events", server.addr)).unwrap();
+    let run = server.post_json("/api/runs?wait=true", &json!({"source": GREET, "input": {"who": "x"}})).json();
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        if let tungstenite::Message::Text(text) = socket.read().unwrap() {
+            let event: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(event["run"]["run_id"], run["run_id"]);
+            kinds.push(event["type"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(kinds, ["run_queued", "run_started", "run_finished"]);
+}
