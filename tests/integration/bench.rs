@@ -19,6 +19,8 @@ fn bench_quick_prints_a_table_and_a_json_line_with_every_figure() {
         "trivial_runs_per_s_n",
         "pss_per_live_run_mib",
         "spans_recorded_per_s",
+        "spans_stored_per_s",
+        "span_to_ws_p50_ms",
         "cpu_loop_sandbox_s",
         "cold_start_no_cache_ms",
         "cold_start_cached_ms",
