@@ -28,5 +28,6 @@ pub mod render;
 pub mod sandbox;
 pub mod scheduler;
 pub mod server;
+pub mod services;
 pub mod store;
 pub mod trace;

@@ -41,6 +41,10 @@ pub struct StartRun {
     pub source_sha256: String,
     pub line: Option<u32>,
     pub input: Map<String, Value>,
+    /// The services the flow declares.
+    pub services: Vec<String>,
+    /// A request's narrowing of what its flows may call.
+    pub narrow_services: Option<Vec<String>>,
     pub quotas: Quotas,
     /// For a run of source sent from the editor, its module's flows, which
     /// `flow.invoke` finds before stored ones.
@@ -206,6 +210,7 @@ impl Scheduler {
                 let env = RunEnv {
                     services: self.services.clone(),
                     flows: Arc::new(StoredFlows { store: self.store.clone(), module: start.module }),
+                    narrow_services: start.narrow_services,
                 };
                 let request = RunRequest {
                     run_id: run.run_id.clone(),
@@ -213,6 +218,7 @@ impl Scheduler {
                     flow: start.flow,
                     line: start.line,
                     input: start.input,
+                    services: start.services,
                     quotas: start.quotas,
                     env,
                     sink,
@@ -280,9 +286,9 @@ pub fn run_finished_event(run: &RunRecord) -> Arc<str> {
 
 /// `flow.invoke` in a server run: the module's own flows first (for source
 /// from the editor), then the latest stored version of each flow.
-struct StoredFlows {
-    store: Arc<Store>,
-    module: Option<ModuleFlows>,
+pub struct StoredFlows {
+    pub store: Arc<Store>,
+    pub module: Option<ModuleFlows>,
 }
 
 impl FlowResolver for StoredFlows {

@@ -4,8 +4,9 @@
 
 use crate::http::{AppState, app};
 use crate::metrics::Metrics;
-use crate::sandbox::{NoServices, Quotas, Sandbox, SandboxOptions};
+use crate::sandbox::{Quotas, Sandbox, SandboxOptions};
 use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::services::ServiceRegistry;
 use crate::store::Store;
 use crate::trace::bus::EventBus;
 use anyhow::{Context, Result};
@@ -56,12 +57,13 @@ pub async fn serve(
     let sandbox = Sandbox::new(&SandboxOptions { cache_dir: config.cache_dir.clone(), ..SandboxOptions::default() })?;
     let bus = Arc::new(EventBus::default());
     let metrics = Arc::new(Metrics::default());
+    let services = Arc::new(ServiceRegistry::new(store.clone()));
     let scheduler = Arc::new(Scheduler::new(
         sandbox.clone(),
         store.clone(),
         bus.clone(),
         metrics.clone(),
-        Arc::new(NoServices),
+        services.clone(),
         config.scheduler.clone(),
     ));
     let stopping = CancellationToken::new();
@@ -69,6 +71,7 @@ pub async fn serve(
         store: store.clone(),
         sandbox,
         scheduler: scheduler.clone(),
+        services,
         bus,
         metrics,
         max_quotas: config.max_quotas.clone(),

@@ -99,6 +99,7 @@ impl Harness {
         let env = RunEnv {
             services: self.service.clone(),
             flows: Arc::new(ModuleFlows { source: source.clone(), flows: flows.clone() }),
+            narrow_services: None,
         };
         Ok(Prepared { source, info: flows[0].clone(), env })
     }
@@ -113,6 +114,7 @@ impl Harness {
             flow: flow.info.name.clone(),
             line: flow.info.line,
             input: flow.info.check_input(&input)?,
+            services: flow.info.services.clone(),
             quotas,
             env: flow.env.clone(),
             sink,

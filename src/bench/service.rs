@@ -2,7 +2,7 @@
 //! built-in service does; `bench.park` holds a run inside a call until the
 //! benchmark releases it, to measure what a live run costs.
 
-use crate::sandbox::{BoxFuture, CallFailure, ServiceCaller};
+use crate::sandbox::{BoxFuture, CallContext, CallFailure, ServiceCaller};
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::watch;
@@ -30,6 +30,7 @@ impl BenchService {
 impl ServiceCaller for BenchService {
     fn call<'a>(
         &'a self,
+        _context: CallContext<'a>,
         service: &'a str,
         method: &'a str,
         params: Value,

@@ -3,6 +3,7 @@
 
 mod run;
 mod serve;
+mod services;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -30,6 +31,11 @@ pub enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Run a flow from a Python file in a fresh sandbox and print its span tree.
     Run(Box<run::RunArgs>),
+    /// Register, list and remove the JSON-RPC services flows can call.
+    Services {
+        #[command(subcommand)]
+        command: services::ServicesCommand,
+    },
     /// Measure the sandbox against native python3; prints a table and a JSON line.
     Bench {
         /// A short run that checks the harness works (figures are noisy).
@@ -132,6 +138,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(*args, cache_dir).await,
             Command::Run(args) => run::run(*args, cache_dir).await,
+            Command::Services { command } => services::run(command).await,
             Command::Bench { quick } => crate::bench::run(crate::bench::BenchOptions { quick, cache_dir })
                 .await
                 .map(|()| ExitCode::SUCCESS)

@@ -4,6 +4,8 @@
 use super::{QuotaArgs, UsageError};
 use crate::render::render_run;
 use crate::sandbox::{ModuleFlows, NoServices, Quotas, RunEnv, RunRequest, Sandbox, SandboxOptions};
+use crate::scheduler::StoredFlows;
+use crate::services::ServiceRegistry;
 use crate::trace::{LogLine, RunEvent, Span};
 use clap::Args;
 use serde_json::{Value, json};
@@ -26,6 +28,10 @@ pub struct RunArgs {
     /// Print the run, its spans and its logs as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Use the services registered and the flows stored in this data
+    /// directory (the one `serve` uses).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub quotas: QuotaArgs,
 }
@@ -60,9 +66,18 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
 
     let source: Arc<str> = Arc::from(source);
     let (sink, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let env = RunEnv {
-        services: Arc::new(NoServices),
-        flows: Arc::new(ModuleFlows { source: source.clone(), flows: flows.clone() }),
+    let module = ModuleFlows { source: source.clone(), flows: flows.clone() };
+    let (env, store) = match &args.data_dir {
+        Some(dir) => {
+            let store = super::services::open_store(dir)?;
+            let env = RunEnv {
+                services: Arc::new(ServiceRegistry::new(store.clone())),
+                flows: Arc::new(StoredFlows { store: store.clone(), module: Some(module) }),
+                narrow_services: None,
+            };
+            (env, Some(store))
+        }
+        None => (RunEnv { services: Arc::new(NoServices), flows: Arc::new(module), narrow_services: None }, None),
     };
     let request = RunRequest {
         run_id: uuid::Uuid::now_v7().to_string(),
@@ -70,12 +85,16 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
         flow: info.name.clone(),
         line: info.line,
         input: arguments,
+        services: info.services.clone(),
         quotas,
         env,
         sink,
         cancel: CancellationToken::new(),
     };
     let report = sandbox.run(request).await;
+    if let Some(store) = store {
+        store.close().await;
+    }
 
     // The run has ended, so every event is already in the channel.
     let mut spans: BTreeMap<u64, Span> = BTreeMap::new();

@@ -92,6 +92,25 @@ pub async fn get(
     Ok(Json(body))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    q: String,
+    limit: Option<u32>,
+}
+
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    QueryParams(query): QueryParams<SearchQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let limit = query.limit.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::bad_request("invalid_query", "limit must be between 1 and 100"));
+    }
+    let hits = state.store.search_flows(&query.q, limit).await?;
+    Ok(Json(json!({ "query": query.q, "hits": hits })))
+}
+
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,

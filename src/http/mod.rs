@@ -6,6 +6,7 @@ mod flows;
 mod meta;
 mod otlp;
 mod runs;
+mod services;
 mod ws;
 
 pub use runs::effective_quotas;
@@ -14,6 +15,7 @@ pub use ws::MAX_EVENTS_BEHIND;
 use crate::metrics::Metrics;
 use crate::sandbox::{Quotas, Sandbox};
 use crate::scheduler::Scheduler;
+use crate::services::ServiceRegistry;
 use crate::store::Store;
 use crate::trace::bus::EventBus;
 use axum::Router;
@@ -31,6 +33,7 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub sandbox: Sandbox,
     pub scheduler: Arc<Scheduler>,
+    pub services: Arc<ServiceRegistry>,
     pub bus: Arc<EventBus>,
     pub metrics: Arc<Metrics>,
     /// The most a run may ask for; requests are capped to these.
@@ -46,7 +49,11 @@ pub fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))
         .route("/api/flows", post(flows::upload).get(flows::list))
+        .route("/api/flows/search", get(flows::search))
         .route("/api/flows/{name}", get(flows::get).delete(flows::delete))
+        .route("/api/services", post(services::register).get(services::list))
+        .route("/api/services/{name}", axum::routing::delete(services::remove))
+        .route("/api/stubs/hero_logic.pyi", get(services::stubs))
         .route("/api/runs", post(runs::start).get(runs::list))
         .route("/api/runs/{id}", get(runs::get))
         .route("/api/runs/{id}/spans", get(runs::spans))

@@ -26,6 +26,8 @@ pub struct StartBody {
     #[serde(default)]
     input: Value,
     quotas: Option<Value>,
+    /// Narrow the services the run's flows may call (never widens).
+    services: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +127,8 @@ pub async fn start(
         source,
         line: info.line,
         input,
+        services: info.services.clone(),
+        narrow_services: body.services,
         quotas,
         module,
     };
@@ -142,6 +146,8 @@ pub async fn start(
             submitted.finished.await.map_err(|_| anyhow::anyhow!("the run's task ended without a result"))?;
         return Ok((StatusCode::OK, Json(finished)).into_response());
     }
+    // Read-your-writes: once a client has the run id, GET /api/runs/{id} finds it.
+    state.store.flush().await;
     let run_id = submitted.run.run_id.clone();
     Ok((
         StatusCode::ACCEPTED,

@@ -83,10 +83,19 @@ impl CallFailure {
     }
 }
 
+/// Who is calling a service: services scoped per flow (`kv`) need to know.
+#[derive(Clone, Copy, Debug)]
+pub struct CallContext<'a> {
+    pub run_id: &'a str,
+    /// The flow whose code made the call (a subflow's own name inside it).
+    pub flow: &'a str,
+}
+
 /// Calls registered services on behalf of a run.
 pub trait ServiceCaller: Send + Sync {
     fn call<'a>(
         &'a self,
+        context: CallContext<'a>,
         service: &'a str,
         method: &'a str,
         params: Value,
@@ -99,6 +108,7 @@ pub struct NoServices;
 impl ServiceCaller for NoServices {
     fn call<'a>(
         &'a self,
+        _context: CallContext<'a>,
         service: &'a str,
         _method: &'a str,
         _params: Value,
@@ -149,14 +159,26 @@ impl FlowResolver for ModuleFlows {
 pub struct RunEnv {
     pub services: Arc<dyn ServiceCaller>,
     pub flows: Arc<dyn FlowResolver>,
+    /// When set, the run may call only these services, even where a flow
+    /// declares more: a request can narrow what its flows may call, never widen it.
+    pub narrow_services: Option<Vec<String>>,
 }
 
 impl RunEnv {
+    /// The services a flow declaring `declared` may call in this run.
+    pub fn allowed_services(&self, declared: &[String]) -> Vec<String> {
+        match &self.narrow_services {
+            Some(narrow) => declared.iter().filter(|s| narrow.contains(s)).cloned().collect(),
+            None => declared.to_vec(),
+        }
+    }
+
     /// Nothing to call and nothing to invoke.
     pub fn isolated() -> RunEnv {
         RunEnv {
             services: Arc::new(NoServices),
             flows: Arc::new(ModuleFlows { source: Arc::from(""), flows: Vec::new() }),
+            narrow_services: None,
         }
     }
 }

@@ -4,9 +4,9 @@
 //! What a run shares across its instances (the root flow and its subflows)
 //! lives in `RunShared`: the span recorder, the usage counters and the quotas.
 
-use super::bindings::hero_logic::flow::host::Host;
+use super::bindings::hero_logic::flow::host::{Host, RpcRequest};
 use super::engine::TICK;
-use super::env::{CallFailure, RunEnv};
+use super::env::{CallContext, CallFailure, RunEnv};
 use super::instance::{GuestCall, Outcome, SandboxCore, run_guest};
 use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
 use crate::trace::{LogStream, Recorder, SpanKind, Status, clip_json};
@@ -67,12 +67,13 @@ impl RunShared {
 }
 
 /// What an instance is for.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Role {
     /// Loading a module to report its flows: no spans, services or subflows.
     Describe,
-    /// Running a flow, `depth` subflows below the run's root flow.
-    Run { depth: u32 },
+    /// Running `flow`, `depth` subflows below the run's root flow, which may
+    /// call the services in `allowed`.
+    Run { flow: String, depth: u32, allowed: Arc<[String]> },
 }
 
 pub(crate) struct HostState {
@@ -116,7 +117,7 @@ impl HostState {
 
     fn running_depth(&self, what: &str) -> wasmtime::Result<u32> {
         match self.role {
-            Role::Run { depth } => Ok(depth),
+            Role::Run { depth, .. } => Ok(depth),
             Role::Describe => Err(protocol_error(format!(
                 "{what} is only available while a flow runs, not while its module is loaded to be described"
             ))),
@@ -130,11 +131,63 @@ impl HostState {
         }
         Ok(())
     }
+}
 
-    async fn call_service(&mut self, service: &str, method: &str, params: Value) -> Result<Value, CallFailure> {
-        let env = self.run.env.clone();
-        env.services.call(service, method, params).await
+/// One service call, checked and ready to go.
+struct ServiceCall {
+    service: String,
+    method: String,
+    params: Value,
+    line: Option<u32>,
+}
+
+impl ServiceCall {
+    fn parse(service: String, method: String, params_json: &str, line: Option<u32>) -> wasmtime::Result<ServiceCall> {
+        let params = Value::Object(parse_object("rpc-call params", params_json)?);
+        Ok(ServiceCall { service, method, params, line })
     }
+}
+
+/// Make one service call inside its own `rpc` span: the host opens and closes
+/// the span, counts the call, and refuses services the flow may not call.
+async fn call_service(
+    run: Arc<RunShared>,
+    flow: &str,
+    allowed: &[String],
+    call: ServiceCall,
+) -> wasmtime::Result<Result<String, String>> {
+    let name = format!("{}.{}", call.service, call.method);
+    let span_id = {
+        let limit = run.quotas.rpc_calls;
+        let mut ledger = run.ledger();
+        if ledger.usage.rpc_calls >= limit {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::RpcCalls, limit)));
+        }
+        if ledger.recorder.spans_started() >= run.quotas.spans {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::Spans, run.quotas.spans)));
+        }
+        ledger.usage.rpc_calls += 1;
+        let attrs = Map::from_iter([("params".to_string(), clip_json(call.params.clone(), ATTR_MAX_BYTES))]);
+        ledger.recorder.start_leaf(SpanKind::Rpc, clip_name(&name), attrs, call.line)
+    };
+    let outcome = if allowed.contains(&call.service) {
+        let run_id = run.ledger().recorder.run_id().to_string();
+        let context = CallContext { run_id: &run_id, flow };
+        run.env.services.call(context, &call.service, &call.method, call.params).await
+    } else {
+        Err(CallFailure::PermissionDenied { service: call.service.clone(), allowed: allowed.to_vec() })
+    };
+    let mut ledger = run.ledger();
+    let (status, attrs, answer) = match outcome {
+        Ok(result) => {
+            let attrs = Map::from_iter([("result".to_string(), clip_json(result.clone(), ATTR_MAX_BYTES))]);
+            (Status::Ok, attrs, Ok(result.to_string()))
+        }
+        Err(failure) => (Status::Failed, Map::new(), Err(failure.to_json(&call.service, &call.method))),
+    };
+    let error = answer.as_ref().err().cloned();
+    ledger.recorder.end_leaf(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
+    Ok(answer.map_err(|error| error.to_string()))
 }
 
 impl Drop for HostState {
@@ -181,39 +234,23 @@ impl Host for HostState {
         params_json: String,
         line: Option<u32>,
     ) -> wasmtime::Result<Result<String, String>> {
-        if self.role == Role::Describe {
-            let error = json!({"type": "NotAvailable", "message": "services cannot be called while a module is loaded to be described"});
-            return Ok(Err(error.to_string()));
-        }
-        let params = Value::Object(parse_object("rpc-call params", &params_json)?);
-        let limit = self.run.quotas.rpc_calls;
-        self.count_span()?;
-        let span_id = {
-            let mut ledger = self.run.ledger();
-            if ledger.usage.rpc_calls >= limit {
-                return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::RpcCalls, limit)));
-            }
-            ledger.usage.rpc_calls += 1;
-            let attrs = Map::from_iter([("params".to_string(), clip_json(params.clone(), ATTR_MAX_BYTES))]);
-            ledger.recorder.start(SpanKind::Rpc, clip_name(&format!("{service}.{method}")), attrs, line)
+        let Role::Run { flow, allowed, .. } = &self.role else {
+            return Ok(Err(not_while_describing().to_string()));
         };
-        let outcome = self.call_service(&service, &method, params).await;
-        let mut ledger = self.run.ledger();
-        match outcome {
-            Ok(result) => {
-                let attrs = Map::from_iter([("result".to_string(), clip_json(result.clone(), ATTR_MAX_BYTES))]);
-                ledger.recorder.end(span_id, Status::Ok, attrs, None).map_err(|e| protocol_error(e.to_string()))?;
-                Ok(Ok(result.to_string()))
-            }
-            Err(failure) => {
-                let error = failure.to_json(&service, &method);
-                ledger
-                    .recorder
-                    .end(span_id, Status::Failed, Map::new(), Some(error.clone()))
-                    .map_err(|e| protocol_error(e.to_string()))?;
-                Ok(Err(error.to_string()))
-            }
-        }
+        let call = ServiceCall::parse(service, method, &params_json, line)?;
+        call_service(self.run.clone(), flow, allowed, call).await
+    }
+
+    async fn rpc_gather(&mut self, calls: Vec<RpcRequest>) -> wasmtime::Result<Vec<Result<String, String>>> {
+        let Role::Run { flow, allowed, .. } = &self.role else {
+            return Ok(calls.iter().map(|_| Err(not_while_describing().to_string())).collect());
+        };
+        let calls = calls
+            .into_iter()
+            .map(|c| ServiceCall::parse(c.service, c.method, &c.params_json, c.line))
+            .collect::<wasmtime::Result<Vec<_>>>()?;
+        let pending = calls.into_iter().map(|call| call_service(self.run.clone(), flow, allowed, call));
+        futures_util::future::join_all(pending).await.into_iter().collect()
     }
 
     async fn span_start(
@@ -319,7 +356,12 @@ impl Host for HostState {
             entry: callee.info.name.clone(),
             input_json: Value::Object(arguments).to_string(),
         };
-        let outcome = Box::pin(run_guest(self.run.clone(), Role::Run { depth: depth + 1 }, call)).await;
+        let role = Role::Run {
+            flow: callee.info.name.clone(),
+            depth: depth + 1,
+            allowed: self.run.env.allowed_services(&callee.info.services).into(),
+        };
+        let outcome = Box::pin(run_guest(self.run.clone(), role, call)).await;
         let mut ledger = self.run.ledger();
         match outcome {
             Outcome::Returned(output) => {
@@ -341,6 +383,10 @@ impl Host for HostState {
             Outcome::Trapped(trap) => Err(trap),
         }
     }
+}
+
+fn not_while_describing() -> Value {
+    json!({"type": "NotAvailable", "message": "services cannot be called while a module is loaded to be described"})
 }
 
 /// The error put on a span the flow opened and never closed.

@@ -16,7 +16,9 @@ mod run;
 pub use engine::{
     EngineOptions, GUEST_COMPONENT, GUEST_SOURCE_HASH, WASMTIME_VERSION, artefact_path, default_cache_dir,
 };
-pub use env::{BoxFuture, CallFailure, FlowResolver, ModuleFlows, NoServices, ResolvedFlow, RunEnv, ServiceCaller};
+pub use env::{
+    BoxFuture, CallContext, CallFailure, FlowResolver, ModuleFlows, NoServices, ResolvedFlow, RunEnv, ServiceCaller,
+};
 pub use host::ATTR_MAX_BYTES;
 pub use quotas::{MIB, Quota, QuotaExceeded, Quotas, Usage};
 pub use run::{RunReport, RunRequest};

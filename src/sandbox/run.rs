@@ -27,6 +27,8 @@ pub struct RunRequest {
     pub line: Option<u32>,
     /// Keyword arguments for the flow.
     pub input: Map<String, Value>,
+    /// The services the flow declares (`@flow(services=[...])`).
+    pub services: Vec<String>,
     pub quotas: Quotas,
     pub env: RunEnv,
     /// Where spans and log lines go as they happen.
@@ -72,8 +74,10 @@ impl Sandbox {
             Ending::InputTooLarge(QuotaExceeded::new(Quota::InputBytes, quotas.input_bytes))
         } else {
             let call = GuestCall::Run { source: request.source, entry: request.flow.clone(), input_json };
+            let allowed = shared.env.allowed_services(&request.services).into();
+            let role = Role::Run { flow: request.flow.clone(), depth: 0, allowed };
             tokio::select! {
-                outcome = run_guest(shared.clone(), Role::Run { depth: 0 }, call) => Ending::Guest(outcome),
+                outcome = run_guest(shared.clone(), role, call) => Ending::Guest(outcome),
                 _ = tokio::time::sleep(quotas.wall_time()) => Ending::TimedOut,
                 _ = request.cancel.cancelled() => Ending::Cancelled,
             }

@@ -78,12 +78,24 @@ fn save_module(
                     "INSERT INTO flows (name, version, source_sha256, info, created_us) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![info.name, version, sha256, info_json, now_us],
                 )?;
+                index_latest(&tx, info, source)?;
                 saved.push(SavedFlow { name: info.name.clone(), version, created: true });
             }
         }
     }
     tx.commit()?;
     Ok(saved)
+}
+
+/// The search index holds each flow's latest version only.
+fn index_latest(tx: &Transaction<'_>, info: &FlowInfo, source: &str) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM flows_fts WHERE name = ?1", [&info.name])?;
+    let inputs: Vec<&str> = info.inputs.keys().map(String::as_str).collect();
+    tx.execute(
+        "INSERT INTO flows_fts (name, description, doc, steps, inputs, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![info.name, info.description, info.doc, info.steps.join(" "), inputs.join(" "), source],
+    )?;
+    Ok(())
 }
 
 const FLOW_SELECT: &str = "SELECT f.name, f.version, s.text, f.source_sha256, f.info, f.created_us
@@ -178,6 +190,14 @@ impl Store {
     /// Remove every version of a flow; its runs stay. Returns versions removed.
     pub async fn delete_flow(&self, name: &str) -> Result<usize> {
         let name = name.to_string();
-        Ok(self.job(move |conn| conn.execute("DELETE FROM flows WHERE name = ?1", [name])).await??)
+        Ok(self
+            .job(move |conn| {
+                let tx = conn.transaction()?;
+                tx.execute("DELETE FROM flows_fts WHERE name = ?1", [&name])?;
+                let removed = tx.execute("DELETE FROM flows WHERE name = ?1", [&name])?;
+                tx.commit()?;
+                Ok::<_, rusqlite::Error>(removed)
+            })
+            .await??)
     }
 }

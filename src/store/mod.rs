@@ -6,11 +6,13 @@ mod flows;
 mod rows;
 mod runs;
 mod schema;
+mod services;
 mod writer;
 
 pub use flows::{FlowSummary, FlowVersion, SavedFlow, sha256_hex};
 pub use rows::{RunRecord, StoredFlow, kind_label};
 pub use runs::RunFilter;
+pub use services::{SearchHit, StoredService, fts_query};
 pub use writer::Write;
 
 use anyhow::{Context, Result};

@@ -67,6 +67,36 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, seq)
     ) WITHOUT ROWID;
     ",
+    // 2: registered services, the kv built-in, the library's full-text index.
+    "
+    CREATE TABLE services (
+        name       TEXT PRIMARY KEY,
+        url        TEXT NOT NULL,
+        document   TEXT NOT NULL,
+        timeout_ms INTEGER NOT NULL,
+        created_us INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE kv (
+        flow       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        updated_us INTEGER NOT NULL,
+        PRIMARY KEY (flow, key)
+    ) WITHOUT ROWID;
+
+    CREATE VIRTUAL TABLE flows_fts USING fts5(
+        name, description, doc, steps, inputs, source,
+        tokenize = 'porter unicode61'
+    );
+    INSERT INTO flows_fts (name, description, doc, steps, inputs, source)
+    SELECT f.name, json_extract(f.info, '$.description'), json_extract(f.info, '$.doc'),
+           (SELECT group_concat(value, ' ') FROM json_each(f.info, '$.steps')),
+           (SELECT group_concat(key, ' ') FROM json_each(f.info, '$.inputs')),
+           s.text
+    FROM flows f JOIN sources s ON s.sha256 = f.source_sha256
+    WHERE f.version = (SELECT MAX(version) FROM flows g WHERE g.name = f.name);
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.

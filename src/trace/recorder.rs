@@ -23,6 +23,9 @@ pub struct Recorder {
     next_seq: u64,
     /// Open spans, outermost first: the top is the parent of the next span.
     stack: Vec<Span>,
+    /// Open leaf spans (service calls) that sit beside the stack rather than
+    /// on it, so several can be open at once under the same parent.
+    leaves: Vec<Span>,
     sink: EventSink,
     /// Spans opened so far, for the `spans` quota.
     spans_started: u64,
@@ -30,7 +33,7 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(run_id: String, sink: EventSink) -> Recorder {
-        Recorder { run_id, next_span_id: 1, next_seq: 1, stack: Vec::new(), sink, spans_started: 0 }
+        Recorder { run_id, next_span_id: 1, next_seq: 1, stack: Vec::new(), leaves: Vec::new(), sink, spans_started: 0 }
     }
 
     pub fn run_id(&self) -> &str {
@@ -65,6 +68,36 @@ impl Recorder {
 
     /// Open a span as a child of the innermost open span and return its id.
     pub fn start(&mut self, kind: SpanKind, name: &str, attrs: Map<String, Value>, line: Option<u32>) -> u64 {
+        let span = self.open(kind, name, attrs, line);
+        let span_id = span.span_id;
+        self.stack.push(span);
+        span_id
+    }
+
+    /// Open a leaf span (it will have no children) under the innermost open
+    /// span, without making it the parent of what comes next.
+    pub fn start_leaf(&mut self, kind: SpanKind, name: &str, attrs: Map<String, Value>, line: Option<u32>) -> u64 {
+        let span = self.open(kind, name, attrs, line);
+        let span_id = span.span_id;
+        self.leaves.push(span);
+        span_id
+    }
+
+    /// Close an open leaf span.
+    pub fn end_leaf(
+        &mut self,
+        span_id: u64,
+        status: Status,
+        attrs: Map<String, Value>,
+        error: Option<Value>,
+    ) -> Result<(), SpanStackError> {
+        let index = self.leaves.iter().position(|s| s.span_id == span_id).ok_or(SpanStackError::NotOpen(span_id))?;
+        let span = self.leaves.swap_remove(index);
+        self.finish(span, status, attrs, error);
+        Ok(())
+    }
+
+    fn open(&mut self, kind: SpanKind, name: &str, attrs: Map<String, Value>, line: Option<u32>) -> Span {
         let span_id = self.next_span_id;
         self.next_span_id += 1;
         self.spans_started += 1;
@@ -83,8 +116,7 @@ impl Recorder {
         };
         let seq = self.next_seq();
         self.emit(RunEvent::SpanStarted { seq, span: span.clone() });
-        self.stack.push(span);
-        span_id
+        span
     }
 
     /// Close the innermost span, which must be `span_id`.
@@ -107,7 +139,11 @@ impl Recorder {
     }
 
     fn pop(&mut self, status: Status, attrs: Map<String, Value>, error: Option<Value>) {
-        let Some(mut span) = self.stack.pop() else { return };
+        let Some(span) = self.stack.pop() else { return };
+        self.finish(span, status, attrs, error);
+    }
+
+    fn finish(&mut self, mut span: Span, status: Status, attrs: Map<String, Value>, error: Option<Value>) {
         span.status = status;
         span.end_us = Some(now_us().max(span.start_us));
         span.attrs.extend(attrs);
@@ -120,6 +156,11 @@ impl Recorder {
     /// how a trap, a timeout, a quota or a cancel still leaves a whole tree.
     pub fn close_above(&mut self, depth: usize, status: Status, error: Option<&Value>) {
         while self.stack.len() > depth {
+            let parent = self.stack.last().map(|s| s.span_id);
+            while let Some(index) = self.leaves.iter().position(|leaf| leaf.parent_id == parent) {
+                let leaf = self.leaves.swap_remove(index);
+                self.finish(leaf, status, Map::new(), error.cloned());
+            }
             self.pop(status, Map::new(), error.cloned());
         }
     }
@@ -179,6 +220,33 @@ mod tests {
         let _step = rec.start(SpanKind::Step, "s", Map::new(), None);
         assert!(matches!(rec.end(root, Status::Ok, Map::new(), None), Err(SpanStackError::NotInnermost { .. })));
         assert_eq!(rec.end(99, Status::Ok, Map::new(), None), Err(SpanStackError::NotOpen(99)));
+    }
+
+    #[test]
+    fn leaves_open_side_by_side_and_are_closed_with_their_parent() {
+        let (mut rec, mut events) = recorder();
+        let root = rec.start(SpanKind::Flow, "f", Map::new(), None);
+        let step = rec.start(SpanKind::Step, "s", Map::new(), None);
+        let a = rec.start_leaf(SpanKind::Rpc, "x.a", Map::new(), None);
+        let b = rec.start_leaf(SpanKind::Rpc, "x.b", Map::new(), None);
+        assert_eq!(rec.current(), Some(step), "leaves are never parents");
+        rec.end_leaf(b, Status::Ok, Map::new(), None).unwrap();
+        rec.close_above(1, Status::Cancelled, None);
+        let ended: Vec<(u64, Option<u64>, Status)> = std::iter::from_fn(|| events.try_recv().ok())
+            .filter_map(|e| match e {
+                RunEvent::SpanEnded { span, .. } => Some((span.span_id, span.parent_id, span.status)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            ended,
+            vec![
+                (b, Some(step), Status::Ok),
+                (a, Some(step), Status::Cancelled),
+                (step, Some(root), Status::Cancelled)
+            ]
+        );
+        assert_eq!(rec.end_leaf(a, Status::Ok, Map::new(), None), Err(SpanStackError::NotOpen(a)));
     }
 
     #[test]

@@ -35,6 +35,7 @@ fn request(
         flow: info.name.clone(),
         line: info.line,
         input: info.check_input(&serde_json::json!({})).unwrap(),
+        services: info.services.clone(),
         quotas: Quotas::default(),
         env: RunEnv::isolated(),
         sink,

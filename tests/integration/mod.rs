@@ -6,6 +6,7 @@ mod library;
 mod quotas;
 mod server;
 mod server_support;
+mod services;
 mod spans;
 mod stdlib;
 mod support;

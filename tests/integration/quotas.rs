@@ -143,7 +143,7 @@ fn output_bytes_quota_refuses_a_large_result() {
 fn rpc_calls_quota_counts_every_call() {
     let source = r#"from hero_logic import flow, services
 
-@flow()
+@flow(services=["weather"])
 def caller():
     for i in range(10):
         try:

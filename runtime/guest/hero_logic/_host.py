@@ -34,6 +34,19 @@ def rpc_call(service, method, params, line):
         return False, json.loads(err.value)
 
 
+def rpc_gather(calls):
+    """`calls` is a list of (service, method, params, line); returns a list of
+    `(ok, value)` in the same order."""
+    requests = [host.RpcRequest(service, method, to_json(params), line) for service, method, params, line in calls]
+    answers = []
+    for answer in host.rpc_gather(requests):
+        if isinstance(answer, Err):
+            answers.append((False, json.loads(answer.value)))
+        else:
+            answers.append((True, json.loads(answer.value)))
+    return answers
+
+
 def invoke(flow_name, inputs, line):
     """Returns `(ok, value)`: the subflow's output, or its error object."""
     try:

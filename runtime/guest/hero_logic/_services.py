@@ -47,22 +47,39 @@ class InvalidParams(ServiceError, TypeError):
     """The parameters do not match the method's schema; nothing was sent."""
 
 
-def _raise_for(service, method, error):
+def _error_for(service, method, error):
+    """The exception a failed call raises, from the host's error object."""
     kind = error.get("type")
     message = error.get("message") or f"{service}.{method} failed"
     if kind == "RpcError":
-        raise RpcError(message, service, method, error.get("code"), error.get("data"))
+        return RpcError(message, service, method, error.get("code"), error.get("data"))
     if kind == "Timeout":
-        raise ServiceTimeout(message, service, method)
+        return ServiceTimeout(message, service, method)
     if kind == "UnknownService":
-        raise UnknownService(message, service, method)
+        return UnknownService(message, service, method)
     if kind == "UnknownMethod":
-        raise AttributeError(message)
+        return AttributeError(message)
     if kind == "PermissionDenied":
-        raise PermissionError(message)
+        return PermissionError(message)
     if kind == "InvalidParams":
-        raise InvalidParams(message, service, method)
-    raise ServiceUnavailable(message, service, method)
+        return InvalidParams(message, service, method)
+    return ServiceUnavailable(message, service, method)
+
+
+class Request:
+    """A service call not made yet: `services.weather.forecast.request(city="Ghent")`.
+    Pass several to `services.gather` to make them at once."""
+
+    __slots__ = ("service", "method", "params", "line")
+
+    def __init__(self, service, method, params, line):
+        self.service = service
+        self.method = method
+        self.params = params
+        self.line = line
+
+    def __repr__(self):
+        return f"<request {self.service}.{self.method}>"
 
 
 class _Method:
@@ -76,7 +93,11 @@ class _Method:
         ok, value = _host.rpc_call(self._service, self._method, params, _errors.caller_line())
         if ok:
             return value
-        _raise_for(self._service, self._method, value)
+        raise _error_for(self._service, self._method, value)
+
+    def request(self, **params):
+        """This call with these parameters, for `services.gather`; nothing is sent yet."""
+        return Request(self._service, self._method, params, _errors.caller_line())
 
     def __repr__(self):
         return f"<service method {self._service}.{self._method}>"
@@ -111,6 +132,33 @@ class _Services:
         if name.startswith("__"):
             raise AttributeError(name)
         return _Service(name)
+
+    def gather(self, *requests, return_exceptions=False):
+        """Make several calls at once and return their results in order.
+
+            a, b = services.gather(
+                services.weather.forecast.request(city="Ghent"),
+                services.weather.forecast.request(city="Oslo"),
+            )
+
+        The host makes the calls concurrently, each in its own `rpc` span. If a
+        call fails, the first failure is raised once all have ended; with
+        `return_exceptions=True` failures are returned in place instead.
+        """
+        for request in requests:
+            if not isinstance(request, Request):
+                raise TypeError("services.gather takes requests: services.<service>.<method>.request(**params)")
+        answers = _host.rpc_gather([(r.service, r.method, r.params, r.line) for r in requests])
+        results = []
+        for request, (ok, value) in zip(requests, answers):
+            if ok:
+                results.append(value)
+                continue
+            error = _error_for(request.service, request.method, value)
+            if not return_exceptions:
+                raise error
+            results.append(error)
+        return results
 
 
 services = _Services()

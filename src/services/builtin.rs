@@ -1,0 +1,70 @@
+//! Built-in services, in-process, described by OpenRPC documents like any
+//! registered service: `kv` (a key-value store scoped per flow) and
+//! `library` (search over the stored flows).
+
+use crate::sandbox::{CallContext, CallFailure};
+use crate::store::Store;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+pub const NAMES: [&str; 2] = ["kv", "library"];
+
+/// The OpenRPC document of a built-in service.
+pub fn document(name: &str) -> Option<Value> {
+    let key = json!({"name": "key", "required": true, "description": "The key, unique within the calling flow.", "schema": {"type": "string", "minLength": 1, "maxLength": 512}});
+    match name {
+        "kv" => Some(json!({
+            "openrpc": "1.2.6",
+            "info": {"title": "kv", "version": "1.0.0", "description": "A key-value store, scoped per flow, kept in the server's database."},
+            "methods": [
+                {"name": "get", "summary": "The value stored under key, or null.", "params": [key], "result": {"name": "value", "schema": {}}},
+                {"name": "set", "summary": "Store a JSON value under key.", "params": [key, {"name": "value", "required": true, "schema": {}}], "result": {"name": "ok", "schema": {"type": "boolean"}}},
+                {"name": "delete", "summary": "Remove key; true when it was there.", "params": [key], "result": {"name": "deleted", "schema": {"type": "boolean"}}},
+                {"name": "list", "summary": "Keys starting with prefix, in order.", "params": [
+                    {"name": "prefix", "schema": {"type": "string"}},
+                    {"name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}
+                ], "result": {"name": "keys", "schema": {"type": "array", "items": {"type": "string"}}}}
+            ]
+        })),
+        "library" => Some(json!({
+            "openrpc": "1.2.6",
+            "info": {"title": "library", "version": "1.0.0", "description": "Search the flows stored in the library."},
+            "methods": [
+                {"name": "search", "summary": "Flows matching plain words, best first, with scores and snippets.", "params": [
+                    {"name": "query", "required": true, "schema": {"type": "string", "maxLength": 1000}},
+                    {"name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}
+                ], "result": {"name": "hits", "schema": {"type": "array"}}}
+            ]
+        })),
+        _ => None,
+    }
+}
+
+/// Call a built-in; parameters were already checked against its document.
+pub async fn call(
+    store: &Arc<Store>,
+    context: CallContext<'_>,
+    service: &str,
+    method: &str,
+    params: &Value,
+) -> Result<Value, CallFailure> {
+    let text = |name: &str| params.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+    let limit = |default: u64| params.get("limit").and_then(Value::as_u64).unwrap_or(default) as u32;
+    let failed = |e: anyhow::Error| CallFailure::Transport(format!("the store failed: {e:#}"));
+    let flow = context.flow;
+    match (service, method) {
+        ("kv", "get") => Ok(store.kv_get(flow, &text("key")).await.map_err(failed)?.unwrap_or(Value::Null)),
+        ("kv", "set") => {
+            let value = params.get("value").cloned().unwrap_or(Value::Null);
+            if value.to_string().len() > 1024 * 1024 {
+                return Err(CallFailure::InvalidParams("value: at most 1 MiB of JSON".into()));
+            }
+            store.kv_set(flow, &text("key"), &value).await.map_err(failed)?;
+            Ok(Value::Bool(true))
+        }
+        ("kv", "delete") => Ok(Value::Bool(store.kv_delete(flow, &text("key")).await.map_err(failed)?)),
+        ("kv", "list") => Ok(json!(store.kv_keys(flow, &text("prefix"), limit(100)).await.map_err(failed)?)),
+        ("library", "search") => Ok(json!(store.search_flows(&text("query"), limit(10)).await.map_err(failed)?)),
+        _ => Err(CallFailure::UnknownMethod { service: service.into(), method: method.into(), known: Vec::new() }),
+    }
+}

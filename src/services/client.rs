@@ -1,0 +1,201 @@
+//! A JSON-RPC 2.0 client over HTTP or a Unix socket (`unix:///path`): one
+//! request per connection, with the host's timeout around the whole call.
+
+use crate::sandbox::CallFailure;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Largest response read from a service.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Where a service listens.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Endpoint {
+    Http { authority: String, path: String },
+    Unix { socket: PathBuf },
+}
+
+impl Endpoint {
+    pub fn parse(url: &str) -> Result<Endpoint, String> {
+        if let Some(path) = url.strip_prefix("unix://") {
+            if !path.starts_with('/') {
+                return Err(format!("'{url}': a Unix socket URL needs an absolute path, as unix:///run/service.sock"));
+            }
+            return Ok(Endpoint::Unix { socket: PathBuf::from(path) });
+        }
+        if url.starts_with("https://") {
+            return Err(format!(
+                "'{url}': https is not supported yet; use http:// on a trusted network, or a Unix socket"
+            ));
+        }
+        let rest = url.strip_prefix("http://").ok_or_else(|| format!("'{url}' is not an http:// or unix:// URL"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(index) => (&rest[..index], &rest[index..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(format!("'{url}' has no usable host"));
+        }
+        Ok(Endpoint::Http { authority: authority.to_string(), path: path.to_string() })
+    }
+}
+
+/// Call `method` with named `params`; the result, or why there is none.
+pub async fn call(endpoint: &Endpoint, method: &str, params: Value, timeout: Duration) -> Result<Value, CallFailure> {
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
+    let exchange = async {
+        match endpoint {
+            Endpoint::Http { authority, path } => {
+                let stream = tokio::net::TcpStream::connect(authority.as_str())
+                    .await
+                    .map_err(|e| CallFailure::Transport(format!("cannot connect to {authority}: {e}")))?;
+                post(stream, authority, path, &body).await
+            }
+            Endpoint::Unix { socket } => {
+                let stream = tokio::net::UnixStream::connect(socket)
+                    .await
+                    .map_err(|e| CallFailure::Transport(format!("cannot connect to {}: {e}", socket.display())))?;
+                post(stream, "localhost", "/", &body).await
+            }
+        }
+    };
+    let (status, response) = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| CallFailure::Timeout { after_ms: timeout.as_millis() as u64 })??;
+    let response: Value = serde_json::from_slice(&response).map_err(|_| {
+        CallFailure::Transport(format!("HTTP {status}: the answer is not JSON-RPC ({} bytes)", response.len()))
+    })?;
+    if let Some(error) = response.get("error").filter(|e| !e.is_null()) {
+        return Err(CallFailure::Rpc {
+            code: error.get("code").and_then(Value::as_i64).unwrap_or(-32603),
+            message: error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("the service reported an error")
+                .to_string(),
+            data: error.get("data").cloned().unwrap_or(Value::Null),
+        });
+    }
+    match response.get("result") {
+        Some(result) if status == 200 => Ok(result.clone()),
+        _ => Err(CallFailure::Transport(format!("HTTP {status}: the answer has no JSON-RPC result"))),
+    }
+}
+
+/// POST `body` and return the status and the response body.
+async fn post<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    authority: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, Vec<u8>), CallFailure> {
+    let transport = |e: std::io::Error| CallFailure::Transport(format!("the connection failed: {e}"));
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.map_err(transport)?;
+    stream.write_all(body.as_bytes()).await.map_err(transport)?;
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        let read = stream.read(&mut chunk).await.map_err(transport)?;
+        if read == 0 {
+            return Err(CallFailure::Transport("the service closed the connection without answering".into()));
+        }
+        raw.extend_from_slice(&chunk[..read]);
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        if raw.len() > 64 * 1024 {
+            return Err(CallFailure::Transport("the response head is too large".into()));
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse::<usize>().ok());
+    let chunked = head.lines().any(|line| line.starts_with("transfer-encoding:") && line.contains("chunked"));
+    let mut body = raw.split_off(head_end + 4);
+    match length {
+        Some(length) if length > MAX_RESPONSE_BYTES => {
+            return Err(CallFailure::Transport(format!(
+                "the response is {length} bytes; at most {MAX_RESPONSE_BYTES} are read"
+            )));
+        }
+        Some(length) => {
+            while body.len() < length {
+                let read = stream.read(&mut chunk).await.map_err(transport)?;
+                if read == 0 {
+                    return Err(CallFailure::Transport("the service closed the connection mid-answer".into()));
+                }
+                body.extend_from_slice(&chunk[..read]);
+            }
+            body.truncate(length);
+        }
+        None => {
+            loop {
+                let read = stream.read(&mut chunk).await.map_err(transport)?;
+                if read == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..read]);
+                if body.len() > MAX_RESPONSE_BYTES {
+                    return Err(CallFailure::Transport("the response is too large".into()));
+                }
+            }
+            if chunked {
+                body = dechunk(&body).ok_or_else(|| CallFailure::Transport("a malformed chunked response".into()))?;
+            }
+        }
+    }
+    Ok((status, body))
+}
+
+fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&body[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(body.get(line_end + 2..line_end + 2 + size)?);
+        body = body.get(line_end + 4 + size..)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_endpoints() {
+        assert_eq!(
+            Endpoint::parse("http://127.0.0.1:8765/rpc"),
+            Ok(Endpoint::Http { authority: "127.0.0.1:8765".into(), path: "/rpc".into() })
+        );
+        assert_eq!(
+            Endpoint::parse("http://svc:80"),
+            Ok(Endpoint::Http { authority: "svc:80".into(), path: "/".into() })
+        );
+        assert_eq!(Endpoint::parse("unix:///tmp/w.sock"), Ok(Endpoint::Unix { socket: "/tmp/w.sock".into() }));
+        assert!(Endpoint::parse("unix://relative").is_err());
+        assert!(Endpoint::parse("ftp://x").is_err());
+        assert!(Endpoint::parse("https://x").unwrap_err().contains("https is not supported yet"));
+    }
+
+    #[test]
+    fn dechunks() {
+        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), Some(b"abcde".to_vec()));
+    }
+}

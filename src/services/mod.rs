@@ -1,0 +1,185 @@
+//! Services a flow can call: registered JSON-RPC services (over HTTP or a
+//! Unix socket, described by OpenRPC documents) and the built-ins. The
+//! registry checks every call against the service's document before anything
+//! leaves the host.
+
+mod builtin;
+mod client;
+mod openrpc;
+mod schema;
+mod stubs;
+
+pub use client::Endpoint;
+pub use openrpc::{MethodDoc, ParamDoc, ServiceDoc};
+pub use stubs::python_stubs;
+
+use crate::sandbox::{BoxFuture, CallContext, CallFailure, ServiceCaller};
+use crate::store::{Store, StoredService};
+use anyhow::Result;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Per-call timeout when a registration does not set one.
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+
+/// A service as flows see it: its name, where it is, and its methods.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ServiceInfo {
+    pub name: String,
+    /// `builtin` for the in-process services.
+    pub url: String,
+    pub builtin: bool,
+    pub timeout_ms: u64,
+    pub doc: ServiceDoc,
+}
+
+pub struct ServiceRegistry {
+    store: Arc<Store>,
+}
+
+impl ServiceRegistry {
+    pub fn new(store: Arc<Store>) -> ServiceRegistry {
+        ServiceRegistry { store }
+    }
+
+    /// Every service, built-ins first.
+    pub async fn list(&self) -> Result<Vec<ServiceInfo>> {
+        let mut all: Vec<ServiceInfo> = builtin::NAMES.iter().filter_map(|name| builtin_info(name)).collect();
+        for stored in self.store.services().await? {
+            if let Ok(info) = registered_info(&stored) {
+                all.push(info);
+            }
+        }
+        Ok(all)
+    }
+
+    async fn find(&self, name: &str) -> Result<Option<ServiceInfo>, CallFailure> {
+        if let Some(info) = builtin_info(name) {
+            return Ok(Some(info));
+        }
+        let stored = self
+            .store
+            .service(name)
+            .await
+            .map_err(|e| CallFailure::Transport(format!("the registry failed: {e:#}")))?;
+        stored.map(|s| registered_info(&s).map_err(CallFailure::Transport)).transpose()
+    }
+
+    /// Register a service: its document as given, or fetched with
+    /// `rpc.discover`. Returns what flows will see.
+    pub async fn register(
+        &self,
+        name: &str,
+        url: &str,
+        document: Option<Value>,
+        timeout_ms: Option<u64>,
+    ) -> Result<ServiceInfo, String> {
+        if !is_identifier(name) {
+            return Err(format!("'{name}' cannot be a service name: use a Python identifier (letters, digits, _)"));
+        }
+        if builtin::NAMES.contains(&name) {
+            return Err(format!("'{name}' is a built-in service"));
+        }
+        let endpoint = Endpoint::parse(url)?;
+        let timeout_ms = timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+        if timeout_ms == 0 {
+            return Err("the timeout must be greater than 0 ms".into());
+        }
+        let document = match document {
+            Some(document) => document,
+            None => client::call(
+                &endpoint,
+                "rpc.discover",
+                Value::Object(Default::default()),
+                Duration::from_millis(timeout_ms),
+            )
+            .await
+            .map_err(|e| {
+                format!("could not fetch the OpenRPC document with rpc.discover from {url}: {}", describe(&e))
+            })?,
+        };
+        let doc =
+            ServiceDoc::parse(&document).map_err(|e| format!("the OpenRPC document of '{name}' is not usable: {e}"))?;
+        let stored = StoredService {
+            name: name.into(),
+            url: url.into(),
+            document,
+            timeout_ms,
+            created_us: crate::trace::now_us(),
+        };
+        self.store.save_service(stored).await.map_err(|e| format!("the store failed: {e:#}"))?;
+        Ok(ServiceInfo { name: name.into(), url: url.into(), builtin: false, timeout_ms, doc })
+    }
+
+    pub async fn remove(&self, name: &str) -> Result<bool> {
+        self.store.remove_service(name).await
+    }
+
+    async fn dispatch(
+        &self,
+        context: CallContext<'_>,
+        service: &str,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, CallFailure> {
+        let Some(info) = self.find(service).await? else {
+            let mut known: Vec<String> = builtin::NAMES.iter().map(|s| s.to_string()).collect();
+            known.extend(self.store.services().await.unwrap_or_default().into_iter().map(|s| s.name));
+            return Err(CallFailure::UnknownService { service: service.into(), known });
+        };
+        let Some(method_doc) = info.doc.method(method) else {
+            return Err(CallFailure::UnknownMethod {
+                service: service.into(),
+                method: method.into(),
+                known: info.doc.method_names(),
+            });
+        };
+        let Value::Object(named) = &params else {
+            return Err(CallFailure::InvalidParams("parameters are passed by name".into()));
+        };
+        method_doc.check_params(named).map_err(CallFailure::InvalidParams)?;
+        if info.builtin {
+            return builtin::call(&self.store, context, service, method, &params).await;
+        }
+        let endpoint = Endpoint::parse(&info.url).map_err(CallFailure::Transport)?;
+        client::call(&endpoint, method, params, Duration::from_millis(info.timeout_ms)).await
+    }
+}
+
+impl ServiceCaller for ServiceRegistry {
+    fn call<'a>(
+        &'a self,
+        context: CallContext<'a>,
+        service: &'a str,
+        method: &'a str,
+        params: Value,
+    ) -> BoxFuture<'a, Result<Value, CallFailure>> {
+        Box::pin(self.dispatch(context, service, method, params))
+    }
+}
+
+fn builtin_info(name: &str) -> Option<ServiceInfo> {
+    let doc = ServiceDoc::parse(&builtin::document(name)?).ok()?;
+    Some(ServiceInfo { name: name.into(), url: "builtin".into(), builtin: true, timeout_ms: DEFAULT_TIMEOUT_MS, doc })
+}
+
+fn registered_info(stored: &StoredService) -> Result<ServiceInfo, String> {
+    Ok(ServiceInfo {
+        name: stored.name.clone(),
+        url: stored.url.clone(),
+        builtin: false,
+        timeout_ms: stored.timeout_ms,
+        doc: ServiceDoc::parse(&stored.document)?,
+    })
+}
+
+fn describe(failure: &CallFailure) -> String {
+    failure.to_json("rpc", "discover")["message"].as_str().unwrap_or("it failed").to_string()
+}
+
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

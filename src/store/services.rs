@@ -1,0 +1,183 @@
+//! Registered services, the `kv` built-in's table, and library search.
+
+use super::Store;
+use anyhow::Result;
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A registered JSON-RPC service.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredService {
+    pub name: String,
+    pub url: String,
+    /// Its OpenRPC document.
+    pub document: Value,
+    pub timeout_ms: u64,
+    pub created_us: i64,
+}
+
+/// One hit of a library search.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SearchHit {
+    pub name: String,
+    pub version: u32,
+    pub description: Option<String>,
+    /// BM25 relevance: higher is better.
+    pub score: f64,
+    pub snippet: String,
+}
+
+fn service_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredService> {
+    let document: String = row.get(2)?;
+    Ok(StoredService {
+        name: row.get(0)?,
+        url: row.get(1)?,
+        document: serde_json::from_str(&document).unwrap_or(Value::Null),
+        timeout_ms: row.get(3)?,
+        created_us: row.get(4)?,
+    })
+}
+
+impl Store {
+    /// Register (or replace) a service.
+    pub async fn save_service(&self, service: StoredService) -> Result<()> {
+        self.job(move |conn| {
+            conn.execute(
+                "INSERT INTO services (name, url, document, timeout_ms, created_us) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (name) DO UPDATE SET url = excluded.url, document = excluded.document, timeout_ms = excluded.timeout_ms",
+                params![service.name, service.url, service.document.to_string(), service.timeout_ms, service.created_us],
+            )
+        })
+        .await??;
+        Ok(())
+    }
+
+    pub async fn services(self: &Arc<Self>) -> Result<Vec<StoredService>> {
+        self.read(|conn| {
+            let mut statement =
+                conn.prepare_cached("SELECT name, url, document, timeout_ms, created_us FROM services ORDER BY name")?;
+            let rows = statement.query_map([], service_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub async fn service(self: &Arc<Self>, name: &str) -> Result<Option<StoredService>> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT name, url, document, timeout_ms, created_us FROM services WHERE name = ?1",
+                [name],
+                service_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Returns whether there was such a service.
+    pub async fn remove_service(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        Ok(self.job(move |conn| conn.execute("DELETE FROM services WHERE name = ?1", [name])).await?? > 0)
+    }
+
+    pub async fn kv_get(self: &Arc<Self>, flow: &str, key: &str) -> Result<Option<Value>> {
+        let (flow, key) = (flow.to_string(), key.to_string());
+        let text: Option<String> = self
+            .read(move |conn| {
+                conn.query_row("SELECT value FROM kv WHERE flow = ?1 AND key = ?2", [flow, key], |row| row.get(0))
+                    .optional()
+            })
+            .await?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    pub async fn kv_set(&self, flow: &str, key: &str, value: &Value) -> Result<()> {
+        let (flow, key, value, now) = (flow.to_string(), key.to_string(), value.to_string(), crate::trace::now_us());
+        self.job(move |conn| {
+            conn.execute(
+                "INSERT INTO kv (flow, key, value, updated_us) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (flow, key) DO UPDATE SET value = excluded.value, updated_us = excluded.updated_us",
+                params![flow, key, value, now],
+            )
+        })
+        .await??;
+        Ok(())
+    }
+
+    /// Returns whether the key was there.
+    pub async fn kv_delete(&self, flow: &str, key: &str) -> Result<bool> {
+        let (flow, key) = (flow.to_string(), key.to_string());
+        Ok(self.job(move |conn| conn.execute("DELETE FROM kv WHERE flow = ?1 AND key = ?2", [flow, key])).await?? > 0)
+    }
+
+    /// Keys of a flow starting with `prefix`, in order.
+    pub async fn kv_keys(self: &Arc<Self>, flow: &str, prefix: &str, limit: u32) -> Result<Vec<String>> {
+        let (flow, prefix) = (flow.to_string(), prefix.to_string());
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(
+                "SELECT key FROM kv WHERE flow = ?1 AND substr(key, 1, length(?2)) = ?2 ORDER BY key LIMIT ?3",
+            )?;
+            let rows = statement.query_map(params![flow, prefix, limit], |row| row.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Full-text search over the latest version of every flow, in plain
+    /// words: each word matches as a prefix, and any word may match.
+    pub async fn search_flows(self: &Arc<Self>, query: &str, limit: u32) -> Result<Vec<SearchHit>> {
+        let query = fts_query(query);
+        if query.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(move |conn| {
+            // Name and description weigh more than docstrings and steps,
+            // which weigh more than inputs and source.
+            let mut statement = conn.prepare_cached(
+                "SELECT f.name, f.version, json_extract(f.info, '$.description'),
+                        -bm25(flows_fts, 10.0, 5.0, 2.0, 2.0, 1.0, 0.5) AS score,
+                        snippet(flows_fts, -1, '[', ']', '…', 12)
+                 FROM flows_fts
+                 JOIN flows f ON f.name = flows_fts.name
+                  AND f.version = (SELECT MAX(version) FROM flows g WHERE g.name = f.name)
+                 WHERE flows_fts MATCH ?1
+                 ORDER BY score DESC LIMIT ?2",
+            )?;
+            let rows = statement.query_map(params![query, limit], |row| {
+                Ok(SearchHit {
+                    name: row.get(0)?,
+                    version: row.get(1)?,
+                    description: row.get(2)?,
+                    score: row.get(3)?,
+                    snippet: row.get(4)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+/// Plain words as an FTS5 query: `"word"*` terms joined by OR. Anything that
+/// is not a letter or digit separates words, so no input is a syntax error.
+pub fn fts_query(words: &str) -> String {
+    words
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(|word| format!("\"{}\"*", word.to_lowercase()))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plain_words_become_prefix_terms() {
+        assert_eq!(super::fts_query("Weather forecast!"), r#""weather"* OR "forecast"*"#);
+        assert_eq!(super::fts_query(r#"" OR NEAR( *"#), r#""or"* OR "near"*"#);
+        assert_eq!(super::fts_query("  "), "");
+    }
+}
