@@ -4,6 +4,7 @@
 //! reports whether each is met, it does not judge them in tests.
 
 mod native;
+mod rpc;
 mod server;
 mod service;
 mod stats;
@@ -227,6 +228,33 @@ pub async fn run(options: BenchOptions) -> Result<()> {
             value: ratio,
             unit: "x",
             target: Some((">= 20x", ratio >= 20.0)),
+        });
+    }
+
+    // The host's overhead per service call, against calling it directly.
+    if let Some(native) = &native {
+        let calls = if options.quick { 50 } else { 500 };
+        let rpc = rpc::measure(&harness.sandbox, &native.python, calls).await?;
+        figures.push(Figure {
+            key: "rpc_direct_ms",
+            label: "service call, direct",
+            value: rpc.direct_ms,
+            unit: "ms",
+            target: None,
+        });
+        figures.push(Figure {
+            key: "rpc_from_flow_ms",
+            label: "service call, from a flow",
+            value: rpc.through_flow_ms,
+            unit: "ms",
+            target: None,
+        });
+        figures.push(Figure {
+            key: "rpc_host_overhead_ms",
+            label: "host overhead per service call",
+            value: rpc.through_flow_ms - rpc.direct_ms,
+            unit: "ms",
+            target: None,
         });
     }
 

@@ -4,7 +4,7 @@
 //! leaves the host.
 
 mod builtin;
-mod client;
+pub mod client;
 mod openrpc;
 mod schema;
 mod stubs;

@@ -21,6 +21,8 @@ fn bench_quick_prints_a_table_and_a_json_line_with_every_figure() {
         "spans_recorded_per_s",
         "spans_stored_per_s",
         "span_to_ws_p50_ms",
+        "rpc_direct_ms",
+        "rpc_from_flow_ms",
         "cpu_loop_sandbox_s",
         "cold_start_no_cache_ms",
         "cold_start_cached_ms",

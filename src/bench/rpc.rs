@@ -1,0 +1,94 @@
+//! The host's overhead per service call: the same method of the example
+//! service called directly with the host's JSON-RPC client, and from a flow
+//! (guest to host, checks, the `rpc` span, the client).
+
+use crate::sandbox::{ModuleFlows, Quotas, RunEnv, RunRequest, Sandbox};
+use crate::services::{Endpoint, ServiceRegistry, client};
+use crate::store::Store;
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const SERVICE: &str = include_str!("../../examples/services/weather.py");
+const LOOP: &str = include_str!("../../bench/rpc_loop.py");
+
+pub struct RpcFigures {
+    pub direct_ms: f64,
+    pub through_flow_ms: f64,
+}
+
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub async fn measure(sandbox: &Sandbox, python: &std::path::Path, calls: u32) -> Result<RpcFigures> {
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("weather.py");
+    std::fs::write(&script, SERVICE)?;
+    let mut child = Command::new(python).arg(&script).args(["--port", "0"]).stdout(Stdio::piped()).spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("service stdout")?).read_line(&mut line)?;
+    let _service = Service(child);
+    let url = line.trim().strip_prefix("listening on ").context("the service's address")?.to_string();
+
+    let endpoint = Endpoint::parse(&url).map_err(anyhow::Error::msg)?;
+    let started = Instant::now();
+    for _ in 0..calls {
+        client::call(&endpoint, "cities", json!({}), Duration::from_secs(10))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    let direct_ms = started.elapsed().as_secs_f64() * 1000.0 / f64::from(calls);
+
+    let store = Arc::new(Store::open(&dir.path().join("bench.db"))?);
+    let registry = Arc::new(ServiceRegistry::new(store.clone()));
+    registry.register("weather", &url, None, None).await.map_err(anyhow::Error::msg)?;
+    let flows = sandbox.describe(LOOP, &Quotas::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let source: Arc<str> = Arc::from(LOOP);
+    let env = RunEnv {
+        services: registry,
+        flows: Arc::new(ModuleFlows { source: source.clone(), flows: flows.clone() }),
+        narrow_services: None,
+    };
+    let run = |count: u32| {
+        let (sink, _events) = tokio::sync::mpsc::unbounded_channel();
+        let request = RunRequest {
+            run_id: uuid::Uuid::now_v7().to_string(),
+            source: source.clone(),
+            flow: "rpc_loop".into(),
+            line: None,
+            input: flows[0].check_input(&json!({"count": count})).expect("count is an integer"),
+            services: flows[0].services.clone(),
+            quotas: Quotas { rpc_calls: u64::from(calls) + 1, ..Quotas::default() },
+            env: env.clone(),
+            sink,
+            cancel: CancellationToken::new(),
+        };
+        async move {
+            let started = Instant::now();
+            let report = sandbox.run(request).await;
+            if report.output != Some(Value::from(count)) {
+                bail!("the rpc loop ended {}: {:?}", report.status, report.error);
+            }
+            Ok(started.elapsed())
+        }
+    };
+    let mut empty = Vec::new();
+    for _ in 0..5 {
+        empty.push(run(0).await?);
+    }
+    empty.sort();
+    let with_calls = run(calls).await?;
+    let through_flow_ms = (with_calls.saturating_sub(empty[2])).as_secs_f64() * 1000.0 / f64::from(calls);
+    store.close().await;
+    Ok(RpcFigures { direct_ms, through_flow_ms })
+}
