@@ -91,6 +91,10 @@ impl FlowInfo {
         let mut arguments = Map::new();
         for (name, spec) in &self.inputs {
             match given.get(name) {
+                // An explicit null for an optional input means "not given".
+                Some(Value::Null) if !spec.required => {
+                    arguments.insert(name.clone(), spec.default.clone());
+                }
                 Some(value) => {
                     if !spec.accepts(value) {
                         return Err(fail(format!(
@@ -162,6 +166,8 @@ mod tests {
     fn fills_defaults_and_accepts_matching_types() {
         let args = greet().check_input(&json!({"who": "ada"})).unwrap();
         assert_eq!(Value::Object(args), json!({"who": "ada", "times": 1}));
+        let args = greet().check_input(&json!({"who": "ada", "times": null})).unwrap();
+        assert_eq!(Value::Object(args), json!({"who": "ada", "times": 1}), "null means not given");
     }
 
     #[test]

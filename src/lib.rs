@@ -13,6 +13,8 @@
 //! - `http`: the axum routes (flows, runs, WebSocket streams, metrics), `AppError`.
 //! - `server`: `serve(listener, config, shutdown)`, wiring it all together.
 //! - `metrics`: counters for `/metrics`.
+//! - `services`: the service registry, JSON-RPC client, OpenRPC checks, built-ins.
+//! - `builtin_flows`: the six flows of `flows/`, stored at start.
 //! - `cli`: the `hero_logic` command line; `render` prints a run as a tree.
 //! - `bench`: `hero_logic bench`, the sandbox measured against native python3.
 //!
@@ -20,6 +22,7 @@
 //! builds it into the component this crate embeds.
 
 pub mod bench;
+pub mod builtin_flows;
 pub mod cli;
 pub mod flowdef;
 pub mod http;

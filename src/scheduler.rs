@@ -203,8 +203,10 @@ impl Scheduler {
             }
             Some(_permit) => {
                 run.status = Status::Running;
-                run.start_us = Some(now_us());
-                self.store.write(Write::RunStarted { run_id: run.run_id.clone(), start_us: now_us() });
+                // One reading, so the stored run and the answer to `?wait=true` agree.
+                let start_us = now_us();
+                run.start_us = Some(start_us);
+                self.store.write(Write::RunStarted { run_id: run.run_id.clone(), start_us });
                 self.bus.announce(run_event("run_started", &run));
                 let (sink, mut events) = tokio::sync::mpsc::unbounded_channel();
                 let env = RunEnv {
@@ -297,7 +299,12 @@ impl FlowResolver for StoredFlows {
             if let Some(found) = self.module.as_ref().and_then(|m| m.find(name)) {
                 return Some(found);
             }
-            let stored = self.store.flow(name, None).await.ok().flatten()?;
+            // `name@3` is version 3 of a stored flow; plain `name` the latest.
+            let (name, version) = match name.rsplit_once('@') {
+                Some((name, version)) => (name, Some(version.parse().ok()?)),
+                None => (name, None),
+            };
+            let stored = self.store.flow(name, version).await.ok().flatten()?;
             Some(ResolvedFlow { source: Arc::from(stored.source), info: stored.info })
         })
     }

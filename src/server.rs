@@ -55,9 +55,11 @@ pub async fn serve(
         .with_context(|| format!("create the data directory {}", config.data_dir.display()))?;
     let store = Arc::new(Store::open(&config.data_dir.join("hero_logic.db"))?);
     let sandbox = Sandbox::new(&SandboxOptions { cache_dir: config.cache_dir.clone(), ..SandboxOptions::default() })?;
+    let loaded = crate::builtin_flows::load(&sandbox, &store).await?;
+    tracing::info!(flows = loaded.len(), "built-in flows loaded");
     let bus = Arc::new(EventBus::default());
     let metrics = Arc::new(Metrics::default());
-    let services = Arc::new(ServiceRegistry::new(store.clone()));
+    let services = Arc::new(ServiceRegistry::with_sandbox(store.clone(), sandbox.clone()));
     let scheduler = Arc::new(Scheduler::new(
         sandbox.clone(),
         store.clone(),

@@ -6,16 +6,14 @@
 
 Methods: forecast(city, days), cities(), alert(city) (always a JSON-RPC error),
 slow(seconds) (answers late: for timeouts), and rpc.discover (the document).
-Standard library only, so it runs wherever python3 does.
+Standard library only (with `jsonrpc_server.py` beside it), so it runs
+wherever python3 does.
 """
 
-import argparse
-import json
-import os
-import socketserver
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from jsonrpc_server import RpcError, arguments, serve
 
 CITIES = {
     "Ghent": {"country": "BE", "base": 11},
@@ -59,12 +57,6 @@ DOCUMENT = {
 }
 
 
-class RpcError(Exception):
-    def __init__(self, code, message, data=None):
-        super().__init__(message)
-        self.code, self.message, self.data = code, message, data
-
-
 def forecast(city, days=3):
     if city not in CITIES:
         raise RpcError(-32602, f"unknown city {city!r}", {"cities": sorted(CITIES)})
@@ -86,81 +78,12 @@ METHODS = {
     "cities": lambda: sorted(CITIES),
     "alert": alert,
     "slow": slow,
-    "rpc.discover": lambda: DOCUMENT,
 }
 
 
-def answer(request):
-    """The JSON-RPC response to one request object (None for a notification)."""
-    if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or "method" not in request:
-        return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "invalid request"}}
-    rid = request.get("id")
-    method = METHODS.get(request["method"])
-    try:
-        if method is None:
-            raise RpcError(-32601, f"method not found: {request['method']}")
-        params = request.get("params", {})
-        try:
-            result = method(**params) if isinstance(params, dict) else method(*params)
-        except TypeError as error:
-            raise RpcError(-32602, f"invalid params: {error}")
-        response = {"jsonrpc": "2.0", "id": rid, "result": result}
-    except RpcError as error:
-        response = {"jsonrpc": "2.0", "id": rid, "error": {"code": error.code, "message": error.message, "data": error.data}}
-    return None if "id" not in request else response
-
-
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length", 0))
-        try:
-            request = json.loads(self.rfile.read(length))
-            response = [answer(r) for r in request] if isinstance(request, list) else answer(request)
-        except json.JSONDecodeError:
-            response = {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}
-        body = json.dumps(response).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class ThreadingHTTPServer(socketserver.ThreadingMixIn, HTTPServer):
-    daemon_threads = True
-
-
-class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-    def get_request(self):
-        request, _ = super().get_request()
-        return request, ("unix", 0)
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8765, help="HTTP port on 127.0.0.1 (0 picks a free one)")
-    parser.add_argument("--unix", help="listen on this Unix socket instead")
-    args = parser.parse_args()
-    if args.unix:
-        if os.path.exists(args.unix):
-            os.unlink(args.unix)
-        server = UnixHTTPServer(args.unix, Handler)
-        print(f"listening on unix://{args.unix}", flush=True)
-    else:
-        server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-        print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    return 0
+    args = arguments(__doc__.splitlines()[0], default_port=8765).parse_args()
+    return serve(METHODS, DOCUMENT, args)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 
 mod native;
 mod rpc;
+mod search;
 mod server;
 mod service;
 mod stats;
@@ -32,7 +33,16 @@ const CPU: &str = include_str!("../../bench/cpu.py");
 pub struct BenchOptions {
     /// A short run that checks the harness works; its figures are noisy.
     pub quick: bool,
+    /// Measure one part only.
+    pub only: Option<Section>,
     pub cache_dir: Option<PathBuf>,
+}
+
+/// A part of the benchmark that can be run alone (`--only`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// Library search over generated flows.
+    Search,
 }
 
 struct Sizes {
@@ -43,6 +53,9 @@ struct Sizes {
     spans: u64,
     paced_spans: u64,
     cpu_iterations: u64,
+    search_flows: usize,
+    search_queries: usize,
+    search_scans: usize,
 }
 
 impl Sizes {
@@ -56,6 +69,9 @@ impl Sizes {
                 spans: 2_000,
                 paced_spans: 200,
                 cpu_iterations: 100_000,
+                search_flows: 2_000,
+                search_queries: 100,
+                search_scans: 10,
             }
         } else {
             Sizes {
@@ -66,6 +82,9 @@ impl Sizes {
                 spans: 100_000,
                 paced_spans: 5_000,
                 cpu_iterations: 3_000_000,
+                search_flows: 100_000,
+                search_queries: 1_000,
+                search_scans: 30,
             }
         }
     }
@@ -138,6 +157,12 @@ pub async fn run(options: BenchOptions) -> Result<()> {
         if options.quick { " --quick" } else { "" },
         crate::sandbox::WASMTIME_VERSION
     );
+
+    if options.only == Some(Section::Search) {
+        let figures = search_figures(&sizes).await?;
+        print_report(&figures, SEARCH_BASELINE, cores, options.quick);
+        return Ok(());
+    }
 
     let sandbox = Sandbox::new(&SandboxOptions { cache_dir: options.cache_dir.clone(), ..SandboxOptions::default() })?;
     let harness = Arc::new(Harness { sandbox, service: Arc::new(BenchService::new()) });
@@ -374,8 +399,55 @@ pub async fn run(options: BenchOptions) -> Result<()> {
         target: None,
     });
 
-    print_report(&figures, native.as_ref(), cores, options.quick);
+    figures.extend(search_figures(&sizes).await?);
+
+    let baseline = format!("{}\n{SEARCH_BASELINE}", native_baseline(native.as_ref()));
+    print_report(&figures, &baseline, cores, options.quick);
     Ok(())
+}
+
+/// Library search: FTS5 against a scan of every source, same library, same words.
+async fn search_figures(sizes: &Sizes) -> Result<Vec<Figure>> {
+    let search = search::measure(sizes.search_flows, sizes.search_queries, sizes.search_scans).await?;
+    let label_flows = format_value(search.flows as f64);
+    println!("library search: {label_flows} generated flows stored in {:.1} s", search.fill_s);
+    Ok(vec![
+        Figure {
+            key: "search_p50_ms",
+            label: "library search p50",
+            value: search.indexed.p50(),
+            unit: "ms",
+            target: None,
+        },
+        Figure {
+            key: "search_p99_ms",
+            label: "library search p99",
+            value: search.indexed.p99(),
+            unit: "ms",
+            target: None,
+        },
+        Figure {
+            key: "search_scan_p50_ms",
+            label: "scan of every source p50 (baseline)",
+            value: search.scanned.p50(),
+            unit: "ms",
+            target: None,
+        },
+        Figure {
+            key: "search_scan_over_indexed",
+            label: "scan p50 / search p50",
+            value: search.scanned.p50() / search.indexed.p50(),
+            unit: "x",
+            target: None,
+        },
+        Figure {
+            key: "search_flows",
+            label: "flows in the library",
+            value: search.flows as f64,
+            unit: "flows",
+            target: None,
+        },
+    ])
 }
 
 async fn throughput(harness: &Arc<Harness>, flow: &Arc<Prepared>, workers: usize, runs: usize) -> Result<f64> {
@@ -484,7 +556,21 @@ fn cold_start(_cache_dir: Option<&Path>) -> Result<(f64, f64)> {
     Ok((without, with))
 }
 
-fn print_report(figures: &[Figure], native: Option<&Native>, cores: usize, quick: bool) {
+const SEARCH_BASELINE: &str = "search baseline: the same words found by scanning every stored source (LIKE)";
+
+/// What the native figures were measured against, for the report.
+fn native_baseline(native: Option<&Native>) -> String {
+    match native {
+        Some(native) => format!(
+            "baseline: {} (Python {}) per run, pure-Python stand-in SDK",
+            native.python.display(),
+            native.version
+        ),
+        None => "baseline: no python3 found; native figures left out".to_string(),
+    }
+}
+
+fn print_report(figures: &[Figure], baseline: &str, cores: usize, quick: bool) {
     println!();
     println!("{:<36} {:>14}  {:<8} {:<22}", "measure", "value", "unit", "target");
     for figure in figures {
@@ -502,14 +588,7 @@ fn print_report(figures: &[Figure], native: Option<&Native>, cores: usize, quick
             verdict
         );
     }
-    match native {
-        Some(native) => println!(
-            "\nbaseline: {} (Python {}) per run, pure-Python stand-in SDK",
-            native.python.display(),
-            native.version
-        ),
-        None => println!("\nbaseline: no python3 found; native figures left out"),
-    }
+    println!("\n{baseline}");
     let mut all = Map::new();
     for figure in figures {
         all.insert(figure.key.to_string(), json!((figure.value * 1000.0).round() / 1000.0));

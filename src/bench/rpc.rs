@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 const SERVICE: &str = include_str!("../../examples/services/weather.py");
+const SERVER: &str = include_str!("../../examples/services/jsonrpc_server.py");
 const LOOP: &str = include_str!("../../bench/rpc_loop.py");
 
 pub struct RpcFigures {
@@ -34,6 +35,7 @@ pub async fn measure(sandbox: &Sandbox, python: &std::path::Path, calls: u32) ->
     let dir = tempfile::tempdir()?;
     let script = dir.path().join("weather.py");
     std::fs::write(&script, SERVICE)?;
+    std::fs::write(dir.path().join("jsonrpc_server.py"), SERVER)?;
     let mut child = Command::new(python).arg(&script).args(["--port", "0"]).stdout(Stdio::piped()).spawn()?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().context("service stdout")?).read_line(&mut line)?;

@@ -1,6 +1,7 @@
 //! The `hero_logic` command line: argument parsing and dispatch. Each
 //! subcommand lives in its own module.
 
+mod flows;
 mod run;
 mod serve;
 mod services;
@@ -31,6 +32,11 @@ pub enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Run a flow from a Python file in a fresh sandbox and print its span tree.
     Run(Box<run::RunArgs>),
+    /// Store, list and search flows in the library.
+    Flows {
+        #[command(subcommand)]
+        command: flows::FlowsCommand,
+    },
     /// Register, list and remove the JSON-RPC services flows can call.
     Services {
         #[command(subcommand)]
@@ -41,6 +47,9 @@ pub enum Command {
         /// A short run that checks the harness works (figures are noisy).
         #[arg(long)]
         quick: bool,
+        /// Measure one part only.
+        #[arg(long, value_enum)]
+        only: Option<crate::bench::Section>,
     },
 }
 
@@ -139,7 +148,8 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(*args, cache_dir).await,
             Command::Run(args) => run::run(*args, cache_dir).await,
             Command::Services { command } => services::run(command).await,
-            Command::Bench { quick } => crate::bench::run(crate::bench::BenchOptions { quick, cache_dir })
+            Command::Flows { command } => flows::run(command, cache_dir).await,
+            Command::Bench { quick, only } => crate::bench::run(crate::bench::BenchOptions { quick, only, cache_dir })
                 .await
                 .map(|()| ExitCode::SUCCESS)
                 .map_err(|e| UsageError(format!("the benchmark failed: {e:#}"))),

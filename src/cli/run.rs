@@ -70,8 +70,11 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
     let (env, store) = match &args.data_dir {
         Some(dir) => {
             let store = super::services::open_store(dir)?;
+            // The built-in flows are part of every library, as with `serve`,
+            // so a flow run here can invoke them.
+            crate::builtin_flows::load(&sandbox, &store).await.map_err(|e| UsageError(format!("{e:#}")))?;
             let env = RunEnv {
-                services: Arc::new(ServiceRegistry::new(store.clone())),
+                services: Arc::new(ServiceRegistry::with_sandbox(store.clone(), sandbox.clone())),
                 flows: Arc::new(StoredFlows { store: store.clone(), module: Some(module) }),
                 narrow_services: None,
             };

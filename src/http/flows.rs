@@ -103,6 +103,9 @@ pub async fn search(
     State(state): State<Arc<AppState>>,
     QueryParams(query): QueryParams<SearchQuery>,
 ) -> Result<impl IntoResponse, AppError> {
+    if crate::store::fts_query(&query.q).is_empty() {
+        return Err(AppError::bad_request("invalid_query", "the search query has no words"));
+    }
     let limit = query.limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
         return Err(AppError::bad_request("invalid_query", "limit must be between 1 and 100"));

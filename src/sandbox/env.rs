@@ -166,8 +166,10 @@ pub struct RunEnv {
 
 impl RunEnv {
     /// The services a flow declaring `declared` may call in this run.
+    /// `"*"` among a flow's declared services allows any service.
     pub fn allowed_services(&self, declared: &[String]) -> Vec<String> {
         match &self.narrow_services {
+            Some(narrow) if declared.iter().any(|s| s == "*") => narrow.clone(),
             Some(narrow) => declared.iter().filter(|s| narrow.contains(s)).cloned().collect(),
             None => declared.to_vec(),
         }

@@ -2,12 +2,12 @@
 //! registered service: `kv` (a key-value store scoped per flow) and
 //! `library` (search over the stored flows).
 
-use crate::sandbox::{CallContext, CallFailure};
-use crate::store::Store;
+use crate::sandbox::{CallContext, CallFailure, Quotas, Sandbox};
+use crate::store::{RunFilter, Store};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-pub const NAMES: [&str; 2] = ["kv", "library"];
+pub const NAMES: [&str; 5] = ["kv", "library", "flows", "runs", "registry"];
 
 /// The OpenRPC document of a built-in service.
 pub fn document(name: &str) -> Option<Value> {
@@ -36,6 +36,46 @@ pub fn document(name: &str) -> Option<Value> {
                 ], "result": {"name": "hits", "schema": {"type": "array"}}}
             ]
         })),
+        "flows" => Some(json!({
+            "openrpc": "1.2.6",
+            "info": {"title": "flows", "version": "1.0.0", "description": "Read, check and store flows of the library."},
+            "methods": [
+                {"name": "describe", "summary": "Check a module in the sandbox: the flows it declares, or why it is not valid.", "params": [
+                    {"name": "source", "required": true, "schema": {"type": "string", "maxLength": 1048576}}
+                ], "result": {"name": "described", "schema": {"type": "object"}}},
+                {"name": "get", "summary": "A stored flow: source, declared inputs, description, version.", "params": [
+                    {"name": "name", "required": true, "schema": {"type": "string"}},
+                    {"name": "version", "schema": {"type": "integer", "minimum": 1}}
+                ], "result": {"name": "flow", "schema": {}}},
+                {"name": "versions", "summary": "The stored versions of a flow.", "params": [
+                    {"name": "name", "required": true, "schema": {"type": "string"}}
+                ], "result": {"name": "versions", "schema": {"type": "array"}}},
+                {"name": "list", "summary": "Every stored flow's latest version.", "params": [], "result": {"name": "flows", "schema": {"type": "array"}}},
+                {"name": "save", "summary": "Store a module's flows in the library (a new version when changed).", "params": [
+                    {"name": "source", "required": true, "schema": {"type": "string", "maxLength": 1048576}}
+                ], "result": {"name": "saved", "schema": {"type": "array"}}}
+            ]
+        })),
+        "runs" => Some(json!({
+            "openrpc": "1.2.6",
+            "info": {"title": "runs", "version": "1.0.0", "description": "Read recent runs and their spans."},
+            "methods": [
+                {"name": "recent", "summary": "Recent runs of a flow, newest first.", "params": [
+                    {"name": "flow", "required": true, "schema": {"type": "string"}},
+                    {"name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}
+                ], "result": {"name": "runs", "schema": {"type": "array"}}},
+                {"name": "spans", "summary": "The spans of a run.", "params": [
+                    {"name": "run_id", "required": true, "schema": {"type": "string"}}
+                ], "result": {"name": "spans", "schema": {"type": "array"}}}
+            ]
+        })),
+        "registry" => Some(json!({
+            "openrpc": "1.2.6",
+            "info": {"title": "registry", "version": "1.0.0", "description": "The services flows can call, with their methods."},
+            "methods": [
+                {"name": "list", "summary": "Every service, built-ins first, with its methods and their parameters.", "params": [], "result": {"name": "services", "schema": {"type": "array"}}}
+            ]
+        })),
         _ => None,
     }
 }
@@ -43,6 +83,7 @@ pub fn document(name: &str) -> Option<Value> {
 /// Call a built-in; parameters were already checked against its document.
 pub async fn call(
     store: &Arc<Store>,
+    sandbox: Option<&Sandbox>,
     context: CallContext<'_>,
     service: &str,
     method: &str,
@@ -65,6 +106,33 @@ pub async fn call(
         ("kv", "delete") => Ok(Value::Bool(store.kv_delete(flow, &text("key")).await.map_err(failed)?)),
         ("kv", "list") => Ok(json!(store.kv_keys(flow, &text("prefix"), limit(100)).await.map_err(failed)?)),
         ("library", "search") => Ok(json!(store.search_flows(&text("query"), limit(10)).await.map_err(failed)?)),
+        ("flows", "describe") => {
+            let sandbox = sandbox.ok_or_else(|| CallFailure::Transport("no sandbox to describe with".into()))?;
+            Ok(match sandbox.describe(&text("source"), &Quotas::default()).await {
+                Ok(flows) => json!({"valid": true, "flows": flows}),
+                Err(error) => json!({"valid": false, "error": error}),
+            })
+        }
+        ("flows", "get") => {
+            let version = params.get("version").and_then(Value::as_u64).map(|v| v as u32);
+            Ok(json!(store.flow(&text("name"), version).await.map_err(failed)?))
+        }
+        ("flows", "versions") => Ok(json!(store.flow_versions(&text("name")).await.map_err(failed)?)),
+        ("flows", "list") => Ok(json!(store.flows().await.map_err(failed)?)),
+        ("flows", "save") => {
+            let sandbox = sandbox.ok_or_else(|| CallFailure::Transport("no sandbox to describe with".into()))?;
+            let source = text("source");
+            let flows = sandbox
+                .describe(&source, &Quotas::default())
+                .await
+                .map_err(|e| CallFailure::InvalidParams(format!("source: {e}")))?;
+            Ok(json!(store.save_module(source, flows).await.map_err(failed)?))
+        }
+        ("runs", "recent") => {
+            let filter = RunFilter { flow: Some(text("flow")), status: None, before_us: None, limit: limit(20) };
+            Ok(json!(store.runs(filter).await.map_err(failed)?))
+        }
+        ("runs", "spans") => Ok(json!(store.spans(&text("run_id")).await.map_err(failed)?)),
         _ => Err(CallFailure::UnknownMethod { service: service.into(), method: method.into(), known: Vec::new() }),
     }
 }

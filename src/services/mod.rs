@@ -13,7 +13,7 @@ pub use client::Endpoint;
 pub use openrpc::{MethodDoc, ParamDoc, ServiceDoc};
 pub use stubs::python_stubs;
 
-use crate::sandbox::{BoxFuture, CallContext, CallFailure, ServiceCaller};
+use crate::sandbox::{BoxFuture, CallContext, CallFailure, Sandbox, ServiceCaller};
 use crate::store::{Store, StoredService};
 use anyhow::Result;
 use serde_json::Value;
@@ -36,11 +36,18 @@ pub struct ServiceInfo {
 
 pub struct ServiceRegistry {
     store: Arc<Store>,
+    /// For the `flows` built-in, which checks modules in the sandbox.
+    sandbox: Option<Sandbox>,
 }
 
 impl ServiceRegistry {
     pub fn new(store: Arc<Store>) -> ServiceRegistry {
-        ServiceRegistry { store }
+        ServiceRegistry { store, sandbox: None }
+    }
+
+    /// A registry whose `flows` built-in can describe and save modules.
+    pub fn with_sandbox(store: Arc<Store>, sandbox: Sandbox) -> ServiceRegistry {
+        ServiceRegistry { store, sandbox: Some(sandbox) }
     }
 
     /// Every service, built-ins first.
@@ -128,6 +135,18 @@ impl ServiceRegistry {
             known.extend(self.store.services().await.unwrap_or_default().into_iter().map(|s| s.name));
             return Err(CallFailure::UnknownService { service: service.into(), known });
         };
+        if service == "registry" {
+            return self
+                .list()
+                .await
+                .map(|all| serde_json::json!(all))
+                .map_err(|e| CallFailure::Transport(format!("{e:#}")));
+        }
+        // Discovery is every JSON-RPC service's own method, in no document.
+        if method == "rpc.discover" && !info.builtin {
+            let endpoint = Endpoint::parse(&info.url).map_err(CallFailure::Transport)?;
+            return client::call(&endpoint, method, params, Duration::from_millis(info.timeout_ms)).await;
+        }
         let Some(method_doc) = info.doc.method(method) else {
             return Err(CallFailure::UnknownMethod {
                 service: service.into(),
@@ -140,7 +159,7 @@ impl ServiceRegistry {
         };
         method_doc.check_params(named).map_err(CallFailure::InvalidParams)?;
         if info.builtin {
-            return builtin::call(&self.store, context, service, method, &params).await;
+            return builtin::call(&self.store, self.sandbox.as_ref(), context, service, method, &params).await;
         }
         let endpoint = Endpoint::parse(&info.url).map_err(CallFailure::Transport)?;
         client::call(&endpoint, method, params, Duration::from_millis(info.timeout_ms)).await

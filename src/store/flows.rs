@@ -87,14 +87,27 @@ fn save_module(
     Ok(saved)
 }
 
-/// The search index holds each flow's latest version only.
+/// The search index holds each flow's latest version only, under the row id
+/// `flow_names` gives its name (FTS5 finds a row by id, not by a column).
 fn index_latest(tx: &Transaction<'_>, info: &FlowInfo, source: &str) -> rusqlite::Result<()> {
-    tx.execute("DELETE FROM flows_fts WHERE name = ?1", [&info.name])?;
+    tx.prepare_cached("INSERT OR IGNORE INTO flow_names (name) VALUES (?1)")?.execute([&info.name])?;
+    let id: i64 =
+        tx.prepare_cached("SELECT id FROM flow_names WHERE name = ?1")?.query_row([&info.name], |row| row.get(0))?;
+    tx.prepare_cached("DELETE FROM flows_fts WHERE rowid = ?1")?.execute([id])?;
     let inputs: Vec<&str> = info.inputs.keys().map(String::as_str).collect();
-    tx.execute(
-        "INSERT INTO flows_fts (name, description, doc, steps, inputs, source) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![info.name, info.description, info.doc, info.steps.join(" "), inputs.join(" "), source],
-    )?;
+    tx.prepare_cached(
+        "INSERT INTO flows_fts (rowid, name, description, doc, steps, inputs, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        id,
+        info.name,
+        info.description,
+        info.doc,
+        info.steps.join(" "),
+        inputs.join(" "),
+        source
+    ])?;
     Ok(())
 }
 
@@ -193,7 +206,8 @@ impl Store {
         Ok(self
             .job(move |conn| {
                 let tx = conn.transaction()?;
-                tx.execute("DELETE FROM flows_fts WHERE name = ?1", [&name])?;
+                tx.execute("DELETE FROM flows_fts WHERE rowid = (SELECT id FROM flow_names WHERE name = ?1)", [&name])?;
+                tx.execute("DELETE FROM flow_names WHERE name = ?1", [&name])?;
                 let removed = tx.execute("DELETE FROM flows WHERE name = ?1", [&name])?;
                 tx.commit()?;
                 Ok::<_, rusqlite::Error>(removed)

@@ -97,6 +97,30 @@ const MIGRATIONS: &[&str] = &[
     FROM flows f JOIN sources s ON s.sha256 = f.source_sha256
     WHERE f.version = (SELECT MAX(version) FROM flows g WHERE g.name = f.name);
     ",
+    // 3: the index keyed by a row id per flow name, so replacing or removing
+    // one flow's entry is a lookup, not a scan of the whole index.
+    "
+    CREATE TABLE flow_names (
+        id   INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    );
+    INSERT INTO flow_names (name) SELECT DISTINCT name FROM flows ORDER BY name;
+
+    DROP TABLE flows_fts;
+    CREATE VIRTUAL TABLE flows_fts USING fts5(
+        name, description, doc, steps, inputs, source,
+        tokenize = 'porter unicode61'
+    );
+    INSERT INTO flows_fts (rowid, name, description, doc, steps, inputs, source)
+    SELECT n.id, f.name, json_extract(f.info, '$.description'), json_extract(f.info, '$.doc'),
+           (SELECT group_concat(value, ' ') FROM json_each(f.info, '$.steps')),
+           (SELECT group_concat(key, ' ') FROM json_each(f.info, '$.inputs')),
+           s.text
+    FROM flows f
+    JOIN sources s ON s.sha256 = f.source_sha256
+    JOIN flow_names n ON n.name = f.name
+    WHERE f.version = (SELECT MAX(version) FROM flows g WHERE g.name = f.name);
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.
@@ -118,4 +142,44 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_library_indexed_by_name_is_reindexed_by_row_id() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        // A database as the second schema left it, with two versions of a flow.
+        for migration in &MIGRATIONS[..2] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        conn.execute_batch(
+            r#"
+            INSERT INTO sources VALUES ('a', 'old source'), ('b', 'new source about rainfall');
+            INSERT INTO flows VALUES ('rain', 1, 'a', '{"description": "old"}', 1),
+                                     ('rain', 2, 'b', '{"description": "rain report", "steps": ["fetch"]}', 2);
+            INSERT INTO flows_fts (name, description, source) VALUES ('rain', 'rain report', 'new source about rainfall');
+            "#,
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        let version: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len());
+        let (name, steps, id): (String, String, i64) = conn
+            .query_row(
+                "SELECT n.name, flows_fts.steps, flows_fts.rowid FROM flows_fts
+                 JOIN flow_names n ON n.id = flows_fts.rowid WHERE flows_fts MATCH 'rainfall'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((name.as_str(), steps.as_str()), ("rain", "fetch"));
+        let rows: i64 = conn.query_row("SELECT count(*) FROM flows_fts", [], |row| row.get(0)).unwrap();
+        assert_eq!(rows, 1, "one entry per flow, the latest version (row id {id})");
+    }
 }

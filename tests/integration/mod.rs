@@ -1,5 +1,6 @@
 mod artefacts;
 mod bench;
+mod builtin_flows;
 mod cli;
 mod escapes;
 mod library;

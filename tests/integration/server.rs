@@ -71,8 +71,8 @@ fn upload_run_and_read_back_over_http_and_websocket() {
     assert_eq!(changed.json()["flows"][0]["version"], 2);
 
     let listed = server.get("/api/flows").json();
-    assert_eq!(listed["flows"][0]["name"], "greet");
-    assert_eq!(listed["flows"][0]["versions"], 2);
+    let greet = listed["flows"].as_array().unwrap().iter().find(|f| f["name"] == "greet").expect("greet is listed");
+    assert_eq!(greet["versions"], 2);
     let flow = server.get("/api/flows/greet").json();
     assert_eq!(flow["version"], 2);
     assert!(flow["source"].as_str().unwrap().contains("hi {who}"));
@@ -113,7 +113,7 @@ fn upload_run_and_read_back_over_http_and_websocket() {
     let edited = server.post_json("/api/runs?wait=true", &json!({"source": SLOW, "input": {"steps": 1, "pause": 0}}));
     assert_eq!(edited.json()["status"], "ok");
     assert_eq!(edited.json()["version"], Value::Null);
-    assert_eq!(server.get("/api/flows").json()["flows"].as_array().unwrap().len(), 1);
+    assert_eq!(server.get("/api/flows/slow").status, 404, "editor source is not stored as a flow");
 
     let runs = server.get("/api/runs?flow=greet").json();
     assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
@@ -211,7 +211,7 @@ fn a_killed_server_restarts_with_finished_runs_intact_and_cut_runs_interrupted()
     let events = restarted.events(&cut, 0).all();
     assert_seqs_complete(&events);
     assert_eq!(events.last().unwrap()["status"], "interrupted");
-    assert_eq!(restarted.get("/api/flows").json()["flows"][0]["name"], "greet");
+    assert_eq!(restarted.get("/api/flows/greet").status, 200, "the uploaded flow is still there");
 }
 
 #[test]
@@ -397,7 +397,7 @@ fn a_token_guards_every_mutating_request() {
     assert_eq!(run.status, 401);
     let deleted = server.request("DELETE", "/api/flows/greet", &[], b"");
     assert_eq!(deleted.status, 401);
-    assert_eq!(server.get("/api/flows").json()["flows"].as_array().unwrap().len(), 1);
+    assert_eq!(server.get("/api/flows/greet").status, 200, "a refused delete removes nothing");
 }
 
 #[test]

@@ -7,25 +7,38 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 const WEATHER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/services/weather.py");
+/// The built-in services, in the order the registry lists them.
+const BUILT_INS: [&str; 5] = ["kv", "library", "flows", "runs", "registry"];
 const DOCUMENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/services/weather.openrpc.json");
 
 /// `examples/services/weather.py`, running as its own process.
-struct Weather {
+pub struct Weather {
     child: Child,
-    url: String,
+    pub url: String,
+}
+
+/// Start a Python service script; it prints `listening on URL` when ready.
+pub fn spawn_service(script: &str, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").expect("the service prints its address").to_string();
+    (child, url)
 }
 
 impl Weather {
     fn start(args: &[&str]) -> Weather {
-        let mut child =
-            Command::new("python3").arg(WEATHER).args(args).stdout(Stdio::piped()).spawn().expect("start python3");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("listening on ").expect("the service prints its address").to_string();
+        let (child, url) = spawn_service(WEATHER, args, &[]);
         Weather { child, url }
     }
 
-    fn http() -> Weather {
+    pub fn http() -> Weather {
         Weather::start(&["--port", "0"])
     }
 }
@@ -37,7 +50,7 @@ impl Drop for Weather {
     }
 }
 
-fn register(server: &Server, name: &str, url: &str, extra: Value) -> super::server_support::Response {
+pub fn register(server: &Server, name: &str, url: &str, extra: Value) -> super::server_support::Response {
     let mut body = json!({"name": name, "url": url});
     body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     server.post_json("/api/services", &body)
@@ -267,7 +280,7 @@ fn a_service_on_a_unix_socket_registered_from_the_cli() {
         super::support::hero_logic().args(["services", "list", "--json", "--data-dir"]).arg(&data).output().unwrap();
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
     let names: Vec<&str> = listed["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["kv", "library", "weather"]);
+    assert_eq!(names, ["kv", "library", "flows", "runs", "registry", "weather"]);
 
     let flow = dir.path().join("flow.py");
     std::fs::write(&flow, CALLS).unwrap();
@@ -415,8 +428,13 @@ fn stubs_describe_the_sdk_and_every_service() {
     );
     assert!(text.contains("    weather: _Service_weather"), "{text}");
     assert!(text.contains("    kv: _Service_kv"), "{text}");
-    let listed = server.get("/api/services").json();
-    assert_eq!(listed["services"].as_array().unwrap().len(), 3);
+    let names = |listed: Value| -> Vec<String> {
+        listed["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(
+        names(server.get("/api/services").json()),
+        BUILT_INS.iter().chain(["weather"].iter()).copied().collect::<Vec<_>>()
+    );
     assert_eq!(server.request("DELETE", "/api/services/weather", &[], b"").status, 200);
     assert_eq!(server.request("DELETE", "/api/services/weather", &[], b"").status, 404);
     let refused = register(&server, "kv", &weather.url, json!({}));
@@ -424,7 +442,5 @@ fn stubs_describe_the_sdk_and_every_service() {
     let unreachable = register(&server, "nowhere", "http://127.0.0.1:9", json!({}));
     assert_eq!(unreachable.status, 400);
     assert!(unreachable.json()["error"]["message"].as_str().unwrap().contains("rpc.discover"));
-    eventually("nothing half-registered", || {
-        server.get("/api/services").json()["services"].as_array().unwrap().len() == 2
-    });
+    eventually("nothing half-registered", || names(server.get("/api/services").json()) == BUILT_INS);
 }

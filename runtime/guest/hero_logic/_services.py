@@ -133,6 +133,11 @@ class _Services:
             raise AttributeError(name)
         return _Service(name)
 
+    def call(self, service, method, **params):
+        """Call `method` of `service` by name, for names that are not Python
+        identifiers: `services.call("weather", "rpc.discover")`."""
+        return _Method(service, method)(**params)
+
     def gather(self, *requests, return_exceptions=False):
         """Make several calls at once and return their results in order.
 

@@ -1,0 +1,105 @@
+"""A small JSON-RPC 2.0 server over HTTP or a Unix socket, standard library
+only: the shared part of the example services.
+
+A service is a dict of method name to function (called with the request's
+params by name or by position) and its OpenRPC document, answered for
+`rpc.discover`. A function raises `RpcError` to answer a JSON-RPC error.
+"""
+
+import argparse
+import json
+import os
+import socketserver
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+
+class RpcError(Exception):
+    def __init__(self, code, message, data=None):
+        super().__init__(message)
+        self.code, self.message, self.data = code, message, data
+
+
+def answer(methods, request):
+    """The JSON-RPC response to one request object (None for a notification)."""
+    if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or "method" not in request:
+        return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "invalid request"}}
+    rid = request.get("id")
+    method = methods.get(request["method"])
+    try:
+        if method is None:
+            raise RpcError(-32601, f"method not found: {request['method']}")
+        params = request.get("params", {})
+        try:
+            result = method(**params) if isinstance(params, dict) else method(*params)
+        except TypeError as error:
+            raise RpcError(-32602, f"invalid params: {error}")
+        response = {"jsonrpc": "2.0", "id": rid, "result": result}
+    except RpcError as error:
+        response = {"jsonrpc": "2.0", "id": rid, "error": {"code": error.code, "message": error.message, "data": error.data}}
+    return None if "id" not in request else response
+
+
+def handler_for(methods):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", 0))
+            try:
+                request = json.loads(self.rfile.read(length))
+                if isinstance(request, list):
+                    response = [answer(methods, r) for r in request]
+                else:
+                    response = answer(methods, request)
+            except json.JSONDecodeError:
+                response = {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}
+            body = json.dumps(response).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    return Handler
+
+
+class ThreadingHTTPServer(socketserver.ThreadingMixIn, HTTPServer):
+    daemon_threads = True
+
+
+class UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def get_request(self):
+        request, _ = super().get_request()
+        return request, ("unix", 0)
+
+
+def arguments(description, default_port):
+    """The command line every example service takes: --port or --unix."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=default_port, help="HTTP port on 127.0.0.1 (0 picks a free one)")
+    parser.add_argument("--unix", help="listen on this Unix socket instead")
+    return parser
+
+
+def serve(methods, document, args):
+    """Serve until interrupted; prints `listening on URL` once it listens."""
+    methods = dict(methods, **{"rpc.discover": lambda: document})
+    handler = handler_for(methods)
+    if args.unix:
+        if os.path.exists(args.unix):
+            os.unlink(args.unix)
+        server = UnixHTTPServer(args.unix, handler)
+        print(f"listening on unix://{args.unix}", flush=True)
+    else:
+        server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+        print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0

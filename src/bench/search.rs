@@ -1,0 +1,151 @@
+//! Library search at scale: a store filled with generated flows, searched in
+//! plain words through `Store::search_flows` (FTS5, BM25), against a baseline
+//! measured in the same run: the same words found by scanning every stored
+//! source with `LIKE`, which is what a library without an index would do.
+
+use super::stats::Latencies;
+use crate::flowdef::{FlowInfo, InputSpec};
+use crate::store::Store;
+use anyhow::Result;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct SearchFigures {
+    pub flows: usize,
+    pub fill_s: f64,
+    pub indexed: Latencies,
+    pub scanned: Latencies,
+}
+
+/// A small deterministic generator, so every run searches the same library.
+struct Words {
+    state: u64,
+    vocabulary: Vec<String>,
+}
+
+impl Words {
+    fn new() -> Words {
+        const SYLLABLES: [&str; 16] =
+            ["ka", "lo", "mi", "ne", "ru", "ta", "vi", "zo", "pe", "sa", "dor", "fen", "gul", "hax", "jun", "wex"];
+        let mut vocabulary = Vec::new();
+        for a in SYLLABLES {
+            for b in SYLLABLES {
+                for c in SYLLABLES {
+                    vocabulary.push(format!("{a}{b}{c}"));
+                }
+            }
+        }
+        Words { state: 0x9E37_79B9_7F4A_7C15, vocabulary }
+    }
+
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A word, drawn so that a few words are common and most are rare, as in
+    /// real text (log-uniform over the vocabulary's ranks).
+    fn word(&mut self) -> String {
+        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        let rank = (self.vocabulary.len() as f64).powf(u) as usize - 1;
+        self.vocabulary[rank.min(self.vocabulary.len() - 1)].clone()
+    }
+
+    fn sentence(&mut self, words: usize) -> String {
+        (0..words).map(|_| self.word()).collect::<Vec<_>>().join(" ")
+    }
+}
+
+fn generated_flow(words: &mut Words, index: usize) -> (String, FlowInfo) {
+    let name = format!("{}_{}_{index}", words.word(), words.word());
+    let description = words.sentence(12);
+    let doc = words.sentence(20);
+    let steps: Vec<String> = (0..4).map(|_| words.word()).collect();
+    let inputs: BTreeMap<String, InputSpec> = (0..2)
+        .map(|_| {
+            let spec = InputSpec {
+                kind: "string".into(),
+                required: true,
+                default: serde_json::Value::Null,
+                description: None,
+            };
+            (words.word(), spec)
+        })
+        .collect();
+    let params = inputs.keys().cloned().collect::<Vec<_>>().join(", ");
+    let mut source = format!(
+        "from hero_logic import flow\n\n\n@flow(name={name:?}, description={description:?})\ndef {name}({params}):\n    \"\"\"{doc}\"\"\"\n"
+    );
+    for step in &steps {
+        source.push_str(&format!("    with flow.step({step:?}):\n        # {}\n        pass\n", words.sentence(8)));
+    }
+    let info = FlowInfo {
+        name,
+        description: Some(description),
+        doc: Some(doc),
+        inputs,
+        services: Vec::new(),
+        line: Some(4),
+        steps,
+    };
+    (source, info)
+}
+
+pub async fn measure(flows: usize, queries: usize, scans: usize) -> Result<SearchFigures> {
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(Store::open(&dir.path().join("search.db"))?);
+    let mut words = Words::new();
+
+    let started = Instant::now();
+    for index in 0..flows {
+        let (source, info) = generated_flow(&mut words, index);
+        store.save_module(source, vec![info]).await?;
+    }
+    let fill_s = started.elapsed().as_secs_f64();
+
+    // Queries of one to three words, as a user types them.
+    let texts: Vec<String> = (0..queries).map(|i| words.sentence(1 + i % 3)).collect();
+    for text in texts.iter().take(20) {
+        store.search_flows(text, 10).await?;
+    }
+    let mut indexed = Vec::with_capacity(queries);
+    for text in &texts {
+        let started = Instant::now();
+        store.search_flows(text, 10).await?;
+        indexed.push(started.elapsed());
+    }
+
+    let mut scanned = Vec::with_capacity(scans);
+    for text in texts.iter().take(scans) {
+        let started = Instant::now();
+        scan(&store, text).await?;
+        scanned.push(started.elapsed());
+    }
+    store.close().await;
+    Ok(SearchFigures { flows, fill_s, indexed: Latencies::new(&indexed), scanned: Latencies::new(&scanned) })
+}
+
+/// The baseline: the ten latest flows whose sources contain most of the
+/// words, found by reading every source (no index).
+async fn scan(store: &Arc<Store>, text: &str) -> Result<()> {
+    let words: Vec<String> = text.split_whitespace().map(|w| format!("%{w}%")).collect();
+    store
+        .read(move |conn| {
+            let score: Vec<String> = (1..=words.len()).map(|i| format!("(s.text LIKE ?{i})")).collect();
+            let sql = format!(
+                "SELECT f.name, {score} AS score FROM flows f JOIN sources s ON s.sha256 = f.source_sha256
+                 WHERE f.version = (SELECT MAX(version) FROM flows g WHERE g.name = f.name) AND score > 0
+                 ORDER BY score DESC LIMIT 10",
+                score = score.join(" + ")
+            );
+            let mut statement = conn.prepare(&sql)?;
+            let rows = statement.query_map(rusqlite::params_from_iter(words.iter()), |row| row.get::<_, String>(0))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! The six built-in flows (`flows/*.py`), embedded in the binary and stored
+//! at start like any upload: a new version only when their source changed.
+
+use crate::sandbox::{Quotas, Sandbox};
+use crate::store::{SavedFlow, Store};
+use anyhow::{Context, Result};
+
+pub const BUILT_IN_FLOWS: [(&str, &str); 6] = [
+    ("service_agent.py", include_str!("../flows/service_agent.py")),
+    ("service_code_gen.py", include_str!("../flows/service_code_gen.py")),
+    ("benchmark_flow.py", include_str!("../flows/benchmark_flow.py")),
+    ("pick_version_flow.py", include_str!("../flows/pick_version_flow.py")),
+    ("optimize_flow.py", include_str!("../flows/optimize_flow.py")),
+    ("service_check.py", include_str!("../flows/service_check.py")),
+];
+
+pub async fn load(sandbox: &Sandbox, store: &Store) -> Result<Vec<SavedFlow>> {
+    let mut saved = Vec::new();
+    for (file, source) in BUILT_IN_FLOWS {
+        let flows =
+            sandbox.describe(source, &Quotas::default()).await.map_err(|e| anyhow::anyhow!("flows/{file}: {e}"))?;
+        saved
+            .extend(store.save_module(source.to_string(), flows).await.with_context(|| format!("store flows/{file}"))?);
+    }
+    Ok(saved)
+}

@@ -1,0 +1,75 @@
+//! `hero_logic flows add|list|search`: the flow library in a data directory.
+
+use super::UsageError;
+use super::services::open_store;
+use crate::sandbox::{Quotas, Sandbox, SandboxOptions};
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum FlowsCommand {
+    /// Store the flows a Python file declares (a new version when changed).
+    Add {
+        file: PathBuf,
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+    },
+    /// List stored flows (latest versions).
+    List {
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+    },
+    /// Search the library in plain words.
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 10)]
+        limit: u32,
+        #[arg(long, default_value = "./data")]
+        data_dir: PathBuf,
+    },
+}
+
+pub async fn run(command: FlowsCommand, cache_dir: Option<PathBuf>) -> Result<ExitCode, UsageError> {
+    match command {
+        FlowsCommand::Add { file, data_dir } => {
+            let source = std::fs::read_to_string(&file)
+                .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?;
+            let sandbox = Sandbox::new(&SandboxOptions { cache_dir, ..SandboxOptions::default() })
+                .map_err(|e| UsageError(format!("could not start the sandbox: {e:#}")))?;
+            let flows = sandbox
+                .describe(&source, &Quotas::default())
+                .await
+                .map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
+            let store = open_store(&data_dir)?;
+            let saved = store.save_module(source, flows).await.map_err(|e| UsageError(format!("{e:#}")))?;
+            store.close().await;
+            for flow in saved {
+                let what = if flow.created { "stored" } else { "unchanged" };
+                println!("{what} {} version {}", flow.name, flow.version);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FlowsCommand::List { data_dir } => {
+            let store = open_store(&data_dir)?;
+            for flow in store.flows().await.map_err(|e| UsageError(format!("{e:#}")))? {
+                println!("{:<24} v{:<4} {}", flow.name, flow.version, flow.description.unwrap_or_default());
+            }
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        FlowsCommand::Search { query, limit, data_dir } => {
+            if crate::store::fts_query(&query).is_empty() {
+                return Err(UsageError("the search query has no words".into()));
+            }
+            let store = open_store(&data_dir)?;
+            let hits =
+                store.search_flows(&query, limit.clamp(1, 100)).await.map_err(|e| UsageError(format!("{e:#}")))?;
+            for hit in hits {
+                println!("{:<24} {:>7.3}  {}", hit.name, hit.score, hit.snippet.replace('\n', " "));
+            }
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
