@@ -424,7 +424,7 @@ async fn search_figures(sizes: &Sizes) -> Result<Vec<Figure>> {
             label: "library search p99",
             value: search.indexed.p99(),
             unit: "ms",
-            target: None,
+            target: Some(("< 5 ms at 100,000 flows", search.indexed.p99() < 5.0 && search.flows >= 100_000)),
         },
         Figure {
             key: "search_scan_p50_ms",

@@ -7,6 +7,7 @@ mod meta;
 mod otlp;
 mod runs;
 mod services;
+mod ui;
 mod ws;
 
 pub use runs::effective_quotas;
@@ -46,6 +47,9 @@ pub struct AppState {
 
 pub fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
     Router::new()
+        .route("/", get(ui::index))
+        .route("/ui/{*path}", get(ui::page_file))
+        .route("/vendor/{*path}", get(ui::vendor_file))
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))
         .route("/api/flows", post(flows::upload).get(flows::list))
@@ -57,6 +61,7 @@ pub fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/api/runs", post(runs::start).get(runs::list))
         .route("/api/runs/{id}", get(runs::get))
         .route("/api/runs/{id}/spans", get(runs::spans))
+        .route("/api/runs/{id}/source", get(runs::source))
         .route("/api/runs/{id}/logs", get(runs::logs))
         .route("/api/runs/{id}/cancel", post(runs::cancel))
         .route("/api/runs/{id}/otlp", get(runs::otlp))

@@ -200,6 +200,16 @@ pub async fn get(
     Ok(Json(known_run(&state, &run_id).await?))
 }
 
+/// The module source the run ran, stored or sent from the editor.
+pub async fn source(
+    State(state): State<Arc<AppState>>,
+    Path(run_id): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    let run = known_run(&state, &run_id).await?;
+    let source = state.store.source(&run.source_sha256).await?;
+    Ok(Json(json!({ "source": source, "source_sha256": run.source_sha256 })))
+}
+
 pub async fn spans(
     State(state): State<Arc<AppState>>,
     Path(run_id): Path<String>,

@@ -200,6 +200,17 @@ impl Store {
         .await
     }
 
+    /// A stored module source by its SHA-256 (every run keeps its source's).
+    pub async fn source(self: &Arc<Self>, sha256: &str) -> Result<Option<String>> {
+        let sha256 = sha256.to_string();
+        self.read(move |conn| {
+            conn.prepare_cached("SELECT text FROM sources WHERE sha256 = ?1")?
+                .query_row([&sha256], |row| row.get(0))
+                .optional()
+        })
+        .await
+    }
+
     /// Remove every version of a flow; its runs stay. Returns versions removed.
     pub async fn delete_flow(&self, name: &str) -> Result<usize> {
         let name = name.to_string();

@@ -11,3 +11,4 @@ mod services;
 mod spans;
 mod stdlib;
 mod support;
+mod ui;

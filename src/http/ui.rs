@@ -1,0 +1,82 @@
+//! The web page (`ui/`) and the vendored Monaco editor (`vendor/monaco/`),
+//! embedded in the binary so the page works offline and from any directory.
+
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::error::AppError;
+
+/// `(path under the site root, bytes)` for every file the page may load.
+macro_rules! embedded {
+    ($($path:literal),* $(,)?) => {
+        &[$(($path, include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/", $path)) as &[u8])),*]
+    };
+}
+
+const FILES: &[(&str, &[u8])] = embedded![
+    "ui/index.html",
+    "ui/style.css",
+    "ui/app.js",
+    "ui/api.js",
+    "ui/tree.js",
+    "ui/treeview.js",
+    "ui/stubs.js",
+    "ui/editor.js",
+    "vendor/monaco/vs/loader.js",
+    "vendor/monaco/vs/editor/editor.main.js",
+    "vendor/monaco/vs/editor/editor.main.css",
+    "vendor/monaco/vs/base/worker/workerMain.js",
+    "vendor/monaco/vs/base/browser/ui/codicons/codicon/codicon.ttf",
+    "vendor/monaco/vs/basic-languages/python/python.js",
+];
+
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("ttf") => "font/ttf",
+        _ => "application/octet-stream",
+    }
+}
+
+fn serve(path: &str) -> Response {
+    match FILES.iter().find(|(name, _)| *name == path) {
+        Some((name, bytes)) => {
+            // The page's own files change with the binary; Monaco is pinned.
+            let cache = if name.starts_with("vendor/") { "public, max-age=86400" } else { "no-cache" };
+            (StatusCode::OK, [(header::CONTENT_TYPE, content_type(name)), (header::CACHE_CONTROL, cache)], *bytes)
+                .into_response()
+        }
+        None => AppError::not_found(format!("no such file: /{path}")).into_response(),
+    }
+}
+
+pub async fn index() -> Response {
+    serve("ui/index.html")
+}
+
+pub async fn page_file(Path(path): Path<String>) -> Response {
+    serve(&format!("ui/{path}"))
+}
+
+pub async fn vendor_file(Path(path): Path<String>) -> Response {
+    serve(&format!("vendor/{path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_page_module_is_embedded() {
+        // A module the page imports but the binary lacks would fail only in
+        // the browser; catch it here.
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/ui")).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.ends_with(".js") || name.ends_with(".css") || name.ends_with(".html") {
+                let path = format!("ui/{name}");
+                assert!(super::FILES.iter().any(|(p, _)| *p == path), "{path} is not embedded");
+            }
+        }
+    }
+}

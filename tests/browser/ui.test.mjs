@@ -1,0 +1,204 @@
+// The page in real headless Chromium (Debian's), against a real server that
+// tests/integration/ui.rs started on a free port. Each test asserts what a
+// user sees; figures (first paint, frame times) are printed, never judged.
+//
+// Environment: HERO_LOGIC_URL (the server), HERO_LOGIC_BIG_RUN (a finished
+// run with 100,000 spans), HERO_LOGIC_SCREENSHOTS (where screenshots go).
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.HERO_LOGIC_URL;
+const BIG_RUN = process.env.HERO_LOGIC_BIG_RUN;
+const SHOTS = process.env.HERO_LOGIC_SCREENSHOTS;
+assert.ok(BASE, "HERO_LOGIC_URL names the server");
+mkdirSync(SHOTS, { recursive: true });
+
+const SLOW_FLOW = `import time
+from hero_logic import flow
+
+
+@flow(name="slow_steps", inputs={"pause": "number"}, description="Four steps with a pause between them.")
+def slow_steps(pause):
+    for i in range(4):
+        with flow.step(f"step {i}", index=i):
+            print(f"step {i}")
+            time.sleep(pause)
+    return {"steps": 4}
+`;
+
+const FAILING_FLOW = `from hero_logic import flow
+
+
+@flow(name="divide", inputs={"by": "integer"})
+def divide(by):
+    with flow.step("prepare"):
+        numbers = [1, 2, 3]
+    with flow.step("divide"):
+        return [n / by for n in numbers]
+`;
+const FAILING_LINE = 9;
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** A fresh page that records console errors and uncaught exceptions. */
+async function openPage(path) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") page.errors.push(message.text());
+  });
+  page.on("pageerror", (error) => page.errors.push(String(error)));
+  await page.goto(`${BASE}/${path}`);
+  return page;
+}
+
+/** Close a page, checking it logged no errors but the `expected` ones (the
+ * browser logs every 4xx answer the page asked for and then showed). */
+async function closePage(page, expected = []) {
+  const unexpected = page.errors.filter((text) => !expected.some((pattern) => pattern.test(text)));
+  assert.deepEqual(unexpected, [], "the page logged no errors");
+  await page.context().close();
+}
+
+async function writeInEditor(page, source) {
+  await page.waitForFunction(() => window.heroLogicEditor);
+  await page.evaluate((text) => {
+    window.heroLogicEditor.source = text;
+  }, source);
+}
+
+test("the library lists the built-in flows and its search box finds them", async () => {
+  const page = await openPage("#/");
+  await page.waitForSelector('[data-flow="service_agent"]');
+  const names = await page.$$eval("#library-rows tr[data-flow]", (rows) => rows.map((r) => r.dataset.flow));
+  for (const name of ["benchmark_flow", "optimize_flow", "pick_version_flow", "service_agent", "service_check", "service_code_gen"]) {
+    assert.ok(names.includes(name), `${name} in ${names}`);
+  }
+  await page.screenshot({ path: `${SHOTS}/library.png` });
+  await page.fill('[data-testid="library-search"]', "slowest steps");
+  await page.waitForFunction(() => document.querySelector("#library-rows tr[data-flow]")?.dataset.flow === "optimize_flow");
+  assert.match(await page.textContent("#library-rows .snippet"), /slowest/i);
+  await closePage(page);
+});
+
+test("a flow written in the editor runs, and its tree grows before the run ends", async () => {
+  const page = await openPage("#/new");
+  await writeInEditor(page, SLOW_FLOW);
+  await page.click('[data-testid="save"]');
+  await page.waitForSelector('[data-testid="input-pause"]');
+  assert.match(await page.textContent('[data-testid="flow-title"]'), /slow_steps v1/);
+  await page.fill('[data-testid="input-pause"]', "0.4");
+  // The keyboard shortcut, from inside the editor.
+  await page.click(".monaco-editor .view-lines");
+  await page.keyboard.press("Control+Enter");
+
+  // Rows appear while the run still goes on.
+  await page.waitForSelector('[data-testid="tree"] [data-span-id][data-status="ok"]');
+  const midway = await page.evaluate(() => ({
+    finished: document.querySelector('[data-testid="run-title"]').dataset.status || null,
+    running: document.querySelectorAll('[data-testid="tree"] [data-status="running"]').length,
+    rows: document.querySelectorAll('[data-testid="tree"] [data-span-id]').length,
+  }));
+  assert.equal(midway.finished, null, "the run has not finished yet");
+  assert.ok(midway.running >= 1 && midway.rows >= 2, JSON.stringify(midway));
+  await page.screenshot({ path: `${SHOTS}/run-live.png` });
+
+  await page.waitForSelector('[data-testid="run-title"][data-status="ok"]', { timeout: 20_000 });
+  const statuses = await page.$$eval('[data-testid="tree"] [data-span-id]', (rows) => rows.map((r) => r.dataset.status));
+  assert.deepEqual(statuses, ["ok", "ok", "ok", "ok", "ok"]);
+  // The root's details show the run's usage against its quotas.
+  assert.match(await page.textContent('[data-testid="details"]'), /wall time/);
+  await page.screenshot({ path: `${SHOTS}/run-finished.png` });
+  await closePage(page);
+});
+
+test("a failing flow shows its traceback, and clicking the span highlights its line", async () => {
+  const page = await openPage("#/new");
+  await writeInEditor(page, FAILING_FLOW);
+  await page.fill('[data-testid="input-json"]', '{"by": 0}');
+  await page.click('[data-testid="run"]');
+  await page.waitForSelector('[data-testid="run-title"][data-status="failed"]');
+  await page.click('[data-testid="tree"] [data-status="failed"] >> text=divide >> nth=-1');
+  assert.match(await page.textContent('[data-testid="traceback"]'), /ZeroDivisionError/);
+  assert.equal(await page.evaluate(() => window.heroLogicEditor.highlightedLine), FAILING_LINE);
+  await page.waitForSelector(".monaco-editor .highlight-line");
+  await page.screenshot({ path: `${SHOTS}/run-failed.png` });
+  await closePage(page);
+});
+
+test("a syntax error on save is marked on its line", async () => {
+  const page = await openPage("#/new");
+  await writeInEditor(page, "from hero_logic import flow\n\n@flow()\ndef broken(:\n    pass\n");
+  await page.click('[data-testid="save"]');
+  await page.waitForFunction(() => document.querySelector('[data-testid="editor-message"]').textContent.length > 0);
+  assert.match(await page.textContent('[data-testid="editor-message"]'), /line 4/);
+  const markers = await page.evaluate(() => window.monaco.editor.getModelMarkers({ owner: "hero_logic" }).map((m) => m.startLineNumber));
+  assert.deepEqual(markers, [4]);
+  await closePage(page, [/status of 400 \(Bad Request\)/]);
+});
+
+test("a 100,000-span run opens from a deep link, with a bounded DOM, and its search keeps ancestors", async () => {
+  assert.ok(BIG_RUN, "HERO_LOGIC_BIG_RUN names the big run");
+  const started = Date.now();
+  const page = await openPage(`#/runs/${BIG_RUN}`);
+  await page.waitForSelector('[data-testid="tree"] [data-span-id]', { timeout: 60_000 });
+  const firstRowsMs = Date.now() - started;
+  await page.waitForSelector('[data-testid="run-title"][data-status="ok"]', { timeout: 120_000 });
+  await page.waitForFunction(() => document.querySelector(".tree-spacer").offsetHeight >= 100_000 * 22);
+  const wholeTreeMs = Date.now() - started;
+  const drawn = await page.$$eval('[data-testid="tree"] [data-span-id]', (rows) => rows.length);
+  assert.ok(drawn > 10 && drawn < 200, `only the visible rows are in the DOM (${drawn})`);
+
+  // Scroll through it, a frame at a time, and time the frames.
+  const frames = await page.evaluate(async () => {
+    const tree = document.querySelector('[data-testid="tree"]');
+    const times = [];
+    let last = performance.now();
+    for (let i = 0; i < 120; i++) {
+      tree.scrollTop += 4_000;
+      await new Promise((resolve) => requestAnimationFrame(resolve));
+      const now = performance.now();
+      times.push(now - last);
+      last = now;
+    }
+    times.sort((a, b) => a - b);
+    return { p50: times[60], p95: times[114], max: times[119] };
+  });
+  const stillDrawn = await page.$$eval('[data-testid="tree"] [data-span-id]', (rows) => rows.length);
+  assert.ok(stillDrawn < 200, `still bounded after scrolling (${stillDrawn})`);
+  await page.screenshot({ path: `${SHOTS}/big-run.png` });
+
+  // A filter keeps the matches and their ancestors.
+  await page.fill('[data-testid="tree-filter"]', "leaf 99999");
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="tree"] [data-span-id]').length === 3);
+  const names = await page.$$eval('[data-testid="tree"] [data-span-id] .name', (cells) => cells.map((c) => c.textContent));
+  assert.deepEqual(names, ["many_spans", "group 999", "leaf 99999"]);
+  console.log(`UI-FIGURES ${JSON.stringify({ spans: 100_000, first_rows_ms: firstRowsMs, whole_tree_ms: wholeTreeMs, scroll_frame_ms: frames })}`);
+  await closePage(page);
+});
+
+test("the runs list shows runs live and opens one", async () => {
+  const page = await openPage("#/runs");
+  await page.waitForSelector("#runs-rows tr[data-run]");
+  await page.selectOption('[data-testid="runs-status"]', "failed");
+  await page.waitForFunction(() => [...document.querySelectorAll("#runs-rows tr[data-run]")].every((r) => r.querySelector("[data-status]")?.dataset.status === "failed"));
+  await page.screenshot({ path: `${SHOTS}/runs.png` });
+  await page.click("#runs-rows tr[data-run] a");
+  await page.waitForSelector('[data-testid="run-title"][data-status="failed"]');
+  await closePage(page);
+});

@@ -1,0 +1,143 @@
+// The span tree's layout, under node's test runner: `node --test ui/tests/`.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  addSpans,
+  applyEvent,
+  barPosition,
+  collapseBelow,
+  createModel,
+  formatDuration,
+  layoutRows,
+  timeAxis,
+  visibleWindow,
+} from "../tree.js";
+
+let seq = 0;
+function span(id, parent, name, extra = {}) {
+  return {
+    run_id: "r",
+    span_id: id,
+    parent_id: parent,
+    kind: parent === null ? "flow" : "step",
+    name,
+    status: "ok",
+    start_us: 1000 + id * 10,
+    end_us: 1000 + id * 10 + 5,
+    attrs: {},
+    error: null,
+    line: null,
+    ...extra,
+  };
+}
+function started(s) {
+  return { type: "span_started", seq: ++seq, ...s, status: "running", end_us: null };
+}
+function ended(s) {
+  return { type: "span_ended", seq: ++seq, ...s };
+}
+
+// root ─ fetch ─ rpc weather.forecast
+//      └ report ─ format
+function sample() {
+  const model = createModel();
+  addSpans(model, [
+    span(1, null, "report_flow"),
+    span(2, 1, "fetch"),
+    span(3, 2, "weather.forecast", { kind: "rpc" }),
+    span(4, 1, "report", { attrs: { city: "Ghent" } }),
+    span(5, 4, "format", { status: "failed", error: { type: "ValueError", message: "bad unit" } }),
+  ]);
+  return model;
+}
+
+const names = (rows) => rows.map((r) => `${"  ".repeat(r.depth)}${r.span.name}`);
+
+test("rows come in tree order with their depth", () => {
+  const rows = layoutRows(sample());
+  assert.deepEqual(names(rows), ["report_flow", "  fetch", "    weather.forecast", "  report", "    format"]);
+  assert.equal(rows[1].hasChildren, true);
+  assert.equal(rows[2].hasChildren, false);
+});
+
+test("a collapsed span hides its descendants", () => {
+  const rows = layoutRows(sample(), { collapsed: new Set([2]) });
+  assert.deepEqual(names(rows), ["report_flow", "  fetch", "  report", "    format"]);
+  assert.equal(rows[1].collapsed, true);
+});
+
+test("collapse below a depth keeps the shallow rows", () => {
+  const model = sample();
+  assert.deepEqual([...collapseBelow(model, 1)].sort(), [2, 4]);
+  assert.deepEqual(names(layoutRows(model, { collapsed: collapseBelow(model, 1) })), ["report_flow", "  fetch", "  report"]);
+  assert.deepEqual([...collapseBelow(model, 0)], [1]);
+});
+
+test("a filter keeps matches and their ancestors, and opens collapsed ancestors", () => {
+  const model = sample();
+  assert.deepEqual(names(layoutRows(model, { filter: "forecast" })), ["report_flow", "  fetch", "    weather.forecast"]);
+  assert.deepEqual(names(layoutRows(model, { filter: "BAD UNIT", collapsed: new Set([4]) })), [
+    "report_flow",
+    "  report",
+    "    format",
+  ]);
+  assert.deepEqual(names(layoutRows(model, { filter: "ghent" })), ["report_flow", "  report"]);
+  assert.deepEqual(layoutRows(model, { filter: "nothing like it" }), []);
+});
+
+test("live events build the same tree, and replayed events are ignored", () => {
+  seq = 0;
+  const model = createModel();
+  const root = span(1, null, "live");
+  const step = span(2, 1, "step one");
+  assert.ok(applyEvent(model, started(root)));
+  assert.ok(applyEvent(model, started(step)));
+  assert.equal(model.spans.get(2).status, "running");
+  const log = { type: "log", seq: ++seq, run_id: "r", span_id: 2, ts_us: 1025, stream: "stdout", text: "hi" };
+  assert.ok(applyEvent(model, log));
+  assert.ok(applyEvent(model, ended(step)));
+  assert.equal(applyEvent(model, { ...started(step), seq: 2 }), false, "an old seq changes nothing");
+  assert.equal(model.spans.get(2).status, "ok");
+  assert.deepEqual(model.logs.get(2).map((l) => l.text), ["hi"]);
+  assert.deepEqual(names(layoutRows(model)), ["live", "  step one"]);
+  assert.ok(applyEvent(model, { type: "run_finished", seq: seq, status: "ok" }));
+  assert.equal(model.run.status, "ok");
+});
+
+test("children out of start order are sorted", () => {
+  const model = createModel();
+  addSpans(model, [span(1, null, "root"), span(3, 1, "late", { start_us: 2000 }), span(2, 1, "early", { start_us: 1500 })]);
+  assert.deepEqual(names(layoutRows(model)), ["root", "  early", "  late"]);
+});
+
+test("the time axis spans the run, and running spans reach now", () => {
+  const model = createModel();
+  addSpans(model, [span(1, null, "root", { start_us: 0, end_us: null }), span(2, 1, "a", { start_us: 250, end_us: 500 })]);
+  const axis = timeAxis(model, 1000);
+  assert.deepEqual(axis, { start: 0, end: 1000 });
+  assert.deepEqual(barPosition(model.spans.get(2), axis, 1000), { left: 0.25, width: 0.25 });
+  assert.deepEqual(barPosition(model.spans.get(1), axis, 1000), { left: 0, width: 1 });
+  assert.deepEqual(timeAxis(createModel(), 5), { start: 0, end: 1 });
+});
+
+test("durations read well", () => {
+  assert.equal(formatDuration(420), "0.42 ms");
+  assert.equal(formatDuration(12_500), "12.5 ms");
+  assert.equal(formatDuration(1_300_000), "1.30 s");
+  assert.equal(formatDuration(125_000_000), "2 min 5 s");
+  assert.equal(formatDuration(null), "");
+});
+
+test("a 100,000-span run lays out, and only a window of it is drawn", () => {
+  const model = createModel();
+  const spans = [span(1, null, "big")];
+  // Chains of 100 nested spans under the root.
+  for (let id = 2; id <= 100_001; id++) spans.push(span(id, id % 100 === 2 ? 1 : id - 1, `s${id}`));
+  addSpans(model, spans);
+  const rows = layoutRows(model);
+  assert.equal(rows.length, 100_001);
+  const window = visibleWindow(rows.length, 22, 22 * 50_000, 660);
+  assert.deepEqual(window, { first: 49_990, last: 50_040 });
+  assert.equal(visibleWindow(rows.length, 22, 0, 660).first, 0);
+  assert.deepEqual(visibleWindow(3, 22, 22 * 50_000, 660), { first: 3, last: 3 }, "scrolled past a shrunken list");
+});
