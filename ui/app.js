@@ -160,6 +160,7 @@ async function ensureEditor() {
   if (!state.editorReady) {
     state.editorReady = Editor.create($("editor"), { run: () => runFromEditor(), save: () => saveFromEditor() }).then((editor) => {
       state.editor = editor;
+      editor.onChange(checkSoon);
       return editor;
     });
   }
@@ -191,8 +192,36 @@ async function openFlow(name) {
   setMessage("");
 }
 
-/** The input form, one field per declared input, and raw JSON. */
+let checkTimer = null;
+
+/** Check the source a moment after the typing stops: errors marked on their
+ * line, and the input form following the flow's declared inputs. */
+function checkSoon() {
+  clearTimeout(checkTimer);
+  checkTimer = setTimeout(checkSource, 500);
+}
+
+async function checkSource() {
+  const editor = state.editor;
+  const source = editor.source;
+  const checked = await api("/api/check", { text: source }).catch(() => null);
+  if (!checked || editor.source !== source) return;
+  if (!checked.valid) {
+    editor.markError(checked.error.line, checked.error.message);
+    setMessage(checked.error.message);
+    return;
+  }
+  editor.clearMarkers();
+  setMessage("");
+  const flow = checked.flows.find((f) => f.name === state.flow?.name) || checked.flows[0];
+  if (JSON.stringify(flow.inputs) !== JSON.stringify(state.inputs)) setInputs(flow.inputs);
+  $("input-form").dataset.flow = flow.name;
+}
+
+/** The input form, one field per declared input, and raw JSON. Values
+ * already typed stay when the inputs change. */
 function setInputs(inputs) {
+  const typed = Object.fromEntries([...$("input-form").querySelectorAll("input[name], textarea[name]")].map((f) => [f.name, f.value]));
   state.inputs = inputs || {};
   const fields = Object.entries(state.inputs).map(([name, spec]) => {
     const value = spec.default !== undefined && spec.default !== null ? JSON.stringify(spec.default) : "";
@@ -202,6 +231,9 @@ function setInputs(inputs) {
   });
   $("input-form").innerHTML = `${fields.join("")}
     <label style="flex: 1 1 100%">raw JSON input (used when not empty)<textarea name="__raw" data-testid="input-json" placeholder='{"who": "ada"}'></textarea></label>`;
+  for (const field of $("input-form").querySelectorAll("input[name], textarea[name]")) {
+    if (typed[field.name]) field.value = typed[field.name];
+  }
 }
 
 /** The run's input from the form: raw JSON when given, else the fields. */
@@ -235,7 +267,7 @@ async function saveFromEditor() {
 function showEditorError(error) {
   setMessage(error.message);
   const line = error.body?.error?.line;
-  if (line) state.editor.markError(line, error.message);
+  if (line) state.editor.markError(line, error.message, true);
 }
 
 async function runFromEditor() {
@@ -249,7 +281,8 @@ async function runFromEditor() {
   }
   const unchanged = state.flow && editor.source === state.flow.source;
   const body = unchanged ? { flow: state.flow.name, input } : { source: editor.source, input };
-  if (!unchanged && state.flow) body.flow = state.flow.name;
+  const checkedFlow = $("input-form").dataset.flow;
+  if (!unchanged && (checkedFlow || state.flow)) body.flow = checkedFlow || state.flow.name;
   try {
     editor.clearMarkers();
     const { run_id } = await api("/api/runs", { method: "POST", body });

@@ -105,14 +105,19 @@ export class Editor {
     this.clearMarkers();
   }
 
-  /** Mark an error on a line (from a failed upload or a failed span). */
-  markError(line, message) {
+  /** Call `listener` whenever the text changes. */
+  onChange(listener) {
+    this.editor.onDidChangeModelContent(listener);
+  }
+
+  /** Mark an error on a line; `reveal` scrolls to it. */
+  markError(line, message, reveal = false) {
     const model = this.editor.getModel();
     const lineNumber = Math.min(Math.max(1, line || 1), model.getLineCount());
     this.monaco.editor.setModelMarkers(model, "hero_logic", [
       { startLineNumber: lineNumber, endLineNumber: lineNumber, startColumn: 1, endColumn: model.getLineMaxColumn(lineNumber), message, severity: this.monaco.MarkerSeverity.Error },
     ]);
-    this.revealLine(lineNumber);
+    if (reveal) this.revealLine(lineNumber);
   }
 
   clearMarkers() {

@@ -1,4 +1,4 @@
-//! `/api/flows`: upload a module, list the library, read and delete a flow.
+//! `/api/flows`: upload or check a module, list the library, read and delete a flow.
 
 use super::AppState;
 use super::error::{AppError, Body, QueryParams};
@@ -46,6 +46,23 @@ pub async fn describe(state: &AppState, source: &str) -> Result<Vec<FlowInfo>, A
         return Err(AppError::bad_request("invalid_flow", "the module is empty"));
     }
     state.sandbox.describe(source, &Quotas::default()).await.map_err(invalid_module)
+}
+
+/// Check a module without storing it (the editor asks as the user types):
+/// always 200, with `valid` and either the flows or the error and its line.
+pub async fn check(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<impl IntoResponse, AppError> {
+    let source = source_of(&headers, &body)?;
+    Ok(Json(match state.sandbox.describe(&source, &Quotas::default()).await {
+        Ok(flows) => json!({ "valid": true, "flows": flows }),
+        Err(error) => json!({
+            "valid": false,
+            "error": {"type": error.kind, "message": error.one_line(), "line": error.line, "column": error.column},
+        }),
+    }))
 }
 
 pub async fn upload(

@@ -54,6 +54,7 @@ pub fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/metrics", get(meta::metrics))
         .route("/api/flows", post(flows::upload).get(flows::list))
         .route("/api/flows/search", get(flows::search))
+        .route("/api/check", post(flows::check))
         .route("/api/flows/{name}", get(flows::get).delete(flows::delete))
         .route("/api/services", post(services::register).get(services::list))
         .route("/api/services/{name}", axum::routing::delete(services::remove))

@@ -44,10 +44,21 @@ const FAILING_LINE = 9;
 let browser;
 
 before(async () => {
-  browser = await chromium.launch({
+  const options = {
     executablePath: "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  };
+  // Chromium now and then dies while starting up in a container; that is the
+  // browser's start, not the page under test, so try it again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      browser = await chromium.launch(options);
+      return;
+    } catch (error) {
+      if (attempt === 3) throw error;
+      console.error(`chromium did not start (attempt ${attempt}): ${String(error).split("\n")[0]}`);
+    }
+  }
 });
 
 after(async () => {
@@ -150,6 +161,41 @@ test("a syntax error on save is marked on its line", async () => {
   const markers = await page.evaluate(() => window.monaco.editor.getModelMarkers({ owner: "hero_logic" }).map((m) => m.startLineNumber));
   assert.deepEqual(markers, [4]);
   await closePage(page, [/status of 400 \(Bad Request\)/]);
+});
+
+test("the editor checks as you type: inputs follow the flow, errors are marked, completion knows the SDK", async () => {
+  const page = await openPage("#/new");
+  await writeInEditor(page, SLOW_FLOW);
+  await page.waitForSelector('[data-testid="input-pause"]');
+  assert.equal(await page.$('[data-testid="input-who"]'), null, "the template's input is gone");
+  await writeInEditor(page, SLOW_FLOW.replace("def slow_steps(pause):", "def slow_steps(pause)"));
+  await page.waitForFunction(() => window.monaco.editor.getModelMarkers({ owner: "hero_logic" }).length === 1);
+  const marker = await page.evaluate(() => window.monaco.editor.getModelMarkers({ owner: "hero_logic" })[0].startLineNumber);
+  assert.equal(marker, 6);
+
+  // Completion after `flow.` offers the SDK, from the server's stubs.
+  await writeInEditor(page, "from hero_logic import flow\n\n");
+  await page.click(".monaco-editor .view-lines");
+  await page.keyboard.press("Control+End");
+  await page.keyboard.type("flow.");
+  await page.waitForSelector(".suggest-widget.visible");
+  const offered = await page.$$eval(".suggest-widget .monaco-list-row", (rows) => rows.map((r) => r.getAttribute("aria-label")));
+  for (const name of ["step", "invoke", "log"]) assert.ok(offered.some((label) => label.startsWith(name)), `${name} in ${offered}`);
+  await page.screenshot({ path: `${SHOTS}/editor-completion.png` });
+  await closePage(page);
+});
+
+test("a running run can be cancelled from the page", async () => {
+  const page = await openPage("#/new");
+  await writeInEditor(page, SLOW_FLOW);
+  await page.fill('[data-testid="input-json"]', '{"pause": 5}');
+  await page.click('[data-testid="run"]');
+  await page.waitForSelector('[data-testid="tree"] [data-status="running"]');
+  await page.click('[data-testid="cancel"]');
+  await page.waitForSelector('[data-testid="run-title"][data-status="cancelled"]');
+  const statuses = await page.$$eval('[data-testid="tree"] [data-span-id]', (rows) => rows.map((r) => r.dataset.status));
+  assert.ok(statuses.every((status) => status !== "running"), `every span closed: ${statuses}`);
+  await closePage(page);
 });
 
 test("a 100,000-span run opens from a deep link, with a bounded DOM, and its search keeps ancestors", async () => {

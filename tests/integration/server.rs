@@ -430,3 +430,25 @@ fn the_run_list_stream_announces_runs() {
     }
     assert_eq!(kinds, ["run_queued", "run_started", "run_finished"]);
 }
+
+#[test]
+fn a_module_is_checked_without_being_stored_and_a_run_has_its_source() {
+    let server = Server::start(&[]);
+    let checked = server.request("POST", "/api/check", &[], GREET.as_bytes());
+    assert_eq!(checked.status, 200);
+    let checked = checked.json();
+    assert_eq!((checked["valid"].clone(), checked["flows"][0]["name"].clone()), (json!(true), json!("greet")));
+    assert_eq!(checked["flows"][0]["inputs"]["who"]["type"], "string");
+    assert_eq!(server.get("/api/flows/greet").status, 404, "checking stores nothing");
+
+    let broken = server.request("POST", "/api/check", &[], b"from hero_logic import flow\n\n@flow()\ndef f(:\n");
+    assert_eq!(broken.status, 200, "an invalid module is an answer, not a failed request");
+    let broken = broken.json();
+    assert_eq!((broken["valid"].clone(), broken["error"]["line"].clone()), (json!(false), json!(4)));
+    assert!(broken["error"]["message"].as_str().unwrap().contains("line 4"), "{broken}");
+
+    let ran = server.post_json("/api/runs?wait=true", &json!({"source": GREET, "input": {"who": "ada"}})).json();
+    let source = server.get(&format!("/api/runs/{}/source", ran["run_id"].as_str().unwrap())).json();
+    assert_eq!(source["source"], GREET);
+    assert_eq!(server.get("/api/runs/no-such-run/source").status, 404);
+}

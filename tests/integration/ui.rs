@@ -62,7 +62,7 @@ fn the_page_in_headless_chromium() {
         println!("{}", line.trim_start_matches(['#', ' ']));
     }
     assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
-    for view in ["library", "run-live", "run-finished", "run-failed", "big-run", "runs"] {
+    for view in ["library", "run-live", "run-finished", "run-failed", "editor-completion", "big-run", "runs"] {
         assert!(screenshots.join(format!("{view}.png")).exists(), "a screenshot of {view}");
     }
 }
