@@ -32,31 +32,22 @@ function socketUrl(path) {
 }
 
 /**
- * Follow one run's events: the history first, then live ones, until
- * `run_finished`. A lagged or dropped connection re-joins from the last seq
- * seen, so nothing is missed or repeated. Returns a function that stops.
+ * A WebSocket that opens again after it drops, until the returned `stop` is
+ * called (or `onEvent` returns "stop"). `path()` is asked anew on each open.
  */
-export function followRun(runId, onEvent) {
-  let lastSeq = 0;
+function reconnecting(path, onEvent, retryMs) {
   let stopped = false;
   let socket = null;
   const open = () => {
-    socket = new WebSocket(socketUrl(`/api/runs/${encodeURIComponent(runId)}/events?from_seq=${lastSeq}`));
+    socket = new WebSocket(socketUrl(path()));
     socket.onmessage = (message) => {
-      const event = JSON.parse(message.data);
-      if (event.type === "lagged") {
-        socket.close();
-        return;
-      }
-      if (typeof event.seq === "number" && event.type !== "run_finished") lastSeq = Math.max(lastSeq, event.seq);
-      onEvent(event);
-      if (event.type === "run_finished") {
+      if (onEvent(JSON.parse(message.data), socket) === "stop") {
         stopped = true;
         socket.close();
       }
     };
     socket.onclose = () => {
-      if (!stopped) setTimeout(open, 300);
+      if (!stopped) setTimeout(open, retryMs);
     };
   };
   open();
@@ -66,20 +57,33 @@ export function followRun(runId, onEvent) {
   };
 }
 
+/**
+ * Follow one run's events: the history first, then live ones, until
+ * `run_finished`. A lagged or dropped connection re-joins from the last seq
+ * seen, so nothing is missed or repeated. Returns a function that stops.
+ */
+export function followRun(runId, onEvent) {
+  let lastSeq = 0;
+  const path = () => `/api/runs/${encodeURIComponent(runId)}/events?from_seq=${lastSeq}`;
+  return reconnecting(
+    path,
+    (event, socket) => {
+      if (event.type === "lagged") {
+        socket.close(); // and re-join from lastSeq
+        return;
+      }
+      if (event.type === "run_finished") {
+        onEvent(event);
+        return "stop";
+      }
+      if (typeof event.seq === "number") lastSeq = Math.max(lastSeq, event.seq);
+      onEvent(event);
+    },
+    300,
+  );
+}
+
 /** Follow the run list: `run_queued`, `run_started`, `run_finished`. */
 export function followRunList(onEvent) {
-  let stopped = false;
-  let socket = null;
-  const open = () => {
-    socket = new WebSocket(socketUrl("/api/events"));
-    socket.onmessage = (message) => onEvent(JSON.parse(message.data));
-    socket.onclose = () => {
-      if (!stopped) setTimeout(open, 1000);
-    };
-  };
-  open();
-  return () => {
-    stopped = true;
-    socket?.close();
-  };
+  return reconnecting(() => "/api/events", (event) => onEvent(event), 1000);
 }
