@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import socketserver
+import ssl
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 
@@ -83,6 +84,7 @@ def arguments(description, default_port):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--port", type=int, default=default_port, help="HTTP port on 127.0.0.1 (0 picks a free one)")
     parser.add_argument("--unix", help="listen on this Unix socket instead")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS with this certificate chain and key (PEM)")
     return parser
 
 
@@ -95,6 +97,13 @@ def serve(methods, document, args):
             os.unlink(args.unix)
         server = UnixHTTPServer(args.unix, handler)
         print(f"listening on unix://{args.unix}", flush=True)
+    elif args.tls:
+        server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*args.tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        # The certificate names localhost, not the address.
+        print(f"listening on https://localhost:{server.server_address[1]}", flush=True)
     else:
         server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
         print(f"listening on http://127.0.0.1:{server.server_address[1]}", flush=True)

@@ -3,6 +3,7 @@
 
     python3 examples/services/weather.py --port 8765          # HTTP on 127.0.0.1
     python3 examples/services/weather.py --unix /tmp/w.sock   # a Unix socket
+    python3 examples/services/weather.py --port 8443 --tls cert.pem key.pem   # HTTPS
 
 Methods: forecast(city, days), cities(), alert(city) (always a JSON-RPC error),
 slow(seconds) (answers late: for timeouts), and rpc.discover (the document).

@@ -14,7 +14,7 @@ pub enum ServicesCommand {
     /// Register a JSON-RPC service (its document from --openrpc, or asked with rpc.discover).
     Add {
         name: String,
-        /// `http://host:port/path` or `unix:///path/to.sock`.
+        /// `http://host:port/path`, `https://host/path` or `unix:///path/to.sock`.
         url: String,
         /// The service's OpenRPC document (JSON).
         #[arg(long, value_name = "FILE")]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 #[serde(deny_unknown_fields)]
 pub struct RegisterBody {
     name: String,
-    /// `http://host:port/path` or `unix:///path/to.sock`.
+    /// `http://host:port/path`, `https://host/path` or `unix:///path/to.sock`.
     url: String,
     /// The OpenRPC document; without it the host asks the service (`rpc.discover`).
     openrpc: Option<Value>,

@@ -1,10 +1,13 @@
-//! A JSON-RPC 2.0 client over HTTP or a Unix socket (`unix:///path`): one
-//! request per connection, with the host's timeout around the whole call.
+//! A JSON-RPC 2.0 client over HTTP, HTTPS or a Unix socket (`unix:///path`):
+//! one request per connection, with the host's timeout around the whole call.
+//! HTTPS trusts the system's root certificates (or the file `SSL_CERT_FILE`
+//! names, as OpenSSL does), verified by rustls.
 
 use crate::sandbox::CallFailure;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -16,8 +19,19 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// Where a service listens.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Endpoint {
-    Http { authority: String, path: String },
-    Unix { socket: PathBuf },
+    Http {
+        authority: String,
+        path: String,
+    },
+    /// `host` is the name the server's certificate must carry.
+    Https {
+        authority: String,
+        host: String,
+        path: String,
+    },
+    Unix {
+        socket: PathBuf,
+    },
 }
 
 impl Endpoint {
@@ -28,12 +42,11 @@ impl Endpoint {
             }
             return Ok(Endpoint::Unix { socket: PathBuf::from(path) });
         }
-        if url.starts_with("https://") {
-            return Err(format!(
-                "'{url}': https is not supported yet; use http:// on a trusted network, or a Unix socket"
-            ));
-        }
-        let rest = url.strip_prefix("http://").ok_or_else(|| format!("'{url}' is not an http:// or unix:// URL"))?;
+        let (rest, tls) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => return Err(format!("'{url}' is not an http://, https:// or unix:// URL")),
+        };
         let (authority, path) = match rest.find('/') {
             Some(index) => (&rest[..index], &rest[index..]),
             None => (rest, "/"),
@@ -41,7 +54,23 @@ impl Endpoint {
         if authority.is_empty() || authority.contains('@') {
             return Err(format!("'{url}' has no usable host"));
         }
-        Ok(Endpoint::Http { authority: authority.to_string(), path: path.to_string() })
+        if !tls {
+            return Ok(Endpoint::Http { authority: authority.to_string(), path: path.to_string() });
+        }
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => host,
+            _ => authority,
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|_| format!("'{url}': '{host}' is not a host name a certificate can carry"))?;
+        // Without a port, https means 443.
+        let authority = if authority.ends_with(']') || !authority.contains(':') {
+            format!("{authority}:443")
+        } else {
+            authority.to_string()
+        };
+        Ok(Endpoint::Https { authority, host, path: path.to_string() })
     }
 }
 
@@ -55,6 +84,18 @@ pub async fn call(endpoint: &Endpoint, method: &str, params: Value, timeout: Dur
                 let stream = tokio::net::TcpStream::connect(authority.as_str())
                     .await
                     .map_err(|e| CallFailure::Transport(format!("cannot connect to {authority}: {e}")))?;
+                post(stream, authority, path, &body).await
+            }
+            Endpoint::Https { authority, host, path } => {
+                let tcp = tokio::net::TcpStream::connect(authority.as_str())
+                    .await
+                    .map_err(|e| CallFailure::Transport(format!("cannot connect to {authority}: {e}")))?;
+                let name = rustls::pki_types::ServerName::try_from(host.clone())
+                    .map_err(|e| CallFailure::Transport(format!("{host}: {e}")))?;
+                let stream = tokio_rustls::TlsConnector::from(tls_config()?)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| CallFailure::Transport(format!("TLS with {authority} failed: {e}")))?;
                 post(stream, authority, path, &body).await
             }
             Endpoint::Unix { socket } => {
@@ -86,6 +127,33 @@ pub async fn call(endpoint: &Endpoint, method: &str, params: Value, timeout: Dur
         Some(result) if status == 200 => Ok(result.clone()),
         _ => Err(CallFailure::Transport(format!("HTTP {status}: the answer has no JSON-RPC result"))),
     }
+}
+
+/// The TLS client configuration, built once: the trusted roots are read from
+/// the system (or `SSL_CERT_FILE`) at the first https call.
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, CallFailure> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            let found = rustls_native_certs::load_native_certs();
+            for certificate in found.certs {
+                // A certificate the verifier cannot use is skipped, as OpenSSL does.
+                let _ = roots.add(certificate);
+            }
+            if roots.is_empty() {
+                return Err(format!("no trusted root certificates found ({:?})", found.errors));
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Ok(Arc::new(config))
+        })
+        .clone()
+        .map_err(CallFailure::Transport)
 }
 
 /// POST `body` and return the status and the response body.
@@ -191,7 +259,19 @@ mod tests {
         assert_eq!(Endpoint::parse("unix:///tmp/w.sock"), Ok(Endpoint::Unix { socket: "/tmp/w.sock".into() }));
         assert!(Endpoint::parse("unix://relative").is_err());
         assert!(Endpoint::parse("ftp://x").is_err());
-        assert!(Endpoint::parse("https://x").unwrap_err().contains("https is not supported yet"));
+        assert_eq!(
+            Endpoint::parse("https://svc.example/rpc"),
+            Ok(Endpoint::Https {
+                authority: "svc.example:443".into(),
+                host: "svc.example".into(),
+                path: "/rpc".into()
+            })
+        );
+        assert_eq!(
+            Endpoint::parse("https://localhost:8443"),
+            Ok(Endpoint::Https { authority: "localhost:8443".into(), host: "localhost".into(), path: "/".into() })
+        );
+        assert!(Endpoint::parse("ftp://x").unwrap_err().contains("is not an http://"));
     }
 
     #[test]

@@ -444,3 +444,97 @@ fn stubs_describe_the_sdk_and_every_service() {
     assert!(unreachable.json()["error"]["message"].as_str().unwrap().contains("rpc.discover"));
     eventually("nothing half-registered", || names(server.get("/api/services").json()) == BUILT_INS);
 }
+
+/// A CA and a certificate for `localhost` signed by it, made with openssl.
+fn test_certificates(dir: &std::path::Path) -> (String, String, String) {
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl").args(args).output().expect("run openssl");
+        assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let (ca, ca_key, key, csr, cert) =
+        (path("ca.pem"), path("ca.key"), path("leaf.key"), path("leaf.csr"), path("leaf.pem"));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=hero_logic test CA",
+    ]);
+    openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", "/CN=localhost"]);
+    let ext = path("leaf.ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &cert,
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+    ]);
+    (ca, cert, key)
+}
+
+#[test]
+fn a_service_over_https_is_verified_against_the_trusted_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificates(dir.path());
+    let weather = Weather::start(&["--port", "0", "--tls", &cert, &key]);
+    assert!(weather.url.starts_with("https://localhost:"), "{}", weather.url);
+    let data = dir.path().join("data");
+
+    // Not trusted: the system's roots do not include the test CA.
+    let refused = super::support::hero_logic()
+        .args(["services", "add", "weather", &weather.url, "--data-dir"])
+        .arg(&data)
+        .env("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.contains("TLS") && said.contains("UnknownIssuer"), "{said}");
+
+    let added = super::support::hero_logic()
+        .args(["services", "add", "weather", &weather.url, "--data-dir"])
+        .arg(&data)
+        .env("SSL_CERT_FILE", &ca)
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+
+    let flow = dir.path().join("flow.py");
+    std::fs::write(&flow, CALLS).unwrap();
+    let ran = super::support::hero_logic()
+        .args(["run", "--flow", "good", "--input", r#"{"city": "Oslo", "days": 2}"#, "--json", "--data-dir"])
+        .arg(&data)
+        .arg(&flow)
+        .env("SSL_CERT_FILE", &ca)
+        .output()
+        .unwrap();
+    let report: Value =
+        serde_json::from_slice(&ran.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&ran.stderr)));
+    assert_eq!(report["status"], "ok", "{report:#}");
+    assert_eq!(report["output"]["days"].as_array().unwrap().len(), 2);
+}
