@@ -45,7 +45,7 @@ def service_code_gen(request, feedback):
         checked = services.flows.describe(source=source)
         s.set(valid=checked["valid"])
     if not checked["valid"]:
-        raise flow.Failed(f"the written flow is not valid: {checked['error']['type']}: {checked['error']['message']}")
+        raise flow.Failed(f"the written flow is not valid: {checked['error']['message']}")
     return {"source": source, "flow": checked["flows"][0]["name"], "method": method and method["name"]}
 
 

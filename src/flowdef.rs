@@ -61,6 +61,26 @@ impl ModuleError {
     }
 }
 
+/// A module check as the editor (`POST /api/check`) and flows
+/// (`flows.describe`) see it: `{"valid": true, "flows"}`, or `{"valid":
+/// false, "error": {"type", "message", "line", "column", "traceback"}}` with
+/// the message in one line that names its place.
+pub fn check_answer(described: Result<Vec<FlowInfo>, ModuleError>) -> Value {
+    match described {
+        Ok(flows) => serde_json::json!({ "valid": true, "flows": flows }),
+        Err(error) => serde_json::json!({
+            "valid": false,
+            "error": {
+                "type": error.kind,
+                "message": error.one_line(),
+                "line": error.line,
+                "column": error.column,
+                "traceback": error.traceback,
+            },
+        }),
+    }
+}
+
 /// A run's input does not match what the flow declares.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("invalid input for flow '{flow}': {problem}")]

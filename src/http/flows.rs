@@ -2,7 +2,7 @@
 
 use super::AppState;
 use super::error::{AppError, Body, QueryParams};
-use crate::flowdef::{FlowInfo, ModuleError};
+use crate::flowdef::{FlowInfo, ModuleError, check_answer};
 use crate::sandbox::Quotas;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -56,13 +56,7 @@ pub async fn check(
     Body(body): Body,
 ) -> Result<impl IntoResponse, AppError> {
     let source = source_of(&headers, &body)?;
-    Ok(Json(match state.sandbox.describe(&source, &Quotas::default()).await {
-        Ok(flows) => json!({ "valid": true, "flows": flows }),
-        Err(error) => json!({
-            "valid": false,
-            "error": {"type": error.kind, "message": error.one_line(), "line": error.line, "column": error.column},
-        }),
-    }))
+    Ok(Json(check_answer(state.sandbox.describe(&source, &Quotas::default()).await)))
 }
 
 pub async fn upload(

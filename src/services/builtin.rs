@@ -2,6 +2,7 @@
 //! registered service: `kv` (a key-value store scoped per flow) and
 //! `library` (search over the stored flows).
 
+use crate::flowdef::check_answer;
 use crate::sandbox::{CallContext, CallFailure, Quotas, Sandbox};
 use crate::store::{RunFilter, Store};
 use serde_json::{Value, json};
@@ -80,6 +81,11 @@ pub fn document(name: &str) -> Option<Value> {
     }
 }
 
+/// The sandbox that checks modules for `flows.describe` and `flows.save`.
+fn describer(sandbox: Option<&Sandbox>) -> Result<&Sandbox, CallFailure> {
+    sandbox.ok_or_else(|| CallFailure::Transport("no sandbox to describe with".into()))
+}
+
 /// Call a built-in; parameters were already checked against its document.
 pub async fn call(
     store: &Arc<Store>,
@@ -107,11 +113,7 @@ pub async fn call(
         ("kv", "list") => Ok(json!(store.kv_keys(flow, &text("prefix"), limit(100)).await.map_err(failed)?)),
         ("library", "search") => Ok(json!(store.search_flows(&text("query"), limit(10)).await.map_err(failed)?)),
         ("flows", "describe") => {
-            let sandbox = sandbox.ok_or_else(|| CallFailure::Transport("no sandbox to describe with".into()))?;
-            Ok(match sandbox.describe(&text("source"), &Quotas::default()).await {
-                Ok(flows) => json!({"valid": true, "flows": flows}),
-                Err(error) => json!({"valid": false, "error": error}),
-            })
+            Ok(check_answer(describer(sandbox)?.describe(&text("source"), &Quotas::default()).await))
         }
         ("flows", "get") => {
             let version = params.get("version").and_then(Value::as_u64).map(|v| v as u32);
@@ -120,9 +122,8 @@ pub async fn call(
         ("flows", "versions") => Ok(json!(store.flow_versions(&text("name")).await.map_err(failed)?)),
         ("flows", "list") => Ok(json!(store.flows().await.map_err(failed)?)),
         ("flows", "save") => {
-            let sandbox = sandbox.ok_or_else(|| CallFailure::Transport("no sandbox to describe with".into()))?;
             let source = text("source");
-            let flows = sandbox
+            let flows = describer(sandbox)?
                 .describe(&source, &Quotas::default())
                 .await
                 .map_err(|e| CallFailure::InvalidParams(format!("source: {e}")))?;

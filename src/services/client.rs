@@ -80,16 +80,9 @@ pub async fn call(endpoint: &Endpoint, method: &str, params: Value, timeout: Dur
     let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
     let exchange = async {
         match endpoint {
-            Endpoint::Http { authority, path } => {
-                let stream = tokio::net::TcpStream::connect(authority.as_str())
-                    .await
-                    .map_err(|e| CallFailure::Transport(format!("cannot connect to {authority}: {e}")))?;
-                post(stream, authority, path, &body).await
-            }
+            Endpoint::Http { authority, path } => post(connect(authority).await?, authority, path, &body).await,
             Endpoint::Https { authority, host, path } => {
-                let tcp = tokio::net::TcpStream::connect(authority.as_str())
-                    .await
-                    .map_err(|e| CallFailure::Transport(format!("cannot connect to {authority}: {e}")))?;
+                let tcp = connect(authority).await?;
                 let name = rustls::pki_types::ServerName::try_from(host.clone())
                     .map_err(|e| CallFailure::Transport(format!("{host}: {e}")))?;
                 let stream = tokio_rustls::TlsConnector::from(tls_config()?)
@@ -127,6 +120,12 @@ pub async fn call(endpoint: &Endpoint, method: &str, params: Value, timeout: Dur
         Some(result) if status == 200 => Ok(result.clone()),
         _ => Err(CallFailure::Transport(format!("HTTP {status}: the answer has no JSON-RPC result"))),
     }
+}
+
+async fn connect(authority: &str) -> Result<tokio::net::TcpStream, CallFailure> {
+    tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| CallFailure::Transport(format!("cannot connect to {authority}: {e}")))
 }
 
 /// The TLS client configuration, built once: the trusted roots are read from

@@ -135,30 +135,30 @@ impl ServiceRegistry {
             known.extend(self.store.services().await.unwrap_or_default().into_iter().map(|s| s.name));
             return Err(CallFailure::UnknownService { service: service.into(), known });
         };
-        if service == "registry" {
-            return self
-                .list()
-                .await
-                .map(|all| serde_json::json!(all))
-                .map_err(|e| CallFailure::Transport(format!("{e:#}")));
-        }
         // Discovery is every JSON-RPC service's own method, in no document.
-        if method == "rpc.discover" && !info.builtin {
-            let endpoint = Endpoint::parse(&info.url).map_err(CallFailure::Transport)?;
-            return client::call(&endpoint, method, params, Duration::from_millis(info.timeout_ms)).await;
+        let discovery = method == "rpc.discover" && !info.builtin;
+        if !discovery {
+            let Some(method_doc) = info.doc.method(method) else {
+                return Err(CallFailure::UnknownMethod {
+                    service: service.into(),
+                    method: method.into(),
+                    known: info.doc.method_names(),
+                });
+            };
+            let Value::Object(named) = &params else {
+                return Err(CallFailure::InvalidParams("parameters are passed by name".into()));
+            };
+            method_doc.check_params(named).map_err(CallFailure::InvalidParams)?;
         }
-        let Some(method_doc) = info.doc.method(method) else {
-            return Err(CallFailure::UnknownMethod {
-                service: service.into(),
-                method: method.into(),
-                known: info.doc.method_names(),
-            });
-        };
-        let Value::Object(named) = &params else {
-            return Err(CallFailure::InvalidParams("parameters are passed by name".into()));
-        };
-        method_doc.check_params(named).map_err(CallFailure::InvalidParams)?;
         if info.builtin {
+            // `registry.list` lists this registry, which the other built-ins cannot see.
+            if service == "registry" {
+                return self
+                    .list()
+                    .await
+                    .map(|all| serde_json::json!(all))
+                    .map_err(|e| CallFailure::Transport(format!("{e:#}")));
+            }
             return builtin::call(&self.store, self.sandbox.as_ref(), context, service, method, &params).await;
         }
         let endpoint = Endpoint::parse(&info.url).map_err(CallFailure::Transport)?;
