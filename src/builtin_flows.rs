@@ -4,6 +4,7 @@
 use crate::sandbox::{Quotas, Sandbox};
 use crate::store::{SavedFlow, Store};
 use anyhow::{Context, Result};
+use std::sync::Arc;
 
 pub const BUILT_IN_FLOWS: [(&str, &str); 6] = [
     ("service_agent.py", include_str!("../flows/service_agent.py")),
@@ -14,9 +15,15 @@ pub const BUILT_IN_FLOWS: [(&str, &str); 6] = [
     ("service_check.py", include_str!("../flows/service_check.py")),
 ];
 
-pub async fn load(sandbox: &Sandbox, store: &Store) -> Result<Vec<SavedFlow>> {
+/// Store the built-in flows whose source changed; returns what was stored.
+pub async fn load(sandbox: &Sandbox, store: &Arc<Store>) -> Result<Vec<SavedFlow>> {
     let mut saved = Vec::new();
     for (file, source) in BUILT_IN_FLOWS {
+        // Describing costs a sandbox instance at every start (and every
+        // `run --data-dir`); a module already stored as it is needs none.
+        if store.is_latest_source(source).await? {
+            continue;
+        }
         let flows =
             sandbox.describe(source, &Quotas::default()).await.map_err(|e| anyhow::anyhow!("flows/{file}: {e}"))?;
         saved

@@ -56,7 +56,7 @@ pub async fn serve(
     let store = Arc::new(Store::open(&config.data_dir.join("hero_logic.db"))?);
     let sandbox = Sandbox::new(&SandboxOptions { cache_dir: config.cache_dir.clone(), ..SandboxOptions::default() })?;
     let loaded = crate::builtin_flows::load(&sandbox, &store).await?;
-    tracing::info!(flows = loaded.len(), "built-in flows loaded");
+    tracing::info!(flows = loaded.len(), "built-in flows stored (new or changed)");
     let bus = Arc::new(EventBus::default());
     let metrics = Arc::new(Metrics::default());
     let services = Arc::new(ServiceRegistry::with_sandbox(store.clone(), sandbox.clone()));

@@ -200,6 +200,20 @@ impl Store {
         .await
     }
 
+    /// Is this module source the latest version of a flow it declares?
+    /// Then storing it again would change nothing.
+    pub async fn is_latest_source(self: &Arc<Self>, source: &str) -> Result<bool> {
+        let sha256 = sha256_hex(source);
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM flows f WHERE f.source_sha256 = ?1
+                    AND f.version = (SELECT MAX(version) FROM flows g WHERE g.name = f.name))",
+            )?
+            .query_row([&sha256], |row| row.get(0))
+        })
+        .await
+    }
+
     /// A stored module source by its SHA-256 (every run keeps its source's).
     pub async fn source(self: &Arc<Self>, sha256: &str) -> Result<Option<String>> {
         let sha256 = sha256.to_string();

@@ -121,6 +121,10 @@ const MIGRATIONS: &[&str] = &[
     JOIN flow_names n ON n.name = f.name
     WHERE f.version = (SELECT MAX(version) FROM flows g WHERE g.name = f.name);
     ",
+    // 4: finding the flows a module source is stored as, without a scan.
+    "
+    CREATE INDEX flows_by_source ON flows (source_sha256);
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.
