@@ -397,7 +397,9 @@ function showDetails(span) {
 
 /** The root span's details: the run's usage against its quotas. */
 async function showUsage(runId) {
-  const run = await api(`/api/runs/${encodeURIComponent(runId)}`).catch(() => null);
+  // A finished run's usage came with its run_finished event; ask only while it runs.
+  const finished = tree.model.run?.run_id === runId ? tree.model.run : null;
+  const run = finished || (await api(`/api/runs/${encodeURIComponent(runId)}`).catch(() => null));
   const box = document.querySelector('[data-testid="usage"]');
   if (!run || !box || !run.usage) return;
   const pairs = [

@@ -63,7 +63,7 @@ export class TreeView {
   }
 
   get running() {
-    return !this.model.run && [...this.model.roots].some((id) => this.model.spans.get(id)?.status === "running");
+    return !this.model.run && this.model.roots.some((id) => this.model.spans.get(id)?.status === "running");
   }
 
   draw() {
