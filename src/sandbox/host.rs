@@ -4,14 +4,16 @@
 //! What a run shares across its instances (the root flow and its subflows)
 //! lives in `RunShared`: the span recorder, the usage counters and the quotas.
 
-use super::bindings::hero_logic::flow::host::{Host, RpcRequest};
+use super::bindings::hero_logic::flow::host::{Host, InvokeRequest, RpcRequest, SubflowAnswer};
 use super::engine::TICK;
 use super::env::{CallContext, CallFailure, RunEnv};
 use super::instance::{GuestCall, Outcome, SandboxCore, run_guest};
 use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
 use crate::trace::{LogStream, Recorder, SpanKind, Status, clip_json};
+use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -22,6 +24,10 @@ pub const ATTR_MAX_BYTES: usize = 4096;
 /// A busy guest yields to the async runtime this often, so timers, cancels
 /// and other runs on the same thread get their turn.
 const YIELD_EVERY_TICKS: u64 = 10;
+
+/// Subflows one `invoke-gather` runs at once, whatever the guest asks for.
+/// Each is a whole CPython instance; the memory quota is the real bound.
+pub const MAX_CONCURRENT_SUBFLOWS: usize = 16;
 
 /// A table may not grow past this (CPython needs ~200k function slots).
 const MAX_TABLE_ELEMENTS: usize = 262_144;
@@ -72,8 +78,9 @@ pub(crate) enum Role {
     /// Loading a module to report its flows: no spans, services or subflows.
     Describe,
     /// Running `flow`, `depth` subflows below the run's root flow, which may
-    /// call the services in `allowed`.
-    Run { flow: String, depth: u32, allowed: Arc<[String]> },
+    /// call the services in `allowed`. Its spans go under span `under`: the
+    /// run's root span, or the `subflow` span that started it.
+    Run { flow: String, depth: u32, allowed: Arc<[String]>, under: u64 },
 }
 
 pub(crate) struct HostState {
@@ -124,6 +131,15 @@ impl HostState {
         }
     }
 
+    /// The span this instance's next span, service call or log line goes
+    /// under: its innermost open step, else the span it runs under.
+    fn current_span(&self) -> Option<u64> {
+        match self.role {
+            Role::Run { under, .. } => Some(self.open_steps.last().copied().unwrap_or(under)),
+            Role::Describe => None,
+        }
+    }
+
     fn count_span(&self) -> wasmtime::Result<()> {
         let limit = self.run.quotas.spans;
         if self.run.ledger().recorder.spans_started() >= limit {
@@ -154,6 +170,7 @@ async fn call_service(
     run: Arc<RunShared>,
     flow: &str,
     allowed: &[String],
+    parent: u64,
     call: ServiceCall,
 ) -> wasmtime::Result<Result<String, String>> {
     let name = format!("{}.{}", call.service, call.method);
@@ -168,7 +185,7 @@ async fn call_service(
         }
         ledger.usage.rpc_calls += 1;
         let attrs = Map::from_iter([("params".to_string(), clip_json(call.params.clone(), ATTR_MAX_BYTES))]);
-        ledger.recorder.start_leaf(SpanKind::Rpc, clip_name(&name), attrs, call.line)
+        ledger.recorder.start(Some(parent), SpanKind::Rpc, clip_name(&name), attrs, call.line)
     };
     let outcome = if allowed.iter().any(|a| a == "*" || *a == call.service) {
         let run_id = run.ledger().recorder.run_id().to_string();
@@ -186,7 +203,7 @@ async fn call_service(
         Err(failure) => (Status::Failed, Map::new(), Err(failure.to_json(&call.service, &call.method))),
     };
     let error = answer.as_ref().err().cloned();
-    ledger.recorder.end_leaf(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
+    ledger.recorder.end(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
     Ok(answer.map_err(|error| error.to_string()))
 }
 
@@ -234,22 +251,22 @@ impl Host for HostState {
         params_json: String,
         line: Option<u32>,
     ) -> wasmtime::Result<Result<String, String>> {
-        let Role::Run { flow, allowed, .. } = &self.role else {
+        let (Role::Run { flow, allowed, .. }, Some(parent)) = (&self.role, self.current_span()) else {
             return Ok(Err(not_while_describing().to_string()));
         };
         let call = ServiceCall::parse(service, method, &params_json, line)?;
-        call_service(self.run.clone(), flow, allowed, call).await
+        call_service(self.run.clone(), flow, allowed, parent, call).await
     }
 
     async fn rpc_gather(&mut self, calls: Vec<RpcRequest>) -> wasmtime::Result<Vec<Result<String, String>>> {
-        let Role::Run { flow, allowed, .. } = &self.role else {
+        let (Role::Run { flow, allowed, .. }, Some(parent)) = (&self.role, self.current_span()) else {
             return Ok(calls.iter().map(|_| Err(not_while_describing().to_string())).collect());
         };
         let calls = calls
             .into_iter()
             .map(|c| ServiceCall::parse(c.service, c.method, &c.params_json, c.line))
             .collect::<wasmtime::Result<Vec<_>>>()?;
-        let pending = calls.into_iter().map(|call| call_service(self.run.clone(), flow, allowed, call));
+        let pending = calls.into_iter().map(|call| call_service(self.run.clone(), flow, allowed, parent, call));
         futures_util::future::join_all(pending).await.into_iter().collect()
     }
 
@@ -266,7 +283,8 @@ impl Host for HostState {
         }
         let attrs = clip_attrs(parse_object("span attributes", &attrs_json)?);
         self.count_span()?;
-        let span_id = self.run.ledger().recorder.start(SpanKind::Step, clip_name(&name), attrs, line);
+        let span_id =
+            self.run.ledger().recorder.start(self.current_span(), SpanKind::Step, clip_name(&name), attrs, line);
         self.open_steps.push(span_id);
         Ok(span_id)
     }
@@ -298,10 +316,10 @@ impl Host for HostState {
     }
 
     async fn log(&mut self, channel: String, message: String) -> wasmtime::Result<()> {
-        if self.role == Role::Describe {
+        let Some(span_id) = self.current_span() else {
             // Output while a module is only being described has no run to go to.
             return Ok(());
-        }
+        };
         let stream = LogStream::parse(&channel)
             .ok_or_else(|| protocol_error(format!("unknown log channel '{channel}' (stdout, stderr or log)")))?;
         let limit = self.run.quotas.log_bytes;
@@ -310,7 +328,7 @@ impl Host for HostState {
         if ledger.usage.log_bytes > limit {
             return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::LogBytes, limit)));
         }
-        ledger.recorder.log(stream, message);
+        ledger.recorder.log(span_id, stream, message);
         Ok(())
     }
 
@@ -320,69 +338,112 @@ impl Host for HostState {
         input_json: String,
         line: Option<u32>,
     ) -> wasmtime::Result<Result<String, String>> {
+        let caller = self.subflow_caller()?;
+        Ok(run_subflow(self.run.clone(), caller, InvokeRequest { flow, input_json, line }).await?.outcome)
+    }
+
+    async fn invoke_gather(
+        &mut self,
+        calls: Vec<InvokeRequest>,
+        concurrency: u32,
+    ) -> wasmtime::Result<Vec<SubflowAnswer>> {
+        let caller = self.subflow_caller()?;
+        let concurrency = (concurrency as usize).clamp(1, MAX_CONCURRENT_SUBFLOWS);
+        let mut answers: Vec<Option<SubflowAnswer>> = calls.iter().map(|_| None).collect();
+        let run = &self.run;
+        let mut running = futures_util::stream::iter(calls.into_iter().enumerate())
+            .map(|(index, call)| async move { (index, run_subflow(run.clone(), caller, call).await) })
+            .buffer_unordered(concurrency);
+        // Taken as they end, not in order, so that a trap in any subflow stops
+        // the caller at once; the subflows still going are dropped with
+        // `running`, and the run closes their spans with the trap's status.
+        while let Some((index, answer)) = running.next().await {
+            answers[index] = Some(answer?);
+        }
+        Ok(answers.into_iter().map(|answer| answer.expect("every call answered")).collect())
+    }
+}
+
+impl HostState {
+    /// Where a subflow started by this instance goes, once the depth quota allows one.
+    fn subflow_caller(&self) -> wasmtime::Result<SubflowCaller> {
         let depth = self.running_depth("flow.invoke")?;
         let limit = self.run.quotas.subflow_depth;
         if depth >= limit {
             return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::SubflowDepth, u64::from(limit))));
         }
-        let resolver = self.run.env.flows.clone();
-        let Some(callee) = resolver.resolve(&flow).await else {
-            let known = resolver.names().await;
-            let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-            let error =
-                json!({"type": "UnknownFlow", "message": format!("unknown flow '{flow}' (known flows: {known})")});
-            return Ok(Err(error.to_string()));
-        };
-        let input = Value::Object(parse_object("flow.invoke input", &input_json)?);
-        let arguments = match callee.info.check_input(&input) {
-            Ok(arguments) => arguments,
-            Err(problem) => {
-                let error = json!({"type": "InvalidInput", "message": problem.to_string()});
-                return Ok(Err(error.to_string()));
-            }
-        };
-        self.count_span()?;
-        let (span_id, depth_inside) = {
-            let mut ledger = self.run.ledger();
-            ledger.usage.subflows += 1;
-            ledger.usage.max_subflow_depth = ledger.usage.max_subflow_depth.max(depth + 1);
-            let attrs =
-                Map::from_iter([("input".to_string(), clip_json(Value::Object(arguments.clone()), ATTR_MAX_BYTES))]);
-            let span_id = ledger.recorder.start(SpanKind::Subflow, &callee.info.name, attrs, line);
-            (span_id, ledger.recorder.depth())
-        };
-        let call = GuestCall::Run {
-            source: callee.source.clone(),
-            entry: callee.info.name.clone(),
-            input_json: Value::Object(arguments).to_string(),
-        };
-        let role = Role::Run {
-            flow: callee.info.name.clone(),
-            depth: depth + 1,
-            allowed: self.run.env.allowed_services(&callee.info.services).into(),
-        };
-        let outcome = Box::pin(run_guest(self.run.clone(), role, call)).await;
-        let mut ledger = self.run.ledger();
-        match outcome {
-            Outcome::Returned(output) => {
-                ledger.recorder.close_above(depth_inside, Status::Failed, Some(&left_open_error()));
-                let attrs = Map::from_iter([("output_bytes".to_string(), json!(output.len()))]);
-                ledger.recorder.end(span_id, Status::Ok, attrs, None).map_err(|e| protocol_error(e.to_string()))?;
-                Ok(Ok(output))
-            }
-            Outcome::Raised(error) => {
-                ledger.recorder.close_above(depth_inside, Status::Failed, Some(&left_open_error()));
-                ledger
-                    .recorder
-                    .end(span_id, Status::Failed, Map::new(), Some(error.clone()))
-                    .map_err(|e| protocol_error(e.to_string()))?;
-                Ok(Err(error.to_string()))
-            }
-            // A quota is the whole run's: stop the caller too, and let the run
-            // close every span with the quota's status.
-            Outcome::Trapped(trap) => Err(trap),
-        }
+        let parent = self.current_span().expect("a running instance has a current span");
+        Ok(SubflowCaller { depth, parent })
     }
+}
+
+/// The instance starting a subflow: how deep it is and its current span.
+#[derive(Clone, Copy)]
+struct SubflowCaller {
+    depth: u32,
+    parent: u64,
+}
+
+/// Run one subflow in a fresh instance under a `subflow` span. An unknown
+/// flow or an input its declaration refuses is an answer (no span, no
+/// instance); a trap, such as a quota, is the whole run's and stops the caller.
+async fn run_subflow(
+    run: Arc<RunShared>,
+    caller: SubflowCaller,
+    call: InvokeRequest,
+) -> wasmtime::Result<SubflowAnswer> {
+    let refused = |error: Value| SubflowAnswer { outcome: Err(error.to_string()), span_id: None, duration_us: 0 };
+    let resolver = run.env.flows.clone();
+    let Some(callee) = resolver.resolve(&call.flow).await else {
+        let known = resolver.names().await;
+        let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+        let message = format!("unknown flow '{}' (known flows: {known})", call.flow);
+        return Ok(refused(json!({"type": "UnknownFlow", "message": message})));
+    };
+    let input = Value::Object(parse_object("flow.invoke input", &call.input_json)?);
+    let arguments = match callee.info.check_input(&input) {
+        Ok(arguments) => arguments,
+        Err(problem) => return Ok(refused(json!({"type": "InvalidInput", "message": problem.to_string()}))),
+    };
+    let span_id = {
+        let mut ledger = run.ledger();
+        if ledger.recorder.spans_started() >= run.quotas.spans {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::Spans, run.quotas.spans)));
+        }
+        ledger.usage.subflows += 1;
+        ledger.usage.max_subflow_depth = ledger.usage.max_subflow_depth.max(caller.depth + 1);
+        let attrs =
+            Map::from_iter([("input".to_string(), clip_json(Value::Object(arguments.clone()), ATTR_MAX_BYTES))]);
+        ledger.recorder.start(Some(caller.parent), SpanKind::Subflow, &callee.info.name, attrs, call.line)
+    };
+    let started = Instant::now();
+    let guest_call = GuestCall::Run {
+        source: callee.source.clone(),
+        entry: callee.info.name.clone(),
+        input_json: Value::Object(arguments).to_string(),
+    };
+    let role = Role::Run {
+        flow: callee.info.name.clone(),
+        depth: caller.depth + 1,
+        allowed: run.env.allowed_services(&callee.info.services).into(),
+        under: span_id,
+    };
+    let outcome = Box::pin(run_guest(run.clone(), role, guest_call)).await;
+    let (status, attrs, error, answer) = match outcome {
+        Outcome::Returned(output) => {
+            let attrs = Map::from_iter([("output_bytes".to_string(), json!(output.len()))]);
+            (Status::Ok, attrs, None, Ok(output))
+        }
+        Outcome::Raised(error) => (Status::Failed, Map::new(), Some(error.clone()), Err(error.to_string())),
+        // A quota is the whole run's: stop the caller too, and let the run
+        // close every span with the quota's status.
+        Outcome::Trapped(trap) => return Err(trap),
+    };
+    let mut ledger = run.ledger();
+    ledger.recorder.close_under(span_id, Status::Failed, Some(&left_open_error()));
+    ledger.recorder.end(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
+    let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    Ok(SubflowAnswer { outcome: answer, span_id: Some(span_id), duration_us })
 }
 
 fn not_while_describing() -> Value {

@@ -67,7 +67,7 @@ impl Sandbox {
         let quotas = request.quotas.clone();
         let recorder = Recorder::new(request.run_id.clone(), request.sink);
         let shared = Arc::new(RunShared::new(quotas.clone(), request.env, self.core.clone(), recorder));
-        let root = shared.ledger().recorder.start(SpanKind::Flow, &request.flow, Map::new(), request.line);
+        let root = shared.ledger().recorder.start(None, SpanKind::Flow, &request.flow, Map::new(), request.line);
 
         let input_json = Value::Object(request.input).to_string();
         let ending = if input_json.len() as u64 > quotas.input_bytes {
@@ -75,7 +75,7 @@ impl Sandbox {
         } else {
             let call = GuestCall::Run { source: request.source, entry: request.flow.clone(), input_json };
             let allowed = shared.env.allowed_services(&request.services).into();
-            let role = Role::Run { flow: request.flow.clone(), depth: 0, allowed };
+            let role = Role::Run { flow: request.flow.clone(), depth: 0, allowed, under: root };
             tokio::select! {
                 outcome = run_guest(shared.clone(), role, call) => Ending::Guest(outcome),
                 _ = tokio::time::sleep(quotas.wall_time()) => Ending::TimedOut,
@@ -83,14 +83,14 @@ impl Sandbox {
             }
         };
         // The guest future, its Store and every subflow's are gone by now:
-        // whatever is still open on the span stack is closed below.
+        // whatever is still open under the root is closed below.
         let (status, output, error) = settle(ending, &quotas);
 
         let mut ledger = shared.ledger();
         let output_bytes = output.as_ref().map_or(0, |o| o.to_string().len() as u64);
         let leftover_status = if status == Status::Ok { Status::Failed } else { status };
         let leftover_error = if status == Status::Ok { Some(left_open_error()) } else { error.clone() };
-        ledger.recorder.close_above(1, leftover_status, leftover_error.as_ref());
+        ledger.recorder.close_under(root, leftover_status, leftover_error.as_ref());
         let usage = Usage {
             wall_time_ms: started.elapsed().as_secs_f64() * 1000.0,
             cpu_time_ms: ledger.cpu_ticks * TICK.as_millis() as u64,

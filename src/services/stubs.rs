@@ -28,6 +28,18 @@ class SubflowFailed(Exception):
     flow: str
     error: dict[str, Any]
 
+class Subflow:
+    """How one subflow of `flow.invoke_many` ended."""
+    flow: str
+    inputs: dict[str, Any]
+    ok: bool
+    output: Any
+    error: Exception | None
+    duration_ms: float
+    span_id: int | None
+    def result(self) -> Any:
+        """The output, or raises `.error`."""
+
 class _Flow:
     Failed = Failed
     SubflowFailed = SubflowFailed
@@ -39,6 +51,8 @@ class _Flow:
         """Write a log line on the current span."""
     def invoke(self, flow_name: str, **inputs: Any) -> Any:
         """Run another flow as a subflow of this run and return its output."""
+    def invoke_many(self, calls: list[tuple[str, dict[str, Any]]], concurrency: int = 4) -> list[Subflow]:
+        """Run several subflows side by side, at most `concurrency` at once; a `Subflow` for each, in order."""
 
 flow: _Flow
 

@@ -1,31 +1,34 @@
-//! The per-run span stack. The host, not the guest, owns it: the host issues
+//! The run's open spans. The host, not the guest, owns them: the host issues
 //! span ids, picks each span's parent, and closes whatever is left open.
+//!
+//! Open spans form a tree rather than one stack, because a run can have
+//! several branches going at once: service calls made together, and subflows
+//! run side by side, each with its own steps. Each sandbox instance keeps the
+//! stack of its own steps (`HostState`); the recorder only checks that a span
+//! is closed after its children.
 
 use super::{EventSink, LogLine, LogStream, RunEvent, Span, SpanKind, Status, now_us};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
-/// Why the guest's request to close a span was refused.
+/// Why a request to close a span was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SpanStackError {
     #[error("span {0} is not open")]
     NotOpen(u64),
-    #[error(
-        "span {requested} is not the innermost open span (span {innermost} is); close spans in the order they were opened"
-    )]
-    NotInnermost { requested: u64, innermost: u64 },
+    #[error("span {span} still has span {child} open inside it; close spans in the reverse order they were opened")]
+    ChildrenOpen { span: u64, child: u64 },
 }
 
 pub struct Recorder {
     run_id: String,
-    /// Ids are issued here and never reused within a run.
+    /// Ids are issued here and never reused within a run. A child's id is
+    /// always greater than its parent's, which `close_under` relies on.
     next_span_id: u64,
     /// Every event of the run gets the next one; no gaps.
     next_seq: u64,
-    /// Open spans, outermost first: the top is the parent of the next span.
-    stack: Vec<Span>,
-    /// Open leaf spans (service calls) that sit beside the stack rather than
-    /// on it, so several can be open at once under the same parent.
-    leaves: Vec<Span>,
+    /// Open spans by id. A span's parent is open for as long as it is.
+    open: BTreeMap<u64, Span>,
     sink: EventSink,
     /// Spans opened so far, for the `spans` quota.
     spans_started: u64,
@@ -33,7 +36,7 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(run_id: String, sink: EventSink) -> Recorder {
-        Recorder { run_id, next_span_id: 1, next_seq: 1, stack: Vec::new(), leaves: Vec::new(), sink, spans_started: 0 }
+        Recorder { run_id, next_span_id: 1, next_seq: 1, open: BTreeMap::new(), sink, spans_started: 0 }
     }
 
     pub fn run_id(&self) -> &str {
@@ -44,14 +47,9 @@ impl Recorder {
         self.spans_started
     }
 
-    /// How many spans are open; `close_above(depth, ..)` returns to it.
-    pub fn depth(&self) -> usize {
-        self.stack.len()
-    }
-
-    /// The innermost open span, which log lines and new spans attach to.
-    pub fn current(&self) -> Option<u64> {
-        self.stack.last().map(|span| span.span_id)
+    /// How many spans are open.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
     }
 
     fn next_seq(&mut self) -> u64 {
@@ -66,45 +64,26 @@ impl Recorder {
         let _ = self.sink.send(event);
     }
 
-    /// Open a span as a child of the innermost open span and return its id.
-    pub fn start(&mut self, kind: SpanKind, name: &str, attrs: Map<String, Value>, line: Option<u32>) -> u64 {
-        let span = self.open(kind, name, attrs, line);
-        let span_id = span.span_id;
-        self.stack.push(span);
-        span_id
-    }
-
-    /// Open a leaf span (it will have no children) under the innermost open
-    /// span, without making it the parent of what comes next.
-    pub fn start_leaf(&mut self, kind: SpanKind, name: &str, attrs: Map<String, Value>, line: Option<u32>) -> u64 {
-        let span = self.open(kind, name, attrs, line);
-        let span_id = span.span_id;
-        self.leaves.push(span);
-        span_id
-    }
-
-    /// Close an open leaf span.
-    pub fn end_leaf(
+    /// Open a span under `parent` (None for the run's root) and return its id.
+    /// A parent that is no longer open is a host bug; the span becomes a root
+    /// rather than point at nothing.
+    pub fn start(
         &mut self,
-        span_id: u64,
-        status: Status,
+        parent: Option<u64>,
+        kind: SpanKind,
+        name: &str,
         attrs: Map<String, Value>,
-        error: Option<Value>,
-    ) -> Result<(), SpanStackError> {
-        let index = self.leaves.iter().position(|s| s.span_id == span_id).ok_or(SpanStackError::NotOpen(span_id))?;
-        let span = self.leaves.swap_remove(index);
-        self.finish(span, status, attrs, error);
-        Ok(())
-    }
-
-    fn open(&mut self, kind: SpanKind, name: &str, attrs: Map<String, Value>, line: Option<u32>) -> Span {
+        line: Option<u32>,
+    ) -> u64 {
+        debug_assert!(parent.is_none_or(|p| self.open.contains_key(&p)), "parent span {parent:?} is not open");
+        let parent_id = parent.filter(|p| self.open.contains_key(p));
         let span_id = self.next_span_id;
         self.next_span_id += 1;
         self.spans_started += 1;
         let span = Span {
             run_id: self.run_id.clone(),
             span_id,
-            parent_id: self.current(),
+            parent_id,
             kind,
             name: name.to_owned(),
             status: Status::Running,
@@ -116,10 +95,11 @@ impl Recorder {
         };
         let seq = self.next_seq();
         self.emit(RunEvent::SpanStarted { seq, span: span.clone() });
-        span
+        self.open.insert(span_id, span);
+        span_id
     }
 
-    /// Close the innermost span, which must be `span_id`.
+    /// Close span `span_id`, which must be open and have no open children.
     pub fn end(
         &mut self,
         span_id: u64,
@@ -127,20 +107,16 @@ impl Recorder {
         attrs: Map<String, Value>,
         error: Option<Value>,
     ) -> Result<(), SpanStackError> {
-        match self.stack.last() {
-            Some(top) if top.span_id == span_id => {}
-            Some(top) if self.stack.iter().any(|s| s.span_id == span_id) => {
-                return Err(SpanStackError::NotInnermost { requested: span_id, innermost: top.span_id });
-            }
-            _ => return Err(SpanStackError::NotOpen(span_id)),
+        if !self.open.contains_key(&span_id) {
+            return Err(SpanStackError::NotOpen(span_id));
         }
-        self.pop(status, attrs, error);
-        Ok(())
-    }
-
-    fn pop(&mut self, status: Status, attrs: Map<String, Value>, error: Option<Value>) {
-        let Some(span) = self.stack.pop() else { return };
+        // Children have greater ids, so only spans after this one can be.
+        if let Some(child) = self.open.range(span_id + 1..).find(|(_, s)| s.parent_id == Some(span_id)) {
+            return Err(SpanStackError::ChildrenOpen { span: span_id, child: *child.0 });
+        }
+        let span = self.open.remove(&span_id).expect("checked above");
         self.finish(span, status, attrs, error);
+        Ok(())
     }
 
     fn finish(&mut self, mut span: Span, status: Status, attrs: Map<String, Value>, error: Option<Value>) {
@@ -152,29 +128,26 @@ impl Recorder {
         self.emit(RunEvent::SpanEnded { seq, span });
     }
 
-    /// Close every span above `depth`, innermost first, with `status`. This is
-    /// how a trap, a timeout, a quota or a cancel still leaves a whole tree.
-    pub fn close_above(&mut self, depth: usize, status: Status, error: Option<&Value>) {
-        while self.stack.len() > depth {
-            let parent = self.stack.last().map(|s| s.span_id);
-            while let Some(index) = self.leaves.iter().position(|leaf| leaf.parent_id == parent) {
-                let leaf = self.leaves.swap_remove(index);
-                self.finish(leaf, status, Map::new(), error.cloned());
+    /// Close every open span inside `span_id` (not `span_id` itself), children
+    /// before their parents, with `status`. This is how a trap, a timeout, a
+    /// quota or a cancel still leaves a whole tree.
+    pub fn close_under(&mut self, span_id: u64, status: Status, error: Option<&Value>) {
+        // One pass in id order finds every descendant: a parent comes first.
+        let mut inside = vec![span_id];
+        for (&id, span) in self.open.range(span_id + 1..) {
+            if span.parent_id.is_some_and(|parent| inside.contains(&parent)) {
+                inside.push(id);
             }
-            self.pop(status, Map::new(), error.cloned());
+        }
+        // Greatest id first: every child before its parent.
+        for id in inside.into_iter().skip(1).rev() {
+            let span = self.open.remove(&id).expect("collected from the open spans");
+            self.finish(span, status, Map::new(), error.cloned());
         }
     }
 
-    /// Add attributes to the open span `span_id` (no-op if it is not open).
-    pub fn set_attrs(&mut self, span_id: u64, attrs: Map<String, Value>) {
-        if let Some(span) = self.stack.iter_mut().rev().find(|s| s.span_id == span_id) {
-            span.attrs.extend(attrs);
-        }
-    }
-
-    /// Append a log line to the innermost open span.
-    pub fn log(&mut self, stream: LogStream, text: String) {
-        let Some(span_id) = self.current() else { return };
+    /// Append a log line to the open span `span_id`.
+    pub fn log(&mut self, span_id: u64, stream: LogStream, text: String) {
         let seq = self.next_seq();
         self.emit(RunEvent::Log(LogLine { run_id: self.run_id.clone(), span_id, seq, ts_us: now_us(), stream, text }));
     }
@@ -190,12 +163,21 @@ mod tests {
         (Recorder::new("r1".into(), sink), events)
     }
 
+    fn ended(events: &mut mpsc::UnboundedReceiver<RunEvent>) -> Vec<(u64, Option<u64>, Status)> {
+        std::iter::from_fn(|| events.try_recv().ok())
+            .filter_map(|e| match e {
+                RunEvent::SpanEnded { span, .. } => Some((span.span_id, span.parent_id, span.status)),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn parents_follow_the_stack_and_seq_has_no_gaps() {
+    fn parents_are_as_given_and_seq_has_no_gaps() {
         let (mut rec, mut events) = recorder();
-        let root = rec.start(SpanKind::Flow, "f", Map::new(), None);
-        let step = rec.start(SpanKind::Step, "s", Map::new(), Some(3));
-        rec.log(LogStream::Stdout, "hi".into());
+        let root = rec.start(None, SpanKind::Flow, "f", Map::new(), None);
+        let step = rec.start(Some(root), SpanKind::Step, "s", Map::new(), Some(3));
+        rec.log(step, LogStream::Stdout, "hi".into());
         rec.end(step, Status::Ok, Map::new(), None).unwrap();
         rec.end(root, Status::Ok, Map::new(), None).unwrap();
         let mut seqs = Vec::new();
@@ -211,58 +193,66 @@ mod tests {
         }
         assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
         assert_eq!(parents, vec![(root, None), (step, Some(root))]);
+        assert_eq!(rec.open_count(), 0);
     }
 
     #[test]
-    fn only_the_innermost_span_may_be_closed() {
+    fn a_span_closes_only_after_its_children() {
         let (mut rec, _events) = recorder();
-        let root = rec.start(SpanKind::Flow, "f", Map::new(), None);
-        let _step = rec.start(SpanKind::Step, "s", Map::new(), None);
-        assert!(matches!(rec.end(root, Status::Ok, Map::new(), None), Err(SpanStackError::NotInnermost { .. })));
+        let root = rec.start(None, SpanKind::Flow, "f", Map::new(), None);
+        let step = rec.start(Some(root), SpanKind::Step, "s", Map::new(), None);
+        assert_eq!(
+            rec.end(root, Status::Ok, Map::new(), None),
+            Err(SpanStackError::ChildrenOpen { span: root, child: step })
+        );
         assert_eq!(rec.end(99, Status::Ok, Map::new(), None), Err(SpanStackError::NotOpen(99)));
+        rec.end(step, Status::Ok, Map::new(), None).unwrap();
+        rec.end(root, Status::Ok, Map::new(), None).unwrap();
     }
 
     #[test]
-    fn leaves_open_side_by_side_and_are_closed_with_their_parent() {
+    fn branches_open_side_by_side_close_in_any_order() {
         let (mut rec, mut events) = recorder();
-        let root = rec.start(SpanKind::Flow, "f", Map::new(), None);
-        let step = rec.start(SpanKind::Step, "s", Map::new(), None);
-        let a = rec.start_leaf(SpanKind::Rpc, "x.a", Map::new(), None);
-        let b = rec.start_leaf(SpanKind::Rpc, "x.b", Map::new(), None);
-        assert_eq!(rec.current(), Some(step), "leaves are never parents");
-        rec.end_leaf(b, Status::Ok, Map::new(), None).unwrap();
-        rec.close_above(1, Status::Cancelled, None);
-        let ended: Vec<(u64, Option<u64>, Status)> = std::iter::from_fn(|| events.try_recv().ok())
-            .filter_map(|e| match e {
-                RunEvent::SpanEnded { span, .. } => Some((span.span_id, span.parent_id, span.status)),
-                _ => None,
-            })
-            .collect();
+        let root = rec.start(None, SpanKind::Flow, "f", Map::new(), None);
+        let a = rec.start(Some(root), SpanKind::Subflow, "a", Map::new(), None);
+        let b = rec.start(Some(root), SpanKind::Subflow, "b", Map::new(), None);
+        let a_step = rec.start(Some(a), SpanKind::Step, "a.s", Map::new(), None);
+        let b_step = rec.start(Some(b), SpanKind::Step, "b.s", Map::new(), None);
+        rec.end(a_step, Status::Ok, Map::new(), None).unwrap();
+        rec.end(a, Status::Ok, Map::new(), None).unwrap();
+        rec.end(b_step, Status::Ok, Map::new(), None).unwrap();
+        rec.end(b, Status::Ok, Map::new(), None).unwrap();
         assert_eq!(
-            ended,
+            ended(&mut events),
             vec![
-                (b, Some(step), Status::Ok),
-                (a, Some(step), Status::Cancelled),
-                (step, Some(root), Status::Cancelled)
+                (a_step, Some(a), Status::Ok),
+                (a, Some(root), Status::Ok),
+                (b_step, Some(b), Status::Ok),
+                (b, Some(root), Status::Ok)
             ]
         );
-        assert_eq!(rec.end_leaf(a, Status::Ok, Map::new(), None), Err(SpanStackError::NotOpen(a)));
     }
 
     #[test]
-    fn close_above_leaves_no_running_span() {
+    fn close_under_closes_children_first_and_only_inside() {
         let (mut rec, mut events) = recorder();
-        rec.start(SpanKind::Flow, "f", Map::new(), None);
-        rec.start(SpanKind::Step, "a", Map::new(), None);
-        rec.start(SpanKind::Step, "b", Map::new(), None);
-        rec.close_above(1, Status::TimedOut, None);
-        assert_eq!(rec.depth(), 1);
-        let ended: Vec<_> = std::iter::from_fn(|| events.try_recv().ok())
-            .filter_map(|e| match e {
-                RunEvent::SpanEnded { span, .. } => Some((span.name, span.status)),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(ended, vec![("b".into(), Status::TimedOut), ("a".into(), Status::TimedOut)]);
+        let root = rec.start(None, SpanKind::Flow, "f", Map::new(), None);
+        let a = rec.start(Some(root), SpanKind::Subflow, "a", Map::new(), None);
+        let b = rec.start(Some(root), SpanKind::Subflow, "b", Map::new(), None);
+        let a_step = rec.start(Some(a), SpanKind::Step, "a.s", Map::new(), None);
+        let b_step = rec.start(Some(b), SpanKind::Step, "b.s", Map::new(), None);
+        let a_rpc = rec.start(Some(a_step), SpanKind::Rpc, "x.y", Map::new(), None);
+        rec.close_under(a, Status::Failed, None);
+        assert_eq!(ended(&mut events), vec![(a_rpc, Some(a_step), Status::Failed), (a_step, Some(a), Status::Failed)]);
+        rec.close_under(root, Status::TimedOut, None);
+        assert_eq!(
+            ended(&mut events),
+            vec![
+                (b_step, Some(b), Status::TimedOut),
+                (b, Some(root), Status::TimedOut),
+                (a, Some(root), Status::TimedOut)
+            ]
+        );
+        assert_eq!(rec.open_count(), 1, "the root itself stays open");
     }
 }

@@ -1,7 +1,7 @@
 //! The span tree the host records: nesting, attributes, logs, failures.
 
 use super::support::{assert_all_closed, run_json, span};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[test]
 fn nested_steps_carry_attributes_lines_and_logs() {
@@ -197,4 +197,124 @@ def parent():
     assert_eq!(broken["status"], "failed");
     assert_eq!(broken["error"]["type"], "ValueError");
     assert_eq!(report["usage"]["subflows"], 2);
+}
+
+/// Flows for `flow.invoke_many`: `nap` sleeps inside two nested steps, so
+/// subflows running side by side overlap in time.
+const SIDE_BY_SIDE: &str = r#"import time
+from hero_logic import flow
+
+@flow(inputs={"i": "integer"})
+def nap(i):
+    with flow.step(f"outer{i}"):
+        with flow.step(f"inner{i}"):
+            print(f"napping {i}")
+            time.sleep(0.3)
+    if i == 2:
+        raise ValueError("two is broken")
+    return i * 10
+
+@flow(inputs={"concurrency": "integer"})
+def fan_out(concurrency):
+    with flow.step("fan"):
+        results = flow.invoke_many([("nap", {"i": i}) for i in range(4)] + [("missing", {})], concurrency=concurrency)
+    try:
+        results[2].result()
+    except flow.SubflowFailed as failure:
+        raised = failure.error["message"]
+    return {
+        "outputs": [r.output for r in results],
+        "ok": [r.ok for r in results],
+        "raised": raised,
+        "missing": [type(results[4].error).__name__, results[4].span_id],
+        "timed": all(r.duration_ms >= 300 for r in results[:4]),
+        "span_ids": [r.span_id for r in results[:4]],
+    }
+"#;
+
+fn subflow_spans(report: &Value) -> Vec<&Value> {
+    report["spans"].as_array().unwrap().iter().filter(|s| s["kind"] == "subflow").collect()
+}
+
+fn overlaps(a: &Value, b: &Value) -> bool {
+    a["start_us"].as_i64() < b["end_us"].as_i64() && b["start_us"].as_i64() < a["end_us"].as_i64()
+}
+
+#[test]
+fn invoke_many_runs_subflows_side_by_side_each_with_its_own_tree() {
+    let (code, report) = run_json(SIDE_BY_SIDE, &["--flow", "fan_out", "--input", r#"{"concurrency": 4}"#]);
+    assert_eq!(code, 0, "{report:#}");
+    let output = &report["output"];
+    assert_eq!(output["outputs"], json!([0, 10, null, 30, null]));
+    assert_eq!(output["ok"], json!([true, true, false, true, false]));
+    assert_eq!(output["raised"], "two is broken");
+    assert_eq!(output["missing"], json!(["LookupError", null]), "an unknown flow is refused before any span");
+    assert_eq!(output["timed"], true);
+    assert_all_closed(&report);
+
+    let fan = span(&report, "fan");
+    let subflows = subflow_spans(&report);
+    assert_eq!(subflows.len(), 4);
+    let ids: Vec<&Value> = subflows.iter().map(|s| &s["span_id"]).collect();
+    assert_eq!(output["span_ids"].as_array().unwrap().iter().collect::<Vec<_>>(), ids);
+    for (i, subflow) in subflows.iter().enumerate() {
+        assert_eq!(subflow["parent_id"], fan["span_id"], "every subflow sits beside the others under the step");
+        assert_eq!(subflow["attrs"]["input"], json!({"i": i}));
+        let outer = span(&report, &format!("outer{i}"));
+        let inner = span(&report, &format!("inner{i}"));
+        assert_eq!(outer["parent_id"], subflow["span_id"], "each subflow's steps stay in its own branch");
+        assert_eq!(inner["parent_id"], outer["span_id"]);
+        let logs: Vec<&Value> =
+            report["logs"].as_array().unwrap().iter().filter(|l| l["span_id"] == inner["span_id"]).collect();
+        assert_eq!(logs.len(), 1, "log lines go to the writer's own step: {logs:?}");
+        assert_eq!(logs[0]["text"], format!("napping {i}"));
+    }
+    assert_eq!(subflows[2]["status"], "failed");
+    assert_eq!(subflows[2]["error"]["type"], "ValueError");
+    assert!(overlaps(subflows[0], subflows[3]), "four at once: the first and the last overlap");
+    assert_eq!(report["usage"]["subflows"], 4);
+}
+
+#[test]
+fn invoke_many_keeps_to_its_concurrency() {
+    let (code, report) = run_json(SIDE_BY_SIDE, &["--flow", "fan_out", "--input", r#"{"concurrency": 2}"#]);
+    assert_eq!(code, 0, "{report:#}");
+    let subflows = subflow_spans(&report);
+    assert!(overlaps(subflows[0], subflows[1]), "two at once");
+    // The third starts only when one of the first two has ended.
+    let first_end = subflows[..2].iter().map(|s| s["end_us"].as_i64().unwrap()).min().unwrap();
+    assert!(subflows[2]["start_us"].as_i64().unwrap() >= first_end, "{subflows:#?}");
+    assert!(!subflows.iter().skip(2).any(|s| overlaps(s, subflows[0]) && overlaps(s, subflows[1])));
+}
+
+#[test]
+fn a_quota_in_one_of_many_subflows_ends_the_run_and_closes_every_branch() {
+    let source = r#"import time
+from hero_logic import flow
+
+@flow(inputs={"i": "integer"})
+def work(i):
+    with flow.step(f"work{i}"):
+        if i == 1:
+            time.sleep(0.5)  # the others are asleep by now
+            for n in range(1000):
+                with flow.step("tiny"):
+                    pass
+        time.sleep(600)
+
+@flow()
+def many():
+    with flow.step("fan"):
+        flow.invoke_many([("work", {"i": i}) for i in range(3)], concurrency=3)
+    return "unreachable"
+"#;
+    let (code, report) = run_json(source, &["--flow", "many", "--max-spans", "50"]);
+    assert_ne!(code, 0);
+    assert_eq!(report["status"], "quota_exceeded", "{report:#}");
+    assert_eq!(report["error"]["quota"], "spans");
+    assert_all_closed(&report);
+    for i in [0, 2] {
+        assert_eq!(span(&report, &format!("work{i}"))["status"], "quota_exceeded", "the other branches stop too");
+    }
+    // Not `timed_out`: the sleeping subflows were dropped, not waited for.
 }

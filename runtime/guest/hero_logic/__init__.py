@@ -12,7 +12,8 @@
 - `@flow(...)` declares a flow; `flow.step(name, **attrs)` opens a step span.
 - `flow.log(...)`, `print()` and stderr become log lines on the current span.
 - `raise flow.Failed("reason")` ends the flow as failed, without a traceback.
-- `flow.invoke("other", **inputs)` runs another flow as a subflow.
+- `flow.invoke("other", **inputs)` runs another flow as a subflow;
+  `flow.invoke_many([(name, inputs), ...], concurrency=4)` runs several side by side.
 - `services.<service>.<method>(**params)` calls a registered JSON-RPC service.
 """
 

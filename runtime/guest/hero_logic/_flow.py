@@ -51,6 +51,44 @@ class SubflowFailed(Exception):
         return {"subflow": self.flow, "cause": self.error}
 
 
+class Subflow:
+    """How one subflow of `flow.invoke_many` ended.
+
+    `.ok`, `.output` (None unless ok), `.error` (the exception `flow.invoke`
+    would have raised, or None), `.duration_ms`, `.span_id` (None when the
+    flow was unknown or the input refused, so nothing ran), `.flow`, `.inputs`.
+    `.result()` is the output, or raises `.error`.
+    """
+
+    __slots__ = ("flow", "inputs", "ok", "output", "error", "duration_ms", "span_id")
+
+    def __init__(self, flow_name, inputs, ok, value, span_id, duration_us):
+        self.flow = flow_name
+        self.inputs = inputs
+        self.ok = ok
+        self.output = value if ok else None
+        self.error = None if ok else _invoke_error(flow_name, value)
+        self.duration_ms = duration_us / 1000
+        self.span_id = span_id
+
+    def result(self):
+        if self.error is not None:
+            raise self.error
+        return self.output
+
+    def __repr__(self):
+        state = "ok" if self.ok else type(self.error).__name__
+        return f"<subflow {self.flow} {state} {self.duration_ms:.1f} ms>"
+
+
+def _invoke_error(flow_name, error):
+    """The exception for a subflow's error object: a refusal before it ran
+    (unknown flow, input its declaration refuses) or its failure."""
+    if error.get("type") in ("UnknownFlow", "InvalidInput"):
+        return LookupError(error.get("message"))
+    return SubflowFailed(flow_name, error)
+
+
 class Step:
     """A step span. Use it as `with flow.step("name", **attrs) as s:`.
 
@@ -139,7 +177,8 @@ def _normalise_input(flow_name, key, spec):
 
 class _Flow:
     """`flow` is both the decorator that declares a flow and the namespace a flow
-    uses while it runs: `flow.step`, `flow.log`, `flow.invoke`, `flow.Failed`."""
+    uses while it runs: `flow.step`, `flow.log`, `flow.invoke`, `flow.invoke_many`,
+    `flow.Failed`."""
 
     Failed = Failed
     SubflowFailed = SubflowFailed
@@ -200,9 +239,30 @@ class _Flow:
         ok, value = _host.invoke(flow_name, inputs, _errors.caller_line())
         if ok:
             return value
-        if value.get("type") in ("UnknownFlow", "InvalidInput"):
-            raise LookupError(value.get("message"))
-        raise SubflowFailed(flow_name, value)
+        raise _invoke_error(flow_name, value)
+
+    def invoke_many(self, calls, concurrency=4):
+        """Run several subflows side by side and return a `Subflow` for each, in order.
+
+            results = flow.invoke_many([("greet", {"who": "Ada"}), ("greet", {"who": "Alan"})])
+            outputs = [r.result() for r in results]
+
+        `calls` is a list of `(flow_name, inputs)` pairs. At most `concurrency`
+        run at once (the host caps it at 16; the run's memory quota is shared by
+        all). Each gets its own `subflow` span beside the others. A subflow that
+        fails does not stop the rest: look at `.ok` / `.error`, or call `.result()`.
+        """
+        line = _errors.caller_line()
+        pending = []
+        for call in calls:
+            if not (isinstance(call, (tuple, list)) and len(call) == 2 and isinstance(call[0], str) and isinstance(call[1], dict)):
+                raise TypeError("flow.invoke_many takes (flow_name, inputs) pairs, with inputs a dict")
+            pending.append((call[0], call[1], line))
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError("concurrency must be a positive integer")
+        _streams.flush_all()
+        answers = _host.invoke_gather(pending, min(concurrency, 2**32 - 1))
+        return [Subflow(name, inputs, *answer) for (name, inputs, _), answer in zip(pending, answers)]
 
 
 flow = _Flow()

@@ -53,3 +53,14 @@ def invoke(flow_name, inputs, line):
         return True, json.loads(host.invoke(flow_name, to_json(inputs), line))
     except Err as err:
         return False, json.loads(err.value)
+
+
+def invoke_gather(calls, concurrency):
+    """`calls` is a list of (flow_name, inputs, line); returns a list of
+    `(ok, value, span_id, duration_us)` in the same order."""
+    requests = [host.InvokeRequest(name, to_json(inputs), line) for name, inputs, line in calls]
+    answers = []
+    for answer in host.invoke_gather(requests, concurrency):
+        ok = not isinstance(answer.outcome, Err)
+        answers.append((ok, json.loads(answer.outcome.value), answer.span_id, answer.duration_us))
+    return answers
