@@ -108,6 +108,58 @@ fn benchmark_flow_runs_a_flow_n_times_and_keeps_the_result() {
     assert!(spans.iter().any(|s| s["name"] == "kv.set" && s["status"] == "ok"));
 }
 
+/// Sleeps, so runs side by side overlap; fails on zero.
+const NAP: &str = r#"import time
+from hero_logic import flow
+
+@flow(inputs={"seconds": {"type": "number", "default": 0.25}})
+def nap(seconds):
+    with flow.step("sleep"):
+        if seconds == 0:
+            raise ValueError("no time to sleep")
+        time.sleep(seconds)
+    return seconds
+"#;
+
+#[test]
+fn benchmark_flow_runs_side_by_side_up_to_its_concurrency() {
+    let server = Server::start(&[]);
+    server.upload(NAP);
+    let report = run(&server, "benchmark_flow", json!({"flow": "nap", "runs": 4, "concurrency": 4}));
+    assert_eq!(report["status"], "ok", "{report:#}");
+    let output = &report["output"];
+    assert_eq!((output["concurrency"].clone(), output["failures"].clone()), (json!(4), json!(0)));
+    assert!(output["p50_ms"].as_f64().unwrap() >= 250.0, "durations are the subflows' own: {output}");
+    assert!(output["runs_per_second"].as_f64().unwrap() > 0.0);
+    let spans = spans(&server, &report);
+    let runs_step = spans.iter().find(|s| s["name"] == "runs").unwrap();
+    assert_eq!(runs_step["attrs"]["concurrency"], 4);
+    let naps: Vec<&Value> = spans.iter().filter(|s| s["kind"] == "subflow").collect();
+    assert_eq!(naps.len(), 4);
+    assert!(naps.iter().all(|s| s["parent_id"] == runs_step["span_id"]));
+    let last_start = naps.iter().map(|s| s["start_us"].as_i64().unwrap()).max().unwrap();
+    let first_end = naps.iter().map(|s| s["end_us"].as_i64().unwrap()).min().unwrap();
+    assert!(last_start < first_end, "all four were running at once: {naps:#?}");
+    let mut sleep_parents: Vec<u64> =
+        spans.iter().filter(|s| s["name"] == "sleep").map(|s| s["parent_id"].as_u64().unwrap()).collect();
+    sleep_parents.sort_unstable();
+    sleep_parents.dedup();
+    assert_eq!(sleep_parents.len(), 4, "each run's step sits in its own subflow");
+
+    let failing =
+        run(&server, "benchmark_flow", json!({"flow": "nap", "runs": 3, "concurrency": 3, "input": {"seconds": 0}}));
+    assert_eq!(failing["status"], "ok", "{failing:#}");
+    assert_eq!(failing["output"]["failures"], 3);
+    assert_eq!(
+        failing["output"]["failed_runs"][0],
+        json!({"run": 0, "type": "ValueError", "message": "no time to sleep"})
+    );
+
+    let refused = run(&server, "benchmark_flow", json!({"flow": "nap", "concurrency": 17}));
+    assert_eq!(refused["status"], "failed");
+    assert_eq!(refused["error"]["message"], "concurrency must be between 1 and 16");
+}
+
 #[test]
 fn pick_version_flow_prefers_correct_then_fast() {
     let server = Server::start(&[]);
