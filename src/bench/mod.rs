@@ -43,6 +43,8 @@ pub struct BenchOptions {
 pub enum Section {
     /// Library search over generated flows.
     Search,
+    /// Spans recorded, stored and streamed.
+    Spans,
 }
 
 struct Sizes {
@@ -166,6 +168,11 @@ pub async fn run(options: BenchOptions) -> Result<()> {
 
     let sandbox = Sandbox::new(&SandboxOptions { cache_dir: options.cache_dir.clone(), ..SandboxOptions::default() })?;
     let harness = Arc::new(Harness { sandbox, service: Arc::new(BenchService::new()) });
+    if options.only == Some(Section::Spans) {
+        let figures = span_figures(&harness, &options, &sizes).await?;
+        print_report(&figures, SPANS_BASELINE, cores, options.quick);
+        return Ok(());
+    }
     let native = Native::find()?;
     let mut figures = Vec::new();
 
@@ -309,45 +316,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
         target: None,
     });
 
-    // Span path: spans recorded per second by a flow emitting many.
-    let spans_flow = harness.prepare(SPANS).await?;
-    let quotas = Quotas { spans: sizes.spans + 10, cpu_time_ms: 600_000, wall_time_ms: 600_000, ..Quotas::default() };
-    let started = Instant::now();
-    harness.run(&spans_flow, json!({"count": sizes.spans}), quotas).await?;
-    let spans_per_s = sizes.spans as f64 / started.elapsed().as_secs_f64();
-    figures.push(Figure {
-        key: "spans_recorded_per_s",
-        label: "spans recorded per second",
-        value: spans_per_s,
-        unit: "spans/s",
-        target: None,
-    });
-
-    // The same through the server: stored by the writer, and streamed.
-    let through_server = server::measure(options.cache_dir.clone(), sizes.spans, sizes.paced_spans).await?;
-    let stored = through_server.spans_stored_per_s;
-    figures.push(Figure {
-        key: "spans_stored_per_s",
-        label: "spans recorded and stored per second",
-        value: stored,
-        unit: "spans/s",
-        target: Some((">= 100,000", stored >= 100_000.0)),
-    });
-    let latency = &through_server.ws_latency;
-    figures.push(Figure {
-        key: "span_to_ws_p50_ms",
-        label: "span recorded to WebSocket client p50",
-        value: latency.p50(),
-        unit: "ms",
-        target: None,
-    });
-    figures.push(Figure {
-        key: "span_to_ws_p99_ms",
-        label: "span recorded to WebSocket client p99",
-        value: latency.p99(),
-        unit: "ms",
-        target: Some(("< 50 ms", latency.p99() < 50.0)),
-    });
+    figures.extend(span_figures(&harness, &options, &sizes).await?);
 
     // CPU-bound Python: the price of isolation.
     let cpu = harness.prepare(CPU).await?;
@@ -556,6 +525,9 @@ fn cold_start(_cache_dir: Option<&Path>) -> Result<(f64, f64)> {
     Ok((without, with))
 }
 
+const SPANS_BASELINE: &str =
+    "span baseline: the same flow's spans recorded by the sandbox alone, without the server storing or streaming them";
+
 const SEARCH_BASELINE: &str = "search baseline: the same words found by scanning every stored source (LIKE)";
 
 /// What the native figures were measured against, for the report.
@@ -568,6 +540,59 @@ fn native_baseline(native: Option<&Native>) -> String {
         ),
         None => "baseline: no python3 found; native figures left out".to_string(),
     }
+}
+
+/// The span path: recorded by the sandbox alone, then recorded, stored and
+/// streamed through the server.
+async fn span_figures(harness: &Harness, options: &BenchOptions, sizes: &Sizes) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    // Span path: spans recorded per second by a flow emitting many.
+    let spans_flow = harness.prepare(SPANS).await?;
+    let quotas = Quotas { spans: sizes.spans + 10, cpu_time_ms: 600_000, wall_time_ms: 600_000, ..Quotas::default() };
+    let started = Instant::now();
+    harness.run(&spans_flow, json!({"count": sizes.spans}), quotas).await?;
+    let spans_per_s = sizes.spans as f64 / started.elapsed().as_secs_f64();
+    figures.push(Figure {
+        key: "spans_recorded_per_s",
+        label: "spans recorded per second",
+        value: spans_per_s,
+        unit: "spans/s",
+        target: None,
+    });
+
+    // The same through the server: stored by the writer, and streamed.
+    let through_server = server::measure(options.cache_dir.clone(), sizes.spans, sizes.paced_spans).await?;
+    let stored = through_server.spans_stored_per_s;
+    figures.push(Figure {
+        key: "spans_stored_per_s",
+        label: "spans recorded and stored per second",
+        value: stored,
+        unit: "spans/s",
+        target: Some((">= 100,000", stored >= 100_000.0)),
+    });
+    figures.push(Figure {
+        key: "spans_stored_over_recorded",
+        label: "stored / recorded alone",
+        value: stored / spans_per_s,
+        unit: "x",
+        target: None,
+    });
+    let latency = &through_server.ws_latency;
+    figures.push(Figure {
+        key: "span_to_ws_p50_ms",
+        label: "span recorded to WebSocket client p50",
+        value: latency.p50(),
+        unit: "ms",
+        target: None,
+    });
+    figures.push(Figure {
+        key: "span_to_ws_p99_ms",
+        label: "span recorded to WebSocket client p99",
+        value: latency.p99(),
+        unit: "ms",
+        target: Some(("< 50 ms", latency.p99() < 50.0)),
+    });
+    Ok(figures)
 }
 
 fn print_report(figures: &[Figure], baseline: &str, cores: usize, quick: bool) {

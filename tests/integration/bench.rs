@@ -31,3 +31,16 @@ fn bench_quick_prints_a_table_and_a_json_line_with_every_figure() {
     }
     assert_eq!(figures["quick"], true);
 }
+
+#[test]
+fn bench_only_spans_reports_the_span_path_alone() {
+    let output = hero_logic().args(["bench", "--quick", "--only", "spans"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let figures: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).expect("JSON last line");
+    let figures = figures["bench"].as_object().unwrap();
+    for key in ["spans_recorded_per_s", "spans_stored_per_s", "spans_stored_over_recorded", "span_to_ws_p99_ms"] {
+        assert!(figures[key].as_f64().is_some_and(|v| v > 0.0), "{key} missing or zero in {figures:?}");
+    }
+    assert!(!figures.contains_key("trivial_p50_ms"), "nothing but the span path: {figures:?}");
+}
