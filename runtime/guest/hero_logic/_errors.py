@@ -4,6 +4,7 @@ Tracebacks show the flow's own frames only: the SDK's frames are noise to a
 flow's author, and the flow's lines are what the UI jumps to.
 """
 
+import sys
 import traceback
 
 #: The file name flow source is compiled under, so frames from it can be told apart.
@@ -12,8 +13,6 @@ FLOW_FILENAME = "flow.py"
 
 def caller_line():
     """The line of the innermost frame that belongs to the flow's source, or None."""
-    import sys
-
     frame = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_filename == FLOW_FILENAME:

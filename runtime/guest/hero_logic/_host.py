@@ -9,17 +9,23 @@ from componentize_py_types import Err
 from wit_world.imports import host
 
 
+# One encoder for every call: `json.dumps` with any option builds a new one
+# each time, which was a large part of a step's cost.
+_encode = json.JSONEncoder(default=repr, ensure_ascii=False).encode
+
+
 def to_json(value):
     """JSON for values crossing to the host; what JSON cannot say becomes its repr."""
-    return json.dumps(value, default=repr, ensure_ascii=False)
+    return _encode(value)
 
 
 def span_start(kind, name, attrs, line):
-    return host.span_start(kind, name, to_json(attrs), line)
+    # Most steps carry no attributes; "{}" needs no encoder.
+    return host.span_start(kind, name, _encode(attrs) if attrs else "{}", line)
 
 
 def span_end(span_id, status, attrs, error):
-    host.span_end(span_id, status, to_json(attrs), None if error is None else to_json(error))
+    host.span_end(span_id, status, _encode(attrs) if attrs else "{}", None if error is None else _encode(error))
 
 
 def log(channel, message):

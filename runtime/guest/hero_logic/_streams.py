@@ -55,8 +55,11 @@ stderr = SpanLogStream("stderr")
 
 
 def flush_all():
-    stdout.flush()
-    stderr.flush()
+    # Called at every span boundary: only call out when something is pending.
+    if stdout._pending:
+        stdout._emit()
+    if stderr._pending:
+        stderr._emit()
 
 
 def reset():
