@@ -1,6 +1,7 @@
 //! `hero_logic flows add|list|search`: the flow library in a data directory.
 
 use super::UsageError;
+use super::output::outln;
 use super::services::open_store;
 use crate::sandbox::{Quotas, Sandbox, SandboxOptions};
 use clap::Subcommand;
@@ -46,14 +47,14 @@ pub async fn run(command: FlowsCommand, cache_dir: Option<PathBuf>) -> Result<Ex
             store.close().await;
             for flow in saved {
                 let what = if flow.created { "stored" } else { "unchanged" };
-                println!("{what} {} version {}", flow.name, flow.version);
+                outln!("{what} {} version {}", flow.name, flow.version);
             }
             Ok(ExitCode::SUCCESS)
         }
         FlowsCommand::List { data_dir } => {
             let store = open_store(&data_dir)?;
             for flow in store.flows().await.map_err(|e| UsageError(format!("{e:#}")))? {
-                println!("{:<24} v{:<4} {}", flow.name, flow.version, flow.description.unwrap_or_default());
+                outln!("{:<24} v{:<4} {}", flow.name, flow.version, flow.description.unwrap_or_default());
             }
             store.close().await;
             Ok(ExitCode::SUCCESS)
@@ -66,7 +67,7 @@ pub async fn run(command: FlowsCommand, cache_dir: Option<PathBuf>) -> Result<Ex
             let hits =
                 store.search_flows(&query, limit.clamp(1, 100)).await.map_err(|e| UsageError(format!("{e:#}")))?;
             for hit in hits {
-                println!("{:<24} {:>7.3}  {}", hit.name, hit.score, hit.snippet.replace('\n', " "));
+                outln!("{:<24} {:>7.3}  {}", hit.name, hit.score, hit.snippet.replace('\n', " "));
             }
             store.close().await;
             Ok(ExitCode::SUCCESS)

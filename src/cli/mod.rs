@@ -2,6 +2,7 @@
 //! subcommand lives in its own module.
 
 mod flows;
+mod output;
 mod run;
 mod serve;
 mod services;

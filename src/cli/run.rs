@@ -1,6 +1,7 @@
 //! `hero_logic run FILE.py`: describe the module, pick the flow, check the
 //! input, run it in a fresh sandbox and print the tree (or one JSON object).
 
+use super::output::outln;
 use super::{QuotaArgs, UsageError};
 use crate::render::render_run;
 use crate::sandbox::{ModuleFlows, NoServices, Quotas, RunEnv, RunRequest, Sandbox, SandboxOptions};
@@ -115,9 +116,9 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
         let mut object = serde_json::to_value(&report).unwrap_or_else(|_| json!({}));
         object["spans"] = json!(spans);
         object["logs"] = json!(logs);
-        println!("{object}");
+        outln!("{object}");
     } else {
-        print!("{}", render_run(&report, &spans, &logs));
+        super::output::write(format_args!("{}", render_run(&report, &spans, &logs)));
     }
     Ok(if report.status == crate::trace::Status::Ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -1,5 +1,6 @@
 //! `hero_logic serve`: the HTTP API and the live span stream.
 
+use super::output::outln;
 use super::{QuotaArgs, UsageError};
 use crate::sandbox::Quotas;
 use crate::scheduler::SchedulerConfig;
@@ -59,7 +60,7 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
         .await
         .map_err(|e| UsageError(format!("cannot listen on {}: {e}", args.addr)))?;
     let addr = listener.local_addr().map_err(|e| UsageError(format!("cannot read the bound address: {e}")))?;
-    println!("listening on http://{addr}");
+    outln!("listening on http://{addr}");
     let _ = std::io::stdout().flush();
     match serve(listener, config, shutdown_signal()).await {
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -2,6 +2,7 @@
 //! directory (the same one `serve` uses; a running server sees changes at once).
 
 use super::UsageError;
+use super::output::outln;
 use crate::services::ServiceRegistry;
 use crate::store::Store;
 use clap::Subcommand;
@@ -64,7 +65,7 @@ pub async fn run(command: ServicesCommand) -> Result<ExitCode, UsageError> {
             let registry = ServiceRegistry::new(store.clone());
             let info = registry.register(&name, &url, document, timeout_ms).await.map_err(UsageError)?;
             store.close().await;
-            println!("registered {} at {} ({})", info.name, info.url, info.doc.method_names().join(", "));
+            outln!("registered {} at {} ({})", info.name, info.url, info.doc.method_names().join(", "));
             Ok(ExitCode::SUCCESS)
         }
         ServicesCommand::List { data_dir, json } => {
@@ -72,10 +73,10 @@ pub async fn run(command: ServicesCommand) -> Result<ExitCode, UsageError> {
             let services =
                 ServiceRegistry::new(store.clone()).list().await.map_err(|e| UsageError(format!("{e:#}")))?;
             if json {
-                println!("{}", serde_json::json!({ "services": services }));
+                outln!("{}", serde_json::json!({ "services": services }));
             } else {
                 for service in &services {
-                    println!("{:<12} {:<32} {}", service.name, service.url, service.doc.method_names().join(", "));
+                    outln!("{:<12} {:<32} {}", service.name, service.url, service.doc.method_names().join(", "));
                 }
             }
             store.close().await;
@@ -89,7 +90,7 @@ pub async fn run(command: ServicesCommand) -> Result<ExitCode, UsageError> {
             if !removed {
                 return Err(UsageError(format!("no registered service named '{name}'")));
             }
-            println!("removed {name}");
+            outln!("removed {name}");
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -131,3 +131,27 @@ fn help_still_prints_in_full() {
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("--max-rpc-calls"));
 }
+
+#[test]
+fn a_reader_that_goes_away_early_ends_the_output_quietly() {
+    // Far more than a pipe holds, so the writer is still writing when the
+    // reader closes its end.
+    let source = "from hero_logic import flow\n@flow()\ndef many():\n    for i in range(3000):\n        with flow.step('s'):\n            pass\n";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.py");
+    std::fs::write(&file, source).unwrap();
+    let mut child = hero_logic()
+        .arg("run")
+        .arg(&file)
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr, "", "nothing to say: the reader did not want the rest");
+    assert_eq!(output.status.code(), Some(0), "the exit code is still the run's");
+}
