@@ -65,6 +65,10 @@ pub fn document(name: &str) -> Option<Value> {
                     {"name": "flow", "required": true, "schema": {"type": "string"}},
                     {"name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}
                 ], "result": {"name": "runs", "schema": {"type": "array"}}},
+                {"name": "subflows", "summary": "Recent times a flow ran as a subflow of another run, newest first: run_id and the subflow's span_id.", "params": [
+                    {"name": "flow", "required": true, "schema": {"type": "string"}},
+                    {"name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}
+                ], "result": {"name": "subflows", "schema": {"type": "array"}}},
                 {"name": "spans", "summary": "The spans of a run.", "params": [
                     {"name": "run_id", "required": true, "schema": {"type": "string"}}
                 ], "result": {"name": "spans", "schema": {"type": "array"}}}
@@ -133,6 +137,7 @@ pub async fn call(
             let filter = RunFilter { flow: Some(text("flow")), status: None, before_us: None, limit: limit(20) };
             Ok(json!(store.runs(filter).await.map_err(failed)?))
         }
+        ("runs", "subflows") => Ok(json!(store.subflow_runs(&text("flow"), limit(20)).await.map_err(failed)?)),
         ("runs", "spans") => Ok(json!(store.spans(&text("run_id")).await.map_err(failed)?)),
         _ => Err(CallFailure::UnknownMethod { service: service.into(), method: method.into(), known: Vec::new() }),
     }

@@ -11,7 +11,7 @@ mod writer;
 
 pub use flows::{FlowSummary, FlowVersion, SavedFlow, sha256_hex};
 pub use rows::{RunRecord, StoredFlow, kind_label};
-pub use runs::RunFilter;
+pub use runs::{RunFilter, SubflowRun};
 pub use services::{SearchHit, StoredService, fts_query};
 pub use writer::Write;
 

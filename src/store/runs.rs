@@ -18,6 +18,16 @@ pub struct RunFilter {
     pub limit: u32,
 }
 
+/// One time a flow ran as a subflow: the run it ran in and its `subflow` span.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SubflowRun {
+    pub run_id: String,
+    pub span_id: u64,
+    pub status: Status,
+    pub start_us: i64,
+    pub end_us: i64,
+}
+
 /// Runs a crashed process left `queued` or `running` end `interrupted`, with
 /// their open spans closed the same way. Returns how many runs.
 pub(crate) fn mark_interrupted(conn: &mut Connection, now_us: i64) -> rusqlite::Result<usize> {
@@ -76,6 +86,33 @@ impl Store {
                 params![filter.flow, filter.status.map(Status::as_str), filter.before_us, filter.limit],
                 run_from_row,
             )?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// The latest `limit` times flow `name` ran as a subflow and finished,
+    /// newest first.
+    pub async fn subflow_runs(self: &Arc<Self>, name: &str, limit: u32) -> Result<Vec<SubflowRun>> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            // `kind = 'subflow'` as written here is what lets SQLite use the
+            // partial index `spans_by_subflow`.
+            let mut statement = conn.prepare_cached(
+                "SELECT run_id, span_id, status, start_us, end_us FROM spans
+                 WHERE kind = 'subflow' AND name = ?1 AND end_us IS NOT NULL
+                 ORDER BY start_us DESC LIMIT ?2",
+            )?;
+            let rows = statement.query_map(params![name, limit], |row| {
+                let status: String = row.get(2)?;
+                Ok(SubflowRun {
+                    run_id: row.get(0)?,
+                    span_id: row.get(1)?,
+                    status: Status::parse(&status).unwrap_or(Status::Failed),
+                    start_us: row.get(3)?,
+                    end_us: row.get(4)?,
+                })
+            })?;
             rows.collect()
         })
         .await

@@ -125,6 +125,11 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX flows_by_source ON flows (source_sha256);
     ",
+    // 5: where a flow ran as a subflow of another run, newest first. Partial,
+    // so the other spans (nearly all) cost the index nothing.
+    "
+    CREATE INDEX spans_by_subflow ON spans (name, start_us) WHERE kind = 'subflow';
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.

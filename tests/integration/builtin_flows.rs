@@ -161,6 +161,24 @@ fn benchmark_flow_runs_side_by_side_up_to_its_concurrency() {
 }
 
 #[test]
+fn optimize_flow_learns_from_runs_as_a_subflow_too() {
+    let server = Server::start(&[]);
+    server.upload(NAP);
+    let input = json!({"flow": "nap", "runs": 3, "concurrency": 3, "input": {"seconds": 0.01}});
+    assert_eq!(run(&server, "benchmark_flow", input)["status"], "ok");
+    assert_eq!(run(&server, "nap", json!({"seconds": 0.01}))["status"], "ok");
+    let report = run(&server, "optimize_flow", json!({"flow": "nap"}));
+    assert_eq!(report["status"], "ok", "{report:#}");
+    assert_eq!(report["output"]["runs"], 4, "three as subflows of the benchmark, one alone");
+    let steps = report["output"]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "only nap's own steps, not the benchmark's: {steps:?}");
+    assert_eq!((steps[0]["step"].clone(), steps[0]["count"].clone()), (json!("sleep"), json!(4)));
+    let spans = spans(&server, &report);
+    let recent = spans.iter().find(|s| s["name"] == "recent runs").unwrap();
+    assert_eq!(recent["attrs"]["as_subflow"], 3);
+}
+
+#[test]
 fn pick_version_flow_prefers_correct_then_fast() {
     let server = Server::start(&[]);
     server.upload(GREET);
