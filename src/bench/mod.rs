@@ -45,6 +45,8 @@ pub enum Section {
     Search,
     /// Spans recorded, stored and streamed.
     Spans,
+    /// Trivial runs: latency, throughput, and the native baseline.
+    Runs,
 }
 
 struct Sizes {
@@ -174,94 +176,14 @@ pub async fn run(options: BenchOptions) -> Result<()> {
         return Ok(());
     }
     let native = Native::find()?;
+    if options.only == Some(Section::Runs) {
+        let figures = run_figures(&harness, native.as_ref(), &sizes, cores).await?;
+        print_report(&figures, &native_baseline(native.as_ref()), cores, options.quick);
+        return Ok(());
+    }
     let mut figures = Vec::new();
 
-    // Trivial flow, fresh sandbox per run: latency, one run at a time.
-    let trivial = Arc::new(harness.prepare(TRIVIAL).await?);
-    for n in 0..20 {
-        harness.run(&trivial, json!({"n": n}), Quotas::default()).await?;
-    }
-    let mut samples = Vec::with_capacity(sizes.latency_runs);
-    for n in 0..sizes.latency_runs {
-        let started = Instant::now();
-        harness.run(&trivial, json!({"n": n}), Quotas::default()).await?;
-        samples.push(started.elapsed());
-    }
-    let sandbox_latency = Latencies::new(&samples);
-    figures.push(Figure {
-        key: "trivial_p50_ms",
-        label: "trivial flow p50, fresh sandbox",
-        value: sandbox_latency.p50(),
-        unit: "ms",
-        target: Some(("<= 1 ms", sandbox_latency.p50() <= 1.0)),
-    });
-    figures.push(Figure {
-        key: "trivial_p99_ms",
-        label: "trivial flow p99",
-        value: sandbox_latency.p99(),
-        unit: "ms",
-        target: None,
-    });
-
-    // Throughput with 1 and with N concurrent workers.
-    let one = throughput(&harness, &trivial, 1, sizes.throughput_runs).await?;
-    let many = throughput(&harness, &trivial, cores, sizes.throughput_runs).await?;
-    figures.push(Figure {
-        key: "trivial_runs_per_s_1",
-        label: "trivial runs/s, 1 worker",
-        value: one,
-        unit: "runs/s",
-        target: None,
-    });
-    figures.push(Figure {
-        key: "trivial_runs_per_s_n",
-        label: "trivial runs/s, N workers",
-        value: many,
-        unit: "runs/s",
-        target: Some((">= 1,500 on 2 cores", many >= 1500.0 * cores as f64 / 2.0)),
-    });
-    figures.push(Figure {
-        key: "scaling_n_over_1",
-        label: "scaling, N workers / 1",
-        value: many / one,
-        unit: "x",
-        target: None,
-    });
-
-    // The native baseline, in the same run.
-    if let Some(native) = &native {
-        let flow_file = native.write_flow("trivial.py", TRIVIAL)?;
-        native.run(&flow_file, "trivial", r#"{"n": 1}"#)?;
-        let mut samples = Vec::with_capacity(sizes.native_runs);
-        let started = Instant::now();
-        for n in 0..sizes.native_runs {
-            samples.push(native.run(&flow_file, "trivial", &format!(r#"{{"n": {n}}}"#))?.0);
-        }
-        let native_per_s = sizes.native_runs as f64 / started.elapsed().as_secs_f64();
-        let native_latency = Latencies::new(&samples);
-        let ratio = native_latency.p50() / sandbox_latency.p50();
-        figures.push(Figure {
-            key: "native_p50_ms",
-            label: "native python3 per run p50",
-            value: native_latency.p50(),
-            unit: "ms",
-            target: None,
-        });
-        figures.push(Figure {
-            key: "native_runs_per_s_1",
-            label: "native python3 runs/s, 1 worker",
-            value: native_per_s,
-            unit: "runs/s",
-            target: None,
-        });
-        figures.push(Figure {
-            key: "native_over_sandbox_p50",
-            label: "native p50 / sandbox p50",
-            value: ratio,
-            unit: "x",
-            target: Some((">= 20x", ratio >= 20.0)),
-        });
-    }
+    figures.extend(run_figures(&harness, native.as_ref(), &sizes, cores).await?);
 
     // The host's overhead per service call, against calling it directly.
     if let Some(native) = &native {
@@ -540,6 +462,104 @@ fn native_baseline(native: Option<&Native>) -> String {
         ),
         None => "baseline: no python3 found; native figures left out".to_string(),
     }
+}
+
+/// Runs of the trivial flow: latency one at a time, throughput with one and
+/// with N workers, and the same flow started as native python3 per run.
+async fn run_figures(
+    harness: &Arc<Harness>,
+    native: Option<&Native>,
+    sizes: &Sizes,
+    cores: usize,
+) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    // Trivial flow, fresh sandbox per run: latency, one run at a time.
+    let trivial = Arc::new(harness.prepare(TRIVIAL).await?);
+    for n in 0..20 {
+        harness.run(&trivial, json!({"n": n}), Quotas::default()).await?;
+    }
+    let mut samples = Vec::with_capacity(sizes.latency_runs);
+    for n in 0..sizes.latency_runs {
+        let started = Instant::now();
+        harness.run(&trivial, json!({"n": n}), Quotas::default()).await?;
+        samples.push(started.elapsed());
+    }
+    let sandbox_latency = Latencies::new(&samples);
+    figures.push(Figure {
+        key: "trivial_p50_ms",
+        label: "trivial flow p50, fresh sandbox",
+        value: sandbox_latency.p50(),
+        unit: "ms",
+        target: Some(("<= 1 ms", sandbox_latency.p50() <= 1.0)),
+    });
+    figures.push(Figure {
+        key: "trivial_p99_ms",
+        label: "trivial flow p99",
+        value: sandbox_latency.p99(),
+        unit: "ms",
+        target: None,
+    });
+
+    // Throughput with 1 and with N concurrent workers.
+    let one = throughput(harness, &trivial, 1, sizes.throughput_runs).await?;
+    let many = throughput(harness, &trivial, cores, sizes.throughput_runs).await?;
+    figures.push(Figure {
+        key: "trivial_runs_per_s_1",
+        label: "trivial runs/s, 1 worker",
+        value: one,
+        unit: "runs/s",
+        target: None,
+    });
+    figures.push(Figure {
+        key: "trivial_runs_per_s_n",
+        label: "trivial runs/s, N workers",
+        value: many,
+        unit: "runs/s",
+        target: Some((">= 1,500 on 2 cores", many >= 1500.0 * cores as f64 / 2.0)),
+    });
+    figures.push(Figure {
+        key: "scaling_n_over_1",
+        label: "scaling, N workers / 1",
+        value: many / one,
+        unit: "x",
+        target: None,
+    });
+
+    // The native baseline, in the same run.
+    if let Some(native) = native {
+        let flow_file = native.write_flow("trivial.py", TRIVIAL)?;
+        native.run(&flow_file, "trivial", r#"{"n": 1}"#)?;
+        let mut samples = Vec::with_capacity(sizes.native_runs);
+        let started = Instant::now();
+        for n in 0..sizes.native_runs {
+            samples.push(native.run(&flow_file, "trivial", &format!(r#"{{"n": {n}}}"#))?.0);
+        }
+        let native_per_s = sizes.native_runs as f64 / started.elapsed().as_secs_f64();
+        let native_latency = Latencies::new(&samples);
+        let ratio = native_latency.p50() / sandbox_latency.p50();
+        figures.push(Figure {
+            key: "native_p50_ms",
+            label: "native python3 per run p50",
+            value: native_latency.p50(),
+            unit: "ms",
+            target: None,
+        });
+        figures.push(Figure {
+            key: "native_runs_per_s_1",
+            label: "native python3 runs/s, 1 worker",
+            value: native_per_s,
+            unit: "runs/s",
+            target: None,
+        });
+        figures.push(Figure {
+            key: "native_over_sandbox_p50",
+            label: "native p50 / sandbox p50",
+            value: ratio,
+            unit: "x",
+            target: Some((">= 20x", ratio >= 20.0)),
+        });
+    }
+    Ok(figures)
 }
 
 /// The span path: recorded by the sandbox alone, then recorded, stored and

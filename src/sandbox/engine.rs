@@ -65,6 +65,11 @@ pub fn build_engine(options: &EngineOptions) -> Result<Engine> {
     // 16 MiB kept resident is the knee (0 or 4 MiB: ~2.1 ms per run, 16 or
     // 32 MiB: ~1.2 ms). `pagemap_scan` (reset only dirty pages) made runs
     // slower here (~2.0 ms): released pages fault back in on the next run.
+    // On a second machine (Linux 6.18, `bench --only runs`): 16 MiB 2.17 ms,
+    // 24 MiB 2.18, 8 MiB 2.61, 0 MiB 2.69 ms, and with fewer than 16 MiB two
+    // workers fall to 180-270 runs/s (page faults contend on the address
+    // space); `pagemap_scan` 2.53 ms. Resetting the kept region by copy is
+    // about a quarter of a trivial run (perf), the price of no page faults.
 
     let mut config = Config::new();
     config

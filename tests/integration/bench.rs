@@ -32,15 +32,33 @@ fn bench_quick_prints_a_table_and_a_json_line_with_every_figure() {
     assert_eq!(figures["quick"], true);
 }
 
-#[test]
-fn bench_only_spans_reports_the_span_path_alone() {
-    let output = hero_logic().args(["bench", "--quick", "--only", "spans"]).output().unwrap();
+/// `bench --quick --only SECTION`: its figures, which must hold `present`
+/// (each above zero) and none of `absent`.
+fn bench_section(section: &str, present: &[&str], absent: &[&str]) {
+    let output = hero_logic().args(["bench", "--quick", "--only", section]).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     let figures: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).expect("JSON last line");
     let figures = figures["bench"].as_object().unwrap();
-    for key in ["spans_recorded_per_s", "spans_stored_per_s", "spans_stored_over_recorded", "span_to_ws_p99_ms"] {
-        assert!(figures[key].as_f64().is_some_and(|v| v > 0.0), "{key} missing or zero in {figures:?}");
+    for key in present {
+        assert!(
+            figures.get(*key).and_then(|v| v.as_f64()).is_some_and(|v| v > 0.0),
+            "{key} missing or zero in {figures:?}"
+        );
     }
-    assert!(!figures.contains_key("trivial_p50_ms"), "nothing but the span path: {figures:?}");
+    for key in absent {
+        assert!(!figures.contains_key(*key), "--only {section} measured {key} too: {figures:?}");
+    }
+}
+
+#[test]
+fn bench_only_spans_reports_the_span_path_alone() {
+    let present = ["spans_recorded_per_s", "spans_stored_per_s", "spans_stored_over_recorded", "span_to_ws_p99_ms"];
+    bench_section("spans", &present, &["trivial_p50_ms"]);
+}
+
+#[test]
+fn bench_only_runs_reports_the_trivial_runs_alone() {
+    let present = ["trivial_p50_ms", "trivial_runs_per_s_1", "trivial_runs_per_s_n", "native_over_sandbox_p50"];
+    bench_section("runs", &present, &["spans_recorded_per_s", "search_p50_ms"]);
 }
