@@ -5,6 +5,7 @@
 use super::rows::RunRecord;
 use crate::trace::{LogLine, Span};
 use rusqlite::{Connection, params};
+use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -73,9 +74,10 @@ pub fn run_writer(mut conn: Connection, writes: Receiver<Write>) {
 fn apply(conn: &mut Connection, batch: &mut Vec<Write>) {
     let mut done: Vec<oneshot::Sender<()>> = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
+    let merged = merge_short_spans(batch);
     let result = (|| -> rusqlite::Result<()> {
         let tx = conn.transaction()?;
-        for write in batch.drain(..) {
+        for (index, write) in batch.drain(..).enumerate() {
             match write {
                 Write::RunCreated { run, source } => {
                     super::flows::ensure_source(&tx, &run.source_sha256, &source)?;
@@ -89,8 +91,9 @@ fn apply(conn: &mut Connection, batch: &mut Vec<Write>) {
                     finish_run(&tx, &run)?;
                     done.extend(stored);
                 }
+                Write::SpanStarted { .. } if merged.skip_start[index] => {}
                 Write::SpanStarted { span, seq } => upsert_span(&tx, &span, Some(seq), None)?,
-                Write::SpanEnded { span, seq } => upsert_span(&tx, &span, None, Some(seq))?,
+                Write::SpanEnded { span, seq } => upsert_span(&tx, &span, merged.start_seq[index], Some(seq))?,
                 Write::Log(line) => {
                     tx.prepare_cached(
                         "INSERT OR IGNORE INTO logs (run_id, seq, span_id, ts_us, stream, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -161,6 +164,36 @@ fn finish_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord) -> rusqlite::Resu
     Ok(())
 }
 
+/// Spans that start and end within one batch, written once rather than
+/// inserted and then updated: most spans are that short, and it halves the
+/// span rows the writer touches.
+struct MergedSpans {
+    /// The start of a span whose end is later in the batch: not written alone.
+    skip_start: Vec<bool>,
+    /// For a span's end, its start's seq when that start was merged into it.
+    start_seq: Vec<Option<u64>>,
+}
+
+fn merge_short_spans(batch: &[Write]) -> MergedSpans {
+    let mut merged = MergedSpans { skip_start: vec![false; batch.len()], start_seq: vec![None; batch.len()] };
+    let mut open: HashMap<(&str, u64), (usize, u64)> = HashMap::new();
+    for (index, write) in batch.iter().enumerate() {
+        match write {
+            Write::SpanStarted { span, seq } => {
+                open.insert((span.run_id.as_str(), span.span_id), (index, *seq));
+            }
+            Write::SpanEnded { span, .. } => {
+                if let Some((start_index, seq)) = open.remove(&(span.run_id.as_str(), span.span_id)) {
+                    merged.skip_start[start_index] = true;
+                    merged.start_seq[index] = Some(seq);
+                }
+            }
+            _ => {}
+        }
+    }
+    merged
+}
+
 fn upsert_span(
     tx: &rusqlite::Transaction<'_>,
     span: &Span,
@@ -190,4 +223,53 @@ fn upsert_span(
         end_seq
     ])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{SpanKind, Status};
+
+    fn span(span_id: u64, status: Status, end_us: Option<i64>) -> Span {
+        Span {
+            run_id: "r1".into(),
+            span_id,
+            parent_id: None,
+            kind: SpanKind::Step,
+            name: format!("s{span_id}"),
+            status,
+            start_us: 10,
+            end_us,
+            attrs: serde_json::Map::new(),
+            error: None,
+            line: None,
+        }
+    }
+
+    fn rows(conn: &Connection) -> Vec<(u64, String, u64, Option<u64>)> {
+        let mut statement =
+            conn.prepare("SELECT span_id, status, start_seq, end_seq FROM spans ORDER BY span_id").unwrap();
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn a_span_started_and_ended_in_one_batch_is_written_once_with_both_seqs() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        let mut batch = vec![
+            Write::SpanStarted { span: span(1, Status::Running, None), seq: 1 },
+            Write::SpanStarted { span: span(2, Status::Running, None), seq: 2 },
+            Write::SpanEnded { span: span(2, Status::Ok, Some(20)), seq: 3 },
+        ];
+        assert_eq!(merge_short_spans(&batch).skip_start, [false, true, false]);
+        apply(&mut conn, &mut batch);
+        assert_eq!(rows(&conn), [(1, "running".into(), 1, None), (2, "ok".into(), 2, Some(3))]);
+        // Span 1 ends in a later batch: its row is updated, its start kept.
+        apply(&mut conn, &mut vec![Write::SpanEnded { span: span(1, Status::Failed, Some(30)), seq: 4 }]);
+        assert_eq!(rows(&conn), [(1, "failed".into(), 1, Some(4)), (2, "ok".into(), 2, Some(3))]);
+    }
 }
