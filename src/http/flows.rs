@@ -7,7 +7,7 @@ use crate::sandbox::Quotas;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -106,23 +106,50 @@ pub async fn get(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
-    q: String,
+    q: Option<String>,
     limit: Option<u32>,
+    version: Option<u32>,
 }
 
-pub async fn search(
-    State(state): State<Arc<AppState>>,
+/// The flow that shares its name with the search route.
+const SEARCH: &str = "search";
+
+/// `GET /api/flows/search?q=...` searches the library. The route is fixed, so
+/// it would hide a flow named `search`: without `q` it is that flow (with
+/// `version` as `GET /api/flows/{name}` takes it).
+pub async fn search_or_get(
+    state: State<Arc<AppState>>,
     QueryParams(query): QueryParams<SearchQuery>,
+) -> Result<Response, AppError> {
+    match query.q {
+        Some(q) if query.version.is_none() => Ok(search(state, q, query.limit).await?.into_response()),
+        Some(_) => Err(AppError::bad_request("invalid_query", "a search takes q and limit, not version")),
+        None if query.limit.is_some() => Err(AppError::bad_request("invalid_query", "a search needs q, its words")),
+        None => Ok(get(state, Path(SEARCH.to_string()), QueryParams(VersionQuery { version: query.version }))
+            .await?
+            .into_response()),
+    }
+}
+
+/// `DELETE /api/flows/search`: the flow named `search` (see `search_or_get`).
+pub async fn delete_search(state: State<Arc<AppState>>) -> Result<impl IntoResponse, AppError> {
+    delete(state, Path(SEARCH.to_string())).await
+}
+
+async fn search(
+    State(state): State<Arc<AppState>>,
+    q: String,
+    limit: Option<u32>,
 ) -> Result<impl IntoResponse, AppError> {
-    if crate::store::fts_query(&query.q).is_empty() {
+    if crate::store::fts_query(&q).is_empty() {
         return Err(AppError::bad_request("invalid_query", "the search query has no words"));
     }
-    let limit = query.limit.unwrap_or(10);
+    let limit = limit.unwrap_or(10);
     if !(1..=100).contains(&limit) {
         return Err(AppError::bad_request("invalid_query", "limit must be between 1 and 100"));
     }
-    let hits = state.store.search_flows(&query.q, limit).await?;
-    Ok(Json(json!({ "query": query.q, "hits": hits })))
+    let hits = state.store.search_flows(&q, limit).await?;
+    Ok(Json(json!({ "query": q, "hits": hits })))
 }
 
 pub async fn delete(

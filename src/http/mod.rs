@@ -53,7 +53,7 @@ pub fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))
         .route("/api/flows", post(flows::upload).get(flows::list))
-        .route("/api/flows/search", get(flows::search))
+        .route("/api/flows/search", get(flows::search_or_get).delete(flows::delete_search))
         .route("/api/check", post(flows::check))
         .route("/api/flows/{name}", get(flows::get).delete(flows::delete))
         .route("/api/services", post(services::register).get(services::list))

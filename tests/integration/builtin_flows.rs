@@ -367,3 +367,21 @@ fn library_search_ranks_what_a_user_would_expect() {
     let bad = server.get("/api/flows/search?q=%22%28%2A");
     assert_eq!((bad.status, bad.json()["error"]["code"].clone()), (400, json!("invalid_query")));
 }
+
+#[test]
+fn a_flow_named_search_is_reachable_beside_the_search_route() {
+    let server = Server::start(&[]);
+    let missing = server.get("/api/flows/search");
+    assert_eq!((missing.status, missing.json()["error"]["message"].clone()), (404, json!("no flow named 'search'")));
+    let source = "from hero_logic import flow\n@flow(description='Look things up.')\ndef search():\n    return 1\n";
+    assert_eq!(server.upload(source).status, 201);
+    let flow = server.get("/api/flows/search?version=1").json();
+    assert_eq!((flow["name"].clone(), flow["version"].clone()), (json!("search"), json!(1)));
+    let hits = server.get("/api/flows/search?q=look%20things").json();
+    assert_eq!(hits["hits"][0]["name"], "search", "with q it is still a search: {hits:#}");
+    let mixed = server.get("/api/flows/search?q=look&version=1");
+    assert_eq!((mixed.status, mixed.json()["error"]["code"].clone()), (400, json!("invalid_query")));
+    let deleted = server.request("DELETE", "/api/flows/search", &[], b"");
+    assert_eq!((deleted.status, deleted.json()["versions_removed"].clone()), (200, json!(1)));
+    assert_eq!(server.get("/api/flows/search").status, 404);
+}
