@@ -1,7 +1,8 @@
 //! The six built-in flows (`flows/*.py`), embedded in the binary and stored
 //! at start like any upload: a new version only when their source changed.
 
-use crate::sandbox::{Quotas, Sandbox};
+use crate::library::add_module;
+use crate::sandbox::Sandbox;
 use crate::store::{SavedFlow, Store};
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -24,10 +25,7 @@ pub async fn load(sandbox: &Sandbox, store: &Arc<Store>) -> Result<Vec<SavedFlow
         if store.is_latest_source(source).await? {
             continue;
         }
-        let flows =
-            sandbox.describe(source, &Quotas::default()).await.map_err(|e| anyhow::anyhow!("flows/{file}: {e}"))?;
-        saved
-            .extend(store.save_module(source.to_string(), flows).await.with_context(|| format!("store flows/{file}"))?);
+        saved.extend(add_module(sandbox, store, source.to_string()).await.with_context(|| format!("flows/{file}"))?);
     }
     Ok(saved)
 }

@@ -14,6 +14,7 @@
 //! - `server`: `serve(listener, config, shutdown)`, wiring it all together.
 //! - `metrics`: counters for `/metrics`.
 //! - `services`: the service registry, JSON-RPC client, OpenRPC checks, built-ins.
+//! - `library`: adding a module (described in the sandbox, then stored).
 //! - `builtin_flows`: the six flows of `flows/`, stored at start.
 //! - `cli`: the `hero_logic` command line; `render` prints a run as a tree.
 //! - `bench`: `hero_logic bench`, the sandbox measured against native python3.
@@ -26,6 +27,7 @@ pub mod builtin_flows;
 pub mod cli;
 pub mod flowdef;
 pub mod http;
+pub mod library;
 pub mod metrics;
 pub mod render;
 pub mod sandbox;

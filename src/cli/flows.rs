@@ -3,7 +3,8 @@
 use super::UsageError;
 use super::output::outln;
 use super::services::open_store;
-use crate::sandbox::{Quotas, Sandbox, SandboxOptions};
+use crate::library::{AddError, add_module};
+use crate::sandbox::{Sandbox, SandboxOptions};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,12 +39,11 @@ pub async fn run(command: FlowsCommand, cache_dir: Option<PathBuf>) -> Result<Ex
                 .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?;
             let sandbox = Sandbox::new(&SandboxOptions { cache_dir, ..SandboxOptions::default() })
                 .map_err(|e| UsageError(format!("could not start the sandbox: {e:#}")))?;
-            let flows = sandbox
-                .describe(&source, &Quotas::default())
-                .await
-                .map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
             let store = open_store(&data_dir)?;
-            let saved = store.save_module(source, flows).await.map_err(|e| UsageError(format!("{e:#}")))?;
+            let saved = add_module(&sandbox, &store, source).await.map_err(|error| match error {
+                AddError::Invalid(module) => UsageError(format!("{}: {module}", file.display())),
+                AddError::Store(_) => UsageError(error.to_string()),
+            })?;
             store.close().await;
             for flow in saved {
                 let what = if flow.created { "stored" } else { "unchanged" };

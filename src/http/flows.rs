@@ -3,6 +3,7 @@
 use super::AppState;
 use super::error::{AppError, Body, QueryParams};
 use crate::flowdef::{FlowInfo, ModuleError, check_answer};
+use crate::library::{AddError, add_module};
 use crate::sandbox::Quotas;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -40,6 +41,15 @@ pub fn invalid_module(error: ModuleError) -> AppError {
     response
 }
 
+impl From<AddError> for AppError {
+    fn from(error: AddError) -> AppError {
+        match error {
+            AddError::Invalid(module) => invalid_module(module),
+            AddError::Store(error) => AppError::from(error),
+        }
+    }
+}
+
 /// Describe `source` in the sandbox: the flows it declares.
 pub async fn describe(state: &AppState, source: &str) -> Result<Vec<FlowInfo>, AppError> {
     if source.trim().is_empty() {
@@ -65,8 +75,7 @@ pub async fn upload(
     Body(body): Body,
 ) -> Result<impl IntoResponse, AppError> {
     let source = source_of(&headers, &body)?;
-    let flows = describe(&state, &source).await?;
-    let saved = state.store.save_module(source, flows).await?;
+    let saved = add_module(&state.sandbox, &state.store, source).await?;
     let status = if saved.iter().any(|f| f.created) { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(json!({ "flows": saved }))))
 }

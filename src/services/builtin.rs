@@ -3,6 +3,7 @@
 //! `library` (search over the stored flows).
 
 use crate::flowdef::check_answer;
+use crate::library::{AddError, add_module};
 use crate::sandbox::{CallContext, CallFailure, Quotas, Sandbox};
 use crate::store::{RunFilter, Store};
 use serde_json::{Value, json};
@@ -126,12 +127,11 @@ pub async fn call(
         ("flows", "versions") => Ok(json!(store.flow_versions(&text("name")).await.map_err(failed)?)),
         ("flows", "list") => Ok(json!(store.flows().await.map_err(failed)?)),
         ("flows", "save") => {
-            let source = text("source");
-            let flows = describer(sandbox)?
-                .describe(&source, &Quotas::default())
-                .await
-                .map_err(|e| CallFailure::InvalidParams(format!("source: {e}")))?;
-            Ok(json!(store.save_module(source, flows).await.map_err(failed)?))
+            let saved = add_module(describer(sandbox)?, store, text("source")).await.map_err(|error| match error {
+                AddError::Invalid(module) => CallFailure::InvalidParams(format!("source: {module}")),
+                AddError::Store(_) => CallFailure::Transport(error.to_string()),
+            })?;
+            Ok(json!(saved))
         }
         ("runs", "recent") => {
             let filter = RunFilter { flow: Some(text("flow")), status: None, before_us: None, limit: limit(20) };

@@ -1,0 +1,37 @@
+//! Adding a module to the library: it is untrusted code, so it is described
+//! in the sandbox first, and only what loads and declares flows is stored.
+//! Every way in (HTTP upload, `hero_logic flows add`, the `flows.save`
+//! built-in, the built-in flows at start) goes through `add_module`.
+
+use crate::flowdef::ModuleError;
+use crate::sandbox::{Quotas, Sandbox};
+use crate::store::{SavedFlow, Store};
+use std::sync::Arc;
+
+/// Why a module was not added.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    /// The module is empty, does not load, or declares no flow: its author's
+    /// to fix. Nothing was stored.
+    #[error("{0}")]
+    Invalid(ModuleError),
+    /// The store failed; the transaction was rolled back whole.
+    #[error("the store failed: {0:#}")]
+    Store(anyhow::Error),
+}
+
+/// Describe `source` and store each flow it declares, a new version of each
+/// flow whose source changed.
+pub async fn add_module(sandbox: &Sandbox, store: &Arc<Store>, source: String) -> Result<Vec<SavedFlow>, AddError> {
+    if source.trim().is_empty() {
+        return Err(AddError::Invalid(ModuleError {
+            kind: "EmptyModule".into(),
+            message: "the module is empty".into(),
+            line: None,
+            column: None,
+            traceback: None,
+        }));
+    }
+    let flows = sandbox.describe(&source, &Quotas::default()).await.map_err(AddError::Invalid)?;
+    store.save_module(source, flows).await.map_err(AddError::Store)
+}
