@@ -216,6 +216,7 @@ async function checkSource() {
   const flow = checked.flows.find((f) => f.name === state.flow?.name) || checked.flows[0];
   if (JSON.stringify(flow.inputs) !== JSON.stringify(state.inputs)) setInputs(flow.inputs);
   $("input-form").dataset.flow = flow.name;
+  state.checkedSource = source;
 }
 
 /** The input form, one field per declared input, and raw JSON. Values
@@ -280,6 +281,12 @@ async function runFromEditor() {
     return;
   }
   const unchanged = state.flow && editor.source === state.flow.source;
+  if (!unchanged && state.checkedSource !== editor.source) {
+    // Run pressed before the check of what was just typed came back: which
+    // flow of the module runs (the first) is the check's to say.
+    clearTimeout(checkTimer);
+    await checkSource();
+  }
   const body = unchanged ? { flow: state.flow.name, input } : { source: editor.source, input };
   const checkedFlow = $("input-form").dataset.flow;
   if (!unchanged && (checkedFlow || state.flow)) body.flow = checkedFlow || state.flow.name;

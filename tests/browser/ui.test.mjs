@@ -41,6 +41,24 @@ def divide(by):
 `;
 const FAILING_LINE = 9;
 
+const SIDE_BY_SIDE_FLOW = `import time
+from hero_logic import flow
+
+
+@flow(name="fan_out", description="Three naps at once.")
+def fan_out():
+    with flow.step("fan"):
+        results = flow.invoke_many([("nap", {"i": i}) for i in range(3)], concurrency=3)
+    return [r.result() for r in results]
+
+
+@flow(name="nap", inputs={"i": "integer"})
+def nap(i):
+    with flow.step("sleep"):
+        time.sleep(0.3)
+    return i
+`;
+
 let browser;
 
 before(async () => {
@@ -149,6 +167,31 @@ test("a failing flow shows its traceback, and clicking the span highlights its l
   assert.equal(await page.evaluate(() => window.heroLogicEditor.highlightedLine), FAILING_LINE);
   await page.waitForSelector(".monaco-editor .highlight-line");
   await page.screenshot({ path: `${SHOTS}/run-failed.png` });
+  await closePage(page);
+});
+
+test("subflows run side by side are siblings with their own steps and overlapping bars", async () => {
+  const page = await openPage("#/new");
+  await writeInEditor(page, SIDE_BY_SIDE_FLOW);
+  await page.click('[data-testid="run"]');
+  await page.waitForSelector('[data-testid="run-title"][data-status="ok"]', { timeout: 20_000 });
+  const rows = await page.$$eval('[data-testid="tree"] [data-span-id]', (elements) =>
+    elements.map((row) => ({
+      name: row.querySelector(".name").textContent,
+      kind: row.querySelector(".kind").textContent,
+      indent: parseFloat(row.style.paddingLeft),
+      left: parseFloat(row.querySelector(".bar").style.left),
+      width: parseFloat(row.querySelector(".bar").style.width),
+    })),
+  );
+  assert.deepEqual(rows.map((r) => r.name), ["fan_out", "fan", "nap", "sleep", "nap", "sleep", "nap", "sleep"]);
+  const naps = rows.filter((r) => r.kind === "subflow");
+  assert.ok(naps.every((r) => r.indent === naps[0].indent && r.indent > rows[1].indent), JSON.stringify(rows));
+  assert.ok(rows.filter((r) => r.name === "sleep").every((r) => r.indent > naps[0].indent), JSON.stringify(rows));
+  const lastStart = Math.max(...naps.map((r) => r.left));
+  const firstEnd = Math.min(...naps.map((r) => r.left + r.width));
+  assert.ok(lastStart < firstEnd, `the three bars overlap: ${JSON.stringify(naps)}`);
+  await page.screenshot({ path: `${SHOTS}/run-side-by-side.png` });
   await closePage(page);
 });
 
