@@ -4,8 +4,9 @@ import time
 
 from hero_logic import flow, services
 
-#: Methods that are safe to call on any service: they read, never change.
-SAFE_METHODS = ("health", "ping", "status", "version", "cities", "list")
+#: Method names that are health checks by convention: they read, never change.
+#: A service marks any other such method `"x-safe": true` in its OpenRPC document.
+HEALTH_METHODS = ("health", "ping", "status", "version")
 
 
 @flow(
@@ -15,8 +16,9 @@ SAFE_METHODS = ("health", "ping", "status", "version", "cities", "list")
     services=["*"],
 )
 def service_check(only):
-    """For each registered service: rpc.discover, then any method named like a
-    health check that takes no required parameters. Built-ins are skipped."""
+    """For each registered service: rpc.discover, then every method that is
+    safe to call (marked `x-safe` in its document, or named like a health
+    check) and takes no required parameters. Built-ins are skipped."""
     with flow.step("list") as s:
         registered = [svc for svc in services.registry.list() if not svc["builtin"]]
         if only is not None:
@@ -29,7 +31,8 @@ def service_check(only):
             checks = [_timed(lambda: services.call(name, "rpc.discover"), "rpc.discover")]
             for method in service["doc"]["methods"]:
                 required = [p for p in method["params"] if p["required"]]
-                if method["name"] in SAFE_METHODS and not required:
+                safe = method.get("safe") or method["name"] in HEALTH_METHODS
+                if safe and not required:
                     checks.append(_timed(lambda m=method["name"]: services.call(name, m), method["name"]))
             healthy = all(c["ok"] for c in checks)
             s.set(healthy=healthy, checks=len(checks))

@@ -11,8 +11,10 @@ Standard library only (with `jsonrpc_server.py` beside it), so it runs
 wherever python3 does.
 """
 
+import json
 import sys
 import time
+from pathlib import Path
 
 from jsonrpc_server import RpcError, arguments, serve
 
@@ -22,40 +24,9 @@ CITIES = {
     "Oslo": {"country": "NO", "base": 4},
 }
 
-DOCUMENT = {
-    "openrpc": "1.2.6",
-    "info": {"title": "weather", "version": "1.0.0", "description": "Forecasts for a few cities."},
-    "methods": [
-        {
-            "name": "forecast",
-            "summary": "Daily forecast for a city.",
-            "paramStructure": "by-name",
-            "params": [
-                {"name": "city", "required": True, "description": "One of cities().", "schema": {"type": "string", "enum": sorted(CITIES)}},
-                {"name": "days", "required": False, "description": "How many days, 1 to 7.", "schema": {"type": "integer", "minimum": 1, "maximum": 7}},
-            ],
-            "result": {"name": "forecast", "schema": {"type": "object"}},
-        },
-        {
-            "name": "cities",
-            "summary": "The cities with forecasts.",
-            "params": [],
-            "result": {"name": "cities", "schema": {"type": "array", "items": {"type": "string"}}},
-        },
-        {
-            "name": "alert",
-            "summary": "Weather alerts for a city (this example has none: it answers a JSON-RPC error).",
-            "params": [{"name": "city", "required": True, "schema": {"type": "string"}}],
-            "result": {"name": "alerts", "schema": {"type": "array"}},
-        },
-        {
-            "name": "slow",
-            "summary": "Answers after `seconds`: a service that hangs.",
-            "params": [{"name": "seconds", "required": True, "schema": {"type": "number", "minimum": 0}}],
-            "result": {"name": "slept", "schema": {"type": "number"}},
-        },
-    ],
-}
+#: The OpenRPC document, kept beside this file so `hero_logic services add
+#: --openrpc` and this service answer the same one.
+DOCUMENT = json.loads((Path(__file__).parent / "weather.openrpc.json").read_text())
 
 
 def forecast(city, days=3):

@@ -13,8 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-const SERVICE: &str = include_str!("../../examples/services/weather.py");
-const SERVER: &str = include_str!("../../examples/services/jsonrpc_server.py");
+/// The example weather service and what it reads beside it.
+const SERVICE_FILES: [(&str, &str); 3] = [
+    ("weather.py", include_str!("../../examples/services/weather.py")),
+    ("jsonrpc_server.py", include_str!("../../examples/services/jsonrpc_server.py")),
+    ("weather.openrpc.json", include_str!("../../examples/services/weather.openrpc.json")),
+];
 const LOOP: &str = include_str!("../../bench/rpc_loop.py");
 
 pub struct RpcFigures {
@@ -33,9 +37,10 @@ impl Drop for Service {
 
 pub async fn measure(sandbox: &Sandbox, python: &std::path::Path, calls: u32) -> Result<RpcFigures> {
     let dir = tempfile::tempdir()?;
+    for (name, text) in SERVICE_FILES {
+        std::fs::write(dir.path().join(name), text)?;
+    }
     let script = dir.path().join("weather.py");
-    std::fs::write(&script, SERVICE)?;
-    std::fs::write(dir.path().join("jsonrpc_server.py"), SERVER)?;
     let mut child = Command::new(python).arg(&script).args(["--port", "0"]).stdout(Stdio::piped()).spawn()?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().context("service stdout")?).read_line(&mut line)?;

@@ -19,6 +19,10 @@ pub struct MethodDoc {
     pub summary: Option<String>,
     pub params: Vec<ParamDoc>,
     pub result: Option<Value>,
+    /// The document marks the method `"x-safe": true`: it only reads, so a
+    /// health check (`service_check`) may call it.
+    #[serde(default)]
+    pub safe: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,6 +63,7 @@ impl ServiceDoc {
                 summary: text(method.get("summary")).or_else(|| text(method.get("description"))),
                 params,
                 result: method.get("result").and_then(|r| r.get("schema")).cloned(),
+                safe: method.get("x-safe").and_then(Value::as_bool).unwrap_or(false),
             });
         }
         let info = document.get("info");
@@ -128,5 +133,16 @@ mod tests {
             Err("days must be at least 1, not 0".into())
         );
         assert!(ServiceDoc::parse(&json!({"methods": "x"})).is_err());
+    }
+
+    #[test]
+    fn a_method_is_safe_only_when_its_document_says_so() {
+        let doc =
+            ServiceDoc::parse(&json!({"methods": [{"name": "cities", "x-safe": true}, {"name": "delete"}]})).unwrap();
+        assert_eq!(doc.methods.iter().map(|m| m.safe).collect::<Vec<_>>(), [true, false]);
+        // Documents stored before the flag existed still read.
+        let stored: MethodDoc =
+            serde_json::from_value(json!({"name": "x", "summary": null, "params": [], "result": null})).unwrap();
+        assert!(!stored.safe);
     }
 }
