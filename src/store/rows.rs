@@ -65,7 +65,7 @@ fn parse_opt<T: serde::de::DeserializeOwned>(text: Option<String>, column: usize
     text.map(|t| parse(&t, column)).transpose()
 }
 
-fn status(text: &str, column: usize) -> rusqlite::Result<Status> {
+pub(crate) fn status(text: &str, column: usize) -> rusqlite::Result<Status> {
     Status::parse(text).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
             column,

@@ -1,7 +1,9 @@
 //! Stored runs, their spans and logs, and a run's events rebuilt for replay.
 
 use super::Store;
-use super::rows::{LOG_COLUMNS, RUN_COLUMNS, RunRecord, SPAN_COLUMNS, log_from_row, run_from_row, span_from_row};
+use super::rows::{
+    LOG_COLUMNS, RUN_COLUMNS, RunRecord, SPAN_COLUMNS, log_from_row, run_from_row, span_from_row, status,
+};
 use crate::trace::{LogLine, RunEvent, Span, Status};
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -104,11 +106,11 @@ impl Store {
                  ORDER BY start_us DESC LIMIT ?2",
             )?;
             let rows = statement.query_map(params![name, limit], |row| {
-                let status: String = row.get(2)?;
+                let status_text: String = row.get(2)?;
                 Ok(SubflowRun {
                     run_id: row.get(0)?,
                     span_id: row.get(1)?,
-                    status: Status::parse(&status).unwrap_or(Status::Failed),
+                    status: status(&status_text, 2)?,
                     start_us: row.get(3)?,
                     end_us: row.get(4)?,
                 })
