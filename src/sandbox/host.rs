@@ -59,6 +59,17 @@ pub(crate) struct Ledger {
     pub cpu_ticks: u64,
 }
 
+impl Ledger {
+    /// Whether the `spans` quota leaves room for one more span; checked under
+    /// the same lock that then opens it.
+    fn room_for_a_span(&self, quotas: &Quotas) -> wasmtime::Result<()> {
+        if self.recorder.spans_started() >= quotas.spans {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::Spans, quotas.spans)));
+        }
+        Ok(())
+    }
+}
+
 impl RunShared {
     pub fn new(quotas: Quotas, env: RunEnv, core: Arc<SandboxCore>, recorder: Recorder) -> RunShared {
         let ledger = Ledger { recorder, usage: Usage::default(), memory_in_use: 0, cpu_ticks: 0 };
@@ -139,14 +150,6 @@ impl HostState {
             Role::Describe => None,
         }
     }
-
-    fn count_span(&self) -> wasmtime::Result<()> {
-        let limit = self.run.quotas.spans;
-        if self.run.ledger().recorder.spans_started() >= limit {
-            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::Spans, limit)));
-        }
-        Ok(())
-    }
 }
 
 /// One service call, checked and ready to go.
@@ -180,9 +183,7 @@ async fn call_service(
         if ledger.usage.rpc_calls >= limit {
             return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::RpcCalls, limit)));
         }
-        if ledger.recorder.spans_started() >= run.quotas.spans {
-            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::Spans, run.quotas.spans)));
-        }
+        ledger.room_for_a_span(&run.quotas)?;
         ledger.usage.rpc_calls += 1;
         let attrs = Map::from_iter([("params".to_string(), clip_json(call.params.clone(), ATTR_MAX_BYTES))]);
         ledger.recorder.start(Some(parent), SpanKind::Rpc, clip_name(&name), attrs, call.line)
@@ -282,9 +283,11 @@ impl Host for HostState {
             return Err(protocol_error(format!("a flow may only open 'step' spans, not '{kind}'")));
         }
         let attrs = clip_attrs(parse_object("span attributes", &attrs_json)?);
-        self.count_span()?;
-        let span_id =
-            self.run.ledger().recorder.start(self.current_span(), SpanKind::Step, clip_name(&name), attrs, line);
+        let span_id = {
+            let mut ledger = self.run.ledger();
+            ledger.room_for_a_span(&self.run.quotas)?;
+            ledger.recorder.start(self.current_span(), SpanKind::Step, clip_name(&name), attrs, line)
+        };
         self.open_steps.push(span_id);
         Ok(span_id)
     }
@@ -407,9 +410,7 @@ async fn run_subflow(
     };
     let span_id = {
         let mut ledger = run.ledger();
-        if ledger.recorder.spans_started() >= run.quotas.spans {
-            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::Spans, run.quotas.spans)));
-        }
+        ledger.room_for_a_span(&run.quotas)?;
         ledger.usage.subflows += 1;
         ledger.usage.max_subflow_depth = ledger.usage.max_subflow_depth.max(caller.depth + 1);
         let attrs =
