@@ -3,7 +3,7 @@
 //! Every way in (HTTP upload, `hero_logic flows add`, the `flows.save`
 //! built-in, the built-in flows at start) goes through `add_module`.
 
-use crate::flowdef::ModuleError;
+use crate::flowdef::{FlowInfo, ModuleError};
 use crate::sandbox::{Quotas, Sandbox};
 use crate::store::{SavedFlow, Store};
 use std::sync::Arc;
@@ -20,18 +20,24 @@ pub enum AddError {
     Store(anyhow::Error),
 }
 
-/// Describe `source` and store each flow it declares, a new version of each
-/// flow whose source changed.
-pub async fn add_module(sandbox: &Sandbox, store: &Arc<Store>, source: String) -> Result<Vec<SavedFlow>, AddError> {
+/// The flows `source` declares, found in the sandbox; an empty module is
+/// refused before it costs an instance.
+pub async fn describe(sandbox: &Sandbox, source: &str) -> Result<Vec<FlowInfo>, ModuleError> {
     if source.trim().is_empty() {
-        return Err(AddError::Invalid(ModuleError {
+        return Err(ModuleError {
             kind: "EmptyModule".into(),
             message: "the module is empty".into(),
             line: None,
             column: None,
             traceback: None,
-        }));
+        });
     }
-    let flows = sandbox.describe(&source, &Quotas::default()).await.map_err(AddError::Invalid)?;
+    sandbox.describe(source, &Quotas::default()).await
+}
+
+/// Describe `source` and store each flow it declares, a new version of each
+/// flow whose source changed.
+pub async fn add_module(sandbox: &Sandbox, store: &Arc<Store>, source: String) -> Result<Vec<SavedFlow>, AddError> {
+    let flows = describe(sandbox, &source).await.map_err(AddError::Invalid)?;
     store.save_module(source, flows).await.map_err(AddError::Store)
 }

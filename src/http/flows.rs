@@ -52,10 +52,7 @@ impl From<AddError> for AppError {
 
 /// Describe `source` in the sandbox: the flows it declares.
 pub async fn describe(state: &AppState, source: &str) -> Result<Vec<FlowInfo>, AppError> {
-    if source.trim().is_empty() {
-        return Err(AppError::bad_request("invalid_flow", "the module is empty"));
-    }
-    state.sandbox.describe(source, &Quotas::default()).await.map_err(invalid_module)
+    crate::library::describe(&state.sandbox, source).await.map_err(invalid_module)
 }
 
 /// Check a module without storing it (the editor asks as the user types):
