@@ -6,7 +6,6 @@ use crate::sandbox::Quotas;
 use crate::scheduler::SchedulerConfig;
 use crate::server::{ServerConfig, serve};
 use clap::Args;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,7 +60,6 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
         .map_err(|e| UsageError(format!("cannot listen on {}: {e}", args.addr)))?;
     let addr = listener.local_addr().map_err(|e| UsageError(format!("cannot read the bound address: {e}")))?;
     outln!("listening on http://{addr}");
-    let _ = std::io::stdout().flush();
     match serve(listener, config, shutdown_signal()).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error) => Err(UsageError(format!("the server stopped: {error:#}"))),
