@@ -29,14 +29,15 @@ def optimize_flow(flow, runs):
     rpc_total = 0
     run_total = 0
     sequential = {}
-    spans_of_run = {}
+    # One read and one index per run, however many of its subflows were the flow.
+    index_of_run = {}
     with flow_api.step("read spans") as s:
         for run in recent:
-            if run["run_id"] not in spans_of_run:
-                spans_of_run[run["run_id"]] = services.runs.spans(run_id=run["run_id"])
-            root, inside = subtree(spans_of_run[run["run_id"]], run["root"])
+            if run["run_id"] not in index_of_run:
+                index_of_run[run["run_id"]] = SpanIndex(services.runs.spans(run_id=run["run_id"]))
+            index = index_of_run[run["run_id"]]
+            root, inside = index.subtree(run["root"])
             run_total += duration_of(root)
-            by_id = {span["span_id"]: span for span in inside}
             for span in inside:
                 duration = duration_of(span)
                 if span["kind"] == "step":
@@ -46,7 +47,7 @@ def optimize_flow(flow, runs):
                     entry["failed"] += span["status"] != "ok"
                 elif span["kind"] == "rpc":
                     rpc_total += duration
-                    parent = by_id.get(span["parent_id"], root)
+                    parent = index.by_id.get(span["parent_id"], root)
                     key = (parent.get("name"), span["name"])
                     sequential[key] = sequential.get(key, 0) + 1
         s.set(spans_read=sum(e["count"] for e in steps.values()))
@@ -86,18 +87,23 @@ def duration_of(span):
     return (span["end_us"] or span["start_us"]) - span["start_us"]
 
 
-def subtree(spans, root_id):
-    """The span `root_id` (None: the run's root span) and the spans under it."""
-    children = {}
-    for span in spans:
-        children.setdefault(span["parent_id"], []).append(span)
-    by_id = {span["span_id"]: span for span in spans}
-    root = by_id[root_id] if root_id is not None else children[None][0]
-    inside = []
-    waiting = list(children.get(root["span_id"], []))
-    while waiting:
-        span = waiting.pop()
-        inside.append(span)
-        waiting.extend(children.get(span["span_id"], []))
-    inside.sort(key=lambda span: span["span_id"])
-    return root, inside
+class SpanIndex:
+    """A run's spans by id and by parent."""
+
+    def __init__(self, spans):
+        self.by_id = {span["span_id"]: span for span in spans}
+        self.children = {}
+        for span in spans:
+            self.children.setdefault(span["parent_id"], []).append(span)
+
+    def subtree(self, root_id):
+        """The span `root_id` (None: the run's root span) and the spans under it."""
+        root = self.by_id[root_id] if root_id is not None else self.children[None][0]
+        inside = []
+        waiting = list(self.children.get(root["span_id"], []))
+        while waiting:
+            span = waiting.pop()
+            inside.append(span)
+            waiting.extend(self.children.get(span["span_id"], []))
+        inside.sort(key=lambda span: span["span_id"])
+        return root, inside
