@@ -20,24 +20,21 @@ pub enum AddError {
     Store(anyhow::Error),
 }
 
-/// The flows `source` declares, found in the sandbox; an empty module is
-/// refused before it costs an instance.
-pub async fn describe(sandbox: &Sandbox, source: &str) -> Result<Vec<FlowInfo>, ModuleError> {
-    if source.trim().is_empty() {
-        return Err(ModuleError {
-            kind: "EmptyModule".into(),
-            message: "the module is empty".into(),
-            line: None,
-            column: None,
-            traceback: None,
-        });
-    }
-    sandbox.describe(source, &Quotas::default()).await
-}
-
-/// Describe `source` and store each flow it declares, a new version of each
+/// Describe `source` under default quotas (the command line, the built-in
+/// flows at start) and store each flow it declares, a new version of each
 /// flow whose source changed.
 pub async fn add_module(sandbox: &Sandbox, store: &Arc<Store>, source: String) -> Result<Vec<SavedFlow>, AddError> {
-    let flows = describe(sandbox, &source).await.map_err(AddError::Invalid)?;
+    let described = sandbox.describe(&source, &Quotas::default()).await;
+    add_described(store, source, described).await
+}
+
+/// Store the flows of a module described already (by the server under its
+/// limits, or by a run on its own account); refused whole when it is not valid.
+pub async fn add_described(
+    store: &Arc<Store>,
+    source: String,
+    described: Result<Vec<FlowInfo>, ModuleError>,
+) -> Result<Vec<SavedFlow>, AddError> {
+    let flows = described.map_err(AddError::Invalid)?;
     store.save_module(source, flows).await.map_err(AddError::Store)
 }

@@ -2,11 +2,12 @@
 //! and carries each run through its life: stored as `queued`, started, its
 //! events published on the bus and written to the store, finished.
 
+use crate::flowdef::{FlowInfo, ModuleError};
 use crate::metrics::Metrics;
 use crate::sandbox::{
     BoxFuture, FlowResolver, ModuleFlows, Quotas, ResolvedFlow, RunEnv, RunRequest, Sandbox, ServiceCaller,
 };
-use crate::store::{RunRecord, Store, Write};
+use crate::store::{Published, RunRecord, Store, Write};
 use crate::trace::bus::{EventBus, RunChannel};
 use crate::trace::{RunEvent, Status, now_us};
 use serde_json::{Map, Value, json};
@@ -57,10 +58,11 @@ pub enum SubmitError {
     ShuttingDown,
 }
 
-/// An accepted run: its record as stored, and its final record when it ends.
+/// An accepted run: its record as stored, and its final record when it ends
+/// and is committed (an error when the store could not write it).
 pub struct Submitted {
     pub run: RunRecord,
-    pub finished: oneshot::Receiver<RunRecord>,
+    pub finished: oneshot::Receiver<Result<RunRecord, String>>,
 }
 
 pub struct Scheduler {
@@ -71,6 +73,8 @@ pub struct Scheduler {
     services: Arc<dyn ServiceCaller>,
     config: SchedulerConfig,
     permits: Arc<Semaphore>,
+    /// Places for loading modules to describe them, as many as workers.
+    describing: Semaphore,
     /// Accepted runs not yet holding a permit.
     waiting: AtomicUsize,
     /// Cancel handles of every accepted, unfinished run.
@@ -89,6 +93,7 @@ impl Scheduler {
         config: SchedulerConfig,
     ) -> Scheduler {
         let permits = Arc::new(Semaphore::new(config.max_concurrent.max(1)));
+        let describing = Semaphore::new(config.max_concurrent.max(1));
         Scheduler {
             sandbox,
             store,
@@ -97,6 +102,7 @@ impl Scheduler {
             services,
             config,
             permits,
+            describing,
             waiting: AtomicUsize::new(0),
             active: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
@@ -152,6 +158,14 @@ impl Scheduler {
         Ok(Submitted { run, finished })
     }
 
+    /// The flows `source` declares. A module is untrusted code, so loading
+    /// one is limited like runs are: at most `max_concurrent` at once (in
+    /// their own places, so a check never waits behind a long run).
+    pub async fn describe(&self, source: &str, quotas: &Quotas) -> Result<Vec<FlowInfo>, ModuleError> {
+        let _place = self.describing.acquire().await.expect("the describe semaphore is never closed");
+        self.sandbox.describe(source, quotas).await
+    }
+
     /// Cancel a queued or running run. False when it is not going on.
     pub fn cancel(&self, run_id: &str) -> bool {
         match self.active.lock().unwrap_or_else(|p| p.into_inner()).get(run_id) {
@@ -184,7 +198,7 @@ impl Scheduler {
         start: StartRun,
         cancel: CancellationToken,
         channel: Arc<RunChannel>,
-        done: oneshot::Sender<RunRecord>,
+        done: oneshot::Sender<Result<RunRecord, String>>,
     ) {
         let permit = tokio::select! {
             permit = self.permits.clone().acquire_owned() => permit.ok(),
@@ -229,7 +243,7 @@ impl Scheduler {
                 let forward = async {
                     while let Some(event) = events.recv().await {
                         last_seq = event.seq();
-                        self.publish(&channel, event);
+                        self.record(&channel, event);
                     }
                 };
                 let (report, ()) = tokio::join!(self.sandbox.run(request), forward);
@@ -243,27 +257,29 @@ impl Scheduler {
         run.last_seq = last_seq + 1;
         let (stored, committed) = oneshot::channel();
         self.store.write(Write::RunFinished { run: Box::new(run.clone()), stored: Some(stored) });
-        let _ = committed.await;
+        let stored = committed.await.unwrap_or_else(|_| Err("the store's writer has stopped".into()));
         channel.finish(run_finished_event(&run));
         self.bus.close(&run.run_id);
         self.bus.announce(run_event("run_finished", &run));
         self.metrics.run_finished(run.status, started.elapsed().as_secs_f64());
         self.active.lock().unwrap_or_else(|p| p.into_inner()).remove(&run.run_id);
-        let _ = done.send(run);
+        let _ = done.send(stored.map(|()| run));
     }
 
-    fn publish(&self, channel: &RunChannel, event: RunEvent) {
-        let json: Arc<str> = Arc::from(serde_json::to_string(&event).unwrap_or_default());
-        channel.publish(json);
+    /// Store an event; the writer hands it to the run's watchers once it is
+    /// committed, so what a watcher has seen survives a crash.
+    fn record(&self, channel: &Arc<RunChannel>, event: RunEvent) {
+        let text: Arc<str> = Arc::from(serde_json::to_string(&event).unwrap_or_default());
+        let publish = Some(Published { channel: channel.clone(), text });
         let write = match event {
             RunEvent::SpanStarted { seq, span } => {
                 self.metrics.spans.fetch_add(1, Ordering::Relaxed);
-                Write::SpanStarted { span, seq }
+                Write::SpanStarted { span, seq, publish }
             }
-            RunEvent::SpanEnded { seq, span } => Write::SpanEnded { span, seq },
+            RunEvent::SpanEnded { seq, span } => Write::SpanEnded { span, seq, publish },
             RunEvent::Log(line) => {
                 self.metrics.log_lines.fetch_add(1, Ordering::Relaxed);
-                Write::Log(line)
+                Write::Log { line, publish }
             }
         };
         self.store.write(write);

@@ -2,9 +2,11 @@
 //! together on a bound listener, until `shutdown` resolves. Tests call it on
 //! port 0 exactly as `main` does.
 
+use crate::http::conn::{ConnectionLimits, serve_connections};
+use crate::http::guard::Guard;
 use crate::http::{AppState, app};
 use crate::metrics::Metrics;
-use crate::sandbox::{Quotas, Sandbox, SandboxOptions};
+use crate::sandbox::{EngineOptions, Quotas, Sandbox, SandboxOptions};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::services::ServiceRegistry;
 use crate::store::Store;
@@ -23,7 +25,18 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Where the compiled guest is cached.
     pub cache_dir: Option<PathBuf>,
+    /// When set, every route but `/healthz` and the page's files needs
+    /// `Authorization: Bearer <token>` (or the WebSocket protocol carrying it).
     pub token: Option<String>,
+    /// Host names the server answers to besides `localhost` and its own
+    /// addresses (`--allowed-host`); a leading dot allows subdomains.
+    pub allowed_hosts: Vec<String>,
+    pub connections: ConnectionLimits,
+    /// WebSocket streams open at once.
+    pub max_streams: usize,
+    /// Sandbox instances alive at once (runs, their subflows, describes);
+    /// past it, a new instance waits for a free one.
+    pub max_instances: u32,
     pub scheduler: SchedulerConfig,
     pub max_quotas: Quotas,
     pub max_body_bytes: usize,
@@ -38,6 +51,10 @@ impl ServerConfig {
             data_dir,
             cache_dir: None,
             token: None,
+            allowed_hosts: Vec::new(),
+            connections: ConnectionLimits::default(),
+            max_streams: 512,
+            max_instances: EngineOptions::default().max_instances,
             scheduler: SchedulerConfig::default(),
             max_quotas: Quotas::default(),
             max_body_bytes: 4 * 1024 * 1024,
@@ -54,12 +71,13 @@ pub async fn serve(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create the data directory {}", config.data_dir.display()))?;
     let store = Arc::new(Store::open(&config.data_dir.join("hero_logic.db"))?);
-    let sandbox = Sandbox::new(&SandboxOptions { cache_dir: config.cache_dir.clone(), ..SandboxOptions::default() })?;
+    let engine = EngineOptions { max_instances: config.max_instances, ..EngineOptions::default() };
+    let sandbox = Sandbox::new(&SandboxOptions { engine, cache_dir: config.cache_dir.clone() })?;
     let loaded = crate::builtin_flows::load(&sandbox, &store).await?;
     tracing::info!(flows = loaded.len(), "built-in flows stored (new or changed)");
     let bus = Arc::new(EventBus::default());
     let metrics = Arc::new(Metrics::default());
-    let services = Arc::new(ServiceRegistry::with_sandbox(store.clone(), sandbox.clone()));
+    let services = Arc::new(ServiceRegistry::new(store.clone()));
     let scheduler = Arc::new(Scheduler::new(
         sandbox.clone(),
         store.clone(),
@@ -77,7 +95,7 @@ pub async fn serve(
         bus,
         metrics,
         max_quotas: config.max_quotas.clone(),
-        token: config.token.clone(),
+        stream_slots: Arc::new(tokio::sync::Semaphore::new(config.max_streams.max(1))),
         shutdown: stopping.clone(),
     });
 
@@ -92,18 +110,17 @@ pub async fn serve(
             scheduler.shutdown(grace).await;
         })
     };
-    let signal = {
+    {
         let stopping = stopping.clone();
-        async move {
+        tokio::spawn(async move {
             shutdown.await;
             stopping.cancel();
-        }
-    };
-    axum::serve(listener, app(state, config.max_body_bytes))
-        .with_graceful_shutdown(signal)
-        .await
-        .context("serve HTTP")?;
-    stopping.cancel();
+        });
+    }
+    let listen = listener.local_addr().context("read the listening address")?;
+    let guard = Arc::new(Guard::new(listen, &config.allowed_hosts, config.token.as_deref()));
+    let app = app(state, guard, config.max_body_bytes);
+    serve_connections(listener, app, config.connections.clone(), stopping.clone()).await;
     let _ = drain.await;
     store.close().await;
     Ok(())

@@ -1,5 +1,54 @@
 // The server's HTTP API and WebSockets, as the page uses them.
 
+const TOKEN_KEY = "hero_logic_token";
+
+/** A server started with a token needs it on every request; the page asks
+ * for it once and keeps it for this browser tab's session. */
+function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+let asking = null;
+
+/** Show the token dialog (once, however many requests are waiting). */
+function askForToken(wrong) {
+  if (!asking) {
+    asking = new Promise((resolve) => {
+      const dialog = document.getElementById("token-dialog");
+      const input = document.getElementById("token-input");
+      document.getElementById("token-wrong").hidden = !wrong;
+      input.value = "";
+      dialog.onsubmit = (event) => {
+        event.preventDefault();
+        sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+        dialog.close();
+        asking = null;
+        resolve();
+      };
+      dialog.showModal();
+      input.focus();
+    });
+  }
+  return asking;
+}
+
+/** fetch with the token, asking for it (again) while the server refuses it. */
+async function authorizedFetch(path, init) {
+  for (;;) {
+    const headers = { ...init.headers };
+    if (token()) headers.Authorization = `Bearer ${token()}`;
+    const response = await fetch(path, { ...init, headers });
+    if (response.status !== 401) return response;
+    await askForToken(Boolean(token()));
+  }
+}
+
+/** GET a text resource of the API (stubs), or null when it is not there. */
+export async function apiText(path) {
+  const response = await authorizedFetch(path, { method: "GET" });
+  return response.ok ? response.text() : null;
+}
+
 /** A request to the API; resolves to the JSON body, throws an Error with the
  * server's message (and `.status`, `.body`) for any 4xx/5xx. */
 export async function api(path, { method, body, text } = {}) {
@@ -13,9 +62,7 @@ export async function api(path, { method, body, text } = {}) {
     headers["Content-Type"] = "text/plain";
     payload = text;
   }
-  const token = sessionStorage.getItem("hero_logic_token");
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(path, { method, headers, body: payload });
+  const response = await authorizedFetch(path, { method, headers, body: payload });
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const error = new Error(data?.error?.message || `${method} ${path}: HTTP ${response.status}`);
@@ -31,6 +78,18 @@ function socketUrl(path) {
   return `${scheme}://${location.host}${path}`;
 }
 
+/** A browser cannot set headers on a WebSocket handshake, so the token
+ * travels as a second offered sub-protocol, hex-encoded. */
+function socketProtocols() {
+  const protocols = ["hero_logic"];
+  const current = token();
+  if (current) {
+    const hex = Array.from(new TextEncoder().encode(current), (b) => b.toString(16).padStart(2, "0")).join("");
+    protocols.push(`hero_logic.bearer.${hex}`);
+  }
+  return protocols;
+}
+
 /**
  * A WebSocket that opens again after it drops, until the returned `stop` is
  * called (or `onEvent` returns "stop"). `path()` is asked anew on each open.
@@ -39,7 +98,7 @@ function reconnecting(path, onEvent, retryMs) {
   let stopped = false;
   let socket = null;
   const open = () => {
-    socket = new WebSocket(socketUrl(path()));
+    socket = new WebSocket(socketUrl(path()), socketProtocols());
     socket.onmessage = (message) => {
       if (onEvent(JSON.parse(message.data), socket) === "stop") {
         stopped = true;

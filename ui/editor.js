@@ -2,6 +2,7 @@
 // with Python highlighting, completion and hover from the server's stubs,
 // error markers, and jumping to a line.
 
+import { apiText } from "./api.js";
 import { completionsAt, hoverFor, parseStubs } from "./stubs.js";
 
 const MONACO = "/vendor/monaco/vs";
@@ -59,8 +60,8 @@ export class Editor {
   }
 
   async loadStubs() {
-    const response = await fetch("/api/stubs/hero_logic.pyi");
-    if (response.ok) this.stubs = parseStubs(await response.text());
+    const text = await apiText("/api/stubs/hero_logic.pyi");
+    if (text !== null) this.stubs = parseStubs(text);
   }
 
   registerLanguageHelp() {

@@ -75,7 +75,7 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
             // so a flow run here can invoke them.
             crate::builtin_flows::load(&sandbox, &store).await.map_err(|e| UsageError(format!("{e:#}")))?;
             let env = RunEnv {
-                services: Arc::new(ServiceRegistry::with_sandbox(store.clone(), sandbox.clone())),
+                services: Arc::new(ServiceRegistry::new(store.clone())),
                 flows: Arc::new(StoredFlows { store: store.clone(), module: Some(module) }),
                 narrow_services: None,
             };

@@ -2,7 +2,7 @@
 
 use super::output::outln;
 use super::{QuotaArgs, UsageError};
-use crate::sandbox::Quotas;
+use crate::sandbox::{EngineOptions, Quotas};
 use crate::scheduler::SchedulerConfig;
 use crate::server::{ServerConfig, serve};
 use clap::Args;
@@ -19,10 +19,30 @@ pub struct ServeArgs {
     /// Where the SQLite database lives.
     #[arg(long, default_value = "./data")]
     pub data_dir: PathBuf,
-    /// Require `Authorization: Bearer TOKEN` on every request that changes
-    /// anything. Needed to listen on a non-loopback address.
+    /// Require `Authorization: Bearer TOKEN` on every request but `/healthz`
+    /// and the page's files. Needed to listen on a non-loopback address.
+    /// Prefer HERO_LOGIC_TOKEN, which stays out of process lists.
     #[arg(long, env = "HERO_LOGIC_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A host name the server answers to besides localhost and its own
+    /// addresses (requests naming any other Host are refused, against DNS
+    /// rebinding); `.example.com` allows its subdomains. Repeatable.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub allowed_hosts: Vec<String>,
+    /// Connections served at once; more wait until one ends.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Sandbox instances alive at once: runs, their subflows and module
+    /// checks. Past it a new instance waits for one to end; it never fails.
+    #[arg(long, value_name = "N", default_value_t = EngineOptions::default().max_instances)]
+    pub max_instances: u32,
+    /// Seconds a client may take to send a request head (and an idle
+    /// kept-alive connection stays open).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// WebSocket event streams open at once; more are refused with 503.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    pub max_streams: usize,
     /// Runs executing at once [default: 4 per core]
     #[arg(long, value_name = "N")]
     pub max_concurrent: Option<usize>,
@@ -48,9 +68,23 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
     let mut scheduler = SchedulerConfig::default();
     scheduler.max_concurrent = args.max_concurrent.unwrap_or(scheduler.max_concurrent).max(1);
     scheduler.queue_capacity = args.queue_capacity.unwrap_or(scheduler.queue_capacity);
+    if scheduler.max_concurrent > args.max_instances as usize {
+        return Err(UsageError(format!(
+            "--max-concurrent {} is more than --max-instances {} (every run needs at least one sandbox instance)",
+            scheduler.max_concurrent, args.max_instances
+        )));
+    }
+    if !(1..=2048).contains(&args.max_instances) {
+        return Err(UsageError(format!("--max-instances must be from 1 to 2048, not {}", args.max_instances)));
+    }
     let mut config = ServerConfig::new(args.data_dir);
     config.cache_dir = cache_dir;
     config.token = token;
+    config.allowed_hosts = args.allowed_hosts;
+    config.connections.max_connections = args.max_connections.clamp(1, 65_536);
+    config.connections.header_timeout = std::time::Duration::from_secs(args.header_timeout.max(1));
+    config.max_streams = args.max_streams.max(1);
+    config.max_instances = args.max_instances;
     config.scheduler = scheduler;
     config.max_quotas = args.max.apply(Quotas::default()).map_err(UsageError)?;
     config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace);

@@ -3,7 +3,7 @@
 use super::AppState;
 use super::error::{AppError, Body, QueryParams};
 use crate::flowdef::{FlowInfo, ModuleError, check_answer};
-use crate::library::{AddError, add_module};
+use crate::library::{AddError, add_described};
 use crate::sandbox::Quotas;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -50,9 +50,16 @@ impl From<AddError> for AppError {
     }
 }
 
-/// Describe `source` in the sandbox: the flows it declares.
-pub async fn describe(state: &AppState, source: &str) -> Result<Vec<FlowInfo>, AppError> {
-    crate::library::describe(&state.sandbox, source).await.map_err(invalid_module)
+/// Describe `source` in the sandbox (under `quotas`, in turn with runs):
+/// the flows it declares.
+pub async fn describe(state: &AppState, source: &str, quotas: &Quotas) -> Result<Vec<FlowInfo>, AppError> {
+    state.scheduler.describe(source, quotas).await.map_err(invalid_module)
+}
+
+/// The quotas a module is loaded under when it is only checked or stored:
+/// the defaults, within the operator's maxima.
+fn describe_quotas(state: &AppState) -> Quotas {
+    super::effective_quotas(None, &state.max_quotas).expect("the default quotas are valid")
 }
 
 /// Check a module without storing it (the editor asks as the user types):
@@ -63,7 +70,7 @@ pub async fn check(
     Body(body): Body,
 ) -> Result<impl IntoResponse, AppError> {
     let source = source_of(&headers, &body)?;
-    Ok(Json(check_answer(state.sandbox.describe(&source, &Quotas::default()).await)))
+    Ok(Json(check_answer(state.scheduler.describe(&source, &describe_quotas(&state)).await)))
 }
 
 pub async fn upload(
@@ -72,7 +79,8 @@ pub async fn upload(
     Body(body): Body,
 ) -> Result<impl IntoResponse, AppError> {
     let source = source_of(&headers, &body)?;
-    let saved = add_module(&state.sandbox, &state.store, source).await?;
+    let described = state.scheduler.describe(&source, &describe_quotas(&state)).await;
+    let saved = add_described(&state.store, source, described).await?;
     let status = if saved.iter().any(|f| f.created) { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(json!({ "flows": saved }))))
 }

@@ -1,8 +1,10 @@
 //! The HTTP API: one route module per resource, one `AppError` for every
 //! failure, and `app(state)` building the whole router.
 
+pub mod conn;
 pub mod error;
 mod flows;
+pub mod guard;
 mod meta;
 mod otlp;
 mod runs;
@@ -20,13 +22,14 @@ use crate::services::ServiceRegistry;
 use crate::store::Store;
 use crate::trace::bus::EventBus;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{Method, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::routing::{get, post};
 use error::AppError;
+use guard::Guard;
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Everything handlers share.
@@ -39,13 +42,15 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The most a run may ask for; requests are capped to these.
     pub max_quotas: Quotas,
-    /// When set, every mutating request needs `Authorization: Bearer <token>`.
-    pub token: Option<String>,
+    /// WebSocket streams open at once; each holds a permit while it lives,
+    /// so a client opening thousands is refused, not served.
+    pub stream_slots: Arc<Semaphore>,
     /// Cancelled when the server begins to shut down; ends WebSocket streams.
     pub shutdown: CancellationToken,
 }
 
-pub fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+/// The whole API behind `guard`, which every request passes first.
+pub fn app(state: Arc<AppState>, guard: Arc<Guard>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/", get(ui::index))
         .route("/ui/{*path}", get(ui::page_file))
@@ -70,7 +75,7 @@ pub fn app(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/api/events", get(ws::run_list_events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(middleware::from_fn_with_state(guard, guard::guard))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -85,34 +90,4 @@ async fn method_not_allowed(request: Request) -> AppError {
         "method_not_allowed",
         format!("{} is not allowed on {}", request.method(), request.uri().path()),
     )
-}
-
-/// With a token configured, requests that change anything must carry it.
-async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let Some(token) = &state.token else { return next.run(request).await };
-    if matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        return next.run(request).await;
-    }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    match presented {
-        Some(presented) if constant_time_eq(presented.as_bytes(), token.as_bytes()) => next.run(request).await,
-        Some(_) => AppError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer token is not valid")
-            .with_header(header::WWW_AUTHENTICATE, "Bearer")
-            .into_response(),
-        None => {
-            AppError::new(StatusCode::UNAUTHORIZED, "unauthorized", "this request needs Authorization: Bearer <token>")
-                .with_header(header::WWW_AUTHENTICATE, "Bearer")
-                .into_response()
-        }
-    }
-}
-
-/// Compares without stopping at the first difference, so response times do
-/// not reveal how much of a guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }

@@ -77,7 +77,7 @@ pub async fn start(
             if body.version.is_some() {
                 return Err(AppError::bad_request("invalid_request", "version applies to stored flows, not to source"));
             }
-            let flows = super::flows::describe(&state, &source).await?;
+            let flows = super::flows::describe(&state, &source, &quotas).await?;
             let names = || flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
             let info = match &body.flow {
                 Some(name) => flows.iter().find(|f| &f.name == name).cloned().ok_or_else(|| {
@@ -144,10 +144,12 @@ pub async fn start(
     if query.wait {
         let finished =
             submitted.finished.await.map_err(|_| anyhow::anyhow!("the run's task ended without a result"))?;
+        // A run the database does not hold is not reported as if it were.
+        let finished = finished.map_err(|error| anyhow::anyhow!("the finished run was not stored: {error}"))?;
         return Ok((StatusCode::OK, Json(finished)).into_response());
     }
     // Read-your-writes: once a client has the run id, GET /api/runs/{id} finds it.
-    state.store.flush().await;
+    state.store.flush().await?;
     let run_id = submitted.run.run_id.clone();
     Ok((
         StatusCode::ACCEPTED,

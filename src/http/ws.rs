@@ -4,14 +4,17 @@
 
 use super::AppState;
 use super::error::{AppError, QueryParams};
+use super::guard::WS_PROTOCOL;
 use crate::scheduler::run_finished_event;
 use crate::trace::bus::RunChannel;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -60,8 +63,12 @@ pub async fn run_events(
             Source::Stored(texts)
         }
     };
+    let slot = stream_slot(&state)?;
     let shutdown = state.shutdown.clone();
-    Ok(ws.on_upgrade(move |socket| stream_run(socket, source, query.from_seq, shutdown)))
+    Ok(accept(ws).on_upgrade(move |socket| async move {
+        stream_run(socket, source, query.from_seq, shutdown).await;
+        drop(slot);
+    }))
 }
 
 async fn send(socket: &mut WebSocket, text: &Arc<str>) -> bool {
@@ -118,10 +125,33 @@ async fn stream_run(mut socket: WebSocket, source: Source, from_seq: u64, shutdo
     let _ = socket.send(Message::Close(None)).await;
 }
 
-pub async fn run_list_events(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
+pub async fn run_list_events(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
+    let slot = stream_slot(&state)?;
     let events = state.bus.subscribe_runs();
     let shutdown = state.shutdown.clone();
-    ws.on_upgrade(move |socket| stream_run_list(socket, events, shutdown))
+    Ok(accept(ws).on_upgrade(move |socket| async move {
+        stream_run_list(socket, events, shutdown).await;
+        drop(slot);
+    }))
+}
+
+/// A place among the streams open at once, held for the stream's life.
+fn stream_slot(state: &AppState) -> Result<OwnedSemaphorePermit, AppError> {
+    state.stream_slots.clone().try_acquire_owned().map_err(|_| {
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            "the server has as many event streams open as it allows; close one or try again later",
+        )
+        .with_header(header::RETRY_AFTER, "5")
+    })
+}
+
+/// Answers with the page's sub-protocol when the client offered it (the page
+/// offers it beside the one carrying its token, and a browser closes a
+/// socket whose server picked none of those it offered).
+fn accept(ws: WebSocketUpgrade) -> WebSocketUpgrade {
+    ws.protocols([WS_PROTOCOL])
 }
 
 async fn stream_run_list(

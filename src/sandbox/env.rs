@@ -2,7 +2,8 @@
 //! flows to invoke. The sandbox only knows these traits; the CLI and the
 //! server decide what stands behind them.
 
-use crate::flowdef::FlowInfo;
+use super::quotas::QuotaExceeded;
+use crate::flowdef::{FlowInfo, ModuleError};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::pin::Pin;
@@ -38,6 +39,9 @@ pub enum CallFailure {
     Timeout {
         after_ms: u64,
     },
+    /// Work done for the call on the run's behalf (describing a module in
+    /// its own instance) ran out of one of the run's quotas: the run ends.
+    QuotaExceeded(QuotaExceeded),
 }
 
 impl CallFailure {
@@ -74,6 +78,7 @@ impl CallFailure {
             CallFailure::Timeout { after_ms } => {
                 ("Timeout", format!("{target} did not answer within {after_ms} ms"), json!({}))
             }
+            CallFailure::QuotaExceeded(exceeded) => ("QuotaExceeded", exceeded.to_string(), json!({})),
         };
         let mut error = json!({"type": kind, "message": message, "traceback": null});
         if let (Value::Object(error), Value::Object(extra)) = (&mut error, extra) {
@@ -83,12 +88,26 @@ impl CallFailure {
     }
 }
 
-/// Who is calling a service: services scoped per flow (`kv`) need to know.
-#[derive(Clone, Copy, Debug)]
+/// Who is calling a service: services scoped per flow (`kv`) need to know,
+/// and built-ins that load modules do it through the run.
+#[derive(Clone, Copy)]
 pub struct CallContext<'a> {
     pub run_id: &'a str,
     /// The flow whose code made the call (a subflow's own name inside it).
     pub flow: &'a str,
+    /// Describes a module in an instance charged to the calling run.
+    pub describer: &'a dyn ModuleDescriber,
+}
+
+/// Loads a module to report its flows, on a run's behalf: the instance, its
+/// memory, CPU and wall time are the run's, under the run's quotas.
+pub trait ModuleDescriber: Send + Sync {
+    /// `Err` only when the run ran out of a quota doing it (the run ends);
+    /// a module that does not load is `Ok(Err(..))`, an answer.
+    fn describe<'a>(
+        &'a self,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<Result<Vec<FlowInfo>, ModuleError>, QuotaExceeded>>;
 }
 
 /// Calls registered services on behalf of a run.

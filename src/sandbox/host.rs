@@ -6,9 +6,10 @@
 
 use super::bindings::hero_logic::flow::host::{Host, InvokeRequest, RpcRequest, SubflowAnswer};
 use super::engine::TICK;
-use super::env::{CallContext, CallFailure, RunEnv};
+use super::env::{BoxFuture, CallContext, CallFailure, ModuleDescriber, RunEnv};
 use super::instance::{GuestCall, Outcome, SandboxCore, run_guest};
 use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
+use crate::flowdef::{FlowInfo, ModuleError};
 use crate::trace::{LogStream, Recorder, SpanKind, Status, clip_json};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
@@ -190,11 +191,16 @@ async fn call_service(
     };
     let outcome = if allowed.iter().any(|a| a == "*" || *a == call.service) {
         let run_id = run.ledger().recorder.run_id().to_string();
-        let context = CallContext { run_id: &run_id, flow };
+        let describer = RunDescriber(run.clone());
+        let context = CallContext { run_id: &run_id, flow, describer: &describer };
         run.env.services.call(context, &call.service, &call.method, call.params).await
     } else {
         Err(CallFailure::PermissionDenied { service: call.service.clone(), allowed: allowed.to_vec() })
     };
+    if let Err(CallFailure::QuotaExceeded(exceeded)) = outcome {
+        // The run's own quota: it ends, and closes this span with the rest.
+        return Err(wasmtime::Error::new(exceeded));
+    }
     let mut ledger = run.ledger();
     let (status, attrs, answer) = match outcome {
         Ok(result) => {
@@ -206,6 +212,31 @@ async fn call_service(
     let error = answer.as_ref().err().cloned();
     ledger.recorder.end(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
     Ok(answer.map_err(|error| error.to_string()))
+}
+
+/// Describes modules for built-ins (`flows.describe`, `flows.save`) in an
+/// instance of the calling run: its memory, CPU, instance slot and wall time
+/// are the run's, so a flow cannot use them to reach past its quotas.
+struct RunDescriber(Arc<RunShared>);
+
+impl ModuleDescriber for RunDescriber {
+    fn describe<'a>(
+        &'a self,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<Result<Vec<FlowInfo>, ModuleError>, QuotaExceeded>> {
+        Box::pin(async move {
+            if let Err(empty) = super::refuse_empty(source) {
+                return Ok(Err(empty));
+            }
+            let call = GuestCall::Describe { source: Arc::from(source) };
+            match run_guest(self.0.clone(), Role::Describe, call).await {
+                Outcome::Trapped(trap) if trap.downcast_ref::<QuotaExceeded>().is_some() => {
+                    Err(trap.downcast::<QuotaExceeded>().expect("checked just above"))
+                }
+                outcome => Ok(super::described(outcome)),
+            }
+        })
+    }
 }
 
 impl Drop for HostState {

@@ -13,6 +13,9 @@ use wasmtime::{Engine, Store};
 pub(crate) struct SandboxCore {
     pub engine: Engine,
     pub pre: FlowGuestPre<HostState>,
+    /// One permit per slot of the engine's instance pool: an instance waits
+    /// for a free slot instead of failing when the pool is full.
+    pub instance_slots: tokio::sync::Semaphore,
     /// Drives CPU accounting, time slices and wall-time checks; lives as long
     /// as anything can still run.
     pub _ticker: EpochTicker,
@@ -35,6 +38,10 @@ pub(crate) enum Outcome {
 
 pub(crate) async fn run_guest(run: Arc<RunShared>, role: Role, call: GuestCall) -> Outcome {
     let core = run.core.clone();
+    // Declared before the store, so the slot is given back only after the
+    // store (and its pool slot) is gone. The wait counts against the run's
+    // wall time, like everything else it does.
+    let _slot = core.instance_slots.acquire().await.expect("the instance semaphore is never closed");
     let mut store = Store::new(&core.engine, HostState::new(run, role));
     store.limiter(|state| state);
     store.set_epoch_deadline(1);

@@ -17,7 +17,8 @@ pub use engine::{
     EngineOptions, GUEST_COMPONENT, GUEST_SOURCE_HASH, WASMTIME_VERSION, artefact_path, default_cache_dir,
 };
 pub use env::{
-    BoxFuture, CallContext, CallFailure, FlowResolver, ModuleFlows, NoServices, ResolvedFlow, RunEnv, ServiceCaller,
+    BoxFuture, CallContext, CallFailure, FlowResolver, ModuleDescriber, ModuleFlows, NoServices, ResolvedFlow, RunEnv,
+    ServiceCaller,
 };
 pub use host::ATTR_MAX_BYTES;
 pub use quotas::{MIB, Quota, QuotaExceeded, Quotas, Usage};
@@ -55,6 +56,7 @@ pub struct SandboxOptions {
 pub struct Sandbox {
     core: Arc<SandboxCore>,
     artefact: Option<PathBuf>,
+    max_instances: usize,
 }
 
 impl Sandbox {
@@ -67,7 +69,15 @@ impl Sandbox {
         let pre = bindings::FlowGuestPre::new(linker.instantiate_pre(&component)?)?;
         let ticker = engine::EpochTicker::start(engine.clone());
         let artefact = options.cache_dir.as_deref().map(|dir| engine::artefact_path(&engine, dir));
-        Ok(Sandbox { core: Arc::new(SandboxCore { engine, pre, _ticker: ticker }), artefact })
+        let max_instances = options.engine.max_instances as usize;
+        let instance_slots = tokio::sync::Semaphore::new(max_instances);
+        let core = Arc::new(SandboxCore { engine, pre, instance_slots, _ticker: ticker });
+        Ok(Sandbox { core, artefact, max_instances })
+    }
+
+    /// Sandbox instances alive at once (runs, subflows and describes).
+    pub fn max_instances(&self) -> usize {
+        self.max_instances
     }
 
     /// Where this sandbox's compiled guest is cached, if it uses a cache.
@@ -78,31 +88,43 @@ impl Sandbox {
     /// The flows `source` declares, found by loading it in a fresh instance
     /// under `quotas` (it is untrusted code like any other).
     pub async fn describe(&self, source: &str, quotas: &Quotas) -> Result<Vec<FlowInfo>, ModuleError> {
+        refuse_empty(source)?;
         let (sink, _events) = tokio::sync::mpsc::unbounded_channel();
         let recorder = crate::trace::Recorder::new("describe".into(), sink);
         let shared = Arc::new(RunShared::new(quotas.clone(), RunEnv::isolated(), self.core.clone(), recorder));
         let call = GuestCall::Describe { source: Arc::from(source) };
-        let outcome = tokio::select! {
-            outcome = run_guest(shared, Role::Describe, call) => outcome,
+        tokio::select! {
+            outcome = run_guest(shared, Role::Describe, call) => described(outcome),
             _ = tokio::time::sleep(quotas.wall_time()) => {
-                return Err(sandbox_error("TimedOut", format!("loading the module took longer than {} ms", quotas.wall_time_ms)));
+                Err(sandbox_error("TimedOut", format!("loading the module took longer than {} ms", quotas.wall_time_ms)))
             }
-        };
-        match outcome {
-            Outcome::Returned(json) => serde_json::from_str(&json).map_err(|e| {
-                sandbox_error(
-                    "GuestError",
-                    format!("the guest described the module in a form the host does not read: {e}"),
-                )
-            }),
-            Outcome::Raised(error) => Err(serde_json::from_value(error.clone())
-                .unwrap_or_else(|_| sandbox_error("GuestError", error.to_string()))),
-            Outcome::Trapped(trap) => {
-                let error = run::trap_error(&trap).1;
-                let kind = error["type"].as_str().unwrap_or("Trap").to_string();
-                let message = error["message"].as_str().unwrap_or("the sandbox stopped").to_string();
-                Err(sandbox_error(&kind, format!("loading the module failed: {message}")))
-            }
+        }
+    }
+}
+
+/// The refusal of an empty module, before it costs an instance.
+pub fn refuse_empty(source: &str) -> Result<(), ModuleError> {
+    if source.trim().is_empty() {
+        return Err(sandbox_error("EmptyModule", "the module is empty".into()));
+    }
+    Ok(())
+}
+
+/// What a describe call's outcome says about the module.
+fn described(outcome: Outcome) -> Result<Vec<FlowInfo>, ModuleError> {
+    match outcome {
+        Outcome::Returned(json) => serde_json::from_str(&json).map_err(|e| {
+            sandbox_error("GuestError", format!("the guest described the module in a form the host does not read: {e}"))
+        }),
+        Outcome::Raised(error) => {
+            Err(serde_json::from_value(error.clone())
+                .unwrap_or_else(|_| sandbox_error("GuestError", error.to_string())))
+        }
+        Outcome::Trapped(trap) => {
+            let error = run::trap_error(&trap).1;
+            let kind = error["type"].as_str().unwrap_or("Trap").to_string();
+            let message = error["message"].as_str().unwrap_or("the sandbox stopped").to_string();
+            Err(sandbox_error(&kind, format!("loading the module failed: {message}")))
         }
     }
 }

@@ -3,8 +3,8 @@
 //! `library` (search over the stored flows).
 
 use crate::flowdef::check_answer;
-use crate::library::{AddError, add_module};
-use crate::sandbox::{CallContext, CallFailure, Quotas, Sandbox};
+use crate::library::{AddError, add_described};
+use crate::sandbox::{CallContext, CallFailure};
 use crate::store::{RunFilter, Store};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -86,15 +86,9 @@ pub fn document(name: &str) -> Option<Value> {
     }
 }
 
-/// The sandbox that checks modules for `flows.describe` and `flows.save`.
-fn describer(sandbox: Option<&Sandbox>) -> Result<&Sandbox, CallFailure> {
-    sandbox.ok_or_else(|| CallFailure::Transport("no sandbox to describe with".into()))
-}
-
 /// Call a built-in; parameters were already checked against its document.
 pub async fn call(
     store: &Arc<Store>,
-    sandbox: Option<&Sandbox>,
     context: CallContext<'_>,
     service: &str,
     method: &str,
@@ -118,7 +112,8 @@ pub async fn call(
         ("kv", "list") => Ok(json!(store.kv_keys(flow, &text("prefix"), limit(100)).await.map_err(failed)?)),
         ("library", "search") => Ok(json!(store.search_flows(&text("query"), limit(10)).await.map_err(failed)?)),
         ("flows", "describe") => {
-            Ok(check_answer(describer(sandbox)?.describe(&text("source"), &Quotas::default()).await))
+            let described = context.describer.describe(&text("source")).await.map_err(CallFailure::QuotaExceeded)?;
+            Ok(check_answer(described))
         }
         ("flows", "get") => {
             let version = params.get("version").and_then(Value::as_u64).map(|v| v as u32);
@@ -127,7 +122,9 @@ pub async fn call(
         ("flows", "versions") => Ok(json!(store.flow_versions(&text("name")).await.map_err(failed)?)),
         ("flows", "list") => Ok(json!(store.flows().await.map_err(failed)?)),
         ("flows", "save") => {
-            let saved = add_module(describer(sandbox)?, store, text("source")).await.map_err(|error| match error {
+            let source = text("source");
+            let described = context.describer.describe(&source).await.map_err(CallFailure::QuotaExceeded)?;
+            let saved = add_described(store, source, described).await.map_err(|error| match error {
                 AddError::Invalid(module) => CallFailure::InvalidParams(format!("source: {module}")),
                 AddError::Store(_) => CallFailure::Transport(error.to_string()),
             })?;

@@ -13,7 +13,7 @@ pub use client::Endpoint;
 pub use openrpc::{MethodDoc, ParamDoc, ServiceDoc};
 pub use stubs::python_stubs;
 
-use crate::sandbox::{BoxFuture, CallContext, CallFailure, Sandbox, ServiceCaller};
+use crate::sandbox::{BoxFuture, CallContext, CallFailure, ServiceCaller};
 use crate::store::{Store, StoredService};
 use anyhow::Result;
 use serde_json::Value;
@@ -36,18 +36,11 @@ pub struct ServiceInfo {
 
 pub struct ServiceRegistry {
     store: Arc<Store>,
-    /// For the `flows` built-in, which checks modules in the sandbox.
-    sandbox: Option<Sandbox>,
 }
 
 impl ServiceRegistry {
     pub fn new(store: Arc<Store>) -> ServiceRegistry {
-        ServiceRegistry { store, sandbox: None }
-    }
-
-    /// A registry whose `flows` built-in can describe and save modules.
-    pub fn with_sandbox(store: Arc<Store>, sandbox: Sandbox) -> ServiceRegistry {
-        ServiceRegistry { store, sandbox: Some(sandbox) }
+        ServiceRegistry { store }
     }
 
     /// Every service, built-ins first.
@@ -159,7 +152,7 @@ impl ServiceRegistry {
                     .map(|all| serde_json::json!(all))
                     .map_err(|e| CallFailure::Transport(format!("{e:#}")));
             }
-            return builtin::call(&self.store, self.sandbox.as_ref(), context, service, method, &params).await;
+            return builtin::call(&self.store, context, service, method, &params).await;
         }
         let endpoint = Endpoint::parse(&info.url).map_err(CallFailure::Transport)?;
         client::call(&endpoint, method, params, Duration::from_millis(info.timeout_ms)).await

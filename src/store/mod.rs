@@ -13,7 +13,7 @@ pub use flows::{FlowSummary, FlowVersion, SavedFlow, sha256_hex};
 pub use rows::{RunRecord, StoredFlow, kind_label};
 pub use runs::{RunFilter, SubflowRun};
 pub use services::{SearchHit, StoredService, fts_query};
-pub use writer::Write;
+pub use writer::{Published, Write};
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags};
@@ -64,11 +64,15 @@ impl Store {
         let _ = self.writes.send(write);
     }
 
-    /// Wait until everything queued so far is committed.
-    pub async fn flush(&self) {
+    /// Wait until everything queued so far is committed; an error when the
+    /// last batch could not be written (or the writer has stopped).
+    pub async fn flush(&self) -> Result<()> {
         let (done, committed) = oneshot::channel();
         self.write(Write::Flush(done));
-        let _ = committed.await;
+        match committed.await {
+            Ok(result) => result.map_err(anyhow::Error::msg),
+            Err(_) => Err(anyhow::anyhow!("the store's writer has stopped")),
+        }
     }
 
     /// Run `job` on the writer's connection, after what is queued before it,
@@ -119,7 +123,9 @@ impl Store {
 
     /// Commit what is queued and stop the writer. Later writes are dropped.
     pub async fn close(&self) {
-        self.flush().await;
+        if let Err(error) = self.flush().await {
+            tracing::error!(error = format!("{error:#}"), "the last writes before closing the store failed");
+        }
         let handle = self.writer.lock().ok().and_then(|mut writer| writer.take());
         if let Some(handle) = handle {
             self.write(Write::Close);

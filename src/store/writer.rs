@@ -3,15 +3,28 @@
 //! disk and a burst of spans costs one commit.
 
 use super::rows::RunRecord;
+use crate::trace::bus::RunChannel;
 use crate::trace::{LogLine, Span};
 use rusqlite::{Connection, params};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// Most writes applied in one transaction.
 const MAX_BATCH: usize = 8192;
+
+/// Told once a write is committed, or why it could not be: a caller that
+/// waits for a write learns when the database does not hold it.
+pub type Committed = oneshot::Sender<Result<(), String>>;
+
+/// An event to hand to its run's watchers once the write carrying it is
+/// committed: a watcher never sees what the store might lose in a crash.
+pub struct Published {
+    pub channel: Arc<RunChannel>,
+    pub text: Arc<str>,
+}
 
 pub type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -28,23 +41,28 @@ pub enum Write {
     /// The run's final state; `stored` is told once it is committed.
     RunFinished {
         run: Box<RunRecord>,
-        stored: Option<oneshot::Sender<()>>,
+        stored: Option<Committed>,
     },
     /// A span opened (`seq` is its start event) or ended (its end event).
     SpanStarted {
         span: Span,
         seq: u64,
+        publish: Option<Published>,
     },
     SpanEnded {
         span: Span,
         seq: u64,
+        publish: Option<Published>,
     },
-    Log(LogLine),
+    Log {
+        line: LogLine,
+        publish: Option<Published>,
+    },
     /// Work that needs its own transaction and an answer (flow uploads, ...);
     /// it runs after the writes queued before it are committed.
     Job(Job),
     /// Answered once everything queued before it is committed.
-    Flush(oneshot::Sender<()>),
+    Flush(Committed),
     /// Commit what came before and stop.
     Close,
 }
@@ -72,8 +90,9 @@ pub fn run_writer(mut conn: Connection, writes: Receiver<Write>) {
 }
 
 fn apply(conn: &mut Connection, batch: &mut Vec<Write>) {
-    let mut done: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut done: Vec<Committed> = Vec::new();
     let mut jobs: Vec<Job> = Vec::new();
+    let mut published: Vec<Published> = Vec::new();
     let merged = merge_short_spans(batch);
     let result = (|| -> rusqlite::Result<()> {
         let tx = conn.transaction()?;
@@ -91,10 +110,17 @@ fn apply(conn: &mut Connection, batch: &mut Vec<Write>) {
                     finish_run(&tx, &run)?;
                     done.extend(stored);
                 }
-                Write::SpanStarted { .. } if merged.skip_start[index] => {}
-                Write::SpanStarted { span, seq } => upsert_span(&tx, &span, Some(seq), None)?,
-                Write::SpanEnded { span, seq } => upsert_span(&tx, &span, merged.start_seq[index], Some(seq))?,
-                Write::Log(line) => {
+                Write::SpanStarted { publish, .. } if merged.skip_start[index] => published.extend(publish),
+                Write::SpanStarted { span, seq, publish } => {
+                    upsert_span(&tx, &span, Some(seq), None)?;
+                    published.extend(publish);
+                }
+                Write::SpanEnded { span, seq, publish } => {
+                    upsert_span(&tx, &span, merged.start_seq[index], Some(seq))?;
+                    published.extend(publish);
+                }
+                Write::Log { line, publish } => {
+                    published.extend(publish);
                     tx.prepare_cached(
                         "INSERT OR IGNORE INTO logs (run_id, seq, span_id, ts_us, stream, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     )?
@@ -114,16 +140,21 @@ fn apply(conn: &mut Connection, batch: &mut Vec<Write>) {
         }
         tx.commit()
     })();
-    if let Err(error) = result {
-        // The batch is rolled back whole; nothing is half-written. The run
-        // goes on, and what it reports (`RunReport`) still reaches its caller.
+    let outcome = result.map_err(|error| {
+        // The batch is rolled back whole; nothing is half-written. Whoever
+        // waits for one of its writes is told, and the run's events still
+        // reach its watchers (in order, so no stream stalls on a gap).
         tracing::error!(%error, "the store could not write a batch");
+        format!("the store could not write: {error}")
+    });
+    for event in published {
+        event.channel.publish(event.text);
     }
     for job in jobs {
         job(conn);
     }
     for reply in done {
-        let _ = reply.send(());
+        let _ = reply.send(outcome.clone());
     }
 }
 
@@ -179,7 +210,7 @@ fn merge_short_spans(batch: &[Write]) -> MergedSpans {
     let mut open: HashMap<(&str, u64), (usize, u64)> = HashMap::new();
     for (index, write) in batch.iter().enumerate() {
         match write {
-            Write::SpanStarted { span, seq } => {
+            Write::SpanStarted { span, seq, .. } => {
                 open.insert((span.run_id.as_str(), span.span_id), (index, *seq));
             }
             Write::SpanEnded { span, .. } => {
@@ -261,15 +292,18 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&mut conn).unwrap();
         let mut batch = vec![
-            Write::SpanStarted { span: span(1, Status::Running, None), seq: 1 },
-            Write::SpanStarted { span: span(2, Status::Running, None), seq: 2 },
-            Write::SpanEnded { span: span(2, Status::Ok, Some(20)), seq: 3 },
+            Write::SpanStarted { span: span(1, Status::Running, None), seq: 1, publish: None },
+            Write::SpanStarted { span: span(2, Status::Running, None), seq: 2, publish: None },
+            Write::SpanEnded { span: span(2, Status::Ok, Some(20)), seq: 3, publish: None },
         ];
         assert_eq!(merge_short_spans(&batch).skip_start, [false, true, false]);
         apply(&mut conn, &mut batch);
         assert_eq!(rows(&conn), [(1, "running".into(), 1, None), (2, "ok".into(), 2, Some(3))]);
         // Span 1 ends in a later batch: its row is updated, its start kept.
-        apply(&mut conn, &mut vec![Write::SpanEnded { span: span(1, Status::Failed, Some(30)), seq: 4 }]);
+        apply(
+            &mut conn,
+            &mut vec![Write::SpanEnded { span: span(1, Status::Failed, Some(30)), seq: 4, publish: None }],
+        );
         assert_eq!(rows(&conn), [(1, "failed".into(), 1, Some(4)), (2, "ok".into(), 2, Some(3))]);
     }
 }

@@ -3,7 +3,9 @@
 // user sees; figures (first paint, frame times) are printed, never judged.
 //
 // Environment: HERO_LOGIC_URL (the server), HERO_LOGIC_BIG_RUN (a finished
-// run with 100,000 spans), HERO_LOGIC_SCREENSHOTS (where screenshots go).
+// run with 100,000 spans), HERO_LOGIC_SCREENSHOTS (where screenshots go),
+// HERO_LOGIC_TOKEN_URL and HERO_LOGIC_TEST_TOKEN (a second server that needs
+// that token).
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -13,6 +15,8 @@ import { chromium } from "playwright-core";
 const BASE = process.env.HERO_LOGIC_URL;
 const BIG_RUN = process.env.HERO_LOGIC_BIG_RUN;
 const SHOTS = process.env.HERO_LOGIC_SCREENSHOTS;
+const TOKEN_URL = process.env.HERO_LOGIC_TOKEN_URL;
+const TOKEN = process.env.HERO_LOGIC_TEST_TOKEN;
 assert.ok(BASE, "HERO_LOGIC_URL names the server");
 mkdirSync(SHOTS, { recursive: true });
 
@@ -84,7 +88,7 @@ after(async () => {
 });
 
 /** A fresh page that records console errors and uncaught exceptions. */
-async function openPage(path) {
+async function openPage(path, base = BASE) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
   page.errors = [];
@@ -92,7 +96,7 @@ async function openPage(path) {
     if (message.type() === "error") page.errors.push(message.text());
   });
   page.on("pageerror", (error) => page.errors.push(String(error)));
-  await page.goto(`${BASE}/${path}`);
+  await page.goto(`${base}/${path}`);
   return page;
 }
 
@@ -290,4 +294,60 @@ test("the runs list shows runs live and opens one", async () => {
   await page.click("#runs-rows tr[data-run] a");
   await page.waitForSelector('[data-testid="run-title"][data-status="failed"]');
   await closePage(page);
+});
+
+test("a server with a token: the page asks for it once, then lists, runs and streams", async () => {
+  const page = await openPage("#/", TOKEN_URL);
+  await page.waitForSelector('[data-testid="token-dialog"][open]');
+  await page.screenshot({ path: `${SHOTS}/token-asked.png` });
+  await page.fill('[data-testid="token-input"]', "not-the-token");
+  await page.click('[data-testid="token-submit"]');
+  await page.waitForSelector("#token-wrong:not([hidden])");
+  await page.fill('[data-testid="token-input"]', TOKEN);
+  await page.click('[data-testid="token-submit"]');
+  await page.waitForSelector('[data-testid="library"] tbody tr');
+  // The live tree arrives over the WebSocket, which carries the token too.
+  await page.goto(`${TOKEN_URL}/#/new`);
+  // The new-flow template arrives first; write over it, not before it.
+  await page.waitForFunction(() => window.heroLogicEditor?.source.includes("@flow"));
+  await writeInEditor(page, SLOW_FLOW);
+  await page.fill('[data-testid="input-json"]', '{"pause": 0.05}');
+  await page.click('[data-testid="run"]');
+  await page.waitForSelector('[data-testid="run-title"][data-status="ok"]');
+  assert.equal(await page.$$eval('[data-testid="tree"] [data-span-id]', (rows) => rows.length), 5);
+  assert.equal(await page.isVisible('[data-testid="token-dialog"]'), false, "asked once per session");
+  // The 401s the page met before it had the token are logged by the browser.
+  await closePage(page, [/401/]);
+});
+
+test("another origin's page can neither store, run nor watch anything", async () => {
+  // The same server under another name is another origin to the browser:
+  // a page there attacks the server at its loopback address.
+  const target = BASE.replace("127.0.0.1", "localhost");
+  const page = await openPage("#/", target);
+  const outcome = await page.evaluate(async (victim) => {
+    const source = 'from hero_logic import flow\n\n@flow(name="planted")\ndef planted():\n    return 1\n';
+    const sent = [];
+    for (const [path, body] of [["/api/flows", source], ["/api/runs", JSON.stringify({ source, input: {} })]]) {
+      try {
+        await fetch(victim + path, { method: "POST", mode: "no-cors", body });
+        sent.push(path);
+      } catch (error) {
+        sent.push(`${path}: ${error}`);
+      }
+    }
+    const opened = await new Promise((resolve) => {
+      const socket = new WebSocket(victim.replace("http", "ws") + "/api/events");
+      socket.onopen = () => resolve(true);
+      socket.onerror = () => resolve(false);
+    });
+    return { sent, opened };
+  }, BASE);
+  assert.equal(outcome.opened, false, "the WebSocket handshake was refused");
+  const flows = await (await fetch(`${BASE}/api/flows`)).json();
+  assert.ok(!flows.flows.some((f) => f.name === "planted"), "nothing was stored");
+  const runs = await (await fetch(`${BASE}/api/runs?flow=planted`)).json();
+  assert.equal(runs.runs.length, 0, "nothing was run");
+  // The browser logs the refusals it met (403s, responses it may not read).
+  await closePage(page, [/403/, /WebSocket/, /NotSameOrigin/]);
 });

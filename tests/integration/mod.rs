@@ -1,8 +1,10 @@
 mod artefacts;
 mod bench;
+mod boundary;
 mod builtin_flows;
 mod cli;
 mod escapes;
+mod host_limits;
 mod library;
 mod quotas;
 mod server;

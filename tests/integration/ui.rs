@@ -45,6 +45,9 @@ fn the_page_in_headless_chromium() {
     assert_eq!(big.json()["status"], "ok", "{}", big.text());
     let big_run = big.json()["run_id"].as_str().unwrap().to_string();
 
+    // A second server that needs a token, for the page's token prompt.
+    let guarded = Server::start(&["--token", "page-s3cret"]);
+
     let screenshots = Path::new(ROOT).join("target/ui-screenshots");
     // Screenshots from an earlier run must not stand in for this one's.
     let _ = std::fs::remove_dir_all(&screenshots);
@@ -53,6 +56,8 @@ fn the_page_in_headless_chromium() {
         .current_dir(ROOT)
         .env("HERO_LOGIC_URL", format!("http://{}", server.addr))
         .env("HERO_LOGIC_BIG_RUN", &big_run)
+        .env("HERO_LOGIC_TOKEN_URL", format!("http://{}", guarded.addr))
+        .env("HERO_LOGIC_TEST_TOKEN", "page-s3cret")
         .env("HERO_LOGIC_SCREENSHOTS", &screenshots)
         .output()
         .expect("run node");
@@ -62,7 +67,9 @@ fn the_page_in_headless_chromium() {
         println!("{}", line.trim_start_matches(['#', ' ']));
     }
     assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
-    for view in ["library", "run-live", "run-finished", "run-failed", "editor-completion", "big-run", "runs"] {
+    for view in
+        ["library", "run-live", "run-finished", "run-failed", "editor-completion", "big-run", "runs", "token-asked"]
+    {
         assert!(screenshots.join(format!("{view}.png")).exists(), "a screenshot of {view}");
     }
 }

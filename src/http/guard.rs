@@ -1,0 +1,300 @@
+//! The one gate every request passes, WebSockets included: the `Host` must be
+//! one this server answers to, a browser request must come from the server's
+//! own page, and with a token configured every route but `/healthz` and the
+//! page's static files needs it. One middleware, so no route can forget it.
+//!
+//! Why each rule (SECURITY.md has the threat model):
+//! - **Host**: a page on `evil.example` whose name is re-bound to 127.0.0.1
+//!   (DNS rebinding) is same-origin with the server as far as the browser
+//!   knows, but its requests carry `Host: evil.example`. IP literals cannot be
+//!   re-bound, so those that reach this server are fine; names must be
+//!   `localhost` or ones the operator allows.
+//! - **Origin**: browsers send `Origin` on every cross-origin request that
+//!   can change anything (`fetch` with `no-cors` included) and on every
+//!   WebSocket handshake, so a request whose `Origin` is not the server's own
+//!   came from another page. `Sec-Fetch-Site` catches the rest (a foreign
+//!   page's `<img>` or `<script>` that sends no `Origin`), except plain
+//!   navigations, which are how links to the page work.
+//! - **Token**: compared in constant time over digests, so neither timing nor
+//!   length says how much of a guess was right.
+
+use super::error::AppError;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// The WebSocket sub-protocol the page asks for; a second offered protocol
+/// `hero_logic.bearer.<hex of the token>` carries the token, since browsers
+/// cannot set headers on a WebSocket handshake.
+pub const WS_PROTOCOL: &str = "hero_logic";
+const WS_TOKEN_PREFIX: &str = "hero_logic.bearer.";
+
+/// Who may talk to this server.
+#[derive(Clone, Debug)]
+pub struct Guard {
+    /// The address the server listens on.
+    listen: SocketAddr,
+    /// Host names the operator allows besides `localhost` and IP literals;
+    /// a leading dot allows every subdomain (`.example.com`).
+    allowed_hosts: Vec<String>,
+    /// SHA-256 of the token, when one is required.
+    token_digest: Option<[u8; 32]>,
+}
+
+impl Guard {
+    pub fn new(listen: SocketAddr, allowed_hosts: &[String], token: Option<&str>) -> Guard {
+        Guard {
+            listen,
+            allowed_hosts: allowed_hosts.iter().map(|host| host.trim().to_ascii_lowercase()).collect(),
+            token_digest: token.map(digest),
+        }
+    }
+
+    /// Whether a `Host` header value names this server.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        let Some(name) = host_name(host) else { return false };
+        if let Ok(ip) = name.parse::<IpAddr>() {
+            let listen = self.listen.ip();
+            // A literal address cannot be re-bound; it must be one this
+            // server can actually be reached on.
+            return ip == listen
+                || listen.is_unspecified()
+                || (ip.is_loopback() && (listen.is_loopback() || listen.is_unspecified()));
+        }
+        name == "localhost"
+            || name.ends_with(".localhost")
+            || self.allowed_hosts.iter().any(|allowed| match allowed.strip_prefix('.') {
+                Some(domain) => name == domain || name.ends_with(allowed.as_str()),
+                None => name == *allowed,
+            })
+    }
+
+    /// Refuses what does not pass; `None` lets the request through.
+    fn check(&self, headers: &HeaderMap, path: &str) -> Option<AppError> {
+        let host = match headers.get(header::HOST).map(HeaderValue::to_str) {
+            Some(Ok(host)) => host,
+            Some(Err(_)) => return Some(forbidden("forbidden_host", "the Host header is not readable text".into())),
+            None => return Some(AppError::bad_request("missing_host", "the request has no Host header")),
+        };
+        if !self.host_allowed(host) {
+            return Some(forbidden(
+                "forbidden_host",
+                format!(
+                    "this server does not answer to the host '{host}'; an operator can allow a name with --allowed-host"
+                ),
+            ));
+        }
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("");
+            if !same_origin(origin, host) {
+                return Some(forbidden(
+                    "forbidden_origin",
+                    format!(
+                        "requests from the page at '{origin}' are refused: only this server's own page may call it"
+                    ),
+                ));
+            }
+        }
+        if let Some(site) = headers.get("sec-fetch-site").and_then(|value| value.to_str().ok()) {
+            let navigation = headers.get("sec-fetch-mode").is_some_and(|mode| mode == "navigate");
+            if (site == "cross-site" || site == "same-site") && !navigation {
+                return Some(forbidden(
+                    "forbidden_origin",
+                    "requests from another site's page are refused: only this server's own page may call it".into(),
+                ));
+            }
+        }
+        if self.token_digest.is_some() && needs_token(path) && !self.token_presented(headers) {
+            return Some(
+                AppError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "this server needs its token: Authorization: Bearer <token>",
+                )
+                .with_header(header::WWW_AUTHENTICATE, "Bearer"),
+            );
+        }
+        None
+    }
+
+    fn token_presented(&self, headers: &HeaderMap) -> bool {
+        let Some(expected) = &self.token_digest else { return true };
+        let bearer = headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .filter_map(|value| value.strip_prefix("Bearer "))
+            .map(|token| digest(token.trim()));
+        let protocol = headers
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|protocol| protocol.trim().strip_prefix(WS_TOKEN_PREFIX))
+            .filter_map(decode_hex)
+            .map(|bytes| digest_bytes(&bytes));
+        bearer.chain(protocol).any(|presented| constant_time_eq(&presented, expected))
+    }
+}
+
+/// The page's own files and liveness carry no data, and the page must load
+/// to ask for the token; everything else needs it.
+fn needs_token(path: &str) -> bool {
+    !(path == "/" || path == "/healthz" || path.starts_with("/ui/") || path.starts_with("/vendor/"))
+}
+
+/// The middleware: every request passes `Guard::check`, and every answer
+/// carries headers that keep other pages from framing or reading it.
+pub async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
+    let mut response = match guard.check(request.headers(), request.uri().path()) {
+        Some(refusal) => refusal.into_response(),
+        None => next.run(request).await,
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
+    response
+}
+
+fn forbidden(code: &'static str, message: String) -> AppError {
+    AppError::new(StatusCode::FORBIDDEN, code, message)
+}
+
+/// The host part of a `Host` value (`name`, `name:port`, `[v6]:port`),
+/// lower-cased; `None` when it is not a plain authority.
+fn host_name(host: &str) -> Option<String> {
+    let host = host.trim();
+    if host.is_empty() || host.contains(['/', '@', ' ', '\\']) {
+        return None;
+    }
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        if !(after.is_empty() || after.starts_with(':')) {
+            return None;
+        }
+        inside
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+            Some(_) => return None,
+            None => host,
+        }
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    (!name.is_empty()).then_some(name)
+}
+
+/// Whether `origin` (`scheme://host[:port]`) is the origin of a page served
+/// from `host`, the request's own Host.
+fn same_origin(origin: &str, host: &str) -> bool {
+    let (scheme, authority) = match origin.split_once("://") {
+        Some((scheme, authority)) if scheme == "http" || scheme == "https" => (scheme, authority),
+        _ => return false, // "null", file pages, extensions, anything else
+    };
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    let normalise = |authority: &str| {
+        let authority = authority.to_ascii_lowercase();
+        authority.strip_suffix(default_port).map(str::to_string).unwrap_or(authority)
+    };
+    !authority.is_empty() && normalise(authority) == normalise(host.trim())
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    digest_bytes(token.as_bytes())
+}
+
+fn digest_bytes(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// Compares without stopping at the first difference.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard(listen: &str, allowed: &[&str]) -> Guard {
+        let allowed: Vec<String> = allowed.iter().map(|s| s.to_string()).collect();
+        Guard::new(listen.parse().unwrap(), &allowed, None)
+    }
+
+    #[test]
+    fn hosts_on_loopback() {
+        let guard = guard("127.0.0.1:8080", &["flows.example.com", ".corp.example"]);
+        for ok in ["127.0.0.1:8080", "127.0.0.1", "localhost:8080", "LOCALHOST", "app.localhost:8080", "[::1]:8080"] {
+            assert!(guard.host_allowed(ok), "{ok}");
+        }
+        for ok in ["flows.example.com", "flows.example.com:443", "corp.example", "a.b.corp.example:1"] {
+            assert!(guard.host_allowed(ok), "{ok}");
+        }
+        for refused in [
+            "evil.example:8080",
+            "localhost.evil.example",
+            "example.com",
+            "xflows.example.com",
+            "notcorp.example",
+            "10.0.0.5:8080",
+            "",
+            "user@localhost",
+            "localhost:80x",
+            "[::1]x",
+        ] {
+            assert!(!guard.host_allowed(refused), "{refused}");
+        }
+    }
+
+    #[test]
+    fn hosts_on_every_interface() {
+        let guard = guard("0.0.0.0:8080", &[]);
+        assert!(guard.host_allowed("192.168.1.20:8080"));
+        assert!(guard.host_allowed("localhost:8080"));
+        assert!(!guard.host_allowed("rebound.example:8080"));
+    }
+
+    #[test]
+    fn origins() {
+        assert!(same_origin("http://127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(same_origin("http://localhost", "localhost:80"));
+        assert!(same_origin("https://flows.example.com", "flows.example.com"));
+        assert!(!same_origin("http://127.0.0.1:8081", "127.0.0.1:8080"));
+        assert!(!same_origin("http://evil.example", "127.0.0.1:8080"));
+        assert!(!same_origin("null", "127.0.0.1:8080"));
+        assert!(!same_origin("chrome-extension://abc", "127.0.0.1:8080"));
+        assert!(!same_origin("http://", "127.0.0.1:8080"));
+    }
+
+    #[test]
+    fn tokens_from_header_or_protocol() {
+        let guard = Guard::new("127.0.0.1:1".parse().unwrap(), &[], Some("s3cret"));
+        let mut headers = HeaderMap::new();
+        assert!(!guard.token_presented(&headers));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer wrong"));
+        assert!(!guard.token_presented(&headers));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cret"));
+        assert!(guard.token_presented(&headers));
+        let mut headers = HeaderMap::new();
+        // "s3cret" in hex, offered beside the page's protocol.
+        headers.insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("hero_logic, hero_logic.bearer.733363726574"),
+        );
+        assert!(guard.token_presented(&headers));
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("hero_logic.bearer.7333"));
+        assert!(!guard.token_presented(&headers));
+    }
+}

@@ -1,0 +1,106 @@
+//! What a flow, or a module sent to be checked, can make the host do: every
+//! instance it causes is charged to it and bounded by the operator's maxima,
+//! and a full instance pool makes runs wait, never fail.
+
+use super::server_support::Server;
+use serde_json::{Value, json};
+
+/// Sleeps in `n` subflows side by side.
+const FAN_OUT: &str = r#"import time
+from hero_logic import flow
+
+
+@flow(name="fan_out", inputs={"n": "integer"})
+def fan_out(n):
+    results = flow.invoke_many([("nap", {"i": i}) for i in range(n)], concurrency=n)
+    return [r.result() for r in results]
+
+
+@flow(name="nap", inputs={"i": "integer"})
+def nap(i):
+    time.sleep(0.3)
+    return i
+"#;
+
+fn run_wait(server: &Server, body: Value) -> Value {
+    let response = server.post_json("/api/runs?wait=true", &body);
+    assert_eq!(response.status, 200, "{}", response.text());
+    response.json()
+}
+
+#[test]
+fn a_full_instance_pool_makes_runs_wait_instead_of_failing() {
+    // Two runs of five subflows each need twelve instances; the pool has six.
+    let server = Server::start(&["--max-instances", "6", "--max-concurrent", "2"]);
+    let runs: Vec<Value> = std::thread::scope(|scope| {
+        let started: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| run_wait(&server, json!({"source": FAN_OUT, "flow": "fan_out", "input": {"n": 5}})))
+            })
+            .collect();
+        started.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    for run in runs {
+        assert_eq!(run["status"], "ok", "{run}");
+        assert_eq!(run["output"], json!([0, 1, 2, 3, 4]));
+    }
+}
+
+#[test]
+fn more_runs_at_once_than_instances_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = super::support::hero_logic()
+        .args(["serve", "--addr", "127.0.0.1:0", "--max-concurrent", "10", "--max-instances", "5", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--max-concurrent 10 is more than --max-instances 5"), "{stderr}");
+}
+
+/// Asks the `flows` built-in to describe, eight at once, a module that takes
+/// 100 MB while it loads.
+const DESCRIBE_FLOOD: &str = r#"from hero_logic import flow, services
+
+HEAVY = "big = bytearray(100 * 1024 * 1024)\n"
+
+
+@flow(name="describe_flood", services=["flows"])
+def describe_flood():
+    answers = services.gather(*[services.flows.describe.request(source=HEAVY) for _ in range(8)])
+    return len(answers)
+"#;
+
+#[test]
+fn modules_a_flow_has_described_are_charged_to_its_run() {
+    let server = Server::start(&[]);
+    let run = run_wait(&server, json!({"source": DESCRIBE_FLOOD, "input": {}}));
+    assert_eq!(run["status"], "quota_exceeded", "{run}");
+    assert_eq!(run["error"]["quota"], "memory");
+    assert!(run["usage"]["peak_memory_bytes"].as_u64().unwrap() > 100 * 1024 * 1024, "{run}");
+    // The server and other runs go on.
+    let ok = run_wait(&server, json!({"source": FAN_OUT, "flow": "nap", "input": {"i": 7}}));
+    assert_eq!(ok["output"], 7);
+}
+
+#[test]
+fn checking_a_module_obeys_the_operators_maxima() {
+    let server = Server::start(&["--cpu-time", "1", "--wall-time", "5"]);
+    let spin = "while True:\n    pass\n";
+    let checked = server.request("POST", "/api/check", &[], spin.as_bytes()).json();
+    assert_eq!(checked["valid"], false, "{checked}");
+    let message = checked["error"]["message"].as_str().unwrap();
+    assert!(message.contains("cpu_time") && message.contains("1000"), "{message}");
+
+    let uploaded = server.upload(spin);
+    assert_eq!(uploaded.status, 400);
+    assert!(uploaded.json()["error"]["message"].as_str().unwrap().contains("cpu_time"));
+
+    // A run of source is loaded under the run's own (smaller) quotas.
+    let refused = server.post_json("/api/runs", &json!({"source": spin, "input": {}, "quotas": {"cpu_time_ms": 300}}));
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    let message = refused.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("cpu_time") && message.contains("300"), "{message}");
+}
