@@ -325,15 +325,15 @@ impl FlowResolver for StoredFlows {
         })
     }
 
-    fn names(&self) -> BoxFuture<'_, Vec<String>> {
+    fn names(&self, limit: usize) -> BoxFuture<'_, Vec<String>> {
         Box::pin(async move {
-            let mut names: Vec<String> =
-                self.store.flows().await.unwrap_or_default().into_iter().map(|f| f.name).collect();
+            let mut names: Vec<String> = self.store.flow_names(limit).await.unwrap_or_default();
             if let Some(module) = &self.module {
                 names.extend(module.flows.iter().map(|f| f.name.clone()));
             }
             names.sort();
             names.dedup();
+            names.truncate(limit);
             names
         })
     }

@@ -146,8 +146,9 @@ pub struct ResolvedFlow {
 /// Finds flows by name for `flow.invoke`.
 pub trait FlowResolver: Send + Sync {
     fn resolve<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Option<ResolvedFlow>>;
-    /// The names it knows, for the "unknown flow" message.
-    fn names(&self) -> BoxFuture<'_, Vec<String>>;
+    /// The first `limit` names it knows, in order, for the "unknown flow"
+    /// message (bounded: a library may hold a hundred thousand).
+    fn names(&self, limit: usize) -> BoxFuture<'_, Vec<String>>;
 }
 
 /// The flows of one module: what `hero_logic run FILE.py` can invoke.
@@ -168,8 +169,13 @@ impl FlowResolver for ModuleFlows {
         Box::pin(async move { self.find(name) })
     }
 
-    fn names(&self) -> BoxFuture<'_, Vec<String>> {
-        Box::pin(async move { self.flows.iter().map(|f| f.name.clone()).collect() })
+    fn names(&self, limit: usize) -> BoxFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let mut names: Vec<String> = self.flows.iter().map(|f| f.name.clone()).collect();
+            names.sort();
+            names.truncate(limit);
+            names
+        })
     }
 }
 

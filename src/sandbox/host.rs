@@ -5,12 +5,13 @@
 //! lives in `RunShared`: the span recorder, the usage counters and the quotas.
 
 use super::bindings::hero_logic::flow::host::{Host, InvokeRequest, RpcRequest, SubflowAnswer};
+use super::bounds::{bound_error, clip_attrs, clip_name, clip_value};
 use super::engine::TICK;
 use super::env::{BoxFuture, CallContext, CallFailure, ModuleDescriber, RunEnv};
 use super::instance::{GuestCall, Outcome, SandboxCore, run_guest};
 use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
 use crate::flowdef::{FlowInfo, ModuleError};
-use crate::trace::{LogStream, Recorder, SpanKind, Status, clip_json};
+use crate::trace::{LogStream, Recorder, SpanKind, Status};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,9 +20,6 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// Largest JSON kept for one attribute set (params, result, step attrs).
-pub const ATTR_MAX_BYTES: usize = 4096;
-
 /// A busy guest yields to the async runtime this often, so timers, cancels
 /// and other runs on the same thread get their turn.
 const YIELD_EVERY_TICKS: u64 = 10;
@@ -29,6 +27,16 @@ const YIELD_EVERY_TICKS: u64 = 10;
 /// Subflows one `invoke-gather` runs at once, whatever the guest asks for.
 /// Each is a whole CPython instance; the memory quota is the real bound.
 pub const MAX_CONCURRENT_SUBFLOWS: usize = 16;
+
+/// Service calls one `rpc-gather` has in flight at once: each is a
+/// connection to a service, so a flow cannot open thousands at a time.
+pub const MAX_CONCURRENT_CALLS: usize = 16;
+
+/// Calls one gather (of services or subflows) may ask for.
+pub const MAX_GATHERED: usize = 1000;
+
+/// How many known flow names an "unknown flow" answer lists.
+const KNOWN_FLOWS_LISTED: usize = 20;
 
 /// A table may not grow past this (CPython needs ~200k function slots).
 const MAX_TABLE_ELEMENTS: usize = 262_144;
@@ -58,9 +66,35 @@ pub(crate) struct Ledger {
     /// Linear memory held right now by all the run's live instances.
     pub memory_in_use: u64,
     pub cpu_ticks: u64,
+    /// Time the host spent on the run's behalf outside the guest (looking
+    /// flows up for subflows), counted against its CPU quota too.
+    pub host_cpu_us: u64,
 }
 
 impl Ledger {
+    /// CPU time charged so far: guest ticks and host work, in ms.
+    pub fn cpu_time_ms(&self) -> u64 {
+        self.cpu_ticks * TICK.as_millis() as u64 + self.host_cpu_us / 1000
+    }
+
+    /// Charge host work done for the run to its CPU quota.
+    fn charge_host_time(&mut self, quotas: &Quotas, spent: std::time::Duration) -> wasmtime::Result<()> {
+        self.host_cpu_us += u64::try_from(spent.as_micros()).unwrap_or(u64::MAX);
+        if self.cpu_time_ms() > quotas.cpu_time_ms {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::CpuTime, quotas.cpu_time_ms)));
+        }
+        Ok(())
+    }
+
+    /// Count `bytes` the run's spans keep of what the guest sent.
+    fn keep(&mut self, quotas: &Quotas, bytes: usize) -> wasmtime::Result<()> {
+        self.usage.span_bytes += bytes as u64;
+        if self.usage.span_bytes > quotas.span_bytes {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::SpanBytes, quotas.span_bytes)));
+        }
+        Ok(())
+    }
+
     /// Whether the `spans` quota leaves room for one more span; checked under
     /// the same lock that then opens it.
     fn room_for_a_span(&self, quotas: &Quotas) -> wasmtime::Result<()> {
@@ -73,7 +107,7 @@ impl Ledger {
 
 impl RunShared {
     pub fn new(quotas: Quotas, env: RunEnv, core: Arc<SandboxCore>, recorder: Recorder) -> RunShared {
-        let ledger = Ledger { recorder, usage: Usage::default(), memory_in_use: 0, cpu_ticks: 0 };
+        let ledger = Ledger { recorder, usage: Usage::default(), memory_in_use: 0, cpu_ticks: 0, host_cpu_us: 0 };
         RunShared { quotas, env, core, ledger: Mutex::new(ledger) }
     }
 
@@ -119,12 +153,12 @@ impl HostState {
     /// that is once per tick of guest execution.
     pub fn on_epoch_tick(&mut self) -> wasmtime::Result<UpdateDeadline> {
         let limit = self.run.quotas.cpu_time_ms;
-        let ticks = {
+        let (ticks, spent_ms) = {
             let mut ledger = self.run.ledger();
             ledger.cpu_ticks += 1;
-            ledger.cpu_ticks
+            (ledger.cpu_ticks, ledger.cpu_time_ms())
         };
-        if ticks * TICK.as_millis() as u64 > limit {
+        if spent_ms > limit {
             return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::CpuTime, limit)));
         }
         if ticks.is_multiple_of(YIELD_EVERY_TICKS) {
@@ -164,6 +198,8 @@ struct ServiceCall {
 impl ServiceCall {
     fn parse(service: String, method: String, params_json: &str, line: Option<u32>) -> wasmtime::Result<ServiceCall> {
         let params = Value::Object(parse_object("rpc-call params", params_json)?);
+        // The names reach span names and error messages: keep them bounded.
+        let (service, method) = (clip_name(&service).to_string(), clip_name(&method).to_string());
         Ok(ServiceCall { service, method, params, line })
     }
 }
@@ -185,9 +221,12 @@ async fn call_service(
             return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::RpcCalls, limit)));
         }
         ledger.room_for_a_span(&run.quotas)?;
+        let (params, size) = clip_value(call.params.clone());
+        let name = clip_name(&name);
+        ledger.keep(&run.quotas, size + name.len())?;
         ledger.usage.rpc_calls += 1;
-        let attrs = Map::from_iter([("params".to_string(), clip_json(call.params.clone(), ATTR_MAX_BYTES))]);
-        ledger.recorder.start(Some(parent), SpanKind::Rpc, clip_name(&name), attrs, call.line)
+        let attrs = Map::from_iter([("params".to_string(), params)]);
+        ledger.recorder.start(Some(parent), SpanKind::Rpc, name, attrs, call.line)
     };
     let outcome = if allowed.iter().any(|a| a == "*" || *a == call.service) {
         let run_id = run.ledger().recorder.run_id().to_string();
@@ -202,16 +241,22 @@ async fn call_service(
         return Err(wasmtime::Error::new(exceeded));
     }
     let mut ledger = run.ledger();
-    let (status, attrs, answer) = match outcome {
+    let (status, attrs, answer, error) = match outcome {
         Ok(result) => {
-            let attrs = Map::from_iter([("result".to_string(), clip_json(result.clone(), ATTR_MAX_BYTES))]);
-            (Status::Ok, attrs, Ok(result.to_string()))
+            let (kept, size) = clip_value(result.clone());
+            ledger.keep(&run.quotas, size)?;
+            (Status::Ok, Map::from_iter([("result".to_string(), kept)]), Ok(result.to_string()), None)
         }
-        Err(failure) => (Status::Failed, Map::new(), Err(failure.to_json(&call.service, &call.method))),
+        Err(failure) => {
+            // A service's error is bounded like the guest's: its message and
+            // data come from outside the host too.
+            let (error, size) = bound_error(failure.to_json(&call.service, &call.method));
+            ledger.keep(&run.quotas, size)?;
+            (Status::Failed, Map::new(), Err(error.to_string()), Some(error))
+        }
     };
-    let error = answer.as_ref().err().cloned();
     ledger.recorder.end(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
-    Ok(answer.map_err(|error| error.to_string()))
+    Ok(answer)
 }
 
 /// Describes modules for built-ins (`flows.describe`, `flows.save`) in an
@@ -259,22 +304,6 @@ fn parse_object(what: &str, text: &str) -> wasmtime::Result<Map<String, Value>> 
     }
 }
 
-fn clip_attrs(attrs: Map<String, Value>) -> Map<String, Value> {
-    match clip_json(Value::Object(attrs), ATTR_MAX_BYTES) {
-        Value::Object(map) => map,
-        cut => Map::from_iter([("_cut".to_string(), cut)]),
-    }
-}
-
-/// Span names are for reading; a flow cannot make one a megabyte long.
-fn clip_name(name: &str) -> &str {
-    let mut end = name.len().min(200);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    &name[..end]
-}
-
 impl Host for HostState {
     async fn rpc_call(
         &mut self,
@@ -294,12 +323,16 @@ impl Host for HostState {
         let (Role::Run { flow, allowed, .. }, Some(parent)) = (&self.role, self.current_span()) else {
             return Ok(calls.iter().map(|_| Err(not_while_describing().to_string())).collect());
         };
+        refuse_large_gather("services.gather", calls.len())?;
         let calls = calls
             .into_iter()
             .map(|c| ServiceCall::parse(c.service, c.method, &c.params_json, c.line))
             .collect::<wasmtime::Result<Vec<_>>>()?;
         let pending = calls.into_iter().map(|call| call_service(self.run.clone(), flow, allowed, parent, call));
-        futures_util::future::join_all(pending).await.into_iter().collect()
+        // In order, at most MAX_CONCURRENT_CALLS in flight.
+        let answers: Vec<_> =
+            futures_util::stream::iter(pending).buffered(MAX_CONCURRENT_CALLS).collect::<Vec<_>>().await;
+        answers.into_iter().collect()
     }
 
     async fn span_start(
@@ -313,11 +346,13 @@ impl Host for HostState {
         if kind != "step" {
             return Err(protocol_error(format!("a flow may only open 'step' spans, not '{kind}'")));
         }
-        let attrs = clip_attrs(parse_object("span attributes", &attrs_json)?);
+        let (attrs, size) = clip_attrs(parse_object("span attributes", &attrs_json)?);
+        let name = clip_name(&name);
         let span_id = {
             let mut ledger = self.run.ledger();
             ledger.room_for_a_span(&self.run.quotas)?;
-            ledger.recorder.start(self.current_span(), SpanKind::Step, clip_name(&name), attrs, line)
+            ledger.keep(&self.run.quotas, size + name.len())?;
+            ledger.recorder.start(self.current_span(), SpanKind::Step, name, attrs, line)
         };
         self.open_steps.push(span_id);
         Ok(span_id)
@@ -339,12 +374,18 @@ impl Host for HostState {
         if self.open_steps.last() != Some(&id) {
             return Err(protocol_error(format!("span {id} is not the innermost step this flow has open")));
         }
-        let attrs = clip_attrs(parse_object("span attributes", &attrs_json)?);
+        let (attrs, mut size) = clip_attrs(parse_object("span attributes", &attrs_json)?);
         let error = match error_json {
-            Some(text) => Some(Value::Object(parse_object("span error", &text)?)),
+            Some(text) => {
+                let (error, error_size) = bound_error(Value::Object(parse_object("span error", &text)?));
+                size += error_size;
+                Some(error)
+            }
             None => None,
         };
-        self.run.ledger().recorder.end(id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
+        let mut ledger = self.run.ledger();
+        ledger.keep(&self.run.quotas, size)?;
+        ledger.recorder.end(id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
         self.open_steps.pop();
         Ok(())
     }
@@ -382,6 +423,7 @@ impl Host for HostState {
         concurrency: u32,
     ) -> wasmtime::Result<Vec<SubflowAnswer>> {
         let caller = self.subflow_caller()?;
+        refuse_large_gather("flow.invoke_many", calls.len())?;
         let concurrency = (concurrency as usize).clamp(1, MAX_CONCURRENT_SUBFLOWS);
         let mut answers: Vec<Option<SubflowAnswer>> = calls.iter().map(|_| None).collect();
         let run = &self.run;
@@ -428,12 +470,17 @@ async fn run_subflow(
 ) -> wasmtime::Result<SubflowAnswer> {
     let refused = |error: Value| SubflowAnswer { outcome: Err(error.to_string()), span_id: None, duration_us: 0 };
     let resolver = run.env.flows.clone();
-    let Some(callee) = resolver.resolve(&call.flow).await else {
-        let known = resolver.names().await;
+    // Looking a flow up is host work done for the run: charged to its CPU.
+    let looking = Instant::now();
+    let resolved = resolver.resolve(&call.flow).await;
+    let Some(callee) = resolved else {
+        let known = resolver.names(KNOWN_FLOWS_LISTED).await;
+        run.ledger().charge_host_time(&run.quotas, looking.elapsed())?;
         let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-        let message = format!("unknown flow '{}' (known flows: {known})", call.flow);
+        let message = format!("unknown flow '{}' (known flows: {known})", clip_name(&call.flow));
         return Ok(refused(json!({"type": "UnknownFlow", "message": message})));
     };
+    run.ledger().charge_host_time(&run.quotas, looking.elapsed())?;
     let input = Value::Object(parse_object("flow.invoke input", &call.input_json)?);
     let arguments = match callee.info.check_input(&input) {
         Ok(arguments) => arguments,
@@ -442,10 +489,11 @@ async fn run_subflow(
     let span_id = {
         let mut ledger = run.ledger();
         ledger.room_for_a_span(&run.quotas)?;
+        let (input, size) = clip_value(Value::Object(arguments.clone()));
+        ledger.keep(&run.quotas, size)?;
         ledger.usage.subflows += 1;
         ledger.usage.max_subflow_depth = ledger.usage.max_subflow_depth.max(caller.depth + 1);
-        let attrs =
-            Map::from_iter([("input".to_string(), clip_json(Value::Object(arguments.clone()), ATTR_MAX_BYTES))]);
+        let attrs = Map::from_iter([("input".to_string(), input)]);
         ledger.recorder.start(Some(caller.parent), SpanKind::Subflow, &callee.info.name, attrs, call.line)
     };
     let started = Instant::now();
@@ -472,10 +520,22 @@ async fn run_subflow(
         Outcome::Trapped(trap) => return Err(trap),
     };
     let mut ledger = run.ledger();
+    if let Some(error) = &error {
+        // Bounded already (every raised error is); the subflow span keeps it.
+        ledger.keep(&run.quotas, error.to_string().len())?;
+    }
     ledger.recorder.close_under(span_id, Status::Failed, Some(&left_open_error()));
     ledger.recorder.end(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
     let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     Ok(SubflowAnswer { outcome: answer, span_id: Some(span_id), duration_us })
+}
+
+/// A gather asks for more calls than one host call may carry.
+fn refuse_large_gather(what: &str, calls: usize) -> wasmtime::Result<()> {
+    if calls > MAX_GATHERED {
+        return Err(protocol_error(format!("{what} takes at most {MAX_GATHERED} calls at once, not {calls}")));
+    }
+    Ok(())
 }
 
 fn not_while_describing() -> Value {

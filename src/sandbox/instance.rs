@@ -3,6 +3,7 @@
 //! subflow) to the next.
 
 use super::bindings::FlowGuestPre;
+use super::bounds::bound_error;
 use super::engine::EpochTicker;
 use super::host::{HostState, Role, RunShared, epoch_callback};
 use serde_json::{Value, json};
@@ -56,8 +57,12 @@ pub(crate) async fn run_guest(run: Arc<RunShared>, role: Role, call: GuestCall) 
     };
     match result {
         Ok(Ok(output)) => Outcome::Returned(output),
+        // Bounded here, once, for runs, subflows and describes alike.
         Ok(Err(error)) => Outcome::Raised(
-            serde_json::from_str(&error).unwrap_or_else(|_| json!({"type": "GuestError", "message": error})),
+            bound_error(
+                serde_json::from_str(&error).unwrap_or_else(|_| json!({"type": "GuestError", "message": error})),
+            )
+            .0,
         ),
         Err(trap) => Outcome::Trapped(trap),
     }

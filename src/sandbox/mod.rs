@@ -6,6 +6,7 @@
 //! runs one, records its spans through the run's event sink, enforces its
 //! quotas and returns a `RunReport`.
 
+mod bounds;
 mod engine;
 mod env;
 mod host;
@@ -13,6 +14,7 @@ mod instance;
 mod quotas;
 mod run;
 
+pub use bounds::{ATTR_MAX_BYTES, MESSAGE_MAX_BYTES, NAME_MAX_BYTES, TRACEBACK_MAX_BYTES};
 pub use engine::{
     EngineOptions, GUEST_COMPONENT, GUEST_SOURCE_HASH, WASMTIME_VERSION, artefact_path, default_cache_dir,
 };
@@ -20,7 +22,6 @@ pub use env::{
     BoxFuture, CallContext, CallFailure, FlowResolver, ModuleDescriber, ModuleFlows, NoServices, ResolvedFlow, RunEnv,
     ServiceCaller,
 };
-pub use host::ATTR_MAX_BYTES;
 pub use quotas::{MIB, Quota, QuotaExceeded, Quotas, Usage};
 pub use run::{RunReport, RunRequest};
 

@@ -13,6 +13,8 @@ pub struct Quotas {
     pub rpc_calls: u64,
     pub spans: u64,
     pub log_bytes: u64,
+    /// What spans keep of the guest's strings: names, attributes, errors.
+    pub span_bytes: u64,
     pub output_bytes: u64,
     pub subflow_depth: u32,
     pub input_bytes: u64,
@@ -29,6 +31,7 @@ impl Default for Quotas {
             rpc_calls: 1_000,
             spans: 10_000,
             log_bytes: MIB,
+            span_bytes: 8 * MIB,
             output_bytes: MIB,
             subflow_depth: 4,
             input_bytes: MIB,
@@ -52,6 +55,7 @@ pub enum Quota {
     RpcCalls,
     Spans,
     LogBytes,
+    SpanBytes,
     OutputBytes,
     InputBytes,
     SubflowDepth,
@@ -66,6 +70,7 @@ impl Quota {
             Quota::RpcCalls => "rpc_calls",
             Quota::Spans => "spans",
             Quota::LogBytes => "log_bytes",
+            Quota::SpanBytes => "span_bytes",
             Quota::OutputBytes => "output_bytes",
             Quota::InputBytes => "input_bytes",
             Quota::SubflowDepth => "subflow_depth",
@@ -75,7 +80,7 @@ impl Quota {
     fn unit(self) -> &'static str {
         match self {
             Quota::WallTime | Quota::CpuTime => " ms",
-            Quota::Memory | Quota::LogBytes | Quota::OutputBytes | Quota::InputBytes => " bytes",
+            Quota::Memory | Quota::LogBytes | Quota::SpanBytes | Quota::OutputBytes | Quota::InputBytes => " bytes",
             Quota::RpcCalls => " calls",
             Quota::Spans => " spans",
             Quota::SubflowDepth => " levels",
@@ -120,6 +125,9 @@ pub struct Usage {
     pub rpc_calls: u64,
     pub spans: u64,
     pub log_bytes: u64,
+    /// Runs stored before this quota existed have no such field.
+    #[serde(default)]
+    pub span_bytes: u64,
     pub output_bytes: u64,
     pub subflows: u64,
     pub max_subflow_depth: u32,

@@ -3,7 +3,6 @@
 //! span closed, whatever happened inside.
 
 use super::Sandbox;
-use super::engine::TICK;
 use super::env::RunEnv;
 use super::host::{GuestProtocolError, Role, RunShared, left_open_error};
 use super::instance::{GuestCall, Outcome, run_guest};
@@ -93,7 +92,7 @@ impl Sandbox {
         ledger.recorder.close_under(root, leftover_status, leftover_error.as_ref());
         let usage = Usage {
             wall_time_ms: started.elapsed().as_secs_f64() * 1000.0,
-            cpu_time_ms: ledger.cpu_ticks * TICK.as_millis() as u64,
+            cpu_time_ms: ledger.cpu_time_ms(),
             spans: ledger.recorder.spans_started(),
             output_bytes,
             ..ledger.usage.clone()

@@ -169,6 +169,16 @@ impl Store {
         .await
     }
 
+    /// The first `limit` flow names, in order (for "unknown flow" messages).
+    pub async fn flow_names(self: &Arc<Self>, limit: usize) -> Result<Vec<String>> {
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached("SELECT DISTINCT name FROM flows ORDER BY name LIMIT ?1")?;
+            let rows = statement.query_map([limit as i64], |row| row.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
     /// Every flow's latest version, by name.
     pub async fn flows(self: &Arc<Self>) -> Result<Vec<FlowSummary>> {
         self.read(|conn| {

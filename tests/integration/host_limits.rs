@@ -104,3 +104,57 @@ fn checking_a_module_obeys_the_operators_maxima() {
     let message = refused.json()["error"]["message"].as_str().unwrap().to_string();
     assert!(message.contains("cpu_time") && message.contains("300"), "{message}");
 }
+
+/// Thirty steps, each failing with a 2 MiB exception that the flow catches.
+const ERROR_FLOOD: &str = r#"from hero_logic import flow
+
+
+@flow(name="error_flood")
+def error_flood():
+    for i in range(30):
+        try:
+            with flow.step(f"step {i}", note="n" * 100_000):
+                raise ValueError("x" * (2 << 20))
+        except ValueError:
+            pass
+    return "survived"
+"#;
+
+fn store_bytes(server: &Server) -> u64 {
+    std::fs::read_dir(&server.data_dir).unwrap().map(|entry| entry.unwrap().metadata().unwrap().len()).sum()
+}
+
+#[test]
+fn what_spans_keep_of_a_flows_strings_is_cut_and_counted() {
+    let server = Server::start(&[]);
+    let before = store_bytes(&server);
+    let run = run_wait(&server, json!({"source": ERROR_FLOOD, "input": {}}));
+    assert_eq!((run["status"].clone(), run["output"].clone()), (json!("ok"), json!("survived")), "{run}");
+    let spans = server.get(&format!("/api/runs/{}/spans", run["run_id"].as_str().unwrap())).json();
+    let steps: Vec<&Value> = spans["spans"].as_array().unwrap().iter().filter(|s| s["kind"] == "step").collect();
+    assert_eq!(steps.len(), 30);
+    for step in steps {
+        let error = &step["error"];
+        assert_eq!(error["type"], "ValueError");
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.len() < 4200 && message.ends_with(&format!("(cut at 4096 of {} bytes)", 2 << 20)),
+            "{}",
+            &message[4000..]
+        );
+        assert!(error["traceback"].as_str().unwrap().len() < 17 * 1024);
+        assert!(step["attrs"].to_string().len() < 4200, "attributes are cut too");
+    }
+    let used = run["usage"]["span_bytes"].as_u64().unwrap();
+    assert!(used > 30 * 4096 && used < 2 * 1024 * 1024, "{used}");
+    let grown = store_bytes(&server).saturating_sub(before);
+    println!("HOST-LIMITS error flood: store grew by {grown} bytes, spans kept {used} bytes");
+    assert!(grown < 8 * 1024 * 1024, "the store grew by {grown} bytes");
+
+    // With a smaller span_bytes quota the same flow stops, however it catches.
+    let stopped = run_wait(&server, json!({"source": ERROR_FLOOD, "input": {}, "quotas": {"span_bytes": 100_000}}));
+    assert_eq!(
+        (stopped["status"].clone(), stopped["error"]["quota"].clone()),
+        (json!("quota_exceeded"), json!("span_bytes"))
+    );
+}
