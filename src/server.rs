@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// WebSocket streams open at once.
     pub max_streams: usize,
+    /// Directories `unix://` services registered over HTTP may live in.
+    pub service_socket_dirs: Vec<PathBuf>,
     /// Sandbox instances alive at once (runs, their subflows, describes);
     /// past it, a new instance waits for a free one.
     pub max_instances: u32,
@@ -55,6 +57,7 @@ impl ServerConfig {
             connections: ConnectionLimits::default(),
             max_streams: 512,
             max_instances: EngineOptions::default().max_instances,
+            service_socket_dirs: Vec::new(),
             scheduler: SchedulerConfig::default(),
             max_quotas: Quotas::default(),
             max_body_bytes: 4 * 1024 * 1024,
@@ -77,7 +80,7 @@ pub async fn serve(
     tracing::info!(flows = loaded.len(), "built-in flows stored (new or changed)");
     let bus = Arc::new(EventBus::default());
     let metrics = Arc::new(Metrics::default());
-    let services = Arc::new(ServiceRegistry::new(store.clone()));
+    let services = Arc::new(ServiceRegistry::with_socket_dirs(store.clone(), config.service_socket_dirs.clone()));
     let scheduler = Arc::new(Scheduler::new(
         sandbox.clone(),
         store.clone(),

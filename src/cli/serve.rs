@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// checks. Past it a new instance waits for one to end; it never fails.
     #[arg(long, value_name = "N", default_value_t = EngineOptions::default().max_instances)]
     pub max_instances: u32,
+    /// A directory whose Unix sockets may be registered as `unix://`
+    /// services over HTTP (none by default). Repeatable.
+    #[arg(long = "service-socket-dir", value_name = "DIR")]
+    pub service_socket_dirs: Vec<PathBuf>,
     /// Seconds a client may take to send a request head (and an idle
     /// kept-alive connection stays open).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
@@ -85,6 +89,13 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
     config.connections.header_timeout = std::time::Duration::from_secs(args.header_timeout.max(1));
     config.max_streams = args.max_streams.max(1);
     config.max_instances = args.max_instances;
+    config.service_socket_dirs = args
+        .service_socket_dirs
+        .iter()
+        .map(|dir| {
+            std::path::absolute(dir).map_err(|e| UsageError(format!("--service-socket-dir {}: {e}", dir.display())))
+        })
+        .collect::<Result<_, _>>()?;
     config.scheduler = scheduler;
     config.max_quotas = args.max.apply(Quotas::default()).map_err(UsageError)?;
     config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace);

@@ -14,7 +14,7 @@ mod instance;
 mod quotas;
 mod run;
 
-pub use bounds::{ATTR_MAX_BYTES, MESSAGE_MAX_BYTES, NAME_MAX_BYTES, TRACEBACK_MAX_BYTES};
+pub use bounds::{ATTR_MAX_BYTES, MESSAGE_MAX_BYTES, NAME_MAX_BYTES, TRACEBACK_MAX_BYTES, clip_str};
 pub use engine::{
     EngineOptions, GUEST_COMPONENT, GUEST_SOURCE_HASH, WASMTIME_VERSION, artefact_path, default_cache_dir,
 };

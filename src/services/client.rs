@@ -35,12 +35,26 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Read a service URL. Only what goes into a request line verbatim is
+    /// accepted: visible ASCII, no user info, a plain host and port, so a
+    /// URL cannot smuggle a second request or another header.
     pub fn parse(url: &str) -> Result<Endpoint, String> {
+        if let Some(bad) = url.chars().find(|c| !c.is_ascii_graphic()) {
+            return Err(format!(
+                "{:?} has a character a URL may not carry ({:?}); percent-encode it",
+                crate::sandbox::clip_str(url, 200),
+                bad
+            ));
+        }
         if let Some(path) = url.strip_prefix("unix://") {
             if !path.starts_with('/') {
                 return Err(format!("'{url}': a Unix socket URL needs an absolute path, as unix:///run/service.sock"));
             }
-            return Ok(Endpoint::Unix { socket: PathBuf::from(path) });
+            let socket = PathBuf::from(path);
+            if socket.components().any(|part| matches!(part, std::path::Component::ParentDir)) {
+                return Err(format!("'{url}': a Unix socket path may not contain '..'"));
+            }
+            return Ok(Endpoint::Unix { socket });
         }
         let (rest, tls) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
             (Some(rest), _) => (rest, false),
@@ -51,8 +65,11 @@ impl Endpoint {
             Some(index) => (&rest[..index], &rest[index..]),
             None => (rest, "/"),
         };
-        if authority.is_empty() || authority.contains('@') {
-            return Err(format!("'{url}' has no usable host"));
+        if !plain_authority(authority) {
+            return Err(format!("'{url}' has no usable host: give host[:port], without user info"));
+        }
+        if path.contains('#') {
+            return Err(format!("'{url}': a service URL has no #fragment"));
         }
         if !tls {
             return Ok(Endpoint::Http { authority: authority.to_string(), path: path.to_string() });
@@ -72,6 +89,29 @@ impl Endpoint {
         };
         Ok(Endpoint::Https { authority, host, path: path.to_string() })
     }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`, with a host of letters,
+/// digits, dots and dashes (or a bracketed IPv6 address).
+fn plain_authority(authority: &str) -> bool {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((v6, after)) => {
+                if v6.parse::<std::net::Ipv6Addr>().is_err() {
+                    return false;
+                }
+                ("v6", after.strip_prefix(':'))
+            }
+            None => return false,
+        },
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let host_ok = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    let port_ok = port.is_none_or(|port| port.parse::<u16>().is_ok());
+    host_ok && port_ok
 }
 
 /// Call `method` with named `params`; the result, or why there is none.
@@ -271,6 +311,28 @@ mod tests {
             Ok(Endpoint::Https { authority: "localhost:8443".into(), host: "localhost".into(), path: "/".into() })
         );
         assert!(Endpoint::parse("ftp://x").unwrap_err().contains("is not an http://"));
+    }
+
+    #[test]
+    fn refuses_urls_that_could_smuggle_bytes_into_a_request() {
+        for url in [
+            "http://127.0.0.1:9/\r\nGET /admin HTTP/1.1",
+            "http://127.0.0.1:9/rpc\r\nHost: evil",
+            "http://evil\r\n:80/",
+            "http://127.0.0.1:9/a b",
+            "http://user:pass@127.0.0.1:9/",
+            "http://127.0.0.1:9x/",
+            "http://exa_mple.com/",
+            "http://[::1/",
+            "http://127.0.0.1:9/#frag",
+            "http://127.0.0.1:9/caf\u{e9}",
+            "unix:///run/../etc/x.sock",
+            "unix:///run/x.sock\n",
+        ] {
+            assert!(Endpoint::parse(url).is_err(), "{url:?}");
+        }
+        assert!(Endpoint::parse("http://[::1]:8080/rpc?x=1").is_ok());
+        assert!(Endpoint::parse("http://svc-1.internal.example:8080/rpc").is_ok());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::sandbox::{BoxFuture, CallContext, CallFailure, ServiceCaller};
 use crate::store::{Store, StoredService};
 use anyhow::Result;
 use serde_json::Value;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,11 +37,40 @@ pub struct ServiceInfo {
 
 pub struct ServiceRegistry {
     store: Arc<Store>,
+    /// Where `unix://` services may live; `None` is anywhere (the command
+    /// line, run by the operator), an empty list is nowhere.
+    socket_dirs: Option<Vec<PathBuf>>,
 }
 
 impl ServiceRegistry {
+    /// A registry for the operator's own command line: any URL it can read.
     pub fn new(store: Arc<Store>) -> ServiceRegistry {
-        ServiceRegistry { store }
+        ServiceRegistry { store, socket_dirs: None }
+    }
+
+    /// A registry for the server, where API clients register services:
+    /// `unix://` sockets only under `socket_dirs`.
+    pub fn with_socket_dirs(store: Arc<Store>, socket_dirs: Vec<PathBuf>) -> ServiceRegistry {
+        ServiceRegistry { store, socket_dirs: Some(socket_dirs) }
+    }
+
+    /// The endpoint a URL names, when this registry may reach it. Checked
+    /// on the text alone, so a refusal says nothing of what exists on disk.
+    fn endpoint(&self, url: &str) -> Result<Endpoint, String> {
+        let endpoint = Endpoint::parse(url)?;
+        if let (Endpoint::Unix { socket }, Some(dirs)) = (&endpoint, &self.socket_dirs)
+            && !dirs.iter().any(|dir| socket.starts_with(dir))
+        {
+            let allowed = if dirs.is_empty() {
+                "none".to_string()
+            } else {
+                dirs.iter().map(|dir| dir.display().to_string()).collect::<Vec<_>>().join(", ")
+            };
+            return Err(format!(
+                "unix:// services must be in a directory the operator allows with --service-socket-dir (allowed: {allowed})"
+            ));
+        }
+        Ok(endpoint)
     }
 
     /// Every service, built-ins first.
@@ -81,7 +111,7 @@ impl ServiceRegistry {
         if builtin::NAMES.contains(&name) {
             return Err(format!("'{name}' is a built-in service"));
         }
-        let endpoint = Endpoint::parse(url)?;
+        let endpoint = self.endpoint(url)?;
         let timeout_ms = timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         if timeout_ms == 0 {
             return Err("the timeout must be greater than 0 ms".into());
@@ -154,7 +184,7 @@ impl ServiceRegistry {
             }
             return builtin::call(&self.store, context, service, method, &params).await;
         }
-        let endpoint = Endpoint::parse(&info.url).map_err(CallFailure::Transport)?;
+        let endpoint = self.endpoint(&info.url).map_err(CallFailure::Transport)?;
         client::call(&endpoint, method, params, Duration::from_millis(info.timeout_ms)).await
     }
 }

@@ -538,3 +538,44 @@ fn a_service_over_https_is_verified_against_the_trusted_roots() {
     assert_eq!(report["status"], "ok", "{report:#}");
     assert_eq!(report["output"]["days"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_service_url_cannot_smuggle_a_request_or_reach_sockets_the_operator_did_not_allow() {
+    // A listener that records whatever reaches it.
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let port = trap.local_addr().unwrap().port();
+    let server = Server::start(&[]);
+    for url in [
+        format!("http://127.0.0.1:{port}/\r\nGET /smuggled HTTP/1.1\r\nHost: x"),
+        format!("http://127.0.0.1:{port}/rpc HTTP/1.1\r\nX: y"),
+        format!("http://user:secret@127.0.0.1:{port}/"),
+    ] {
+        let refused = register(&server, "smuggler", &url, json!({}));
+        assert_eq!(refused.status, 400, "{url:?}: {}", refused.text());
+    }
+    assert!(trap.accept().is_err(), "nothing was sent anywhere");
+
+    // Unix sockets: refused outside the allowed directories, with the same
+    // words whether the path exists or not.
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("weather.sock");
+    let _weather = Weather::start(&["--unix", socket.to_str().unwrap()]);
+    let message = |url: &str| {
+        let refused = register(&server, "local", url, json!({}));
+        assert_eq!(refused.status, 400, "{}", refused.text());
+        let message = refused.json()["error"]["message"].as_str().unwrap().to_string();
+        message.replace(url, "URL")
+    };
+    let existing = message(&format!("unix://{}", socket.display()));
+    assert!(existing.contains("--service-socket-dir"), "{existing}");
+    assert_eq!(existing, message("unix:///no/such/dir/x.sock"), "a refusal does not tell whether a path exists");
+
+    let allowed = Server::start(&["--service-socket-dir", dir.path().to_str().unwrap()]);
+    let registered = register(&allowed, "weather", &format!("unix://{}", socket.display()), json!({}));
+    assert_eq!(registered.status, 201, "{}", registered.text());
+    let escaped = format!("unix://{}/../weather.sock", dir.path().display());
+    assert_eq!(register(&allowed, "escaped", &escaped, json!({})).status, 400);
+    let answer = run(&allowed, CALLS, "good", json!({"city": "Lisbon", "days": 1}));
+    assert_eq!(answer["status"], "ok", "{answer}");
+}
