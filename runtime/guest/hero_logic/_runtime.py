@@ -24,6 +24,7 @@ class GuestError(Exception):
 def _load(source):
     """Execute the module's source and return the flows it declared."""
     _flow.registry.clear()
+    _flow._open_steps.clear()
     try:
         code = compile(source, _errors.FLOW_FILENAME, "exec", dont_inherit=True)
     except SyntaxError as exc:
