@@ -11,4 +11,5 @@ mod services;
 mod spans;
 mod stdlib;
 mod support;
+mod surrogates;
 mod ui;
