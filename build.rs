@@ -6,7 +6,8 @@
 //! hash of every source it is built from; two builds of the same source are not
 //! byte-identical, so the key is the source, never the output. The key is also
 //! handed to the crate as `HERO_LOGIC_GUEST_HASH`, where it becomes part of
-//! the compiled-artefact cache key.
+//! the compiled-artefact cache key. It is built from a copy of the sources
+//! there too, so that building writes nothing into the checkout.
 
 use sha2::{Digest, Sha256};
 use std::fs;
@@ -33,7 +34,7 @@ fn main() {
     let cached = work.join(format!("guest-{key}.wasm"));
     if !cached.exists() {
         let builder = ensure_builder(&root, &work);
-        build_component(&root, &builder, &cached);
+        build_component(&root, &work, &key, &builder, &cached);
     }
     fs::copy(&cached, out_dir.join("guest.wasm")).expect("copy the guest component into OUT_DIR");
 }
@@ -111,11 +112,29 @@ fn ensure_builder(root: &Path, work: &Path) -> PathBuf {
     builder
 }
 
-fn build_component(root: &Path, builder: &Path, cached: &Path) {
+/// Builds from a copy of the inputs under `work`, never from the source tree:
+/// componentize-py imports `app.py` to snapshot it, and its interpreter writes
+/// `__pycache__/` beside what it imports whatever `PYTHONDONTWRITEBYTECODE`
+/// says. In `runtime/guest/`, a directory this script watches, that would make
+/// the next cargo command run this script again and relink the crate, and
+/// leave files in the checkout.
+fn build_component(root: &Path, work: &Path, key: &str, builder: &Path, cached: &Path) {
+    let staging = work.join(format!("src-{key}"));
+    let _ = fs::remove_dir_all(&staging);
+    let mut files = Vec::new();
+    for input in GUEST_INPUTS {
+        collect_files(&root.join(input), &mut files);
+    }
+    for file in &files {
+        let copy = staging.join(file.strip_prefix(root).expect("inputs live under the crate root"));
+        fs::create_dir_all(copy.parent().expect("a copied file has a directory"))
+            .unwrap_or_else(|e| panic!("create {}: {e}", copy.display()));
+        fs::copy(file, &copy).unwrap_or_else(|e| panic!("copy {} to {}: {e}", file.display(), copy.display()));
+    }
     let partial = cached.with_extension("wasm.partial");
     run(
         Command::new(builder)
-            .current_dir(root)
+            .current_dir(&staging)
             // An outer venv confuses componentize-py's search for its own stdlib.
             .env_remove("VIRTUAL_ENV")
             .env_remove("PYTHONPATH")
@@ -125,6 +144,7 @@ fn build_component(root: &Path, builder: &Path, cached: &Path) {
         "build the guest component with componentize-py",
     );
     fs::rename(&partial, cached).expect("move the built guest component into the cache");
+    let _ = fs::remove_dir_all(&staging);
 }
 
 fn run(command: &mut Command, what: &str) {

@@ -9,7 +9,7 @@ import gc
 import wit_world
 from componentize_py_types import Err
 
-from hero_logic import _runtime, _stdlib
+from hero_logic import _host, _runtime, _stdlib
 
 _stdlib.preload()
 _stdlib.install_guard()
@@ -23,10 +23,12 @@ gc.freeze()
 
 
 def _answer(call, *args):
+    # Outputs, flow descriptions and error messages can carry any str a flow
+    # made: each answer crosses as text the host can take.
     try:
-        return call(*args)
+        return _host.text(call(*args))
     except _runtime.GuestError as exc:
-        raise Err(exc.to_json())
+        raise Err(_host.text(exc.to_json()))
 
 
 class WitWorld(wit_world.WitWorld):

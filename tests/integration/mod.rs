@@ -13,4 +13,5 @@ mod services;
 mod spans;
 mod stdlib;
 mod support;
+mod surrogates;
 mod ui;

@@ -136,6 +136,91 @@ def leaky():
 }
 
 #[test]
+fn a_step_closes_the_steps_left_open_inside_it() {
+    let source = r#"from hero_logic import flow
+
+@flow()
+def sloppy():
+    with flow.step("outer"):
+        flow.step("inner").__enter__()
+    with flow.step("after"):
+        pass
+    return "done"
+"#;
+    let (code, report) = run_json(source, &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["status"], "ok");
+    let inner = span(&report, "inner");
+    assert_eq!(inner["status"], "failed");
+    assert_eq!(inner["error"]["type"], "SpanLeftOpen");
+    assert_eq!(inner["parent_id"], span(&report, "outer")["span_id"]);
+    assert_eq!(span(&report, "outer")["status"], "ok");
+    assert_eq!(span(&report, "after")["status"], "ok");
+    assert_eq!(span(&report, "after")["parent_id"], report["spans"][0]["span_id"]);
+}
+
+const DEEP: &str = r#"from hero_logic import flow
+
+@flow(name="deep")
+def deep():
+    def down(n):
+        with flow.step(f"level {n}"):
+            return down(n + 1)
+    return down(0)
+"#;
+
+#[test]
+fn deep_recursion_through_steps_ends_as_a_recursion_error_with_its_traceback() {
+    let (code, report) = run_json(DEEP, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["status"], "failed");
+    let error = &report["error"];
+    assert_eq!(error["type"], "RecursionError", "{error:#}");
+    assert!([6, 7].contains(&error["line"].as_u64().unwrap()), "{error:#}");
+    let traceback = error["traceback"].as_str().unwrap();
+    assert!(traceback.contains("line 8, in deep"), "{traceback}");
+    assert!(traceback.contains("line 7, in down\n    return down(n + 1)"), "{traceback}");
+    assert!(traceback.contains("[Previous line repeated "), "{traceback}");
+    assert!(traceback.trim_end().ends_with("RecursionError: maximum recursion depth exceeded"), "{traceback}");
+
+    // Every level's step is closed, failed with the same error, each inside
+    // the one before.
+    assert_all_closed(&report);
+    let steps: Vec<&Value> = report["spans"].as_array().unwrap().iter().filter(|s| s["kind"] == "step").collect();
+    assert!(steps.len() > 100, "{} steps", steps.len());
+    let mut parent = &report["spans"][0];
+    for (level, step) in steps.iter().enumerate() {
+        assert_eq!(step["name"], format!("level {level}"));
+        assert_eq!(step["parent_id"], parent["span_id"]);
+        assert_eq!(step["status"], "failed", "{step:#}");
+        assert_eq!(step["error"]["type"], "RecursionError", "{step:#}");
+        parent = step;
+    }
+}
+
+#[test]
+fn a_flow_that_catches_deep_recursion_through_steps_goes_on() {
+    let source = DEEP.replace(
+        "    return down(0)\n",
+        r#"    try:
+        down(0)
+    except RecursionError:
+        pass
+    with flow.step("after"):
+        pass
+    return random._os.sys.getrecursionlimit()
+"#,
+    );
+    let (code, report) = run_json(&format!("import random\n{source}"), &[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["output"], 1000, "the recursion limit is back where it was");
+    let after = span(&report, "after");
+    assert_eq!(after["status"], "ok");
+    assert_eq!(after["parent_id"], report["spans"][0]["span_id"]);
+    assert_all_closed(&report);
+}
+
+#[test]
 fn a_flow_cannot_close_a_span_it_does_not_own() {
     // Hostile code can reach the raw host functions through the SDK's module;
     // the host still refuses to let it close the root span.

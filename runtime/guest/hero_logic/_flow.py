@@ -7,6 +7,8 @@
         flow.log("done")
 """
 
+import sys
+
 from . import _errors, _host, _streams
 
 #: Input types a flow may declare, as JSON Schema type names.
@@ -23,6 +25,24 @@ _PYTHON_TYPES = {
 
 #: Flows declared by the module being described or run, in declaration order.
 registry = []
+
+#: The steps this instance has open, innermost last: the host's stack of this
+#: instance's steps, mirrored. The host lets a flow close only its innermost
+#: step, so a step that ends with steps still open inside it (their own exit
+#: never ran, or failed) closes those first, rather than being refused.
+_open_steps = []
+
+#: Python frames a step may use beyond the recursion limit to open or close
+#: its span. A step entered or left at the limit (deep recursion through
+#: steps) must still reach the host: a span opened there that the SDK never
+#: learnt of, or one left unclosed, would break the span protocol and hide the
+#: RecursionError that is the real failure. Building the error object
+#: (traceback) and the host call need a few tens of frames.
+_HEADROOM = 50
+
+# Looked up once: a step reads and sets the limit four times.
+_get_recursion_limit = sys.getrecursionlimit
+_set_recursion_limit = sys.setrecursionlimit
 
 
 class Failed(Exception):
@@ -113,17 +133,57 @@ class Step:
     def __enter__(self):
         if self._span_id is not None:
             raise RuntimeError(f"step {self.name!r} was already entered; open a new flow.step")
+        # A first call without headroom: if this frame is the last the limit
+        # allows, RecursionError is raised here, before anything is opened,
+        # and restoring the limit below (from this frame, not a helper's: a
+        # limit equal to the depth of the frame setting it is refused) cannot
+        # be refused.
         _streams.flush_all()
-        self._span_id = _host.span_start("step", self.name, self._attrs, self._line)
+        limit = _get_recursion_limit()
+        _set_recursion_limit(limit + _HEADROOM)
+        try:
+            self._span_id = _host.span_start("step", self.name, self._attrs, self._line)
+            _open_steps.append(self)
+        finally:
+            _set_recursion_limit(limit)
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        _streams.flush_all()
-        if exc is None:
-            _host.span_end(self._span_id, "ok", self._late_attrs, None)
-        else:
-            _host.span_end(self._span_id, "failed", self._late_attrs, _errors.error_of(exc))
+        limit = _get_recursion_limit()
+        _set_recursion_limit(limit + _HEADROOM)
+        try:
+            _close(self, exc)
+        finally:
+            try:
+                _set_recursion_limit(limit)
+            except RecursionError:
+                # Only when the flow itself lowered the limit to this frame's
+                # depth; the limit then stays a little higher, which is harmless.
+                pass
         return False
+
+
+def _close(step, exc):
+    """End `step`'s span, after any of its inner steps still open."""
+    if (not _open_steps or _open_steps[-1] is not step) and step not in _open_steps:
+        # Already closed, as an inner step left open by an outer one that ended.
+        return
+    _streams.flush_all()
+    error = None if exc is None else _errors.error_of(exc)
+    while _open_steps[-1] is not step:
+        inner = _open_steps[-1]
+        inner_error = error or {
+            "type": "SpanLeftOpen",
+            "message": f"step {step.name!r} ended before this step inside it was closed",
+            "traceback": None,
+        }
+        _host.span_end(inner._span_id, "failed", inner._late_attrs, inner_error)
+        _open_steps.pop()
+    if error is None:
+        _host.span_end(step._span_id, "ok", step._late_attrs, None)
+    else:
+        _host.span_end(step._span_id, "failed", step._late_attrs, error)
+    _open_steps.pop()
 
 
 class FlowSpec:

@@ -7,7 +7,7 @@ import json
 import linecache
 import sys
 
-from . import _errors, _flow, _stdlib, _streams
+from . import _errors, _flow, _host, _stdlib, _streams
 
 
 class GuestError(Exception):
@@ -24,8 +24,9 @@ class GuestError(Exception):
 def _load(source):
     """Execute the module's source and return the flows it declared."""
     _flow.registry.clear()
+    _flow._open_steps.clear()
     try:
-        code = compile(source, _errors.FLOW_FILENAME, "exec", dont_inherit=True)
+        code = _compile(source)
     except SyntaxError as exc:
         raise GuestError(
             {
@@ -33,6 +34,17 @@ def _load(source):
                 "message": exc.msg,
                 "line": exc.lineno,
                 "column": exc.offset,
+                "traceback": None,
+            }
+        ) from None
+    except Exception as exc:
+        # Compiling can fail other ways (too deeply nested code is a
+        # RecursionError); an exception leaving `describe` or `run` would trap.
+        raise GuestError(
+            {
+                "type": type(exc).__name__,
+                "message": f"compiling the module failed: {exc}",
+                "line": None,
                 "traceback": None,
             }
         ) from None
@@ -51,6 +63,23 @@ def _load(source):
         error["message"] = f"loading the module failed: {error['message']}"
         raise GuestError(error) from None
     return list(_flow.registry)
+
+
+def _compile(source):
+    try:
+        return compile(source, _errors.FLOW_FILENAME, "exec", dont_inherit=True)
+    except UnicodeEncodeError:
+        # The compiler cleans docstrings as UTF-8, which a lone surrogate
+        # ("\\ud800") in one fails. A docstring is documentation: such
+        # characters become U+FFFD, as they would on the way to the host.
+        tree = ast.parse(source, _errors.FLOW_FILENAME)
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) or not node.body:
+                continue
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                first.value.value = _host.text(first.value.value)
+        return compile(tree, _errors.FLOW_FILENAME, "exec", dont_inherit=True)
 
 
 def _step_names(tree, spec):
