@@ -5,7 +5,7 @@
 
 use crate::flowdef::{FlowInfo, ModuleError};
 use crate::sandbox::{Quotas, Sandbox};
-use crate::store::{SavedFlow, Store};
+use crate::store::{NotOwner, SavedFlow, Saver, Store};
 use std::sync::Arc;
 
 /// Why a module was not added.
@@ -15,6 +15,9 @@ pub enum AddError {
     /// to fix. Nothing was stored.
     #[error("{0}")]
     Invalid(ModuleError),
+    /// A flow tried to replace a flow it did not store; nothing was stored.
+    #[error("{0}")]
+    NotOwner(NotOwner),
     /// The store failed; the transaction was rolled back whole.
     #[error("the store failed: {0:#}")]
     Store(anyhow::Error),
@@ -35,6 +38,17 @@ pub async fn add_described(
     source: String,
     described: Result<Vec<FlowInfo>, ModuleError>,
 ) -> Result<Vec<SavedFlow>, AddError> {
+    add_described_as(store, source, described, Saver::Operator).await
+}
+
+/// `add_described` on behalf of `saver` (a flow through `flows.save` may
+/// replace only the flows it stored itself).
+pub async fn add_described_as(
+    store: &Arc<Store>,
+    source: String,
+    described: Result<Vec<FlowInfo>, ModuleError>,
+    saver: Saver,
+) -> Result<Vec<SavedFlow>, AddError> {
     let flows = described.map_err(AddError::Invalid)?;
-    store.save_module(source, flows).await.map_err(AddError::Store)
+    store.save_module_as(source, flows, saver).await.map_err(AddError::Store)?.map_err(AddError::NotOwner)
 }

@@ -8,7 +8,7 @@ use crate::http::{AppState, app};
 use crate::metrics::Metrics;
 use crate::sandbox::{EngineOptions, Quotas, Sandbox, SandboxOptions};
 use crate::scheduler::{Scheduler, SchedulerConfig};
-use crate::services::ServiceRegistry;
+use crate::services::{Grants, ServiceRegistry};
 use crate::store::Store;
 use crate::trace::bus::EventBus;
 use anyhow::{Context, Result};
@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// WebSocket streams open at once.
     pub max_streams: usize,
+    /// Capabilities the built-in services give flows beyond their own things.
+    pub grants: Grants,
     /// Directories `unix://` services registered over HTTP may live in.
     pub service_socket_dirs: Vec<PathBuf>,
     /// Sandbox instances alive at once (runs, their subflows, describes);
@@ -58,6 +60,7 @@ impl ServerConfig {
             max_streams: 512,
             max_instances: EngineOptions::default().max_instances,
             service_socket_dirs: Vec::new(),
+            grants: Grants::default(),
             scheduler: SchedulerConfig::default(),
             max_quotas: Quotas::default(),
             max_body_bytes: 4 * 1024 * 1024,
@@ -80,7 +83,10 @@ pub async fn serve(
     tracing::info!(flows = loaded.len(), "built-in flows stored (new or changed)");
     let bus = Arc::new(EventBus::default());
     let metrics = Arc::new(Metrics::default());
-    let services = Arc::new(ServiceRegistry::with_socket_dirs(store.clone(), config.service_socket_dirs.clone()));
+    let services = Arc::new(
+        ServiceRegistry::with_socket_dirs(store.clone(), config.service_socket_dirs.clone())
+            .with_grants(config.grants.clone()),
+    );
     let scheduler = Arc::new(Scheduler::new(
         sandbox.clone(),
         store.clone(),

@@ -42,7 +42,7 @@ pub async fn run(command: FlowsCommand, cache_dir: Option<PathBuf>) -> Result<Ex
             let store = open_store(&data_dir)?;
             let saved = add_module(&sandbox, &store, source).await.map_err(|error| match error {
                 AddError::Invalid(module) => UsageError(format!("{}: {module}", file.display())),
-                AddError::Store(_) => UsageError(error.to_string()),
+                AddError::NotOwner(_) | AddError::Store(_) => UsageError(error.to_string()),
             })?;
             store.close().await;
             for flow in saved {

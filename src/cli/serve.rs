@@ -5,6 +5,7 @@ use super::{QuotaArgs, UsageError};
 use crate::sandbox::{EngineOptions, Quotas};
 use crate::scheduler::SchedulerConfig;
 use crate::server::{ServerConfig, serve};
+use crate::services::Grants;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,12 @@ pub struct ServeArgs {
     /// services over HTTP (none by default). Repeatable.
     #[arg(long = "service-socket-dir", value_name = "DIR")]
     pub service_socket_dirs: Vec<PathBuf>,
+    /// Give a flow a capability beyond its own things: `FLOW=runs.read_any`
+    /// (read any flow's runs) or `FLOW=flows.save_any` (replace any flow
+    /// with `flows.save`). Repeatable; `optimize_flow=runs.read_any` holds
+    /// by default.
+    #[arg(long = "grant", value_name = "FLOW=CAPABILITY")]
+    pub grants: Vec<String>,
     /// Seconds a client may take to send a request head (and an idle
     /// kept-alive connection stays open).
     #[arg(long, value_name = "SECS", default_value_t = 10)]
@@ -89,6 +96,10 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
     config.connections.header_timeout = std::time::Duration::from_secs(args.header_timeout.max(1));
     config.max_streams = args.max_streams.max(1);
     config.max_instances = args.max_instances;
+    for grant in &args.grants {
+        let (flow, capability) = Grants::parse_grant(grant).map_err(UsageError)?;
+        config.grants.grant(&flow, capability);
+    }
     config.service_socket_dirs = args
         .service_socket_dirs
         .iter()

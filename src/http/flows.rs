@@ -45,6 +45,7 @@ impl From<AddError> for AppError {
     fn from(error: AddError) -> AppError {
         match error {
             AddError::Invalid(module) => invalid_module(module),
+            AddError::NotOwner(refused) => AppError::new(StatusCode::FORBIDDEN, "not_owner", refused.to_string()),
             AddError::Store(error) => AppError::from(error),
         }
     }

@@ -29,6 +29,8 @@ pub enum CallFailure {
         allowed: Vec<String>,
     },
     InvalidParams(String),
+    /// A built-in refused what the calling flow has no capability for.
+    NotAllowed(String),
     /// The service answered with a JSON-RPC error.
     Rpc {
         code: i64,
@@ -71,6 +73,7 @@ impl CallFailure {
                 json!({}),
             ),
             CallFailure::InvalidParams(message) => ("InvalidParams", format!("{target}: {message}"), json!({})),
+            CallFailure::NotAllowed(message) => ("PermissionDenied", format!("{target}: {message}"), json!({})),
             CallFailure::Rpc { code, message, data } => {
                 ("RpcError", message.clone(), json!({"code": code, "data": data}))
             }

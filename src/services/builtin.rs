@@ -2,10 +2,11 @@
 //! registered service: `kv` (a key-value store scoped per flow) and
 //! `library` (search over the stored flows).
 
+use super::grants::{Capability, Grants};
 use crate::flowdef::check_answer;
-use crate::library::{AddError, add_described};
+use crate::library::{AddError, add_described_as};
 use crate::sandbox::{CallContext, CallFailure};
-use crate::store::{RunFilter, Store};
+use crate::store::{RunFilter, Saver, Store};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -86,9 +87,22 @@ pub fn document(name: &str) -> Option<Value> {
     }
 }
 
+/// The flow whose runs `caller` asks about, when it may read them: its own,
+/// or any with `runs.read_any`.
+fn readable_runs(grants: &Grants, caller: &str, target: &str) -> Result<String, CallFailure> {
+    if target == caller || grants.allows(caller, Capability::RunsReadAny) {
+        return Ok(target.to_string());
+    }
+    Err(CallFailure::NotAllowed(format!(
+        "flow '{caller}' may read its own runs only, not those of '{target}' (the operator can grant {})",
+        Capability::RunsReadAny.name()
+    )))
+}
+
 /// Call a built-in; parameters were already checked against its document.
 pub async fn call(
     store: &Arc<Store>,
+    grants: &Grants,
     context: CallContext<'_>,
     service: &str,
     method: &str,
@@ -124,18 +138,45 @@ pub async fn call(
         ("flows", "save") => {
             let source = text("source");
             let described = context.describer.describe(&source).await.map_err(CallFailure::QuotaExceeded)?;
-            let saved = add_described(store, source, described).await.map_err(|error| match error {
+            let saver = if grants.allows(flow, Capability::FlowsSaveAny) {
+                Saver::Operator
+            } else {
+                Saver::Flow(flow.to_string())
+            };
+            let saved = add_described_as(store, source, described, saver).await.map_err(|error| match error {
                 AddError::Invalid(module) => CallFailure::InvalidParams(format!("source: {module}")),
+                AddError::NotOwner(refused) => CallFailure::NotAllowed(format!(
+                    "{refused} (a flow replaces only flows it stored itself, unless the operator grants it {})",
+                    Capability::FlowsSaveAny.name()
+                )),
                 AddError::Store(_) => CallFailure::Transport(error.to_string()),
             })?;
             Ok(json!(saved))
         }
         ("runs", "recent") => {
-            let filter = RunFilter { flow: Some(text("flow")), status: None, before_us: None, limit: limit(20) };
+            let target = readable_runs(grants, flow, &text("flow"))?;
+            let filter = RunFilter { flow: Some(target), status: None, before_us: None, limit: limit(20) };
             Ok(json!(store.runs(filter).await.map_err(failed)?))
         }
-        ("runs", "subflows") => Ok(json!(store.subflow_runs(&text("flow"), limit(20)).await.map_err(failed)?)),
-        ("runs", "spans") => Ok(json!(store.spans(&text("run_id")).await.map_err(failed)?)),
+        ("runs", "subflows") => {
+            let target = readable_runs(grants, flow, &text("flow"))?;
+            Ok(json!(store.subflow_runs(&target, limit(20)).await.map_err(failed)?))
+        }
+        ("runs", "spans") => {
+            let run_id = text("run_id");
+            // A run the flow may not read is answered as if it did not exist.
+            let run = store.run(&run_id).await.map_err(failed)?;
+            match run {
+                Some(run) if readable_runs(grants, flow, &run.flow).is_ok() => {
+                    Ok(json!(store.spans(&run_id).await.map_err(failed)?))
+                }
+                Some(_) => Err(CallFailure::NotAllowed(format!(
+                    "run '{run_id}' is not a run of flow '{flow}' (reading other flows' runs needs {})",
+                    Capability::RunsReadAny.name()
+                ))),
+                None => Ok(json!([])),
+            }
+        }
         _ => Err(CallFailure::UnknownMethod { service: service.into(), method: method.into(), known: Vec::new() }),
     }
 }

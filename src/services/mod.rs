@@ -5,11 +5,13 @@
 
 mod builtin;
 pub mod client;
+pub mod grants;
 mod openrpc;
 mod schema;
 mod stubs;
 
 pub use client::Endpoint;
+pub use grants::{Capability, Grants};
 pub use openrpc::{MethodDoc, ParamDoc, ServiceDoc};
 pub use stubs::python_stubs;
 
@@ -40,18 +42,26 @@ pub struct ServiceRegistry {
     /// Where `unix://` services may live; `None` is anywhere (the command
     /// line, run by the operator), an empty list is nowhere.
     socket_dirs: Option<Vec<PathBuf>>,
+    /// What the built-ins let each flow do beyond its own things.
+    grants: Grants,
 }
 
 impl ServiceRegistry {
     /// A registry for the operator's own command line: any URL it can read.
     pub fn new(store: Arc<Store>) -> ServiceRegistry {
-        ServiceRegistry { store, socket_dirs: None }
+        ServiceRegistry { store, socket_dirs: None, grants: Grants::default() }
     }
 
     /// A registry for the server, where API clients register services:
     /// `unix://` sockets only under `socket_dirs`.
     pub fn with_socket_dirs(store: Arc<Store>, socket_dirs: Vec<PathBuf>) -> ServiceRegistry {
-        ServiceRegistry { store, socket_dirs: Some(socket_dirs) }
+        ServiceRegistry { store, socket_dirs: Some(socket_dirs), grants: Grants::default() }
+    }
+
+    /// The same registry with `grants` instead of the built-in flows' own.
+    pub fn with_grants(mut self, grants: Grants) -> ServiceRegistry {
+        self.grants = grants;
+        self
     }
 
     /// The endpoint a URL names, when this registry may reach it. Checked
@@ -182,7 +192,7 @@ impl ServiceRegistry {
                     .map(|all| serde_json::json!(all))
                     .map_err(|e| CallFailure::Transport(format!("{e:#}")));
             }
-            return builtin::call(&self.store, context, service, method, &params).await;
+            return builtin::call(&self.store, &self.grants, context, service, method, &params).await;
         }
         let endpoint = self.endpoint(&info.url).map_err(CallFailure::Transport)?;
         client::call(&endpoint, method, params, Duration::from_millis(info.timeout_ms)).await

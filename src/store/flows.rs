@@ -49,34 +49,63 @@ pub(crate) fn ensure_source(tx: &Transaction<'_>, sha256: &str, text: &str) -> r
     Ok(())
 }
 
+/// Who stores a module: the operator (upload, command line, built-ins), who
+/// may replace any flow, or a flow through `flows.save`, which may replace
+/// only flows it stored itself.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Saver {
+    Operator,
+    Flow(String),
+}
+
+/// A flow refused to store a module that would replace a flow it does not own.
+#[derive(Debug, thiserror::Error)]
+#[error("'{name}' was not stored by flow '{saver}', so it may not replace it")]
+pub struct NotOwner {
+    pub name: String,
+    pub saver: String,
+}
+
 fn save_module(
     conn: &mut Connection,
     source: &str,
     flows: &[FlowInfo],
+    saver: &Saver,
     now_us: i64,
-) -> rusqlite::Result<Vec<SavedFlow>> {
+) -> rusqlite::Result<Result<Vec<SavedFlow>, NotOwner>> {
     let sha256 = sha256_hex(source);
     let tx = conn.transaction()?;
     ensure_source(&tx, &sha256, source)?;
+    let saved_by = match saver {
+        Saver::Operator => None,
+        Saver::Flow(name) => Some(name.as_str()),
+    };
     let mut saved = Vec::new();
     for info in flows {
-        let latest: Option<(u32, String)> = tx
+        let latest: Option<(u32, String, Option<String>)> = tx
             .query_row(
-                "SELECT version, source_sha256 FROM flows WHERE name = ?1 ORDER BY version DESC LIMIT 1",
+                "SELECT version, source_sha256, saved_by FROM flows WHERE name = ?1 ORDER BY version DESC LIMIT 1",
                 [&info.name],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .optional()?;
+        if let (Some((_, _, owner)), Some(saver)) = (&latest, saved_by)
+            && owner.as_deref() != Some(saver)
+        {
+            // Dropping the transaction rolls back whatever came before.
+            return Ok(Err(NotOwner { name: info.name.clone(), saver: saver.to_string() }));
+        }
         match latest {
-            Some((version, existing)) if existing == sha256 => {
+            Some((version, existing, _)) if existing == sha256 => {
                 saved.push(SavedFlow { name: info.name.clone(), version, created: false });
             }
             latest => {
-                let version = latest.map_or(1, |(v, _)| v + 1);
+                let version = latest.map_or(1, |(v, _, _)| v + 1);
                 let info_json = serde_json::to_string(info).unwrap_or_default();
                 tx.execute(
-                    "INSERT INTO flows (name, version, source_sha256, info, created_us) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![info.name, version, sha256, info_json, now_us],
+                    "INSERT INTO flows (name, version, source_sha256, info, created_us, saved_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![info.name, version, sha256, info_json, now_us, saved_by],
                 )?;
                 index_latest(&tx, info, source)?;
                 saved.push(SavedFlow { name: info.name.clone(), version, created: true });
@@ -84,7 +113,7 @@ fn save_module(
         }
     }
     tx.commit()?;
-    Ok(saved)
+    Ok(Ok(saved))
 }
 
 /// The search index holds each flow's latest version only, under the row id
@@ -128,10 +157,22 @@ fn flow_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredFlow> {
 }
 
 impl Store {
-    /// Store every flow `source` declares; one transaction for the module.
+    /// Store every flow `source` declares, as the operator; one transaction
+    /// for the module.
     pub async fn save_module(&self, source: String, flows: Vec<FlowInfo>) -> Result<Vec<SavedFlow>> {
+        Ok(self.save_module_as(source, flows, Saver::Operator).await??)
+    }
+
+    /// Store every flow `source` declares on behalf of `saver`: all or none,
+    /// refused whole when a flow may not replace one of them.
+    pub async fn save_module_as(
+        &self,
+        source: String,
+        flows: Vec<FlowInfo>,
+        saver: Saver,
+    ) -> Result<Result<Vec<SavedFlow>, NotOwner>> {
         let now = crate::trace::now_us();
-        Ok(self.job(move |conn| save_module(conn, &source, &flows, now)).await??)
+        Ok(self.job(move |conn| save_module(conn, &source, &flows, &saver, now)).await??)
     }
 
     /// A flow's latest version, or `version` when given.

@@ -9,7 +9,7 @@ mod schema;
 mod services;
 mod writer;
 
-pub use flows::{FlowSummary, FlowVersion, SavedFlow, sha256_hex};
+pub use flows::{FlowSummary, FlowVersion, NotOwner, SavedFlow, Saver, sha256_hex};
 pub use rows::{RunRecord, StoredFlow, kind_label};
 pub use runs::{RunFilter, SubflowRun};
 pub use services::{SearchHit, StoredService, fts_query};

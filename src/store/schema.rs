@@ -130,6 +130,12 @@ const MIGRATIONS: &[&str] = &[
     "
     CREATE INDEX spans_by_subflow ON spans (name, start_us) WHERE kind = 'subflow';
     ",
+    // 6: which flow stored a version through `flows.save` (NULL: the
+    // operator, by upload, the command line or as a built-in). A flow may
+    // replace only flows it stored itself.
+    "
+    ALTER TABLE flows ADD COLUMN saved_by TEXT;
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.

@@ -158,3 +158,67 @@ fn what_spans_keep_of_a_flows_strings_is_cut_and_counted() {
         (json!("quota_exceeded"), json!("span_bytes"))
     );
 }
+
+/// A flow that tries what the built-ins should refuse it.
+const OVERREACH: &str = r#"from hero_logic import flow, services
+
+CHILD = '''from hero_logic import flow
+
+@flow(name="{name}")
+def child():
+    return "{text}"
+'''
+
+
+@flow(name="overreach", inputs={"target": "string", "text": "string"}, services=["flows", "runs"])
+def overreach(target, text):
+    tried = {}
+    for what, call in [
+        ("save", lambda: services.flows.save(source=CHILD.format(name=target, text=text))),
+        ("recent", lambda: services.runs.recent(flow=target)),
+        ("own", lambda: services.runs.recent(flow="overreach")),
+    ]:
+        try:
+            call()
+            tried[what] = "allowed"
+        except PermissionError as refused:
+            tried[what] = "refused: " + str(refused)
+    return tried
+"#;
+
+fn overreach(server: &Server, target: &str, text: &str) -> Value {
+    let run = run_wait(server, json!({"flow": "overreach", "input": {"target": target, "text": text}}));
+    assert_eq!(run["status"], "ok", "{run}");
+    run["output"].clone()
+}
+
+#[test]
+fn a_flow_replaces_only_its_own_flows_and_reads_only_its_own_runs() {
+    let server = Server::start(&[]);
+    assert_eq!(server.upload(OVERREACH).status, 201);
+    assert_eq!(server.upload(include_str!("../../examples/flows/greet.py")).status, 201);
+    run_wait(&server, json!({"flow": "greet", "input": {"who": "a"}}));
+
+    // A built-in and a flow the operator stored are not the flow's to replace.
+    for target in ["service_check", "greet"] {
+        let tried = overreach(&server, target, "planted");
+        assert!(tried["save"].as_str().unwrap().starts_with("refused"), "{tried}");
+        assert!(tried["save"].as_str().unwrap().contains("flows.save_any"), "{tried}");
+        assert!(tried["recent"].as_str().unwrap().contains("runs.read_any"), "{tried}");
+        assert_eq!(tried["own"], "allowed");
+    }
+    let check = server.get("/api/flows/service_check").json();
+    assert!(!check["source"].as_str().unwrap().contains("planted"), "the built-in is as it was");
+
+    // A flow it stored itself it may replace, again and again.
+    assert_eq!(overreach(&server, "mine", "one")["save"], "allowed");
+    assert_eq!(overreach(&server, "mine", "two")["save"], "allowed");
+    let mine = run_wait(&server, json!({"flow": "mine", "input": {}}));
+    assert_eq!(mine["output"], "two");
+
+    // The operator can grant more.
+    let granted = Server::start(&["--grant", "overreach=runs.read_any", "--grant", "overreach=flows.save_any"]);
+    assert_eq!(granted.upload(OVERREACH).status, 201);
+    let tried = overreach(&granted, "service_check", "planted");
+    assert_eq!((tried["save"].clone(), tried["recent"].clone()), (json!("allowed"), json!("allowed")), "{tried}");
+}
