@@ -90,53 +90,11 @@ pub fn run_writer(mut conn: Connection, writes: Receiver<Write>) {
 }
 
 fn apply(conn: &mut Connection, batch: &mut Vec<Write>) {
-    let mut done: Vec<Committed> = Vec::new();
-    let mut jobs: Vec<Job> = Vec::new();
-    let mut published: Vec<Published> = Vec::new();
     let merged = merge_short_spans(batch);
     let result = (|| -> rusqlite::Result<()> {
         let tx = conn.transaction()?;
-        for (index, write) in batch.drain(..).enumerate() {
-            match write {
-                Write::RunCreated { run, source } => {
-                    super::flows::ensure_source(&tx, &run.source_sha256, &source)?;
-                    insert_run(&tx, &run)?;
-                }
-                Write::RunStarted { run_id, start_us } => {
-                    tx.prepare_cached("UPDATE runs SET status = 'running', start_us = ?2 WHERE run_id = ?1")?
-                        .execute(params![run_id, start_us])?;
-                }
-                Write::RunFinished { run, stored } => {
-                    finish_run(&tx, &run)?;
-                    done.extend(stored);
-                }
-                Write::SpanStarted { publish, .. } if merged.skip_start[index] => published.extend(publish),
-                Write::SpanStarted { span, seq, publish } => {
-                    upsert_span(&tx, &span, Some(seq), None)?;
-                    published.extend(publish);
-                }
-                Write::SpanEnded { span, seq, publish } => {
-                    upsert_span(&tx, &span, merged.start_seq[index], Some(seq))?;
-                    published.extend(publish);
-                }
-                Write::Log { line, publish } => {
-                    published.extend(publish);
-                    tx.prepare_cached(
-                        "INSERT OR IGNORE INTO logs (run_id, seq, span_id, ts_us, stream, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    )?
-                    .execute(params![
-                        line.run_id,
-                        line.seq,
-                        line.span_id,
-                        line.ts_us,
-                        super::rows::stream_name(line.stream),
-                        line.text
-                    ])?;
-                }
-                Write::Job(job) => jobs.push(job),
-                Write::Flush(reply) => done.push(reply),
-                Write::Close => {}
-            }
+        for (index, write) in batch.iter().enumerate() {
+            store_write(&tx, write, merged.skip_start[index], merged.start_seq[index])?;
         }
         tx.commit()
     })();
@@ -147,8 +105,22 @@ fn apply(conn: &mut Connection, batch: &mut Vec<Write>) {
         tracing::error!(%error, "the store could not write a batch");
         format!("the store could not write: {error}")
     });
-    for event in published {
-        event.channel.publish(event.text);
+    // Whether or not it was written, every write's waiter, event and job
+    // is seen to, in order: none is dropped with the batch.
+    let mut done: Vec<Committed> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    for write in batch.drain(..) {
+        match write {
+            Write::RunFinished { stored, .. } => done.extend(stored),
+            Write::SpanStarted { publish, .. } | Write::SpanEnded { publish, .. } | Write::Log { publish, .. } => {
+                if let Some(event) = publish {
+                    event.channel.publish(event.text);
+                }
+            }
+            Write::Job(job) => jobs.push(job),
+            Write::Flush(reply) => done.push(reply),
+            Write::RunCreated { .. } | Write::RunStarted { .. } | Write::Close => {}
+        }
     }
     for job in jobs {
         job(conn);
@@ -156,6 +128,45 @@ fn apply(conn: &mut Connection, batch: &mut Vec<Write>) {
     for reply in done {
         let _ = reply.send(outcome.clone());
     }
+}
+
+/// One write's rows. `skip_start`: the span also ends in this batch, and
+/// its end writes the row once; `start_seq`: that span's start event.
+fn store_write(
+    tx: &rusqlite::Transaction<'_>,
+    write: &Write,
+    skip_start: bool,
+    start_seq: Option<u64>,
+) -> rusqlite::Result<()> {
+    match write {
+        Write::RunCreated { run, source } => {
+            super::flows::ensure_source(tx, &run.source_sha256, source)?;
+            insert_run(tx, run)?;
+        }
+        Write::RunStarted { run_id, start_us } => {
+            tx.prepare_cached("UPDATE runs SET status = 'running', start_us = ?2 WHERE run_id = ?1")?
+                .execute(params![run_id, start_us])?;
+        }
+        Write::RunFinished { run, .. } => finish_run(tx, run)?,
+        Write::SpanStarted { .. } if skip_start => {}
+        Write::SpanStarted { span, seq, .. } => upsert_span(tx, span, Some(*seq), None)?,
+        Write::SpanEnded { span, seq, .. } => upsert_span(tx, span, start_seq, Some(*seq))?,
+        Write::Log { line, .. } => {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO logs (run_id, seq, span_id, ts_us, stream, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                line.run_id,
+                line.seq,
+                line.span_id,
+                line.ts_us,
+                super::rows::stream_name(line.stream),
+                line.text
+            ])?;
+        }
+        Write::Job(_) | Write::Flush(_) | Write::Close => {}
+    }
+    Ok(())
 }
 
 fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord) -> rusqlite::Result<()> {
@@ -305,5 +316,26 @@ mod tests {
             &mut vec![Write::SpanEnded { span: span(1, Status::Failed, Some(30)), seq: 4, publish: None }],
         );
         assert_eq!(rows(&conn), [(1, "failed".into(), 1, Some(4)), (2, "ok".into(), 2, Some(3))]);
+    }
+
+    #[test]
+    fn a_batch_that_cannot_be_written_is_reported_to_its_waiters_and_its_events_still_reach_watchers() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        super::super::schema::migrate(&mut conn).unwrap();
+        conn.execute_batch("DROP TABLE spans").unwrap(); // every span write now fails
+        let bus = crate::trace::bus::EventBus::default();
+        let channel = bus.open("r1");
+        let (flushed, answer) = oneshot::channel();
+        let publish = Some(Published { channel: channel.clone(), text: std::sync::Arc::from("{\"seq\":1}") });
+        apply(
+            &mut conn,
+            &mut vec![
+                Write::SpanStarted { span: span(1, Status::Running, None), seq: 1, publish },
+                Write::Flush(flushed),
+            ],
+        );
+        let reported = answer.blocking_recv().unwrap();
+        assert!(reported.unwrap_err().contains("could not write"), "the waiter is told");
+        assert_eq!(channel.read_after(0, 10).len(), 1, "the stream does not stall on a gap");
     }
 }
