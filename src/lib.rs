@@ -4,16 +4,20 @@
 //! # Layout
 //!
 //! - `sandbox`: the wasmtime engine, the guest component, a fresh instance per
-//!   run, the host functions, quotas, and `Sandbox::run` / `Sandbox::describe`.
+//!   run, the host functions, quotas, the bounds on what a guest makes the
+//!   host keep (`bounds`), and `Sandbox::run` / `Sandbox::describe`.
 //! - `trace`: the span record, the run's open spans (`Recorder`), the events
 //!   a run emits through its sink, and the event bus watchers subscribe to.
 //! - `flowdef`: what a module declares (`FlowInfo`) and input checking.
 //! - `store`: SQLite (WAL): schema, the batched writer thread, reads, replay.
 //! - `scheduler`: the bounded run queue and each run's life from queued to stored.
-//! - `http`: the axum routes (flows, runs, WebSocket streams, metrics), `AppError`.
+//! - `http`: the axum routes (flows, runs, WebSocket streams, metrics), `AppError`,
+//!   the one guard every request passes (`guard`: Host, Origin, token) and
+//!   the accept loop with its connection limits (`conn`).
 //! - `server`: `serve(listener, config, shutdown)`, wiring it all together.
 //! - `metrics`: counters for `/metrics`.
-//! - `services`: the service registry, JSON-RPC client, OpenRPC checks, built-ins.
+//! - `services`: the service registry, JSON-RPC client, OpenRPC checks, built-ins,
+//!   and the capabilities built-ins give flows (`grants`).
 //! - `library`: adding a module (described in the sandbox, then stored).
 //! - `builtin_flows`: the six flows of `flows/`, stored at start.
 //! - `cli`: the `hero_logic` command line; `render` prints a run as a tree.

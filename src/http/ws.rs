@@ -6,6 +6,7 @@ use super::AppState;
 use super::error::{AppError, QueryParams};
 use super::guard::WS_PROTOCOL;
 use crate::scheduler::run_finished_event;
+use crate::store::Store;
 use crate::trace::bus::RunChannel;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
@@ -14,6 +15,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +27,10 @@ pub const MAX_EVENTS_BEHIND: u64 = 50_000;
 /// Events sent per read of the run's history.
 const BATCH: usize = 512;
 
+/// Events read from the store per page of a finished run: all a watcher of
+/// a stored run holds at once.
+const STORED_PAGE: usize = 4096;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
@@ -33,11 +39,17 @@ pub struct EventsQuery {
     from_seq: u64,
 }
 
-/// Where a run's events come from: the bus while it is live, the store after.
+/// Where a run's events come from: the bus while it is live, the store after
+/// (read a page at a time).
 enum Source {
     Live(Arc<RunChannel>),
-    Stored(Vec<Arc<str>>),
+    Stored { store: Arc<Store>, run_id: String },
 }
+
+/// How long a watcher may take to accept one message before it is dropped:
+/// a client that stops reading must not hold the run's history, or its
+/// place among the streams, for ever.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn run_events(
     ws: WebSocketUpgrade,
@@ -50,17 +62,13 @@ pub async fn run_events(
     let source = match state.bus.get(&run_id) {
         Some(channel) => Source::Live(channel),
         None => {
-            let (run, events) = state
+            // Asked once here, so an unknown run is a 404 before the upgrade.
+            state
                 .store
-                .replay(&run_id)
+                .replay_page(&run_id, 0, 1)
                 .await?
                 .ok_or_else(|| AppError::not_found(format!("no run with id '{run_id}'")))?;
-            let mut texts: Vec<Arc<str>> =
-                events.iter().map(|event| Arc::from(serde_json::to_string(event).unwrap_or_default())).collect();
-            if run.status.is_final() {
-                texts.push(run_finished_event(&run));
-            }
-            Source::Stored(texts)
+            Source::Stored { store: state.store.clone(), run_id }
         }
     };
     let slot = stream_slot(&state)?;
@@ -71,16 +79,34 @@ pub async fn run_events(
     }))
 }
 
+/// Send one message; false when the watcher is gone or took longer than
+/// `SEND_TIMEOUT` to accept it (then it is dropped).
 async fn send(socket: &mut WebSocket, text: &Arc<str>) -> bool {
-    socket.send(Message::Text(Utf8Bytes::from(text.as_ref()))).await.is_ok()
+    let sending = socket.send(Message::Text(Utf8Bytes::from(text.as_ref())));
+    matches!(tokio::time::timeout(SEND_TIMEOUT, sending).await, Ok(Ok(())))
 }
 
 async fn stream_run(mut socket: WebSocket, source: Source, from_seq: u64, shutdown: CancellationToken) {
     match source {
-        Source::Stored(events) => {
-            for event in events.iter().skip(from_seq as usize) {
-                if !send(&mut socket, event).await {
-                    return;
+        Source::Stored { store, run_id } => {
+            let mut cursor = from_seq;
+            loop {
+                let Ok(Some((run, events))) = store.replay_page(&run_id, cursor, STORED_PAGE).await else { return };
+                if events.is_empty() {
+                    if run.status.is_final()
+                        && run.last_seq > cursor
+                        && !send(&mut socket, &run_finished_event(&run)).await
+                    {
+                        return;
+                    }
+                    break;
+                }
+                for event in &events {
+                    let text: Arc<str> = Arc::from(serde_json::to_string(event).unwrap_or_default());
+                    if !send(&mut socket, &text).await {
+                        return;
+                    }
+                    cursor = event.seq();
                 }
             }
         }

@@ -131,40 +131,75 @@ impl Store {
         self.read(move |conn| logs_of(conn, &run_id, after_seq)).await
     }
 
-    /// A stored run's events in seq order, as they were streamed: each span's
-    /// start (as `running`) and end, and its log lines. Spans closed by crash
-    /// recovery, which never had an end event, get seqs after the last one.
-    pub async fn replay(self: &Arc<Self>, run_id: &str) -> Result<Option<(RunRecord, Vec<RunEvent>)>> {
+    /// A stored run's events after `after_seq`, at most `limit` of them, in
+    /// seq order, for watchers joining a finished run: each span's start
+    /// (as `running`) and end, and its log lines. Spans closed by crash
+    /// recovery, which never had an end event, come last, with seqs after
+    /// the last stored one. Read a page at a time, so a watcher of a huge
+    /// run holds one page, never the whole run. `None`: no such run.
+    pub async fn replay_page(
+        self: &Arc<Self>,
+        run_id: &str,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Option<(RunRecord, Vec<RunEvent>)>> {
         let run_id = run_id.to_string();
         self.read(move |conn| {
-            let Some(run) = run_of(conn, &run_id)? else { return Ok(None) };
-            let spans = spans_of(conn, &run_id)?;
-            let logs = logs_of(conn, &run_id, 0)?;
-            let mut events: Vec<RunEvent> = logs.into_iter().map(RunEvent::Log).collect();
-            let mut unsequenced = Vec::new();
-            for (span, start_seq, end_seq) in spans {
-                let mut started = span.clone();
-                started.status = Status::Running;
-                started.end_us = None;
-                started.error = None;
-                events.push(RunEvent::SpanStarted { seq: start_seq, span: started });
-                match end_seq {
-                    Some(seq) => events.push(RunEvent::SpanEnded { seq, span }),
-                    None if span.status.is_final() => unsequenced.push(span),
-                    None => {}
-                }
+            let Some(mut run) = run_of(conn, &run_id)? else { return Ok(None) };
+            let page = limit as i64;
+            let mut events: Vec<RunEvent> = Vec::new();
+            let starts = format!(
+                "SELECT {SPAN_COLUMNS} FROM spans WHERE run_id = ?1 AND start_seq > ?2 ORDER BY start_seq LIMIT ?3"
+            );
+            for row in conn.prepare_cached(&starts)?.query_map(params![run_id, after_seq, page], span_from_row)? {
+                let (mut span, seq, _) = row?;
+                span.status = Status::Running;
+                span.end_us = None;
+                span.error = None;
+                events.push(RunEvent::SpanStarted { seq, span });
+            }
+            let ends = format!(
+                "SELECT {SPAN_COLUMNS} FROM spans WHERE run_id = ?1 AND end_seq > ?2 ORDER BY end_seq LIMIT ?3"
+            );
+            for row in conn.prepare_cached(&ends)?.query_map(params![run_id, after_seq, page], span_from_row)? {
+                let (span, _, end_seq) = row?;
+                events.push(RunEvent::SpanEnded { seq: end_seq.unwrap_or_default(), span });
+            }
+            let logs = format!("SELECT {LOG_COLUMNS} FROM logs WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
+            for row in conn.prepare_cached(&logs)?.query_map(params![run_id, after_seq, page], log_from_row)? {
+                events.push(RunEvent::Log(row?));
             }
             events.sort_by_key(RunEvent::seq);
-            let mut next = events.last().map_or(1, |e| e.seq() + 1);
-            // Innermost first, as the host closes them.
-            unsequenced.sort_by_key(|span| std::cmp::Reverse(span.span_id));
-            for span in unsequenced {
-                events.push(RunEvent::SpanEnded { seq: next, span });
-                next += 1;
+            events.truncate(limit);
+            let last_stored: u64 = conn.query_row(
+                "SELECT MAX(COALESCE((SELECT MAX(start_seq) FROM spans WHERE run_id = ?1), 0),
+                            COALESCE((SELECT MAX(end_seq) FROM spans WHERE run_id = ?1), 0),
+                            COALESCE((SELECT MAX(seq) FROM logs WHERE run_id = ?1), 0))",
+                [&run_id],
+                |row| row.get(0),
+            )?;
+            if events.is_empty() {
+                // Past the stored events: the spans recovery closed, innermost first.
+                let closed = format!(
+                    "SELECT {SPAN_COLUMNS} FROM spans WHERE run_id = ?1 AND end_seq IS NULL AND status != 'running'
+                     ORDER BY span_id DESC"
+                );
+                let mut statement = conn.prepare_cached(&closed)?;
+                let rows = statement.query_map([&run_id], span_from_row)?;
+                for (seq, row) in (last_stored + 1..).zip(rows) {
+                    let (span, _, _) = row?;
+                    if seq > after_seq {
+                        events.push(RunEvent::SpanEnded { seq, span });
+                    }
+                }
             }
-            let mut run = run;
             if run.status.is_final() && run.last_seq == 0 {
-                run.last_seq = next;
+                let closed: u64 = conn.query_row(
+                    "SELECT COUNT(*) FROM spans WHERE run_id = ?1 AND end_seq IS NULL AND status != 'running'",
+                    [&run_id],
+                    |row| row.get(0),
+                )?;
+                run.last_seq = last_stored + closed + 1;
             }
             Ok(Some((run, events)))
         })
