@@ -88,7 +88,7 @@ pub async fn serve(
             .with_grants(config.grants.clone()),
     );
     let scheduler = Arc::new(Scheduler::new(
-        sandbox.clone(),
+        sandbox,
         store.clone(),
         bus.clone(),
         metrics.clone(),
@@ -98,7 +98,6 @@ pub async fn serve(
     let stopping = CancellationToken::new();
     let state = Arc::new(AppState {
         store: store.clone(),
-        sandbox,
         scheduler: scheduler.clone(),
         services,
         bus,

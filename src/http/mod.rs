@@ -16,7 +16,7 @@ pub use runs::effective_quotas;
 pub use ws::MAX_EVENTS_BEHIND;
 
 use crate::metrics::Metrics;
-use crate::sandbox::{Quotas, Sandbox};
+use crate::sandbox::Quotas;
 use crate::scheduler::Scheduler;
 use crate::services::ServiceRegistry;
 use crate::store::Store;
@@ -35,7 +35,6 @@ use tokio_util::sync::CancellationToken;
 /// Everything handlers share.
 pub struct AppState {
     pub store: Arc<Store>,
-    pub sandbox: Sandbox,
     pub scheduler: Arc<Scheduler>,
     pub services: Arc<ServiceRegistry>,
     pub bus: Arc<EventBus>,
