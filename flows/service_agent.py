@@ -15,7 +15,8 @@ MATCH_SCORE = 1.0
         "max_attempts": {"type": "integer", "required": False, "default": 3, "description": "How often to write code and retry."},
     },
     description="Given a request in plain words, search the flow library first and run the best match; otherwise have service_code_gen write a flow, run it in the sandbox, feed errors back and retry, then summarise.",
-    services=["library", "flows"],
+    # It runs the flows it finds or has written, whatever services they call.
+    services=["*"],
 )
 def service_agent(request, max_attempts):
     with flow.step("search library", query=request) as s:

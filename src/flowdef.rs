@@ -89,7 +89,74 @@ pub struct InputError {
     pub problem: String,
 }
 
+/// The most a module may declare, checked on the host whatever the guest
+/// reports: a declaration is stored and shown to every user of the library.
+pub mod declared_limits {
+    pub const NAME_BYTES: usize = 200;
+    pub const DESCRIPTION_BYTES: usize = 4096;
+    pub const DOC_BYTES: usize = 16 * 1024;
+    pub const INPUTS: usize = 100;
+    pub const DEFAULT_BYTES: usize = 4096;
+    pub const SERVICES: usize = 100;
+    pub const STEPS: usize = 1000;
+    pub const FLOWS_PER_MODULE: usize = 100;
+}
+
+/// Letters, digits and `_`, not starting with a digit, at most 200 bytes.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= declared_limits::NAME_BYTES
+        && chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
+}
+
 impl FlowInfo {
+    /// Whether what the module declares for this flow is within
+    /// `declared_limits`; the first thing that is not, when it is not.
+    pub fn check_declaration(&self) -> Result<(), String> {
+        use declared_limits as limit;
+        let name = crate::sandbox::clip_str(&self.name, 60);
+        if !is_identifier(&self.name) {
+            return Err(format!("flow name {name:?} must be an identifier of at most {} bytes", limit::NAME_BYTES));
+        }
+        let too_long = |what: &str, text: &Option<String>, max: usize| match text {
+            Some(text) if text.len() > max => Err(format!("flow {name}: its {what} is longer than {max} bytes")),
+            _ => Ok(()),
+        };
+        too_long("description", &self.description, limit::DESCRIPTION_BYTES)?;
+        too_long("docstring", &self.doc, limit::DOC_BYTES)?;
+        if self.inputs.len() > limit::INPUTS {
+            return Err(format!("flow {name}: more than {} inputs", limit::INPUTS));
+        }
+        for (input, spec) in &self.inputs {
+            if !is_identifier(input) {
+                return Err(format!(
+                    "flow {name}: input {:?} must be an identifier",
+                    crate::sandbox::clip_str(input, 60)
+                ));
+            }
+            too_long(&format!("input {input}'s description"), &spec.description, limit::DESCRIPTION_BYTES)?;
+            if spec.default.to_string().len() > limit::DEFAULT_BYTES {
+                return Err(format!(
+                    "flow {name}: input {input}'s default is larger than {} bytes",
+                    limit::DEFAULT_BYTES
+                ));
+            }
+        }
+        if self.services.len() > limit::SERVICES || self.services.iter().any(|s| s != "*" && !is_identifier(s)) {
+            return Err(format!("flow {name}: at most {} services, each a service name", limit::SERVICES));
+        }
+        if self.steps.len() > limit::STEPS || self.steps.iter().any(|step| step.len() > crate::sandbox::NAME_MAX_BYTES)
+        {
+            return Err(format!(
+                "flow {name}: at most {} steps, each name at most {} bytes",
+                limit::STEPS,
+                crate::sandbox::NAME_MAX_BYTES
+            ));
+        }
+        Ok(())
+    }
+
     /// Check `input` against the declared inputs and return the keyword
     /// arguments to call the flow with: optional inputs left out get their
     /// default (or null).

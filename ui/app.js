@@ -416,7 +416,7 @@ async function showUsage(runId) {
     ["service calls", run.usage.rpc_calls, run.quotas.rpc_calls, ""],
     ["spans", run.usage.spans, run.quotas.spans, ""],
     ["log bytes", run.usage.log_bytes, run.quotas.log_bytes, ""],
-    ["span bytes", run.usage.span_bytes ?? 0, run.quotas.span_bytes, ""],
+    ["stored bytes", run.usage.stored_bytes ?? 0, run.quotas.stored_bytes, ""],
     ["output bytes", run.usage.output_bytes, run.quotas.output_bytes, ""],
   ];
   box.innerHTML = `<table>${pairs

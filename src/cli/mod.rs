@@ -72,9 +72,9 @@ pub struct QuotaArgs {
     /// Most bytes of log lines (print, stderr, flow.log) [default: 1048576]
     #[arg(long, value_name = "N")]
     pub max_log_bytes: Option<u64>,
-    /// Most bytes spans keep of the flow's names, attributes and errors [default: 8388608]
+    /// Most bytes the run makes the store keep: span names, attributes and errors, saved modules, kv values [default: 8388608]
     #[arg(long, value_name = "N")]
-    pub max_span_bytes: Option<u64>,
+    pub max_stored_bytes: Option<u64>,
     /// Largest output, in bytes of JSON [default: 1048576]
     #[arg(long, value_name = "N")]
     pub max_output_bytes: Option<u64>,
@@ -109,7 +109,7 @@ impl QuotaArgs {
         }
         quotas.spans = self.max_spans.unwrap_or(quotas.spans);
         quotas.log_bytes = self.max_log_bytes.unwrap_or(quotas.log_bytes);
-        quotas.span_bytes = self.max_span_bytes.unwrap_or(quotas.span_bytes);
+        quotas.stored_bytes = self.max_stored_bytes.unwrap_or(quotas.stored_bytes);
         quotas.output_bytes = self.max_output_bytes.unwrap_or(quotas.output_bytes);
         quotas.rpc_calls = self.max_rpc_calls.unwrap_or(quotas.rpc_calls);
         quotas.subflow_depth = self.max_subflow_depth.unwrap_or(quotas.subflow_depth);

@@ -60,7 +60,7 @@ pub fn effective_quotas(requested: Option<Value>, maxima: &Quotas) -> Result<Quo
         rpc_calls: asked.rpc_calls.min(maxima.rpc_calls),
         spans: asked.spans.min(maxima.spans),
         log_bytes: asked.log_bytes.min(maxima.log_bytes),
-        span_bytes: asked.span_bytes.min(maxima.span_bytes),
+        stored_bytes: asked.stored_bytes.min(maxima.stored_bytes),
         output_bytes: asked.output_bytes.min(maxima.output_bytes),
         subflow_depth: asked.subflow_depth.min(maxima.subflow_depth),
         input_bytes: asked.input_bytes.min(maxima.input_bytes),

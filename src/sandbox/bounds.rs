@@ -1,12 +1,12 @@
 //! How much of what a guest sends the host keeps: every string that crosses
 //! from the guest into a span (names, attributes, errors and their
-//! tracebacks) is cut to the limits here, and the size of what is kept is
-//! what the run's `span_bytes` quota counts. Log lines are counted whole by
+//! tracebacks) is cut to the limits here, and the size of what is kept counts
+//! against the run's `stored_bytes` quota. Log lines are counted whole by
 //! `log_bytes`.
 //!
 //! Without these, a flow catching thirty 2 MiB exceptions in thirty steps
 //! grew the store by 128 MB; now each error keeps at most ~21 KiB, and all of
-//! them together at most the run's `span_bytes`.
+//! them together at most the run's `stored_bytes`.
 
 use crate::trace::clip_json;
 use serde_json::{Map, Value};

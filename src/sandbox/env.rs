@@ -98,19 +98,31 @@ pub struct CallContext<'a> {
     pub run_id: &'a str,
     /// The flow whose code made the call (a subflow's own name inside it).
     pub flow: &'a str,
-    /// Describes a module in an instance charged to the calling run.
-    pub describer: &'a dyn ModuleDescriber,
+    /// The flows from the run's root down to `flow`: a built-in gives a
+    /// capability only when every one of them holds it, so a flow cannot
+    /// borrow one by invoking a flow that holds it.
+    pub chain: &'a [String],
+    /// The services `flow` may call in this run.
+    pub allowed: &'a [String],
+    /// The calling run: what a built-in does for it is charged to it.
+    pub run: &'a dyn CallingRun,
 }
 
-/// Loads a module to report its flows, on a run's behalf: the instance, its
-/// memory, CPU and wall time are the run's, under the run's quotas.
-pub trait ModuleDescriber: Send + Sync {
-    /// `Err` only when the run ran out of a quota doing it (the run ends);
-    /// a module that does not load is `Ok(Err(..))`, an answer.
+/// The run a built-in works for: the instances it causes and the bytes it
+/// makes the store keep are the run's, under the run's quotas.
+pub trait CallingRun: Send + Sync {
+    /// Load a module to report its flows, in an instance of this run (its
+    /// memory, CPU and wall time). `Err` only when the run ran out of a
+    /// quota doing it (the run ends); a module that does not load is
+    /// `Ok(Err(..))`, an answer.
     fn describe<'a>(
         &'a self,
         source: &'a str,
     ) -> BoxFuture<'a, Result<Result<Vec<FlowInfo>, ModuleError>, QuotaExceeded>>;
+
+    /// Count `bytes` the store will keep for this run (a saved module, a kv
+    /// value) against its `stored_bytes` quota.
+    fn keep(&self, bytes: usize) -> Result<(), QuotaExceeded>;
 }
 
 /// Calls registered services on behalf of a run.

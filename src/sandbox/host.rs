@@ -7,7 +7,7 @@
 use super::bindings::hero_logic::flow::host::{Host, InvokeRequest, RpcRequest, SubflowAnswer};
 use super::bounds::{bound_error, clip_attrs, clip_name, clip_value};
 use super::engine::TICK;
-use super::env::{BoxFuture, CallContext, CallFailure, ModuleDescriber, RunEnv};
+use super::env::{BoxFuture, CallContext, CallFailure, CallingRun, RunEnv};
 use super::instance::{GuestCall, Outcome, SandboxCore, run_guest};
 use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
 use crate::flowdef::{FlowInfo, ModuleError};
@@ -86,11 +86,12 @@ impl Ledger {
         Ok(())
     }
 
-    /// Count `bytes` the run's spans keep of what the guest sent.
+    /// Count `bytes` the store keeps for the run (span names, attributes and
+    /// errors, saved modules, kv values) against `stored_bytes`.
     fn keep(&mut self, quotas: &Quotas, bytes: usize) -> wasmtime::Result<()> {
-        self.usage.span_bytes += bytes as u64;
-        if self.usage.span_bytes > quotas.span_bytes {
-            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::SpanBytes, quotas.span_bytes)));
+        self.usage.stored_bytes += bytes as u64;
+        if self.usage.stored_bytes > quotas.stored_bytes {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::StoredBytes, quotas.stored_bytes)));
         }
         Ok(())
     }
@@ -126,7 +127,9 @@ pub(crate) enum Role {
     /// Running `flow`, `depth` subflows below the run's root flow, which may
     /// call the services in `allowed`. Its spans go under span `under`: the
     /// run's root span, or the `subflow` span that started it.
-    Run { flow: String, depth: u32, allowed: Arc<[String]>, under: u64 },
+    /// `chain` names the flows from the run's root down to this one: a
+    /// capability holds only when every flow in it holds it.
+    Run { flow: String, depth: u32, allowed: Arc<[String]>, under: u64, chain: Arc<[String]> },
 }
 
 pub(crate) struct HostState {
@@ -187,6 +190,15 @@ impl HostState {
     }
 }
 
+/// The flow making service calls: its name, what it may call, and the
+/// flows from the run's root down to it.
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    flow: &'a str,
+    allowed: &'a [String],
+    chain: &'a [String],
+}
+
 /// One service call, checked and ready to go.
 struct ServiceCall {
     service: String,
@@ -196,7 +208,18 @@ struct ServiceCall {
 }
 
 impl ServiceCall {
-    fn parse(service: String, method: String, params_json: &str, line: Option<u32>) -> wasmtime::Result<ServiceCall> {
+    /// Params larger than the run's `input_bytes` are refused before they
+    /// are parsed (parsed JSON takes many times its text in memory).
+    fn parse(
+        service: String,
+        method: String,
+        params_json: &str,
+        line: Option<u32>,
+        quotas: &Quotas,
+    ) -> wasmtime::Result<ServiceCall> {
+        if params_json.len() as u64 > quotas.input_bytes {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::InputBytes, quotas.input_bytes)));
+        }
         let params = Value::Object(parse_object("rpc-call params", params_json)?);
         // The names reach span names and error messages: keep them bounded.
         let (service, method) = (clip_name(&service).to_string(), clip_name(&method).to_string());
@@ -208,11 +231,11 @@ impl ServiceCall {
 /// the span, counts the call, and refuses services the flow may not call.
 async fn call_service(
     run: Arc<RunShared>,
-    flow: &str,
-    allowed: &[String],
+    caller: &Caller<'_>,
     parent: u64,
     call: ServiceCall,
 ) -> wasmtime::Result<Result<String, String>> {
+    let Caller { flow, allowed, chain } = *caller;
     let name = format!("{}.{}", call.service, call.method);
     let span_id = {
         let limit = run.quotas.rpc_calls;
@@ -230,8 +253,8 @@ async fn call_service(
     };
     let outcome = if allowed.iter().any(|a| a == "*" || *a == call.service) {
         let run_id = run.ledger().recorder.run_id().to_string();
-        let describer = RunDescriber(run.clone());
-        let context = CallContext { run_id: &run_id, flow, describer: &describer };
+        let calling = RunAccount(run.clone());
+        let context = CallContext { run_id: &run_id, flow, chain, allowed, run: &calling };
         run.env.services.call(context, &call.service, &call.method, call.params).await
     } else {
         Err(CallFailure::PermissionDenied { service: call.service.clone(), allowed: allowed.to_vec() })
@@ -259,12 +282,20 @@ async fn call_service(
     Ok(answer)
 }
 
-/// Describes modules for built-ins (`flows.describe`, `flows.save`) in an
-/// instance of the calling run: its memory, CPU, instance slot and wall time
-/// are the run's, so a flow cannot use them to reach past its quotas.
-struct RunDescriber(Arc<RunShared>);
+/// What built-ins do for a run, charged to it: modules they load
+/// (`flows.describe`, `flows.save`) run in an instance of the run (its
+/// memory, CPU, instance slot and wall time), and what they store counts
+/// against its `stored_bytes`, so a flow cannot use them to reach past its quotas.
+struct RunAccount(Arc<RunShared>);
 
-impl ModuleDescriber for RunDescriber {
+impl CallingRun for RunAccount {
+    fn keep(&self, bytes: usize) -> Result<(), QuotaExceeded> {
+        match self.0.ledger().keep(&self.0.quotas, bytes) {
+            Ok(()) => Ok(()),
+            Err(trap) => Err(trap.downcast::<QuotaExceeded>().expect("keep only ever refuses with a quota")),
+        }
+    }
+
     fn describe<'a>(
         &'a self,
         source: &'a str,
@@ -296,6 +327,43 @@ pub(crate) fn epoch_callback(mut store: StoreContextMut<'_, HostState>) -> wasmt
     store.data_mut().on_epoch_tick()
 }
 
+/// Attribute text past this is not parsed: what is kept is cut at
+/// `ATTR_MAX_BYTES` anyway, and parsed JSON takes many times its text.
+const ATTRS_PARSED_MAX_BYTES: usize = 64 * 1024;
+/// Error text past this is read for its `type` and `line` only. An error is
+/// mostly two long strings (message, traceback), which parse into about
+/// their own size, so an honest exception of a few MiB is still cut as usual.
+const ERROR_PARSED_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+fn parse_attrs(text: &str) -> wasmtime::Result<Map<String, Value>> {
+    if text.len() > ATTRS_PARSED_MAX_BYTES {
+        let note = format!("{} bytes of attributes, more than the host reads", text.len());
+        return Ok(Map::from_iter([("_cut".to_string(), Value::String(note))]));
+    }
+    parse_object("span attributes", text)
+}
+
+fn parse_error(text: &str) -> wasmtime::Result<Value> {
+    if text.len() <= ERROR_PARSED_MAX_BYTES {
+        return Ok(Value::Object(parse_object("span error", text)?));
+    }
+    /// The fields kept of an oversized error; serde skips the rest without
+    /// keeping it.
+    #[derive(serde::Deserialize)]
+    struct Brief {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        line: Option<u64>,
+    }
+    let brief: Brief =
+        serde_json::from_str(text).map_err(|e| protocol_error(format!("span error is not valid JSON: {e}")))?;
+    Ok(json!({
+        "type": brief.kind.unwrap_or_else(|| "GuestError".into()),
+        "message": format!("the error object was {} bytes, more than the host reads", text.len()),
+        "line": brief.line,
+    }))
+}
+
 fn parse_object(what: &str, text: &str) -> wasmtime::Result<Map<String, Value>> {
     match serde_json::from_str(text) {
         Ok(Value::Object(map)) => Ok(map),
@@ -312,23 +380,24 @@ impl Host for HostState {
         params_json: String,
         line: Option<u32>,
     ) -> wasmtime::Result<Result<String, String>> {
-        let (Role::Run { flow, allowed, .. }, Some(parent)) = (&self.role, self.current_span()) else {
+        let (Role::Run { flow, allowed, chain, .. }, Some(parent)) = (&self.role, self.current_span()) else {
             return Ok(Err(not_while_describing().to_string()));
         };
-        let call = ServiceCall::parse(service, method, &params_json, line)?;
-        call_service(self.run.clone(), flow, allowed, parent, call).await
+        let call = ServiceCall::parse(service, method, &params_json, line, &self.run.quotas)?;
+        call_service(self.run.clone(), &Caller { flow, allowed, chain }, parent, call).await
     }
 
     async fn rpc_gather(&mut self, calls: Vec<RpcRequest>) -> wasmtime::Result<Vec<Result<String, String>>> {
-        let (Role::Run { flow, allowed, .. }, Some(parent)) = (&self.role, self.current_span()) else {
+        let (Role::Run { flow, allowed, chain, .. }, Some(parent)) = (&self.role, self.current_span()) else {
             return Ok(calls.iter().map(|_| Err(not_while_describing().to_string())).collect());
         };
+        let caller = Caller { flow, allowed, chain };
         refuse_large_gather("services.gather", calls.len())?;
         let calls = calls
             .into_iter()
-            .map(|c| ServiceCall::parse(c.service, c.method, &c.params_json, c.line))
+            .map(|c| ServiceCall::parse(c.service, c.method, &c.params_json, c.line, &self.run.quotas))
             .collect::<wasmtime::Result<Vec<_>>>()?;
-        let pending = calls.into_iter().map(|call| call_service(self.run.clone(), flow, allowed, parent, call));
+        let pending = calls.into_iter().map(|call| call_service(self.run.clone(), &caller, parent, call));
         // In order, at most MAX_CONCURRENT_CALLS in flight.
         let answers: Vec<_> =
             futures_util::stream::iter(pending).buffered(MAX_CONCURRENT_CALLS).collect::<Vec<_>>().await;
@@ -344,9 +413,9 @@ impl Host for HostState {
     ) -> wasmtime::Result<u64> {
         self.running_depth("flow.step")?;
         if kind != "step" {
-            return Err(protocol_error(format!("a flow may only open 'step' spans, not '{kind}'")));
+            return Err(protocol_error(format!("a flow may only open 'step' spans, not '{}'", clip_name(&kind))));
         }
-        let (attrs, size) = clip_attrs(parse_object("span attributes", &attrs_json)?);
+        let (attrs, size) = clip_attrs(parse_attrs(&attrs_json)?);
         let name = clip_name(&name);
         let span_id = {
             let mut ledger = self.run.ledger();
@@ -369,15 +438,20 @@ impl Host for HostState {
         let status = match status.as_str() {
             "ok" => Status::Ok,
             "failed" => Status::Failed,
-            other => return Err(protocol_error(format!("a flow may end a span 'ok' or 'failed', not '{other}'"))),
+            other => {
+                return Err(protocol_error(format!(
+                    "a flow may end a span 'ok' or 'failed', not '{}'",
+                    clip_name(other)
+                )));
+            }
         };
         if self.open_steps.last() != Some(&id) {
             return Err(protocol_error(format!("span {id} is not the innermost step this flow has open")));
         }
-        let (attrs, mut size) = clip_attrs(parse_object("span attributes", &attrs_json)?);
+        let (attrs, mut size) = clip_attrs(parse_attrs(&attrs_json)?);
         let error = match error_json {
             Some(text) => {
-                let (error, error_size) = bound_error(Value::Object(parse_object("span error", &text)?));
+                let (error, error_size) = bound_error(parse_error(&text)?);
                 size += error_size;
                 Some(error)
             }
@@ -395,8 +469,9 @@ impl Host for HostState {
             // Output while a module is only being described has no run to go to.
             return Ok(());
         };
-        let stream = LogStream::parse(&channel)
-            .ok_or_else(|| protocol_error(format!("unknown log channel '{channel}' (stdout, stderr or log)")))?;
+        let stream = LogStream::parse(&channel).ok_or_else(|| {
+            protocol_error(format!("unknown log channel '{}' (stdout, stderr or log)", clip_name(&channel)))
+        })?;
         let limit = self.run.quotas.log_bytes;
         let mut ledger = self.run.ledger();
         ledger.usage.log_bytes += message.len() as u64;
@@ -428,7 +503,10 @@ impl Host for HostState {
         let mut answers: Vec<Option<SubflowAnswer>> = calls.iter().map(|_| None).collect();
         let run = &self.run;
         let mut running = futures_util::stream::iter(calls.into_iter().enumerate())
-            .map(|(index, call)| async move { (index, run_subflow(run.clone(), caller, call).await) })
+            .map(|(index, call)| {
+                let caller = caller.clone();
+                async move { (index, run_subflow(run.clone(), caller, call).await) }
+            })
             .buffer_unordered(concurrency);
         // Taken as they end, not in order, so that a trap in any subflow stops
         // the caller at once; the subflows still going are dropped with
@@ -449,15 +527,18 @@ impl HostState {
             return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::SubflowDepth, u64::from(limit))));
         }
         let parent = self.current_span().expect("a running instance has a current span");
-        Ok(SubflowCaller { depth, parent })
+        let Role::Run { chain, .. } = &self.role else { unreachable!("running_depth checked the role") };
+        Ok(SubflowCaller { depth, parent, chain: chain.clone() })
     }
 }
 
-/// The instance starting a subflow: how deep it is and its current span.
-#[derive(Clone, Copy)]
+/// The instance starting a subflow: how deep it is, its current span, and
+/// the flows from the run's root down to it.
+#[derive(Clone)]
 struct SubflowCaller {
     depth: u32,
     parent: u64,
+    chain: Arc<[String]>,
 }
 
 /// Run one subflow in a fresh instance under a `subflow` span. An unknown
@@ -481,6 +562,11 @@ async fn run_subflow(
         return Ok(refused(json!({"type": "UnknownFlow", "message": message})));
     };
     run.ledger().charge_host_time(&run.quotas, looking.elapsed())?;
+    // A subflow's input is an input like the run's: within `input_bytes`,
+    // checked before it is parsed.
+    if call.input_json.len() as u64 > run.quotas.input_bytes {
+        return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::InputBytes, run.quotas.input_bytes)));
+    }
     let input = Value::Object(parse_object("flow.invoke input", &call.input_json)?);
     let arguments = match callee.info.check_input(&input) {
         Ok(arguments) => arguments,
@@ -507,6 +593,7 @@ async fn run_subflow(
         depth: caller.depth + 1,
         allowed: run.env.allowed_services(&callee.info.services).into(),
         under: span_id,
+        chain: caller.chain.iter().cloned().chain([callee.info.name.clone()]).collect(),
     };
     let outcome = Box::pin(run_guest(run.clone(), role, guest_call)).await;
     let (status, attrs, error, answer) = match outcome {

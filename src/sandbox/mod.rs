@@ -19,7 +19,7 @@ pub use engine::{
     EngineOptions, GUEST_COMPONENT, GUEST_SOURCE_HASH, WASMTIME_VERSION, artefact_path, default_cache_dir,
 };
 pub use env::{
-    BoxFuture, CallContext, CallFailure, FlowResolver, ModuleDescriber, ModuleFlows, NoServices, ResolvedFlow, RunEnv,
+    BoxFuture, CallContext, CallFailure, CallingRun, FlowResolver, ModuleFlows, NoServices, ResolvedFlow, RunEnv,
     ServiceCaller,
 };
 pub use quotas::{MIB, Quota, QuotaExceeded, Quotas, Usage};
@@ -114,9 +114,23 @@ pub fn refuse_empty(source: &str) -> Result<(), ModuleError> {
 /// What a describe call's outcome says about the module.
 fn described(outcome: Outcome) -> Result<Vec<FlowInfo>, ModuleError> {
     match outcome {
-        Outcome::Returned(json) => serde_json::from_str(&json).map_err(|e| {
-            sandbox_error("GuestError", format!("the guest described the module in a form the host does not read: {e}"))
-        }),
+        Outcome::Returned(json) => {
+            let flows: Vec<FlowInfo> = serde_json::from_str(&json).map_err(|e| {
+                sandbox_error(
+                    "GuestError",
+                    format!("the guest described the module in a form the host does not read: {e}"),
+                )
+            })?;
+            // The guest's own checks can be bypassed by the module's code:
+            // the host checks what it will store.
+            if flows.len() > crate::flowdef::declared_limits::FLOWS_PER_MODULE {
+                return Err(sandbox_error("InvalidDeclaration", "a module may declare at most 100 flows".into()));
+            }
+            for flow in &flows {
+                flow.check_declaration().map_err(|problem| sandbox_error("InvalidDeclaration", problem))?;
+            }
+            Ok(flows)
+        }
         Outcome::Raised(error) => {
             Err(serde_json::from_value(error.clone())
                 .unwrap_or_else(|_| sandbox_error("GuestError", error.to_string())))

@@ -13,8 +13,9 @@ pub struct Quotas {
     pub rpc_calls: u64,
     pub spans: u64,
     pub log_bytes: u64,
-    /// What spans keep of the guest's strings: names, attributes, errors.
-    pub span_bytes: u64,
+    /// What the run makes the store keep besides its logs and output: span
+    /// names, attributes and errors, modules saved with `flows.save`, `kv` values.
+    pub stored_bytes: u64,
     pub output_bytes: u64,
     pub subflow_depth: u32,
     pub input_bytes: u64,
@@ -31,7 +32,7 @@ impl Default for Quotas {
             rpc_calls: 1_000,
             spans: 10_000,
             log_bytes: MIB,
-            span_bytes: 8 * MIB,
+            stored_bytes: 8 * MIB,
             output_bytes: MIB,
             subflow_depth: 4,
             input_bytes: MIB,
@@ -55,7 +56,7 @@ pub enum Quota {
     RpcCalls,
     Spans,
     LogBytes,
-    SpanBytes,
+    StoredBytes,
     OutputBytes,
     InputBytes,
     SubflowDepth,
@@ -70,7 +71,7 @@ impl Quota {
             Quota::RpcCalls => "rpc_calls",
             Quota::Spans => "spans",
             Quota::LogBytes => "log_bytes",
-            Quota::SpanBytes => "span_bytes",
+            Quota::StoredBytes => "stored_bytes",
             Quota::OutputBytes => "output_bytes",
             Quota::InputBytes => "input_bytes",
             Quota::SubflowDepth => "subflow_depth",
@@ -80,7 +81,7 @@ impl Quota {
     fn unit(self) -> &'static str {
         match self {
             Quota::WallTime | Quota::CpuTime => " ms",
-            Quota::Memory | Quota::LogBytes | Quota::SpanBytes | Quota::OutputBytes | Quota::InputBytes => " bytes",
+            Quota::Memory | Quota::LogBytes | Quota::StoredBytes | Quota::OutputBytes | Quota::InputBytes => " bytes",
             Quota::RpcCalls => " calls",
             Quota::Spans => " spans",
             Quota::SubflowDepth => " levels",
@@ -127,7 +128,7 @@ pub struct Usage {
     pub log_bytes: u64,
     /// Runs stored before this quota existed have no such field.
     #[serde(default)]
-    pub span_bytes: u64,
+    pub stored_bytes: u64,
     pub output_bytes: u64,
     pub subflows: u64,
     pub max_subflow_depth: u32,

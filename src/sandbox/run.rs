@@ -3,6 +3,7 @@
 //! span closed, whatever happened inside.
 
 use super::Sandbox;
+use super::bounds::bound_error;
 use super::env::RunEnv;
 use super::host::{GuestProtocolError, Role, RunShared, left_open_error};
 use super::instance::{GuestCall, Outcome, run_guest};
@@ -74,7 +75,8 @@ impl Sandbox {
         } else {
             let call = GuestCall::Run { source: request.source, entry: request.flow.clone(), input_json };
             let allowed = shared.env.allowed_services(&request.services).into();
-            let role = Role::Run { flow: request.flow.clone(), depth: 0, allowed, under: root };
+            let chain = Arc::from([request.flow.clone()]);
+            let role = Role::Run { flow: request.flow.clone(), depth: 0, allowed, under: root, chain };
             tokio::select! {
                 outcome = run_guest(shared.clone(), role, call) => Ending::Guest(outcome),
                 _ = tokio::time::sleep(quotas.wall_time()) => Ending::TimedOut,
@@ -154,8 +156,14 @@ fn settle(ending: Ending, quotas: &Quotas) -> (Status, Option<Value>, Option<Val
     }
 }
 
-/// The status and error object for an instance that trapped.
+/// The status and error object for an instance that trapped, bounded like
+/// every error (a broken host call's message quotes what the guest sent).
 pub(crate) fn trap_error(trap: &wasmtime::Error) -> (Status, Value) {
+    let (status, error) = unbounded_trap_error(trap);
+    (status, bound_error(error).0)
+}
+
+fn unbounded_trap_error(trap: &wasmtime::Error) -> (Status, Value) {
     if let Some(exceeded) = trap.downcast_ref::<QuotaExceeded>() {
         return (Status::QuotaExceeded, exceeded.to_error_json());
     }

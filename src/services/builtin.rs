@@ -3,10 +3,12 @@
 //! `library` (search over the stored flows).
 
 use super::grants::{Capability, Grants};
-use crate::flowdef::check_answer;
+use crate::flowdef::{FlowInfo, check_answer};
 use crate::library::{AddError, add_described_as};
+use crate::sandbox::ATTR_MAX_BYTES;
 use crate::sandbox::{CallContext, CallFailure};
 use crate::store::{RunFilter, Saver, Store};
+use crate::trace::clip_json;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -53,7 +55,7 @@ pub fn document(name: &str) -> Option<Value> {
                 {"name": "versions", "summary": "The stored versions of a flow.", "params": [
                     {"name": "name", "required": true, "schema": {"type": "string"}}
                 ], "result": {"name": "versions", "schema": {"type": "array"}}},
-                {"name": "list", "summary": "Every stored flow's latest version.", "params": [], "result": {"name": "flows", "schema": {"type": "array"}}},
+                {"name": "list", "summary": "The stored flows' latest versions, by name (at most 1,000).", "params": [], "result": {"name": "flows", "schema": {"type": "array"}}},
                 {"name": "save", "summary": "Store a module's flows in the library (a new version when changed).", "params": [
                     {"name": "source", "required": true, "schema": {"type": "string", "maxLength": 1048576}}
                 ], "result": {"name": "saved", "schema": {"type": "array"}}}
@@ -87,16 +89,70 @@ pub fn document(name: &str) -> Option<Value> {
     }
 }
 
-/// The flow whose runs `caller` asks about, when it may read them: its own,
-/// or any with `runs.read_any`.
-fn readable_runs(grants: &Grants, caller: &str, target: &str) -> Result<String, CallFailure> {
-    if target == caller || grants.allows(caller, Capability::RunsReadAny) {
+/// The largest answer a built-in gives, as for registered services.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Flows `flows.list` answers with at most (the library may hold many more;
+/// `library.search` finds the rest).
+const LISTED_FLOWS: usize = 1000;
+
+/// An answer within `MAX_ANSWER_BYTES`, or a clear refusal.
+pub fn bounded(answer: Value) -> Result<Value, CallFailure> {
+    let size = serde_json::to_string(&answer).map_or(0, |text| text.len());
+    if size > MAX_ANSWER_BYTES {
+        return Err(CallFailure::Transport(format!(
+            "the answer is {size} bytes, more than the {MAX_ANSWER_BYTES} a built-in gives; ask for less"
+        )));
+    }
+    Ok(answer)
+}
+
+/// Whether the calling run holds `capability`: every flow from its root
+/// down to the caller was granted it, and none of them is a flow another
+/// flow stored under a granted name (a grant is the operator's word for
+/// the flow the operator stored).
+async fn holds(store: &Arc<Store>, grants: &Grants, context: &CallContext<'_>, capability: Capability) -> bool {
+    for flow in context.chain {
+        if !grants.allows(flow, capability) || store.saved_by_a_flow(flow).await.unwrap_or(true) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The flow whose runs the caller asks about, when it may read them: its
+/// own, or any when its run holds `runs.read_any`.
+async fn readable_runs(
+    store: &Arc<Store>,
+    grants: &Grants,
+    context: &CallContext<'_>,
+    target: &str,
+) -> Result<String, CallFailure> {
+    if target == context.flow || holds(store, grants, context, Capability::RunsReadAny).await {
         return Ok(target.to_string());
     }
     Err(CallFailure::NotAllowed(format!(
-        "flow '{caller}' may read its own runs only, not those of '{target}' (the operator can grant {})",
+        "flow '{}' may read its own runs only, not those of '{target}' (the operator can grant {})",
+        context.flow,
         Capability::RunsReadAny.name()
     )))
+}
+
+/// A flow may save only flows that call no more than it may itself, so it
+/// cannot write itself a way past its own `services=[...]`.
+fn within_callers_services(context: &CallContext<'_>, flows: &[FlowInfo]) -> Result<(), CallFailure> {
+    if context.allowed.iter().any(|s| s == "*") {
+        return Ok(());
+    }
+    for flow in flows {
+        if let Some(extra) = flow.services.iter().find(|s| !context.allowed.contains(s)) {
+            return Err(CallFailure::NotAllowed(format!(
+                "flow '{}' declares service '{extra}', which '{}' may not call itself",
+                flow.name, context.flow
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Call a built-in; parameters were already checked against its document.
@@ -116,9 +172,11 @@ pub async fn call(
         ("kv", "get") => Ok(store.kv_get(flow, &text("key")).await.map_err(failed)?.unwrap_or(Value::Null)),
         ("kv", "set") => {
             let value = params.get("value").cloned().unwrap_or(Value::Null);
-            if value.to_string().len() > 1024 * 1024 {
+            let value_len = value.to_string().len();
+            if value_len > 1024 * 1024 {
                 return Err(CallFailure::InvalidParams("value: at most 1 MiB of JSON".into()));
             }
+            context.run.keep(value_len + text("key").len()).map_err(CallFailure::QuotaExceeded)?;
             store.kv_set(flow, &text("key"), &value).await.map_err(failed)?;
             Ok(Value::Bool(true))
         }
@@ -126,7 +184,7 @@ pub async fn call(
         ("kv", "list") => Ok(json!(store.kv_keys(flow, &text("prefix"), limit(100)).await.map_err(failed)?)),
         ("library", "search") => Ok(json!(store.search_flows(&text("query"), limit(10)).await.map_err(failed)?)),
         ("flows", "describe") => {
-            let described = context.describer.describe(&text("source")).await.map_err(CallFailure::QuotaExceeded)?;
+            let described = context.run.describe(&text("source")).await.map_err(CallFailure::QuotaExceeded)?;
             Ok(check_answer(described))
         }
         ("flows", "get") => {
@@ -134,13 +192,23 @@ pub async fn call(
             Ok(json!(store.flow(&text("name"), version).await.map_err(failed)?))
         }
         ("flows", "versions") => Ok(json!(store.flow_versions(&text("name")).await.map_err(failed)?)),
-        ("flows", "list") => Ok(json!(store.flows().await.map_err(failed)?)),
+        ("flows", "list") => {
+            let mut flows = store.flows().await.map_err(failed)?;
+            flows.truncate(LISTED_FLOWS);
+            Ok(json!(flows))
+        }
         ("flows", "save") => {
             let source = text("source");
-            let described = context.describer.describe(&source).await.map_err(CallFailure::QuotaExceeded)?;
-            let saver = if grants.allows(flow, Capability::FlowsSaveAny) {
+            let described = context.run.describe(&source).await.map_err(CallFailure::QuotaExceeded)?;
+            // A new version keeps the source and what it declares.
+            let declared = described.as_ref().map_or(0, |flows| serde_json::to_string(flows).map_or(0, |t| t.len()));
+            context.run.keep(source.len() + declared).map_err(CallFailure::QuotaExceeded)?;
+            let saver = if holds(store, grants, &context, Capability::FlowsSaveAny).await {
                 Saver::Operator
             } else {
+                if let Ok(flows) = &described {
+                    within_callers_services(&context, flows)?;
+                }
                 Saver::Flow(flow.to_string())
             };
             let saved = add_described_as(store, source, described, saver).await.map_err(|error| match error {
@@ -154,28 +222,37 @@ pub async fn call(
             Ok(json!(saved))
         }
         ("runs", "recent") => {
-            let target = readable_runs(grants, flow, &text("flow"))?;
+            let target = readable_runs(store, grants, &context, &text("flow")).await?;
             let filter = RunFilter { flow: Some(target), status: None, before_us: None, limit: limit(20) };
-            Ok(json!(store.runs(filter).await.map_err(failed)?))
+            let mut runs = store.runs(filter).await.map_err(failed)?;
+            // Each run's input and output may be a MiB; a flow reading recent
+            // runs gets their shape, cut like span attributes.
+            for run in &mut runs {
+                run.input = clip_json(std::mem::take(&mut run.input), ATTR_MAX_BYTES);
+                run.output = run.output.take().map(|output| clip_json(output, ATTR_MAX_BYTES));
+            }
+            Ok(json!(runs))
         }
         ("runs", "subflows") => {
-            let target = readable_runs(grants, flow, &text("flow"))?;
+            let target = readable_runs(store, grants, &context, &text("flow")).await?;
             Ok(json!(store.subflow_runs(&target, limit(20)).await.map_err(failed)?))
         }
         ("runs", "spans") => {
             let run_id = text("run_id");
             // A run the flow may not read is answered as if it did not exist.
             let run = store.run(&run_id).await.map_err(failed)?;
-            match run {
-                Some(run) if readable_runs(grants, flow, &run.flow).is_ok() => {
-                    Ok(json!(store.spans(&run_id).await.map_err(failed)?))
-                }
-                Some(_) => Err(CallFailure::NotAllowed(format!(
-                    "run '{run_id}' is not a run of flow '{flow}' (reading other flows' runs needs {})",
-                    Capability::RunsReadAny.name()
-                ))),
-                None => Ok(json!([])),
+            let readable = match &run {
+                Some(run) => readable_runs(store, grants, &context, &run.flow).await.is_ok(),
+                None => false,
+            };
+            if readable {
+                return Ok(json!(store.spans(&run_id).await.map_err(failed)?));
             }
+            // The same words whether the run exists or not.
+            Err(CallFailure::NotAllowed(format!(
+                "flow '{flow}' has no run '{run_id}' it may read (reading other flows' runs needs {})",
+                Capability::RunsReadAny.name()
+            )))
         }
         _ => Err(CallFailure::UnknownMethod { service: service.into(), method: method.into(), known: Vec::new() }),
     }

@@ -192,7 +192,8 @@ impl ServiceRegistry {
                     .map(|all| serde_json::json!(all))
                     .map_err(|e| CallFailure::Transport(format!("{e:#}")));
             }
-            return builtin::call(&self.store, &self.grants, context, service, method, &params).await;
+            let answer = builtin::call(&self.store, &self.grants, context, service, method, &params).await?;
+            return builtin::bounded(answer);
         }
         let endpoint = self.endpoint(&info.url).map_err(CallFailure::Transport)?;
         client::call(&endpoint, method, params, Duration::from_millis(info.timeout_ms)).await

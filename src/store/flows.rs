@@ -210,6 +210,21 @@ impl Store {
         .await
     }
 
+    /// Whether the latest version of `name` was stored by a flow through
+    /// `flows.save` rather than by the operator (false when there is none).
+    pub async fn saved_by_a_flow(self: &Arc<Self>, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            let saver: Option<Option<String>> = conn
+                .query_row("SELECT saved_by FROM flows WHERE name = ?1 ORDER BY version DESC LIMIT 1", [name], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            Ok(matches!(saver, Some(Some(_))))
+        })
+        .await
+    }
+
     /// The first `limit` flow names, in order (for "unknown flow" messages).
     pub async fn flow_names(self: &Arc<Self>, limit: usize) -> Result<Vec<String>> {
         self.read(move |conn| {

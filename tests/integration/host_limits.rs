@@ -121,7 +121,9 @@ def error_flood():
 "#;
 
 fn store_bytes(server: &Server) -> u64 {
-    std::fs::read_dir(&server.data_dir).unwrap().map(|entry| entry.unwrap().metadata().unwrap().len()).sum()
+    // Files SQLite creates and removes as it goes may vanish while listed.
+    let entries = std::fs::read_dir(&server.data_dir).unwrap();
+    entries.filter_map(|entry| entry.ok()?.metadata().ok()).map(|metadata| metadata.len()).sum()
 }
 
 #[test]
@@ -145,17 +147,17 @@ fn what_spans_keep_of_a_flows_strings_is_cut_and_counted() {
         assert!(error["traceback"].as_str().unwrap().len() < 17 * 1024);
         assert!(step["attrs"].to_string().len() < 4200, "attributes are cut too");
     }
-    let used = run["usage"]["span_bytes"].as_u64().unwrap();
+    let used = run["usage"]["stored_bytes"].as_u64().unwrap();
     assert!(used > 30 * 4096 && used < 2 * 1024 * 1024, "{used}");
     let grown = store_bytes(&server).saturating_sub(before);
     println!("HOST-LIMITS error flood: store grew by {grown} bytes, spans kept {used} bytes");
     assert!(grown < 8 * 1024 * 1024, "the store grew by {grown} bytes");
 
-    // With a smaller span_bytes quota the same flow stops, however it catches.
-    let stopped = run_wait(&server, json!({"source": ERROR_FLOOD, "input": {}, "quotas": {"span_bytes": 100_000}}));
+    // With a smaller stored_bytes quota the same flow stops, however it catches.
+    let stopped = run_wait(&server, json!({"source": ERROR_FLOOD, "input": {}, "quotas": {"stored_bytes": 100_000}}));
     assert_eq!(
         (stopped["status"].clone(), stopped["error"]["quota"].clone()),
-        (json!("quota_exceeded"), json!("span_bytes"))
+        (json!("quota_exceeded"), json!("stored_bytes"))
     );
 }
 
@@ -221,4 +223,156 @@ fn a_flow_replaces_only_its_own_flows_and_reads_only_its_own_runs() {
     assert_eq!(granted.upload(OVERREACH).status, 201);
     let tried = overreach(&granted, "service_check", "planted");
     assert_eq!((tried["save"].clone(), tried["recent"].clone()), (json!("allowed"), json!("allowed")), "{tried}");
+}
+
+const VICTIM: &str = r#"from hero_logic import flow
+
+
+@flow(name="victim", inputs={"secret": "string"})
+def victim(secret):
+    with flow.step("handle " + secret):
+        return {"echo": secret}
+"#;
+
+/// Borrows `optimize_flow`'s `runs.read_any` by invoking it.
+const BORROWER: &str = r#"from hero_logic import flow
+
+
+@flow(name="borrower")
+def borrower():
+    try:
+        return flow.invoke("optimize_flow", flow="victim")
+    except flow.SubflowFailed as failed:
+        return "refused: " + failed.error["message"]
+"#;
+
+#[test]
+fn a_flow_cannot_borrow_a_capability_by_invoking_a_flow_that_holds_it() {
+    let server = Server::start(&[]);
+    assert_eq!(server.upload(VICTIM).status, 201);
+    assert_eq!(server.upload(BORROWER).status, 201);
+    run_wait(&server, json!({"flow": "victim", "input": {"secret": "TOPSECRET-123"}}));
+    let run = run_wait(&server, json!({"flow": "borrower", "input": {}}));
+    assert!(run["output"].as_str().unwrap_or_default().starts_with("refused"), "{run}");
+    let spans = server.get(&format!("/api/runs/{}/spans", run["run_id"].as_str().unwrap())).text();
+    assert!(!spans.contains("TOPSECRET"), "nothing of the victim's runs reached the borrower's run");
+    // Run on its own, optimize_flow holds its grant as before.
+    let direct = run_wait(&server, json!({"flow": "optimize_flow", "input": {"flow": "victim"}}));
+    assert_eq!(direct["status"], "ok", "{direct}");
+}
+
+/// Stores a flow under a name the operator granted, then runs it.
+const SQUATTER: &str = r#"from hero_logic import flow, services
+
+DEPLOYER = '''from hero_logic import flow, services
+
+@flow(name="deployer", services=["flows"])
+def deployer():
+    services.flows.save(source='from hero_logic import flow\\n@flow(name="optimize_flow")\\ndef optimize_flow():\\n    return "planted"\\n')
+    return "replaced"
+'''
+
+
+@flow(name="squatter", services=["flows"])
+def squatter():
+    services.flows.save(source=DEPLOYER)
+    try:
+        return flow.invoke("deployer")
+    except flow.SubflowFailed as failed:
+        return "refused: " + failed.error["message"]
+"#;
+
+#[test]
+fn a_granted_name_a_flow_stored_carries_no_grant() {
+    let server = Server::start(&["--grant", "deployer=flows.save_any"]);
+    assert_eq!(server.upload(SQUATTER).status, 201);
+    let run = run_wait(&server, json!({"flow": "squatter", "input": {}}));
+    assert!(run["output"].as_str().unwrap_or_default().starts_with("refused"), "{run}");
+    let optimize = server.get("/api/flows/optimize_flow").json();
+    assert!(!optimize["source"].as_str().unwrap().contains("planted"), "the built-in is as it was");
+}
+
+#[test]
+fn a_flow_saves_only_flows_that_call_no_more_than_it_may() {
+    let source = r#"from hero_logic import flow, services
+
+WIDER = 'from hero_logic import flow\n@flow(name="wider", services=["*"])\ndef wider():\n    return 1\n'
+
+
+@flow(name="narrow", services=["flows"])
+def narrow():
+    try:
+        services.flows.save(source=WIDER)
+        return "saved"
+    except PermissionError as refused:
+        return "refused: " + str(refused)
+"#;
+    let server = Server::start(&[]);
+    let run = run_wait(&server, json!({"source": source, "input": {}}));
+    assert!(run["output"].as_str().unwrap().contains("declares service '*'"), "{run}");
+    assert_eq!(server.get("/api/flows/wider").status, 404);
+}
+
+#[test]
+fn declarations_beyond_the_hosts_limits_are_refused_whatever_the_guest_says() {
+    let server = Server::start(&[]);
+    let long = format!(
+        "from hero_logic import flow\n\n@flow(name=\"wordy\", description=\"{}\")\ndef wordy():\n    return 1\n",
+        "d".repeat(5000)
+    );
+    let refused = server.upload(&long);
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(refused.json()["error"]["message"].as_str().unwrap().contains("longer than 4096"));
+    // Around the SDK's own checks: a name that is no identifier.
+    let sneaky = r#"from hero_logic import flow, _flow
+
+@flow(name="fine")
+def fine():
+    return 1
+
+spec = _flow.registry[-1]
+_flow.registry.append(_flow.FlowSpec(spec.func, "Not An Identifier \u202e" + "N" * 100000, spec.inputs, spec.description, spec.services))
+"#;
+    let refused = server.upload(sneaky);
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(refused.text().len() < 2000, "the refusal quotes a cut name");
+}
+
+#[test]
+fn a_broken_host_call_ends_the_run_with_a_bounded_error() {
+    let source = r#"from hero_logic import flow
+from hero_logic._host import host
+
+
+@flow(name="broken")
+def broken():
+    host.log("C" * (5 << 20), "message")
+"#;
+    let server = Server::start(&[]);
+    let run = run_wait(&server, json!({"source": source, "input": {}}));
+    assert_eq!(
+        (run["status"].clone(), run["error"]["type"].clone()),
+        (json!("failed"), json!("HostCallRejected")),
+        "{run}"
+    );
+    assert!(run["error"]["message"].as_str().unwrap().len() < 5000);
+    assert!(server.get(&format!("/api/runs/{}", run["run_id"].as_str().unwrap())).body.len() < 20_000);
+}
+
+#[test]
+fn call_params_larger_than_input_bytes_are_refused_before_they_are_read() {
+    let source = r#"from hero_logic import flow, services
+
+
+@flow(name="heavy", services=["kv"])
+def heavy():
+    services.kv.set(key="a", value="x" * (2 << 20))
+"#;
+    let server = Server::start(&[]);
+    let run = run_wait(&server, json!({"source": source, "input": {}}));
+    assert_eq!(
+        (run["status"].clone(), run["error"]["quota"].clone()),
+        (json!("quota_exceeded"), json!("input_bytes")),
+        "{run}"
+    );
 }
