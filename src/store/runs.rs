@@ -40,6 +40,17 @@ pub(crate) fn mark_interrupted(conn: &mut Connection, now_us: i64) -> rusqlite::
     })
     .to_string();
     let tx = conn.transaction()?;
+    // The run's last event is `run_finished`, after its stored events and
+    // one closing event per span left open (numbered as replay numbers them).
+    tx.execute(
+        "UPDATE runs SET last_seq =
+             MAX(COALESCE((SELECT MAX(start_seq) FROM spans s WHERE s.run_id = runs.run_id), 0),
+                 COALESCE((SELECT MAX(end_seq) FROM spans s WHERE s.run_id = runs.run_id), 0),
+                 COALESCE((SELECT MAX(seq) FROM logs l WHERE l.run_id = runs.run_id), 0))
+             + (SELECT COUNT(*) FROM spans s WHERE s.run_id = runs.run_id AND s.status = 'running') + 1
+         WHERE status IN ('queued', 'running')",
+        [],
+    )?;
     tx.execute(
         "UPDATE spans SET status = 'interrupted', end_us = MAX(start_us, ?1), error = ?2
          WHERE status = 'running' AND run_id IN (SELECT run_id FROM runs WHERE status IN ('queued', 'running'))",

@@ -211,6 +211,7 @@ fn a_killed_server_restarts_with_finished_runs_intact_and_cut_runs_interrupted()
     let events = restarted.events(&cut, 0).all();
     assert_seqs_complete(&events);
     assert_eq!(events.last().unwrap()["status"], "interrupted");
+    assert_eq!(run["last_seq"], events.last().unwrap()["seq"], "the run record and its stream agree");
     assert_eq!(restarted.get("/api/flows/greet").status, 200, "the uploaded flow is still there");
 }
 
