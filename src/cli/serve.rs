@@ -48,9 +48,10 @@ pub struct ServeArgs {
     #[arg(long = "grant", value_name = "FLOW=CAPABILITY")]
     pub grants: Vec<String>,
     /// Seconds a client may take to send a request head (and an idle
-    /// kept-alive connection stays open).
+    /// kept-alive connection stays open), to send the next piece of a body,
+    /// or to take the next piece of an answer.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub header_timeout: u64,
+    pub client_timeout: u64,
     /// WebSocket event streams open at once; more are refused with 503.
     #[arg(long, value_name = "N", default_value_t = 512)]
     pub max_streams: usize,
@@ -93,7 +94,7 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
     config.token = token;
     config.allowed_hosts = args.allowed_hosts;
     config.connections.max_connections = args.max_connections.clamp(1, 65_536);
-    config.connections.header_timeout = std::time::Duration::from_secs(args.header_timeout.max(1));
+    config.connections.client_timeout = std::time::Duration::from_secs(args.client_timeout.max(1));
     config.max_streams = args.max_streams.max(1);
     config.max_instances = args.max_instances;
     for grant in &args.grants {

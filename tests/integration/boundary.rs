@@ -187,7 +187,7 @@ fn with_a_token_every_route_but_health_and_the_page_needs_it() {
 
 #[test]
 fn a_client_that_never_finishes_its_request_head_is_disconnected() {
-    let server = Server::start(&["--header-timeout", "1"]);
+    let server = Server::start(&["--client-timeout", "1"]);
     let mut slow = TcpStream::connect(&server.addr).unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     slow.write_all(b"GET /api/flows HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
@@ -207,7 +207,7 @@ fn a_client_that_never_finishes_its_request_head_is_disconnected() {
 
 #[test]
 fn connections_and_streams_are_capped() {
-    let server = Server::start(&["--max-connections", "3", "--max-streams", "1", "--header-timeout", "600"]);
+    let server = Server::start(&["--max-connections", "3", "--max-streams", "1", "--client-timeout", "600"]);
     // Three connections that send nothing take every place.
     let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(&server.addr).unwrap()).collect();
     let mut waiting = TcpStream::connect(&server.addr).unwrap();
@@ -231,4 +231,34 @@ fn connections_and_streams_are_capped() {
     super::server_support::eventually("the stream's place to be given back", || {
         tungstenite::connect(format!("ws://{}/api/events", server.addr)).is_ok()
     });
+}
+
+#[test]
+fn a_client_that_sends_its_body_or_takes_its_answer_too_slowly_is_disconnected() {
+    let server = Server::start(&["--client-timeout", "1"]);
+    // A body that stops coming after its first byte.
+    let mut slow = TcpStream::connect(&server.addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(slow, "POST /api/check HTTP/1.1\r\nHost: {}\r\nContent-Length: 1000\r\n\r\nx", server.addr).unwrap();
+    let mut answer = Vec::new();
+    assert!(slow.read_to_end(&mut answer).is_ok(), "the server ended the connection");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 4"), "{text}");
+
+    // Twenty answers of several MiB each, asked at once, that the client
+    // never reads (more than loopback's buffers hold).
+    let mut greedy = TcpStream::connect(&server.addr).unwrap();
+    for _ in 0..20 {
+        write!(greedy, "GET /vendor/monaco/vs/editor/editor.main.js HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr)
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    greedy.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut received = Vec::new();
+    let _ = greedy.read_to_end(&mut received); // EOF or a reset, once the server gave up
+    let whole = std::fs::metadata(concat!(env!("CARGO_MANIFEST_DIR"), "/vendor/monaco/vs/editor/editor.main.js"))
+        .unwrap()
+        .len();
+    assert!((received.len() as u64) < 20 * whole, "the server stopped sending to a client that did not read");
+    assert_eq!(server.get("/healthz").status, 200, "the server goes on");
 }
