@@ -129,6 +129,8 @@ fn store_bytes(server: &Server) -> u64 {
 #[test]
 fn what_spans_keep_of_a_flows_strings_is_cut_and_counted() {
     let server = Server::start(&[]);
+    // Answered only once the store is open (its files are there).
+    assert_eq!(server.get("/healthz").status, 200);
     let before = store_bytes(&server);
     let run = run_wait(&server, json!({"source": ERROR_FLOOD, "input": {}}));
     assert_eq!((run["status"].clone(), run["output"].clone()), (json!("ok"), json!("survived")), "{run}");
