@@ -75,6 +75,16 @@ impl Guard {
 
     /// Refuses what does not pass; `None` lets the request through.
     fn check(&self, headers: &HeaderMap, path: &str) -> Option<AppError> {
+        // Two answers to "who is asking" leave it open which one a proxy or
+        // a handler would believe: refuse rather than check only the first.
+        for name in [header::HOST, header::ORIGIN] {
+            if headers.get_all(&name).iter().nth(1).is_some() {
+                return Some(AppError::bad_request(
+                    "duplicate_header",
+                    format!("the request has more than one {name} header"),
+                ));
+            }
+        }
         let host = match headers.get(header::HOST).map(HeaderValue::to_str) {
             Some(Ok(host)) => host,
             Some(Err(_)) => return Some(forbidden("forbidden_host", "the Host header is not readable text".into())),
@@ -276,6 +286,21 @@ mod tests {
         assert!(!same_origin("null", "127.0.0.1:8080"));
         assert!(!same_origin("chrome-extension://abc", "127.0.0.1:8080"));
         assert!(!same_origin("http://", "127.0.0.1:8080"));
+    }
+
+    #[test]
+    fn a_second_host_or_origin_is_refused() {
+        let guard = guard("127.0.0.1:8080", &[]);
+        let mut headers = HeaderMap::new();
+        headers.append(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(guard.check(&headers, "/api/flows").is_none());
+        headers.append(header::HOST, HeaderValue::from_static("evil.example"));
+        assert_eq!(guard.check(&headers, "/api/flows").unwrap().code, "duplicate_header");
+        let mut headers = HeaderMap::new();
+        headers.append(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        headers.append(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        headers.append(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
+        assert_eq!(guard.check(&headers, "/api/flows").unwrap().code, "duplicate_header");
     }
 
     #[test]
