@@ -88,10 +88,10 @@ impl Ledger {
 
     /// Count `bytes` the store keeps for the run (span names, attributes and
     /// errors, saved modules, kv values) against `stored_bytes`.
-    fn keep(&mut self, quotas: &Quotas, bytes: usize) -> wasmtime::Result<()> {
+    fn keep(&mut self, quotas: &Quotas, bytes: usize) -> Result<(), QuotaExceeded> {
         self.usage.stored_bytes += bytes as u64;
         if self.usage.stored_bytes > quotas.stored_bytes {
-            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::StoredBytes, quotas.stored_bytes)));
+            return Err(QuotaExceeded::new(Quota::StoredBytes, quotas.stored_bytes));
         }
         Ok(())
     }
@@ -290,10 +290,7 @@ struct RunAccount(Arc<RunShared>);
 
 impl CallingRun for RunAccount {
     fn keep(&self, bytes: usize) -> Result<(), QuotaExceeded> {
-        match self.0.ledger().keep(&self.0.quotas, bytes) {
-            Ok(()) => Ok(()),
-            Err(trap) => Err(trap.downcast::<QuotaExceeded>().expect("keep only ever refuses with a quota")),
-        }
+        self.0.ledger().keep(&self.0.quotas, bytes)
     }
 
     fn describe<'a>(
@@ -306,9 +303,11 @@ impl CallingRun for RunAccount {
             }
             let call = GuestCall::Describe { source: Arc::from(source) };
             match run_guest(self.0.clone(), Role::Describe, call).await {
-                Outcome::Trapped(trap) if trap.downcast_ref::<QuotaExceeded>().is_some() => {
-                    Err(trap.downcast::<QuotaExceeded>().expect("checked just above"))
-                }
+                // The run's own quota ends the run; any other trap is the module's.
+                Outcome::Trapped(trap) => match trap.downcast::<QuotaExceeded>() {
+                    Ok(exceeded) => Err(exceeded),
+                    Err(trap) => Ok(super::described(Outcome::Trapped(trap))),
+                },
                 outcome => Ok(super::described(outcome)),
             }
         })

@@ -14,7 +14,7 @@ mod instance;
 mod quotas;
 mod run;
 
-pub use bounds::{ATTR_MAX_BYTES, MESSAGE_MAX_BYTES, NAME_MAX_BYTES, TRACEBACK_MAX_BYTES, clip_str};
+pub use bounds::{ATTR_MAX_BYTES, NAME_MAX_BYTES, clip_str};
 pub use engine::{
     EngineOptions, GUEST_COMPONENT, GUEST_SOURCE_HASH, WASMTIME_VERSION, artefact_path, default_cache_dir,
 };
@@ -57,7 +57,6 @@ pub struct SandboxOptions {
 pub struct Sandbox {
     core: Arc<SandboxCore>,
     artefact: Option<PathBuf>,
-    max_instances: usize,
 }
 
 impl Sandbox {
@@ -70,15 +69,9 @@ impl Sandbox {
         let pre = bindings::FlowGuestPre::new(linker.instantiate_pre(&component)?)?;
         let ticker = engine::EpochTicker::start(engine.clone());
         let artefact = options.cache_dir.as_deref().map(|dir| engine::artefact_path(&engine, dir));
-        let max_instances = options.engine.max_instances as usize;
-        let instance_slots = tokio::sync::Semaphore::new(max_instances);
+        let instance_slots = tokio::sync::Semaphore::new(options.engine.max_instances as usize);
         let core = Arc::new(SandboxCore { engine, pre, instance_slots, _ticker: ticker });
-        Ok(Sandbox { core, artefact, max_instances })
-    }
-
-    /// Sandbox instances alive at once (runs, subflows and describes).
-    pub fn max_instances(&self) -> usize {
-        self.max_instances
+        Ok(Sandbox { core, artefact })
     }
 
     /// Where this sandbox's compiled guest is cached, if it uses a cache.

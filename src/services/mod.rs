@@ -11,7 +11,7 @@ mod schema;
 mod stubs;
 
 pub use client::Endpoint;
-pub use grants::{Capability, Grants};
+pub use grants::Grants;
 pub use openrpc::{MethodDoc, ParamDoc, ServiceDoc};
 pub use stubs::python_stubs;
 
