@@ -36,7 +36,7 @@ impl Metrics {
         self.duration_sum_us.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 
-    pub fn render(&self, queued: usize, running: usize) -> String {
+    pub fn render(&self, queued: usize, running: usize, stream_tail_bytes: usize) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP hero_logic_runs_total Runs finished, by final status.\n# TYPE hero_logic_runs_total counter\n",
@@ -67,6 +67,12 @@ impl Metrics {
             ),
             ("hero_logic_queue_depth", "gauge", "Runs waiting for a worker.", queued as u64),
             ("hero_logic_runs_running", "gauge", "Runs running now.", running as u64),
+            (
+                "hero_logic_stream_tail_bytes",
+                "gauge",
+                "Bytes of newest events live runs keep for their watchers.",
+                stream_tail_bytes as u64,
+            ),
         ];
         for (name, kind, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");

@@ -118,7 +118,7 @@ function reconnecting(path, onEvent, retryMs) {
 
 /**
  * Follow one run's events: the history first, then live ones, until
- * `run_finished`. A lagged or dropped connection re-joins from the last seq
+ * `run_finished`. A dropped connection re-joins from the last seq
  * seen, so nothing is missed or repeated. Returns a function that stops.
  */
 export function followRun(runId, onEvent) {
@@ -126,11 +126,7 @@ export function followRun(runId, onEvent) {
   const path = () => `/api/runs/${encodeURIComponent(runId)}/events?from_seq=${lastSeq}`;
   return reconnecting(
     path,
-    (event, socket) => {
-      if (event.type === "lagged") {
-        socket.close(); // and re-join from lastSeq
-        return;
-      }
+    (event) => {
       if (event.type === "run_finished") {
         onEvent(event);
         return "stop";

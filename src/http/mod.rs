@@ -13,7 +13,6 @@ mod ui;
 mod ws;
 
 pub use runs::effective_quotas;
-pub use ws::MAX_EVENTS_BEHIND;
 
 use crate::metrics::Metrics;
 use crate::sandbox::Quotas;

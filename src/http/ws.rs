@@ -6,8 +6,8 @@ use super::AppState;
 use super::error::{AppError, QueryParams};
 use super::guard::WS_PROTOCOL;
 use crate::scheduler::run_finished_event;
-use crate::store::Store;
-use crate::trace::bus::RunChannel;
+use crate::store::{RunRecord, Store};
+use crate::trace::bus::{Read, RunChannel};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -20,15 +20,11 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
-/// A watcher further than this many events behind a live run is told it
-/// lagged and disconnected; it re-joins with `?from_seq=` where it stopped.
-pub const MAX_EVENTS_BEHIND: u64 = 50_000;
-
-/// Events sent per read of the run's history.
+/// Events sent per read of the run's tail.
 const BATCH: usize = 512;
 
-/// Events read from the store per page of a finished run: all a watcher of
-/// a stored run holds at once.
+/// Events read from the store per page: all a watcher reading a finished
+/// run, or one behind a live run's tail, holds at once.
 const STORED_PAGE: usize = 4096;
 
 #[derive(Deserialize)]
@@ -39,16 +35,16 @@ pub struct EventsQuery {
     from_seq: u64,
 }
 
-/// Where a run's events come from: the bus while it is live, the store after
-/// (read a page at a time).
+/// Where a run's events come from: the bus's tail while it is live (older
+/// events from the store), the store alone after.
 enum Source {
     Live(Arc<RunChannel>),
-    Stored { store: Arc<Store>, run_id: String },
+    Stored,
 }
 
 /// How long a watcher may take to accept one message before it is dropped:
-/// a client that stops reading must not hold the run's history, or its
-/// place among the streams, for ever.
+/// a client that stops reading must not hold its place among the streams
+/// for ever.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn run_events(
@@ -57,7 +53,7 @@ pub async fn run_events(
     Path(run_id): Path<String>,
     QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<Response, AppError> {
-    // The bus keeps a run's history until the store holds the finished run,
+    // The bus keeps a run's channel until the store holds the finished run,
     // so a run missing from the bus is complete in the store.
     let source = match state.bus.get(&run_id) {
         Some(channel) => Source::Live(channel),
@@ -68,13 +64,15 @@ pub async fn run_events(
                 .replay_page(&run_id, 0, 1)
                 .await?
                 .ok_or_else(|| AppError::not_found(format!("no run with id '{run_id}'")))?;
-            Source::Stored { store: state.store.clone(), run_id }
+            Source::Stored
         }
     };
     let slot = stream_slot(&state)?;
     let shutdown = state.shutdown.clone();
+    let store = state.store.clone();
     Ok(accept(ws).on_upgrade(move |socket| async move {
-        stream_run(socket, source, query.from_seq, shutdown).await;
+        let mut watcher = Watcher { socket, store, run_id, cursor: query.from_seq };
+        watcher.stream(source, shutdown).await;
         drop(slot);
     }))
 }
@@ -86,69 +84,103 @@ async fn send(socket: &mut WebSocket, text: &Arc<str>) -> bool {
     matches!(tokio::time::timeout(SEND_TIMEOUT, sending).await, Ok(Ok(())))
 }
 
-async fn stream_run(mut socket: WebSocket, source: Source, from_seq: u64, shutdown: CancellationToken) {
-    match source {
-        Source::Stored { store, run_id } => {
-            let mut cursor = from_seq;
-            loop {
-                let Ok(Some((run, events))) = store.replay_page(&run_id, cursor, STORED_PAGE).await else { return };
-                if events.is_empty() {
-                    if run.status.is_final()
-                        && run.last_seq > cursor
-                        && !send(&mut socket, &run_finished_event(&run)).await
-                    {
-                        return;
-                    }
-                    break;
+/// One watcher of one run: its socket and the seq of the last event it was sent.
+struct Watcher {
+    socket: WebSocket,
+    store: Arc<Store>,
+    run_id: String,
+    cursor: u64,
+}
+
+/// How a page read from the store went.
+enum Page {
+    Sent,
+    /// No events after the cursor are stored; the run as stored.
+    Empty(Box<RunRecord>),
+    /// The watcher is gone, or the store failed.
+    Stop,
+}
+
+impl Watcher {
+    async fn stream(&mut self, source: Source, shutdown: CancellationToken) {
+        let go_on = match source {
+            Source::Stored => self.stream_stored().await,
+            Source::Live(channel) => self.stream_live(&channel, shutdown).await,
+        };
+        if go_on {
+            let _ = self.socket.send(Message::Close(None)).await;
+        }
+    }
+
+    /// A finished run, from the store a page at a time; false when the
+    /// watcher is gone.
+    async fn stream_stored(&mut self) -> bool {
+        loop {
+            match self.send_stored_page().await {
+                Page::Sent => {}
+                Page::Stop => return false,
+                // The store holds the finished run, so its final record too.
+                Page::Empty(run) if run.status.is_final() && run.last_seq > self.cursor => {
+                    return send(&mut self.socket, &run_finished_event(&run)).await;
                 }
-                for event in &events {
-                    let text: Arc<str> = Arc::from(serde_json::to_string(event).unwrap_or_default());
-                    if !send(&mut socket, &text).await {
-                        return;
-                    }
-                    cursor = event.seq();
-                }
+                Page::Empty(_) => return true,
             }
         }
-        Source::Live(channel) => {
-            let mut cursor = from_seq;
-            loop {
-                let batch = channel.read_after(cursor, BATCH);
-                if !batch.is_empty() {
+    }
+
+    /// A live run: its tail, and the store for what has left the tail; false
+    /// when the watcher is gone.
+    async fn stream_live(&mut self, channel: &RunChannel, shutdown: CancellationToken) -> bool {
+        loop {
+            match channel.read_after(self.cursor, BATCH) {
+                Read::FromStore { kept_from } => match self.send_stored_page().await {
+                    Page::Sent => {}
+                    // Events reach the tail once their batch is committed,
+                    // or once it failed (so no stream stalls): those the
+                    // store could not write are lost, go on after them.
+                    Page::Empty(_) => self.cursor = self.cursor.max(kept_from - 1),
+                    Page::Stop => return false,
+                },
+                Read::Events(batch) if !batch.is_empty() => {
                     for event in &batch {
-                        if !send(&mut socket, event).await {
-                            return;
+                        if !send(&mut self.socket, event).await {
+                            return false;
                         }
-                        cursor += 1;
+                        self.cursor += 1;
                     }
-                    let (latest, finished) = channel.wait_after(0).await;
-                    if !finished && latest.saturating_sub(cursor) > MAX_EVENTS_BEHIND {
-                        let lagged = json!({
-                            "type": "lagged",
-                            "seq": cursor,
-                            "latest": latest,
-                            "message": "this watcher fell too far behind; re-join with ?from_seq=<seq>",
-                        });
-                        let _ = send(&mut socket, &Arc::from(lagged.to_string())).await;
-                        break;
+                }
+                Read::Events(_) if channel.is_finished() => return true,
+                Read::Events(_) => {
+                    tokio::select! {
+                        _ = channel.wait_after(self.cursor) => {}
+                        _ = shutdown.cancelled() => return true,
+                        message = self.socket.recv() => match message {
+                            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return false,
+                            Some(Ok(_)) => {}
+                        },
                     }
-                    continue;
-                }
-                if channel.is_finished() {
-                    break;
-                }
-                tokio::select! {
-                    _ = channel.wait_after(cursor) => {}
-                    _ = shutdown.cancelled() => break,
-                    message = socket.recv() => match message {
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                        Some(Ok(_)) => {}
-                    },
                 }
             }
         }
     }
-    let _ = socket.send(Message::Close(None)).await;
+
+    /// Send the next page of stored events after the cursor.
+    async fn send_stored_page(&mut self) -> Page {
+        let Ok(Some((run, events))) = self.store.replay_page(&self.run_id, self.cursor, STORED_PAGE).await else {
+            return Page::Stop;
+        };
+        if events.is_empty() {
+            return Page::Empty(Box::new(run));
+        }
+        for event in &events {
+            let text: Arc<str> = Arc::from(serde_json::to_string(event).unwrap_or_default());
+            if !send(&mut self.socket, &text).await {
+                return Page::Stop;
+            }
+            self.cursor = event.seq();
+        }
+        Page::Sent
+    }
 }
 
 pub async fn run_list_events(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Result<Response, AppError> {

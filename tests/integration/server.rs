@@ -495,3 +495,63 @@ fn a_module_is_checked_without_being_stored_and_a_run_has_its_source() {
     assert_eq!(source["source"], GREET);
     assert_eq!(server.get("/api/runs/no-such-run/source").status, 404);
 }
+
+/// Many steps at once, then asleep until cancelled.
+const MANY_THEN_WAIT: &str = r#"import time
+from hero_logic import flow
+
+@flow(inputs={"steps": "integer"})
+def many_then_wait(steps):
+    for i in range(steps):
+        with flow.step(f"step {i}", index=i, note="x" * 200):
+            print(f"line {i}")
+    time.sleep(600)
+"#;
+
+fn stream_tail_bytes(server: &Server) -> u64 {
+    let metrics = server.get("/metrics").text();
+    let line = metrics.lines().find(|l| l.starts_with("hero_logic_stream_tail_bytes ")).expect("the gauge");
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_live_run_keeps_only_its_newest_events_and_a_late_watcher_still_gets_them_all() {
+    let server = Server::start(&[]);
+    let steps = 3000;
+    let run_id = start_run(&server, json!({"source": MANY_THEN_WAIT, "input": {"steps": steps}}));
+    // The run span, then each step's start, log line and end.
+    let published = 1 + 3 * steps;
+    let mut early = server.events(&run_id, 0);
+    let seen: Vec<Value> = (0..published).map(|_| early.next().expect("an event")).collect();
+    let bytes: usize = seen.iter().map(|e| e.to_string().len()).sum();
+    assert!(bytes > 3 << 20, "the run published {bytes} bytes: more than a tail holds");
+
+    let held = stream_tail_bytes(&server);
+    assert!(held <= 1 << 20, "a live run keeps at most 1 MiB of events, not all {bytes}: {held}");
+
+    let mut late = server.events(&run_id, 0);
+    let replayed: Vec<Value> = (0..published).map(|_| late.next().expect("an event")).collect();
+    let seqs: Vec<u64> = replayed.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=published as u64).collect::<Vec<_>>(), "no gap, no duplicate");
+    for (watched, got) in seen.iter().zip(&replayed) {
+        assert_eq!(
+            (&watched["type"], &watched["span_id"], &watched["line"]),
+            (&got["type"], &got["span_id"], &got["line"])
+        );
+        if watched["type"] == "span_ended" {
+            assert_eq!(watched, got, "an ended span reads the same from the store as live");
+        }
+    }
+    let mut middle = server.events(&run_id, published as u64 - 5);
+    let next = middle.next().unwrap();
+    assert_eq!(next["seq"], published as u64 - 4, "a re-join from a seq inside the tail");
+
+    let response = server.request("POST", &format!("/api/runs/{run_id}/cancel"), &[], b"");
+    assert_eq!(response.status, 202, "{}", response.text());
+    for watcher in [&mut early, &mut late] {
+        let rest = watcher.all();
+        assert_eq!(rest.last().unwrap()["type"], "run_finished", "{rest:?}");
+        assert_eq!(rest.last().unwrap()["status"], "cancelled");
+    }
+    eventually("the tail to be given back", || stream_tail_bytes(&server) == 0);
+}
