@@ -12,6 +12,7 @@ use crate::trace::bus::{EventBus, RunChannel};
 use crate::trace::{RunEvent, Status, now_us};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,18 +20,48 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// Who submitted a run, as far as shares of the queue go: its IPv4
+/// address, or its IPv6 /64 (one machine is commonly given a whole /64).
+/// Behind a reverse proxy every client is the proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Client(IpAddr);
+
+impl Client {
+    pub fn of(address: IpAddr) -> Client {
+        match address {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Client(IpAddr::V4(v4)),
+                None => Client(IpAddr::V6((u128::from(v6) & !0u128 << 64).into())),
+            },
+            v4 => Client(v4),
+        }
+    }
+}
+
+impl std::fmt::Display for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V6(prefix) => write!(f, "{prefix}/64"),
+            v4 => write!(f, "{v4}"),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct SchedulerConfig {
     /// Runs executing at once.
     pub max_concurrent: usize,
     /// Runs waiting for a worker before new ones are refused (HTTP 429).
     pub queue_capacity: usize,
+    /// Of those, how many one client may have waiting, so one client cannot
+    /// fill the queue for everyone.
+    pub queue_per_client: usize,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> SchedulerConfig {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        SchedulerConfig { max_concurrent: cores * 4, queue_capacity: 256 }
+        SchedulerConfig { max_concurrent: cores * 4, queue_capacity: 256, queue_per_client: 64 }
     }
 }
 
@@ -50,11 +81,21 @@ pub struct StartRun {
     /// For a run of source sent from the editor, its module's flows, which
     /// `flow.invoke` finds before stored ones.
     pub module: Option<ModuleFlows>,
+    /// Who asked for the run; it counts against that client's share of the
+    /// queue while it waits.
+    pub client: Option<Client>,
 }
 
 #[derive(Debug, PartialEq)]
 pub enum SubmitError {
-    QueueFull { retry_after_secs: u64 },
+    QueueFull {
+        retry_after_secs: u64,
+    },
+    /// The client has its whole share of the queue waiting.
+    ClientQueueFull {
+        waiting: usize,
+        retry_after_secs: u64,
+    },
     ShuttingDown,
 }
 
@@ -77,6 +118,8 @@ pub struct Scheduler {
     describing: Semaphore,
     /// Accepted runs not yet holding a permit.
     waiting: AtomicUsize,
+    /// Of those, each client's (clients with none are not kept).
+    waiting_by_client: Mutex<HashMap<Client, usize>>,
     /// Cancel handles of every accepted, unfinished run.
     active: Mutex<HashMap<String, CancellationToken>>,
     tasks: TaskTracker,
@@ -104,6 +147,7 @@ impl Scheduler {
             permits,
             describing,
             waiting: AtomicUsize::new(0),
+            waiting_by_client: Mutex::new(HashMap::new()),
             active: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             shutting_down: AtomicBool::new(false),
@@ -129,6 +173,13 @@ impl Scheduler {
         if admitted.is_err() {
             self.metrics.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
             return Err(SubmitError::QueueFull { retry_after_secs: 1 });
+        }
+        if let Some(client) = start.client
+            && let Err(waiting) = self.take_client_place(client)
+        {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            self.metrics.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
+            return Err(SubmitError::ClientQueueFull { waiting, retry_after_secs: 1 });
         }
         let run = RunRecord {
             run_id: uuid::Uuid::now_v7().to_string(),
@@ -156,6 +207,30 @@ impl Scheduler {
         let record = run.clone();
         self.tasks.spawn(async move { scheduler.execute(record, start, cancel, channel, done).await });
         Ok(Submitted { run, finished })
+    }
+
+    /// Count a run against its client's share of the queue; the number
+    /// waiting when the share is full. A run that will find a free worker at
+    /// once fits, as it does in the queue.
+    fn take_client_place(&self, client: Client) -> Result<(), usize> {
+        let free_workers = self.permits.available_permits();
+        let mut by_client = self.waiting_by_client.lock().unwrap_or_else(|p| p.into_inner());
+        let waiting = by_client.entry(client).or_default();
+        if *waiting >= self.config.queue_per_client.max(1) + free_workers {
+            return Err(*waiting);
+        }
+        *waiting += 1;
+        Ok(())
+    }
+
+    fn give_client_place(&self, client: Client) {
+        let mut by_client = self.waiting_by_client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(waiting) = by_client.get_mut(&client) {
+            *waiting -= 1;
+            if *waiting == 0 {
+                by_client.remove(&client);
+            }
+        }
     }
 
     /// The flows `source` declares. A module is untrusted code, so loading
@@ -205,6 +280,9 @@ impl Scheduler {
             _ = cancel.cancelled() => None,
         };
         self.waiting.fetch_sub(1, Ordering::SeqCst);
+        if let Some(client) = start.client {
+            self.give_client_place(client);
+        }
         let started = Instant::now();
         let mut last_seq = 0;
         match permit {

@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub max_streams: usize,
     /// Capabilities the built-in services give flows beyond their own things.
     pub grants: Grants,
+    /// Bytes of keys and values each flow may hold in `kv`.
+    pub kv_bytes_per_flow: u64,
     /// Directories `unix://` services registered over HTTP may live in.
     pub service_socket_dirs: Vec<PathBuf>,
     /// Sandbox instances alive at once (runs, their subflows, describes);
@@ -61,6 +63,7 @@ impl ServerConfig {
             max_instances: EngineOptions::default().max_instances,
             service_socket_dirs: Vec::new(),
             grants: Grants::default(),
+            kv_bytes_per_flow: crate::services::KV_BYTES_PER_FLOW,
             scheduler: SchedulerConfig::default(),
             max_quotas: Quotas::default(),
             max_body_bytes: 4 * 1024 * 1024,
@@ -85,7 +88,8 @@ pub async fn serve(
     let metrics = Arc::new(Metrics::default());
     let services = Arc::new(
         ServiceRegistry::with_socket_dirs(store.clone(), config.service_socket_dirs.clone())
-            .with_grants(config.grants.clone()),
+            .with_grants(config.grants.clone())
+            .with_kv_limit(config.kv_bytes_per_flow),
     );
     let scheduler = Arc::new(Scheduler::new(
         sandbox,

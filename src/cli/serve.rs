@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// by default.
     #[arg(long = "grant", value_name = "FLOW=CAPABILITY")]
     pub grants: Vec<String>,
+    /// Bytes of keys and values each flow may keep in the `kv` built-in
+    /// (counting every run of it); a write past it is a service error.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::services::KV_BYTES_PER_FLOW)]
+    pub max_kv_bytes: u64,
     /// Seconds a client may take to send a request head (and an idle
     /// kept-alive connection stays open), to send the next piece of a body,
     /// or to take the next piece of an answer.
@@ -61,6 +65,10 @@ pub struct ServeArgs {
     /// Runs waiting for a worker before new ones get HTTP 429 [default: 256]
     #[arg(long, value_name = "N")]
     pub queue_capacity: Option<usize>,
+    /// Of those, runs one client (an IPv4 address or IPv6 /64) may have
+    /// waiting; more get HTTP 429 [default: a quarter of the queue]
+    #[arg(long, value_name = "N")]
+    pub queue_per_client: Option<usize>,
     /// Seconds running runs may go on after SIGINT/SIGTERM before they are cancelled.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub shutdown_grace: u64,
@@ -80,6 +88,7 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
     let mut scheduler = SchedulerConfig::default();
     scheduler.max_concurrent = args.max_concurrent.unwrap_or(scheduler.max_concurrent).max(1);
     scheduler.queue_capacity = args.queue_capacity.unwrap_or(scheduler.queue_capacity);
+    scheduler.queue_per_client = args.queue_per_client.unwrap_or(scheduler.queue_capacity / 4).max(1);
     if scheduler.max_concurrent > args.max_instances as usize {
         return Err(UsageError(format!(
             "--max-concurrent {} is more than --max-instances {} (every run needs at least one sandbox instance)",
@@ -97,6 +106,7 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
     config.connections.client_timeout = std::time::Duration::from_secs(args.client_timeout.max(1));
     config.max_streams = args.max_streams.max(1);
     config.max_instances = args.max_instances;
+    config.kv_bytes_per_flow = args.max_kv_bytes;
     for grant in &args.grants {
         let (flow, capability) = Grants::parse_grant(grant).map_err(UsageError)?;
         config.grants.grant(&flow, capability);

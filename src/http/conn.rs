@@ -8,6 +8,7 @@
 //! be with them. HTTP/2 is not offered: browsers speak it only over TLS,
 //! which a reverse proxy in front terminates.
 
+use crate::scheduler::Client;
 use axum::Router;
 use axum::body::Body;
 use hyper::body::Incoming;
@@ -53,9 +54,9 @@ pub async fn serve_connections(listener: TcpListener, app: Router, limits: Conne
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
             _ = stop.cancelled() => break,
         };
-        let stream = tokio::select! {
+        let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok((stream, peer)) => (stream, Client::of(peer.ip())),
                 Err(error) => {
                     // Out of file descriptors and the like: wait, then go on,
                     // rather than spin or stop serving.
@@ -69,7 +70,9 @@ pub async fn serve_connections(listener: TcpListener, app: Router, limits: Conne
         let _ = stream.set_nodelay(true);
         let client_timeout = limits.client_timeout;
         let service = TowerToHyperService::new(app.clone().map_request(move |request: hyper::Request<Incoming>| {
-            request.map(|body| Body::new(PacedBody::new(body, client_timeout)))
+            let mut request = request.map(|body| Body::new(PacedBody::new(body, client_timeout)));
+            request.extensions_mut().insert(client);
+            request
         }));
         let stop = stop.clone();
         tokio::spawn(async move {

@@ -4,13 +4,13 @@
 use super::AppState;
 use super::error::{AppError, JsonBody, QueryParams};
 use crate::sandbox::{ModuleFlows, Quotas};
-use crate::scheduler::{StartRun, SubmitError};
+use crate::scheduler::{Client, StartRun, SubmitError};
 use crate::store::{RunFilter, RunRecord, sha256_hex};
 use crate::trace::Status;
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -69,6 +69,7 @@ pub fn effective_quotas(requested: Option<Value>, maxima: &Quotas) -> Result<Quo
 
 pub async fn start(
     State(state): State<Arc<AppState>>,
+    client: Option<Extension<Client>>,
     QueryParams(query): QueryParams<StartQuery>,
     JsonBody(body): JsonBody<StartBody>,
 ) -> Result<Response, AppError> {
@@ -132,12 +133,21 @@ pub async fn start(
         narrow_services: body.services,
         quotas,
         module,
+        client: client.map(|Extension(client)| client),
     };
     let submitted = state.scheduler.submit(start).map_err(|e| match e {
         SubmitError::QueueFull { retry_after_secs } => {
             AppError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", "too many runs are waiting; try again shortly")
                 .with_header(header::RETRY_AFTER, &retry_after_secs.to_string())
         }
+        SubmitError::ClientQueueFull { waiting, retry_after_secs } => AppError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "client_queue_full",
+            format!(
+                "this client has {waiting} runs waiting, as many as one client may (--queue-per-client); try again once some have started"
+            ),
+        )
+        .with_header(header::RETRY_AFTER, &retry_after_secs.to_string()),
         SubmitError::ShuttingDown => {
             AppError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
         }

@@ -155,10 +155,14 @@ fn within_callers_services(context: &CallContext<'_>, flows: &[FlowInfo]) -> Res
     Ok(())
 }
 
+/// The JSON-RPC error code of a `kv` write past the flow's limit.
+pub const KV_FULL: i64 = -32010;
+
 /// Call a built-in; parameters were already checked against its document.
 pub async fn call(
     store: &Arc<Store>,
     grants: &Grants,
+    kv_limit: u64,
     context: CallContext<'_>,
     service: &str,
     method: &str,
@@ -177,7 +181,15 @@ pub async fn call(
                 return Err(CallFailure::InvalidParams("value: at most 1 MiB of JSON".into()));
             }
             context.run.keep(value_len + text("key").len()).map_err(CallFailure::QuotaExceeded)?;
-            store.kv_set(flow, &text("key"), &value).await.map_err(failed)?;
+            let full = store.kv_set(flow, &text("key"), &value, kv_limit).await.map_err(failed)?;
+            full.map_err(|full| CallFailure::Rpc {
+                code: KV_FULL,
+                message: format!(
+                    "kv: flow '{flow}' holds {} bytes; this write adds {} and the limit is {} (--max-kv-bytes): delete keys first",
+                    full.held, full.wanted, full.limit
+                ),
+                data: json!({"held": full.held, "wanted": full.wanted, "limit": full.limit}),
+            })?;
             Ok(Value::Bool(true))
         }
         ("kv", "delete") => Ok(Value::Bool(store.kv_delete(flow, &text("key")).await.map_err(failed)?)),

@@ -44,23 +44,40 @@ pub struct ServiceRegistry {
     socket_dirs: Option<Vec<PathBuf>>,
     /// What the built-ins let each flow do beyond its own things.
     grants: Grants,
+    /// Bytes of keys and values each flow may hold in `kv`.
+    kv_bytes_per_flow: u64,
 }
+
+/// Bytes of keys and values a flow may hold in `kv` unless the operator
+/// says otherwise (`--max-kv-bytes`).
+pub const KV_BYTES_PER_FLOW: u64 = 64 << 20;
 
 impl ServiceRegistry {
     /// A registry for the operator's own command line: any URL it can read.
     pub fn new(store: Arc<Store>) -> ServiceRegistry {
-        ServiceRegistry { store, socket_dirs: None, grants: Grants::default() }
+        ServiceRegistry { store, socket_dirs: None, grants: Grants::default(), kv_bytes_per_flow: KV_BYTES_PER_FLOW }
     }
 
     /// A registry for the server, where API clients register services:
     /// `unix://` sockets only under `socket_dirs`.
     pub fn with_socket_dirs(store: Arc<Store>, socket_dirs: Vec<PathBuf>) -> ServiceRegistry {
-        ServiceRegistry { store, socket_dirs: Some(socket_dirs), grants: Grants::default() }
+        ServiceRegistry {
+            store,
+            socket_dirs: Some(socket_dirs),
+            grants: Grants::default(),
+            kv_bytes_per_flow: KV_BYTES_PER_FLOW,
+        }
     }
 
     /// The same registry with `grants` instead of the built-in flows' own.
     pub fn with_grants(mut self, grants: Grants) -> ServiceRegistry {
         self.grants = grants;
+        self
+    }
+
+    /// The same registry letting each flow hold `bytes` in `kv`.
+    pub fn with_kv_limit(mut self, bytes: u64) -> ServiceRegistry {
+        self.kv_bytes_per_flow = bytes;
         self
     }
 
@@ -192,7 +209,9 @@ impl ServiceRegistry {
                     .map(|all| serde_json::json!(all))
                     .map_err(|e| CallFailure::Transport(format!("{e:#}")));
             }
-            let answer = builtin::call(&self.store, &self.grants, context, service, method, &params).await?;
+            let answer =
+                builtin::call(&self.store, &self.grants, self.kv_bytes_per_flow, context, service, method, &params)
+                    .await?;
             return builtin::bounded(answer);
         }
         let endpoint = self.endpoint(&info.url).map_err(CallFailure::Transport)?;

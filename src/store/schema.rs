@@ -136,6 +136,16 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE flows ADD COLUMN saved_by TEXT;
     ",
+    // 7: the bytes each flow holds in `kv` (keys and values), kept beside
+    // it so a write checks the flow's total without a scan.
+    "
+    CREATE TABLE kv_usage (
+        flow  TEXT PRIMARY KEY,
+        bytes INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO kv_usage (flow, bytes)
+    SELECT flow, SUM(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))) FROM kv GROUP BY flow;
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.
@@ -196,5 +206,28 @@ mod tests {
         assert_eq!((name.as_str(), steps.as_str()), ("rain", "fetch"));
         let rows: i64 = conn.query_row("SELECT count(*) FROM flows_fts", [], |row| row.get(0)).unwrap();
         assert_eq!(rows, 1, "one entry per flow, the latest version (row id {id})");
+    }
+
+    #[test]
+    fn kv_written_before_its_totals_were_kept_is_counted_in_bytes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for migration in &MIGRATIONS[..6] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        conn.execute_batch(
+            r#"
+            INSERT INTO kv VALUES ('a', 'k1', '"été"', 1), ('a', 'k2', '12', 1), ('b', 'key', 'null', 1);
+            "#,
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        let held = |flow: &str| -> i64 {
+            conn.query_row("SELECT bytes FROM kv_usage WHERE flow = ?1", [flow], |row| row.get(0)).unwrap()
+        };
+        // "été" in quotes is 7 bytes of UTF-8 (5 characters).
+        assert_eq!((held("a"), held("b")), (2 + 7 + 2 + 2, 3 + 4));
     }
 }

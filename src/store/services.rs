@@ -2,7 +2,7 @@
 
 use super::Store;
 use anyhow::Result;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -94,23 +94,65 @@ impl Store {
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
-    pub async fn kv_set(&self, flow: &str, key: &str, value: &Value) -> Result<()> {
+    /// Set a key, unless the flow would then hold more than `limit` bytes
+    /// of keys and values (a write that shrinks what it holds always goes).
+    pub async fn kv_set(&self, flow: &str, key: &str, value: &Value, limit: u64) -> Result<Result<(), KvFull>> {
         let (flow, key, value, now) = (flow.to_string(), key.to_string(), value.to_string(), crate::trace::now_us());
         self.job(move |conn| {
-            conn.execute(
+            let tx = conn.transaction()?;
+            let held = kv_held(&tx, &flow)?;
+            let old: Option<u64> = tx
+                .query_row(
+                    "SELECT length(CAST(key AS BLOB)) + length(CAST(value AS BLOB)) FROM kv WHERE flow = ?1 AND key = ?2",
+                    [&flow, &key],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let after = held - old.unwrap_or(0) + (key.len() + value.len()) as u64;
+            if after > limit && after > held {
+                return Ok(Err(KvFull { held, wanted: after - held, limit }));
+            }
+            tx.execute(
                 "INSERT INTO kv (flow, key, value, updated_us) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (flow, key) DO UPDATE SET value = excluded.value, updated_us = excluded.updated_us",
                 params![flow, key, value, now],
-            )
+            )?;
+            set_kv_held(&tx, &flow, after)?;
+            tx.commit()?;
+            Ok(Ok(()))
         })
-        .await??;
-        Ok(())
+        .await?
+        .map_err(|e: rusqlite::Error| e.into())
     }
 
     /// Returns whether the key was there.
     pub async fn kv_delete(&self, flow: &str, key: &str) -> Result<bool> {
         let (flow, key) = (flow.to_string(), key.to_string());
-        Ok(self.job(move |conn| conn.execute("DELETE FROM kv WHERE flow = ?1 AND key = ?2", [flow, key])).await?? > 0)
+        self.job(move |conn| {
+            let tx = conn.transaction()?;
+            let freed: Option<u64> = tx
+                .query_row(
+                    "DELETE FROM kv WHERE flow = ?1 AND key = ?2
+                     RETURNING length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))",
+                    [&flow, &key],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if let Some(freed) = freed {
+                let held = kv_held(&tx, &flow)?;
+                set_kv_held(&tx, &flow, held.saturating_sub(freed))?;
+            }
+            tx.commit()?;
+            Ok(freed.is_some())
+        })
+        .await?
+        .map_err(|e: rusqlite::Error| e.into())
+    }
+
+    /// Bytes of keys and values a flow holds in `kv`.
+    pub async fn kv_bytes(self: &Arc<Self>, flow: &str) -> Result<u64> {
+        let flow = flow.to_string();
+        self.read(move |conn| kv_held(conn, &flow)).await
     }
 
     /// Keys of a flow starting with `prefix`, in order.
@@ -196,4 +238,28 @@ mod tests {
         assert_eq!(super::fts_query("the"), r#""the"*"#, "a query of common words only keeps them");
         assert_eq!(super::fts_query("  "), "");
     }
+}
+
+/// A `kv` write refused: the flow would hold more than its limit.
+#[derive(Debug, PartialEq)]
+pub struct KvFull {
+    pub held: u64,
+    pub wanted: u64,
+    pub limit: u64,
+}
+
+fn kv_held(conn: &Connection, flow: &str) -> rusqlite::Result<u64> {
+    Ok(conn.query_row("SELECT bytes FROM kv_usage WHERE flow = ?1", [flow], |row| row.get(0)).optional()?.unwrap_or(0))
+}
+
+fn set_kv_held(conn: &Connection, flow: &str, bytes: u64) -> rusqlite::Result<()> {
+    if bytes == 0 {
+        conn.execute("DELETE FROM kv_usage WHERE flow = ?1", [flow])?;
+    } else {
+        conn.execute(
+            "INSERT INTO kv_usage (flow, bytes) VALUES (?1, ?2) ON CONFLICT (flow) DO UPDATE SET bytes = excluded.bytes",
+            params![flow, bytes],
+        )?;
+    }
+    Ok(())
 }

@@ -378,3 +378,50 @@ def heavy():
         "{run}"
     );
 }
+
+/// Keeps `size` bytes under `key` in kv (nothing: deletes it); answers what
+/// the kv service said.
+const HOARD: &str = r#"from hero_logic import flow, services
+
+
+@flow(name="hoard", inputs={"key": "string", "size": "integer"}, services=["kv"])
+def hoard(key, size):
+    try:
+        if size == 0:
+            return services.kv.delete(key=key)
+        return services.kv.set(key=key, value="x" * size)
+    except services.RpcError as e:
+        return {"code": e.code, "message": str(e), "data": e.data}
+"#;
+
+#[test]
+fn a_flow_holds_at_most_max_kv_bytes_in_kv_over_all_its_runs() {
+    let server = Server::start(&["--max-kv-bytes", "10000"]);
+    assert_eq!(server.upload(HOARD).status, 201);
+    let hoard = |key: &str, size: u64| {
+        let run = run_wait(&server, json!({"flow": "hoard", "input": {"key": key, "size": size}}));
+        assert_eq!(run["status"], "ok", "{run}");
+        run["output"].clone()
+    };
+    // Each value is its JSON text: the size plus two quotes, and the key.
+    assert_eq!(hoard("a", 6000), json!(true));
+    let refused = hoard("b", 6000);
+    assert_eq!(refused["code"], -32010, "{refused}");
+    assert_eq!(refused["data"], json!({"held": 6003, "wanted": 6003, "limit": 10000}));
+    assert!(refused["message"].as_str().unwrap().contains("--max-kv-bytes"), "{refused}");
+
+    // Replacing a value counts the difference; a write that shrinks always goes.
+    assert_eq!(hoard("a", 9000), json!(true));
+    assert_eq!(hoard("a", 20), json!(true));
+    assert_eq!(hoard("b", 6000), json!(true));
+    assert_eq!(hoard("c", 6000)["code"], -32010);
+    // Deleting gives the room back.
+    assert_eq!(hoard("b", 0), json!(true));
+    assert_eq!(hoard("c", 6000), json!(true));
+
+    // Another flow has its own room.
+    let other = HOARD.replace("name=\"hoard\"", "name=\"other_hoard\"");
+    assert_eq!(server.upload(&other).status, 201);
+    let run = run_wait(&server, json!({"flow": "other_hoard", "input": {"key": "a", "size": 9000}}));
+    assert_eq!(run["output"], json!(true), "{run}");
+}

@@ -1,7 +1,7 @@
 //! `hero_logic serve` on a free port: the HTTP API, the live event stream,
 //! the queue, cancel, crash recovery, malformed requests and auth.
 
-use super::server_support::{Server, eventually, request};
+use super::server_support::{Server, eventually, request, request_from};
 use serde_json::{Value, json};
 
 const GREET: &str = include_str!("../../examples/flows/greet.py");
@@ -163,6 +163,42 @@ fn cancel_ends_a_run_cancelled_with_every_span_closed() {
     assert!(spans.iter().all(|s| s["status"] == "cancelled" && s["end_us"].is_i64()), "{spans:#?}");
     let again = server.request("POST", &format!("/api/runs/{run_id}/cancel"), &[], b"");
     assert_eq!((again.status, again.json()["error"]["code"].clone()), (409, json!("already_finished")));
+}
+
+#[test]
+fn one_client_cannot_fill_the_queue_for_everyone() {
+    let server = Server::start(&["--max-concurrent", "1", "--queue-capacity", "8", "--queue-per-client", "2"]);
+    let body = json!({"source": SLOW, "input": {"steps": 1, "pause": 60}});
+    let running = start_run(&server, body.clone());
+    eventually("the first run to start", || run_status(&server, &running) == "running");
+    let waiting = [start_run(&server, body.clone()), start_run(&server, body.clone())];
+    let refused = server.post_json("/api/runs", &body);
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    assert_eq!(refused.json()["error"]["code"], "client_queue_full");
+    assert!(refused.json()["error"]["message"].as_str().unwrap().contains("2 runs waiting"), "{}", refused.text());
+    assert_eq!(refused.header("retry-after"), Some("1"));
+
+    // Another address is another client, with its own share of the queue.
+    let other = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let from_other = || request_from(other, &server.addr, "POST", "/api/runs", body.to_string().as_bytes());
+    let accepted = [from_other(), from_other()];
+    for response in &accepted {
+        assert_eq!(response.status, 202, "{}", response.text());
+    }
+    assert_eq!(from_other().json()["error"]["code"], "client_queue_full");
+
+    // Once one of its runs has left the queue, the first client has room again.
+    let cancel = server.request("POST", &format!("/api/runs/{}/cancel", waiting[0]), &[], b"");
+    assert_eq!(cancel.status, 202);
+    eventually("the cancelled run to end", || run_status(&server, &waiting[0]) == "cancelled");
+    let again = start_run(&server, body.clone());
+    for run_id in [running, waiting[1].clone(), again] {
+        server.request("POST", &format!("/api/runs/{run_id}/cancel"), &[], b"");
+    }
+    for response in accepted {
+        let run_id = response.json()["run_id"].as_str().unwrap().to_string();
+        server.request("POST", &format!("/api/runs/{run_id}/cancel"), &[], b"");
+    }
 }
 
 #[test]

@@ -121,7 +121,28 @@ impl Response {
 
 /// One HTTP/1.1 request on its own connection.
 pub fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    let mut stream = TcpStream::connect(addr).expect("connect to the server");
+    let stream = TcpStream::connect(addr).expect("connect to the server");
+    request_on(stream, addr, method, path, headers, body)
+}
+
+/// One request from another loopback address (127.0.0.0/8 is all this
+/// machine's), which the server takes for another client.
+pub fn request_from(source: std::net::Ipv4Addr, addr: &str, method: &str, path: &str, body: &[u8]) -> Response {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&std::net::SocketAddr::from((source, 0)).into()).expect("bind a second loopback address");
+    let target: std::net::SocketAddr = addr.parse().unwrap();
+    socket.connect(&target.into()).expect("connect to the server");
+    request_on(socket.into(), addr, method, path, &[("Content-Type", "application/json")], body)
+}
+
+fn request_on(
+    mut stream: TcpStream,
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
