@@ -6,7 +6,8 @@
 //! - `sandbox`: the wasmtime engine, the guest component, a fresh instance per
 //!   run, the host functions, quotas, the bounds on what a guest makes the
 //!   host keep (`bounds`), and `Sandbox::run` / `Sandbox::describe`.
-//! - `trace`: the span record, the run's open spans (`Recorder`), the events
+//! - `trace`: the span record and its error (`ErrorInfo`, built only by its
+//!   constructors), the run's open spans (`Recorder`), the events
 //!   a run emits through its sink, and the event bus watchers subscribe to.
 //! - `flowdef`: what a module declares (`FlowInfo`) and input checking.
 //! - `store`: SQLite (WAL): schema, the batched writer thread, reads, replay.

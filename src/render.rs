@@ -3,7 +3,7 @@
 //! traceback and line.
 
 use crate::sandbox::RunReport;
-use crate::trace::{LogLine, LogStream, Span, Status};
+use crate::trace::{ErrorInfo, LogLine, LogStream, Span, Status};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -81,7 +81,7 @@ impl Tree<'_> {
             && let Some(error) = &span.error
         {
             let _ = writeln!(out, "{detail_prefix}{}", error_summary(Some(error)));
-            if let Some(traceback) = error.get("traceback").and_then(Value::as_str) {
+            if let Some(traceback) = &error.traceback {
                 for text in traceback.lines() {
                     let _ = writeln!(out, "{detail_prefix}  {text}");
                 }
@@ -122,13 +122,6 @@ fn short(value: &Value) -> String {
 }
 
 /// `Type: message (line N)`, or `quota NAME ...` for a quota.
-pub fn error_summary(error: Option<&Value>) -> String {
-    let Some(error) = error else { return "no error recorded".into() };
-    let kind = error.get("type").and_then(Value::as_str).unwrap_or("Error");
-    let message = error.get("message").and_then(Value::as_str).unwrap_or("");
-    let mut text = format!("{kind}: {message}");
-    if let Some(line) = error.get("line").and_then(Value::as_u64) {
-        let _ = write!(text, " (line {line})");
-    }
-    text
+pub fn error_summary(error: Option<&ErrorInfo>) -> String {
+    error.map_or_else(|| "no error recorded".into(), ErrorInfo::summary)
 }

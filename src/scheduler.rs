@@ -9,7 +9,7 @@ use crate::sandbox::{
 };
 use crate::store::{Published, RunRecord, Store, Write};
 use crate::trace::bus::{EventBus, RunChannel};
-use crate::trace::{RunEvent, Status, now_us};
+use crate::trace::{ErrorInfo, RunEvent, Status, now_us};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -288,9 +288,7 @@ impl Scheduler {
         match permit {
             None => {
                 run.status = Status::Cancelled;
-                run.error = Some(
-                    json!({"type": "Cancelled", "message": "the run was cancelled before it started", "traceback": null}),
-                );
+                run.error = Some(ErrorInfo::cancelled("the run was cancelled before it started"));
                 run.end_us = Some(now_us());
             }
             Some(_permit) => {

@@ -51,7 +51,7 @@ fn otlp_span(trace_id: &str, span: &Span) -> Value {
         Status::Ok => json!({"code": 1}),
         Status::Running | Status::Queued => json!({"code": 0}),
         other => {
-            let message = span.error.as_ref().and_then(|e| e["message"].as_str()).unwrap_or(other.as_str());
+            let message = span.error.as_ref().map_or(other.as_str(), |e| e.message.as_str());
             json!({"code": 2, "message": message})
         }
     };
@@ -61,9 +61,9 @@ fn otlp_span(trace_id: &str, span: &Span) -> Value {
             "name": "exception",
             "timeUnixNano": (span.end_us.unwrap_or(span.start_us) * 1000).to_string(),
             "attributes": [
-                attribute("exception.type", json!({"stringValue": error["type"].as_str().unwrap_or("Error")})),
-                attribute("exception.message", json!({"stringValue": error["message"].as_str().unwrap_or("")})),
-                attribute("exception.stacktrace", json!({"stringValue": error["traceback"].as_str().unwrap_or("")})),
+                attribute("exception.type", json!({"stringValue": error.kind})),
+                attribute("exception.message", json!({"stringValue": error.message})),
+                attribute("exception.stacktrace", json!({"stringValue": error.traceback.as_deref().unwrap_or("")})),
             ],
         }));
     }

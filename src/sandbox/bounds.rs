@@ -8,7 +8,7 @@
 //! grew the store by 128 MB; now each error keeps at most ~21 KiB, and all of
 //! them together at most the run's `stored_bytes`.
 
-use crate::trace::clip_json;
+use crate::trace::{ErrorInfo, clip_json};
 use serde_json::{Map, Value};
 
 /// A span's name (step, service method, subflow).
@@ -19,9 +19,9 @@ pub const ATTR_MAX_BYTES: usize = 4096;
 pub const MESSAGE_MAX_BYTES: usize = 4096;
 /// An error's `traceback`: its end is kept, where the failing line is.
 pub const TRACEBACK_MAX_BYTES: usize = 16 * 1024;
-/// Any other field of an error object, as JSON, and how many fields are kept.
+/// Any other field of an error, as JSON, and how many such fields are kept.
 const FIELD_MAX_BYTES: usize = 1024;
-const MAX_FIELDS: usize = 16;
+const MAX_EXTRA_FIELDS: usize = 10;
 
 /// The first `max` bytes of `text`, on a character boundary.
 pub fn clip_str(text: &str, max: usize) -> &str {
@@ -57,30 +57,25 @@ pub fn clip_value(value: Value) -> (Value, usize) {
     (kept, size)
 }
 
-/// An error object as it is kept, and its size: `message` and `type` cut
-/// from the end, `traceback` from the start (its last lines matter most),
-/// at most a few other fields, each cut. Anything but an object becomes a
-/// `GuestError` carrying it as text.
-pub fn bound_error(error: Value) -> (Value, usize) {
-    let fields = match error {
-        Value::Object(fields) => fields,
-        other => Map::from_iter([
-            ("type".to_string(), Value::String("GuestError".into())),
-            ("message".to_string(), Value::String(other.to_string())),
-        ]),
+/// An error as it is kept, and its size: `type` and `message` cut from the
+/// end, `traceback` from the start (its last lines matter most), at most a
+/// few extra fields, each cut.
+pub fn bound_error(error: ErrorInfo) -> (ErrorInfo, usize) {
+    let kept = ErrorInfo {
+        kind: clip_str(&error.kind, NAME_MAX_BYTES).to_string(),
+        message: cut_end(&error.message, MESSAGE_MAX_BYTES),
+        traceback: error.traceback.map(|text| cut_start(&text, TRACEBACK_MAX_BYTES)),
+        line: error.line,
+        quota: error.quota.map(|quota| clip_str(&quota, NAME_MAX_BYTES).to_string()),
+        limit: error.limit,
+        extra: error
+            .extra
+            .into_iter()
+            .take(MAX_EXTRA_FIELDS)
+            .map(|(key, value)| (clip_str(&key, NAME_MAX_BYTES).to_string(), clip_json(value, FIELD_MAX_BYTES)))
+            .collect(),
     };
-    let mut kept = Map::new();
-    for (key, value) in fields.into_iter().take(MAX_FIELDS) {
-        let value = match (key.as_str(), value) {
-            ("type", Value::String(text)) => Value::String(clip_str(&text, NAME_MAX_BYTES).to_string()),
-            ("message", Value::String(text)) => Value::String(cut_end(&text, MESSAGE_MAX_BYTES)),
-            ("traceback", Value::String(text)) => Value::String(cut_start(&text, TRACEBACK_MAX_BYTES)),
-            (_, value) => clip_json(value, FIELD_MAX_BYTES),
-        };
-        kept.insert(clip_str(&key, NAME_MAX_BYTES).to_string(), value);
-    }
-    let kept = Value::Object(kept);
-    let size = json_size(&kept);
+    let size = serde_json::to_string(&kept).map_or(0, |text| text.len());
     (kept, size)
 }
 
@@ -115,23 +110,16 @@ mod tests {
     fn an_error_keeps_its_shape_within_its_limits() {
         let huge = "x".repeat(2 << 20);
         let traceback = format!("{huge}\nValueError: the last line");
-        let mut error = json!({"type": "ValueError", "message": huge, "traceback": traceback, "line": 7});
+        let mut sent = json!({"type": "ValueError", "message": huge, "traceback": traceback, "line": 7});
         for i in 0..100 {
-            error[format!("extra{i}")] = json!(huge);
+            sent[format!("extra{i}")] = json!(huge);
         }
-        let (kept, size) = bound_error(error);
+        let (kept, size) = bound_error(ErrorInfo::from_value(sent));
         assert!(size < 40 * 1024, "{size}");
-        assert_eq!(kept["type"], "ValueError");
-        assert_eq!(kept["line"], 7);
-        assert!(kept["message"].as_str().unwrap().ends_with(&format!("(cut at 4096 of {} bytes)", 2 << 20)));
-        assert!(kept["traceback"].as_str().unwrap().ends_with("ValueError: the last line"));
-        assert_eq!(kept.as_object().unwrap().len(), MAX_FIELDS);
-    }
-
-    #[test]
-    fn anything_but_an_object_becomes_a_guest_error() {
-        let (kept, _) = bound_error(json!(["not", "an", "object"]));
-        assert_eq!(kept, json!({"type": "GuestError", "message": "[\"not\",\"an\",\"object\"]"}));
+        assert_eq!((kept.kind.as_str(), kept.line), ("ValueError", Some(7)));
+        assert!(kept.message.ends_with(&format!("(cut at 4096 of {} bytes)", 2 << 20)));
+        assert!(kept.traceback.unwrap().ends_with("ValueError: the last line"));
+        assert_eq!(kept.extra.len(), MAX_EXTRA_FIELDS);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use super::quotas::QuotaExceeded;
 use crate::flowdef::{FlowInfo, ModuleError};
+use crate::trace::ErrorInfo;
 use serde_json::{Value, json};
 use std::future::Future;
 use std::pin::Pin;
@@ -47,7 +48,9 @@ pub enum CallFailure {
 }
 
 impl CallFailure {
-    pub fn to_json(&self, service: &str, method: &str) -> Value {
+    /// The error the calling flow sees (raised as the `services` exception
+    /// of the same name) and its span keeps.
+    pub fn to_error(&self, service: &str, method: &str) -> ErrorInfo {
         let target = format!("{service}.{method}");
         let (kind, message, extra) = match self {
             CallFailure::UnknownService { service, known } => (
@@ -83,9 +86,9 @@ impl CallFailure {
             }
             CallFailure::QuotaExceeded(exceeded) => ("QuotaExceeded", exceeded.to_string(), json!({})),
         };
-        let mut error = json!({"type": kind, "message": message, "traceback": null});
-        if let (Value::Object(error), Value::Object(extra)) = (&mut error, extra) {
-            error.extend(extra);
+        let mut error = ErrorInfo::new(kind, message);
+        if let Value::Object(extra) = extra {
+            error.extra = extra;
         }
         error
     }

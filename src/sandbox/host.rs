@@ -11,7 +11,7 @@ use super::env::{BoxFuture, CallContext, CallFailure, CallingRun, RunEnv};
 use super::instance::{GuestCall, Outcome, SandboxCore, run_guest};
 use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
 use crate::flowdef::{FlowInfo, ModuleError};
-use crate::trace::{LogStream, Recorder, SpanKind, Status};
+use crate::trace::{ErrorInfo, LogStream, Recorder, SpanKind, Status};
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -273,9 +273,9 @@ async fn call_service(
         Err(failure) => {
             // A service's error is bounded like the guest's: its message and
             // data come from outside the host too.
-            let (error, size) = bound_error(failure.to_json(&call.service, &call.method));
+            let (error, size) = bound_error(failure.to_error(&call.service, &call.method));
             ledger.keep(&run.quotas, size)?;
-            (Status::Failed, Map::new(), Err(error.to_string()), Some(error))
+            (Status::Failed, Map::new(), Err(error.to_json_string()), Some(error))
         }
     };
     ledger.recorder.end(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
@@ -342,9 +342,9 @@ fn parse_attrs(text: &str) -> wasmtime::Result<Map<String, Value>> {
     parse_object("span attributes", text)
 }
 
-fn parse_error(text: &str) -> wasmtime::Result<Value> {
+fn parse_error(text: &str) -> wasmtime::Result<ErrorInfo> {
     if text.len() <= ERROR_PARSED_MAX_BYTES {
-        return Ok(Value::Object(parse_object("span error", text)?));
+        return Ok(ErrorInfo::from_value(Value::Object(parse_object("span error", text)?)));
     }
     /// The fields kept of an oversized error; serde skips the rest without
     /// keeping it.
@@ -356,11 +356,9 @@ fn parse_error(text: &str) -> wasmtime::Result<Value> {
     }
     let brief: Brief =
         serde_json::from_str(text).map_err(|e| protocol_error(format!("span error is not valid JSON: {e}")))?;
-    Ok(json!({
-        "type": brief.kind.unwrap_or_else(|| "GuestError".into()),
-        "message": format!("the error object was {} bytes, more than the host reads", text.len()),
-        "line": brief.line,
-    }))
+    let message = format!("the error object was {} bytes, more than the host reads", text.len());
+    let kind = brief.kind.unwrap_or_else(|| "GuestError".into());
+    Ok(ErrorInfo { line: brief.line.and_then(|l| u32::try_from(l).ok()), ..ErrorInfo::new(&kind, message) })
 }
 
 fn parse_object(what: &str, text: &str) -> wasmtime::Result<Map<String, Value>> {
@@ -380,7 +378,7 @@ impl Host for HostState {
         line: Option<u32>,
     ) -> wasmtime::Result<Result<String, String>> {
         let (Role::Run { flow, allowed, chain, .. }, Some(parent)) = (&self.role, self.current_span()) else {
-            return Ok(Err(not_while_describing().to_string()));
+            return Ok(Err(not_while_describing().to_json_string()));
         };
         let call = ServiceCall::parse(service, method, &params_json, line, &self.run.quotas)?;
         call_service(self.run.clone(), &Caller { flow, allowed, chain }, parent, call).await
@@ -388,7 +386,7 @@ impl Host for HostState {
 
     async fn rpc_gather(&mut self, calls: Vec<RpcRequest>) -> wasmtime::Result<Vec<Result<String, String>>> {
         let (Role::Run { flow, allowed, chain, .. }, Some(parent)) = (&self.role, self.current_span()) else {
-            return Ok(calls.iter().map(|_| Err(not_while_describing().to_string())).collect());
+            return Ok(calls.iter().map(|_| Err(not_while_describing().to_json_string())).collect());
         };
         let caller = Caller { flow, allowed, chain };
         refuse_large_gather("services.gather", calls.len())?;
@@ -548,7 +546,8 @@ async fn run_subflow(
     caller: SubflowCaller,
     call: InvokeRequest,
 ) -> wasmtime::Result<SubflowAnswer> {
-    let refused = |error: Value| SubflowAnswer { outcome: Err(error.to_string()), span_id: None, duration_us: 0 };
+    let refused =
+        |error: ErrorInfo| SubflowAnswer { outcome: Err(error.to_json_string()), span_id: None, duration_us: 0 };
     let resolver = run.env.flows.clone();
     // Looking a flow up is host work done for the run: charged to its CPU.
     let looking = Instant::now();
@@ -558,7 +557,7 @@ async fn run_subflow(
         run.ledger().charge_host_time(&run.quotas, looking.elapsed())?;
         let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
         let message = format!("unknown flow '{}' (known flows: {known})", clip_name(&call.flow));
-        return Ok(refused(json!({"type": "UnknownFlow", "message": message})));
+        return Ok(refused(ErrorInfo::new("UnknownFlow", message)));
     };
     run.ledger().charge_host_time(&run.quotas, looking.elapsed())?;
     // A subflow's input is an input like the run's: within `input_bytes`,
@@ -569,7 +568,7 @@ async fn run_subflow(
     let input = Value::Object(parse_object("flow.invoke input", &call.input_json)?);
     let arguments = match callee.info.check_input(&input) {
         Ok(arguments) => arguments,
-        Err(problem) => return Ok(refused(json!({"type": "InvalidInput", "message": problem.to_string()}))),
+        Err(problem) => return Ok(refused(ErrorInfo::new("InvalidInput", problem.to_string()))),
     };
     let span_id = {
         let mut ledger = run.ledger();
@@ -600,7 +599,10 @@ async fn run_subflow(
             let attrs = Map::from_iter([("output_bytes".to_string(), json!(output.len()))]);
             (Status::Ok, attrs, None, Ok(output))
         }
-        Outcome::Raised(error) => (Status::Failed, Map::new(), Some(error.clone()), Err(error.to_string())),
+        Outcome::Raised(error) => {
+            let answer = Err(error.to_json_string());
+            (Status::Failed, Map::new(), Some(error), answer)
+        }
         // A quota is the whole run's: stop the caller too, and let the run
         // close every span with the quota's status.
         Outcome::Trapped(trap) => return Err(trap),
@@ -608,9 +610,9 @@ async fn run_subflow(
     let mut ledger = run.ledger();
     if let Some(error) = &error {
         // Bounded already (every raised error is); the subflow span keeps it.
-        ledger.keep(&run.quotas, error.to_string().len())?;
+        ledger.keep(&run.quotas, error.to_json_string().len())?;
     }
-    ledger.recorder.close_under(span_id, Status::Failed, Some(&left_open_error()));
+    ledger.recorder.close_under(span_id, Status::Failed, Some(&ErrorInfo::left_open()));
     ledger.recorder.end(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
     let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     Ok(SubflowAnswer { outcome: answer, span_id: Some(span_id), duration_us })
@@ -624,13 +626,8 @@ fn refuse_large_gather(what: &str, calls: usize) -> wasmtime::Result<()> {
     Ok(())
 }
 
-fn not_while_describing() -> Value {
-    json!({"type": "NotAvailable", "message": "services cannot be called while a module is loaded to be described"})
-}
-
-/// The error put on a span the flow opened and never closed.
-pub(crate) fn left_open_error() -> Value {
-    json!({"type": "SpanLeftOpen", "message": "the flow ended without closing this span", "traceback": null})
+fn not_while_describing() -> ErrorInfo {
+    ErrorInfo::new("NotAvailable", "services cannot be called while a module is loaded to be described")
 }
 
 impl ResourceLimiter for HostState {

@@ -6,7 +6,8 @@ use super::bindings::FlowGuestPre;
 use super::bounds::bound_error;
 use super::engine::EpochTicker;
 use super::host::{HostState, Role, RunShared, epoch_callback};
-use serde_json::{Value, json};
+use crate::trace::ErrorInfo;
+use serde_json::Value;
 use std::sync::Arc;
 use wasmtime::{Engine, Store};
 
@@ -31,8 +32,8 @@ pub(crate) enum GuestCall {
 pub(crate) enum Outcome {
     /// The guest returned a value: JSON text.
     Returned(String),
-    /// The guest reported an error: `{type, message, traceback, line, ...}`.
-    Raised(Value),
+    /// The guest reported an error (bounded).
+    Raised(ErrorInfo),
     /// The instance trapped: a quota, a broken host-call protocol, a crash.
     Trapped(wasmtime::Error),
 }
@@ -59,9 +60,10 @@ pub(crate) async fn run_guest(run: Arc<RunShared>, role: Role, call: GuestCall) 
         Ok(Ok(output)) => Outcome::Returned(output),
         // Bounded here, once, for runs, subflows and describes alike.
         Ok(Err(error)) => Outcome::Raised(
-            bound_error(
-                serde_json::from_str(&error).unwrap_or_else(|_| json!({"type": "GuestError", "message": error})),
-            )
+            bound_error(match serde_json::from_str::<Value>(&error) {
+                Ok(value) => ErrorInfo::from_value(value),
+                Err(_) => ErrorInfo::new("GuestError", error),
+            })
             .0,
         ),
         Err(trap) => Outcome::Trapped(trap),

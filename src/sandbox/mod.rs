@@ -124,15 +124,16 @@ fn described(outcome: Outcome) -> Result<Vec<FlowInfo>, ModuleError> {
             }
             Ok(flows)
         }
-        Outcome::Raised(error) => {
-            Err(serde_json::from_value(error.clone())
-                .unwrap_or_else(|_| sandbox_error("GuestError", error.to_string())))
-        }
+        Outcome::Raised(error) => Err(ModuleError {
+            column: error.extra.get("column").and_then(serde_json::Value::as_u64).map(|c| c as u32),
+            kind: error.kind,
+            message: error.message,
+            line: error.line,
+            traceback: error.traceback,
+        }),
         Outcome::Trapped(trap) => {
             let error = run::trap_error(&trap).1;
-            let kind = error["type"].as_str().unwrap_or("Trap").to_string();
-            let message = error["message"].as_str().unwrap_or("the sandbox stopped").to_string();
-            Err(sandbox_error(&kind, format!("loading the module failed: {message}")))
+            Err(sandbox_error(&error.kind, format!("loading the module failed: {}", error.message)))
         }
     }
 }

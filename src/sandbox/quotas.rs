@@ -103,15 +103,9 @@ impl QuotaExceeded {
         QuotaExceeded { quota, limit }
     }
 
-    /// The run's `error` object.
-    pub fn to_error_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "type": "QuotaExceeded",
-            "quota": self.quota.name(),
-            "limit": self.limit,
-            "message": self.to_string(),
-            "traceback": null,
-        })
+    /// The run's error.
+    pub fn to_error(&self) -> crate::trace::ErrorInfo {
+        crate::trace::ErrorInfo::quota("QuotaExceeded", self.quota.name(), self.limit, self.to_string())
     }
 }
 

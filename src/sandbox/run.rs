@@ -5,10 +5,10 @@
 use super::Sandbox;
 use super::bounds::bound_error;
 use super::env::RunEnv;
-use super::host::{GuestProtocolError, Role, RunShared, left_open_error};
+use super::host::{GuestProtocolError, Role, RunShared};
 use super::instance::{GuestCall, Outcome, run_guest};
 use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
-use crate::trace::{EventSink, Recorder, SpanKind, Status, now_us};
+use crate::trace::{ErrorInfo, EventSink, Recorder, SpanKind, Status, now_us};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -46,7 +46,7 @@ pub struct RunReport {
     pub output: Option<Value>,
     /// `{type, message, traceback, line, ...}`; `quota` names the quota for
     /// `quota_exceeded` and `timed_out`.
-    pub error: Option<Value>,
+    pub error: Option<ErrorInfo>,
     pub usage: Usage,
     pub start_us: i64,
     pub end_us: i64,
@@ -90,7 +90,7 @@ impl Sandbox {
         let mut ledger = shared.ledger();
         let output_bytes = output.as_ref().map_or(0, |o| o.to_string().len() as u64);
         let leftover_status = if status == Status::Ok { Status::Failed } else { status };
-        let leftover_error = if status == Status::Ok { Some(left_open_error()) } else { error.clone() };
+        let leftover_error = if status == Status::Ok { Some(ErrorInfo::left_open()) } else { error.clone() };
         ledger.recorder.close_under(root, leftover_status, leftover_error.as_ref());
         let usage = Usage {
             wall_time_ms: started.elapsed().as_secs_f64() * 1000.0,
@@ -115,20 +115,18 @@ impl Sandbox {
     }
 }
 
-fn settle(ending: Ending, quotas: &Quotas) -> (Status, Option<Value>, Option<Value>) {
+fn settle(ending: Ending, quotas: &Quotas) -> (Status, Option<Value>, Option<ErrorInfo>) {
     match ending {
         Ending::Guest(Outcome::Returned(text)) => match serde_json::from_str::<Value>(&text) {
             Ok(_) if text.len() as u64 > quotas.output_bytes => {
                 let exceeded = QuotaExceeded::new(Quota::OutputBytes, quotas.output_bytes);
-                (Status::QuotaExceeded, None, Some(exceeded.to_error_json()))
+                (Status::QuotaExceeded, None, Some(exceeded.to_error()))
             }
             Ok(output) => (Status::Ok, Some(output), None),
             Err(e) => (
                 Status::Failed,
                 None,
-                Some(
-                    json!({"type": "OutputError", "message": format!("the guest's output is not JSON: {e}"), "traceback": null}),
-                ),
+                Some(ErrorInfo::new("OutputError", format!("the guest's output is not JSON: {e}"))),
             ),
         },
         Ending::Guest(Outcome::Raised(error)) => (Status::Failed, None, Some(error)),
@@ -136,48 +134,37 @@ fn settle(ending: Ending, quotas: &Quotas) -> (Status, Option<Value>, Option<Val
             let (status, error) = trap_error(&trap);
             (status, None, Some(error))
         }
-        Ending::InputTooLarge(exceeded) => (Status::QuotaExceeded, None, Some(exceeded.to_error_json())),
+        Ending::InputTooLarge(exceeded) => (Status::QuotaExceeded, None, Some(exceeded.to_error())),
         Ending::TimedOut => (
             Status::TimedOut,
             None,
-            Some(json!({
-                "type": "TimedOut",
-                "quota": Quota::WallTime.name(),
-                "limit": quotas.wall_time_ms,
-                "message": format!("the run did not finish within its wall time of {} ms", quotas.wall_time_ms),
-                "traceback": null,
-            })),
+            Some(ErrorInfo::quota(
+                "TimedOut",
+                Quota::WallTime.name(),
+                quotas.wall_time_ms,
+                format!("the run did not finish within its wall time of {} ms", quotas.wall_time_ms),
+            )),
         ),
-        Ending::Cancelled => (
-            Status::Cancelled,
-            None,
-            Some(json!({"type": "Cancelled", "message": "the run was cancelled", "traceback": null})),
-        ),
+        Ending::Cancelled => (Status::Cancelled, None, Some(ErrorInfo::cancelled("the run was cancelled"))),
     }
 }
 
 /// The status and error object for an instance that trapped, bounded like
 /// every error (a broken host call's message quotes what the guest sent).
-pub(crate) fn trap_error(trap: &wasmtime::Error) -> (Status, Value) {
+pub(crate) fn trap_error(trap: &wasmtime::Error) -> (Status, ErrorInfo) {
     let (status, error) = unbounded_trap_error(trap);
     (status, bound_error(error).0)
 }
 
-fn unbounded_trap_error(trap: &wasmtime::Error) -> (Status, Value) {
+fn unbounded_trap_error(trap: &wasmtime::Error) -> (Status, ErrorInfo) {
     if let Some(exceeded) = trap.downcast_ref::<QuotaExceeded>() {
-        return (Status::QuotaExceeded, exceeded.to_error_json());
+        return (Status::QuotaExceeded, exceeded.to_error());
     }
     if let Some(rejected) = trap.downcast_ref::<GuestProtocolError>() {
-        return (
-            Status::Failed,
-            json!({"type": "HostCallRejected", "message": rejected.to_string(), "traceback": null}),
-        );
+        return (Status::Failed, ErrorInfo::new("HostCallRejected", rejected.to_string()));
     }
     if let Some(code) = trap.downcast_ref::<wasmtime::Trap>() {
-        return (
-            Status::Failed,
-            json!({"type": "Trap", "message": format!("the sandbox trapped: {code}"), "traceback": null}),
-        );
+        return (Status::Failed, ErrorInfo::new("Trap", format!("the sandbox trapped: {code}")));
     }
-    (Status::Failed, json!({"type": "SandboxError", "message": format!("{trap:#}"), "traceback": null}))
+    (Status::Failed, ErrorInfo::new("SandboxError", format!("{trap:#}")))
 }

@@ -247,7 +247,7 @@ fn registered_info(stored: &StoredService) -> Result<ServiceInfo, String> {
 }
 
 fn describe(failure: &CallFailure) -> String {
-    failure.to_json("rpc", "discover")["message"].as_str().unwrap_or("it failed").to_string()
+    failure.to_error("rpc", "discover").message
 }
 
 pub fn is_identifier(name: &str) -> bool {

@@ -2,7 +2,7 @@
 
 use crate::flowdef::FlowInfo;
 use crate::sandbox::{Quotas, Usage};
-use crate::trace::{LogLine, LogStream, Span, SpanKind, Status};
+use crate::trace::{ErrorInfo, LogLine, LogStream, Span, SpanKind, Status};
 use rusqlite::Row;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,7 +18,7 @@ pub struct RunRecord {
     pub status: Status,
     pub input: Value,
     pub output: Option<Value>,
-    pub error: Option<Value>,
+    pub error: Option<ErrorInfo>,
     pub usage: Option<Usage>,
     pub quotas: Quotas,
     pub created_us: i64,

@@ -4,10 +4,9 @@ use super::Store;
 use super::rows::{
     LOG_COLUMNS, RUN_COLUMNS, RunRecord, SPAN_COLUMNS, log_from_row, run_from_row, span_from_row, status,
 };
-use crate::trace::{LogLine, RunEvent, Span, Status};
+use crate::trace::{ErrorInfo, LogLine, RunEvent, Span, Status};
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
 use std::sync::Arc;
 
 /// Which runs to list, newest first.
@@ -33,12 +32,7 @@ pub struct SubflowRun {
 /// Runs a crashed process left `queued` or `running` end `interrupted`, with
 /// their open spans closed the same way. Returns how many runs.
 pub(crate) fn mark_interrupted(conn: &mut Connection, now_us: i64) -> rusqlite::Result<usize> {
-    let error = json!({
-        "type": "Interrupted",
-        "message": "the server stopped while the run was going on",
-        "traceback": null,
-    })
-    .to_string();
+    let error = ErrorInfo::interrupted().to_json_string();
     let tx = conn.transaction()?;
     // The run's last event is `run_finished`, after its stored events and
     // one closing event per span left open (numbered as replay numbers them).

@@ -4,7 +4,7 @@
 
 use super::rows::RunRecord;
 use crate::trace::bus::RunChannel;
-use crate::trace::{LogLine, Span};
+use crate::trace::{ErrorInfo, LogLine, Span};
 use rusqlite::{Connection, params};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -197,7 +197,7 @@ fn finish_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord) -> rusqlite::Resu
         run.run_id,
         run.status.as_str(),
         json(&run.output),
-        json(&run.error),
+        run.error.as_ref().map(ErrorInfo::to_json_string),
         run.usage.as_ref().map(|u| serde_json::to_string(u).unwrap_or_default()),
         run.start_us,
         run.end_us,
@@ -259,7 +259,7 @@ fn upsert_span(
         span.start_us,
         span.end_us,
         serde_json::Value::Object(span.attrs.clone()).to_string(),
-        span.error.as_ref().map(|e| e.to_string()),
+        span.error.as_ref().map(ErrorInfo::to_json_string),
         span.line,
         start_seq,
         end_seq

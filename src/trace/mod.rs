@@ -4,8 +4,10 @@
 //! `--json` output, so a span looks the same wherever it is read.
 
 pub mod bus;
+mod error;
 mod recorder;
 
+pub use error::ErrorInfo;
 pub use recorder::{Recorder, SpanStackError};
 
 use serde::{Deserialize, Serialize};
@@ -89,8 +91,8 @@ pub struct Span {
     /// None while the span is running.
     pub end_us: Option<i64>,
     pub attrs: Map<String, Value>,
-    /// `{type, message, traceback, ...}` for a span that did not end `ok`.
-    pub error: Option<Value>,
+    /// What went wrong, for a span that did not end `ok`.
+    pub error: Option<ErrorInfo>,
     /// Source line of the `with flow.step` or call site, for jumping to it.
     pub line: Option<u32>,
 }

@@ -7,7 +7,7 @@
 //! stack of its own steps (`HostState`); the recorder only checks that a span
 //! is closed after its children.
 
-use super::{EventSink, LogLine, LogStream, RunEvent, Span, SpanKind, Status, now_us};
+use super::{ErrorInfo, EventSink, LogLine, LogStream, RunEvent, Span, SpanKind, Status, now_us};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -105,7 +105,7 @@ impl Recorder {
         span_id: u64,
         status: Status,
         attrs: Map<String, Value>,
-        error: Option<Value>,
+        error: Option<ErrorInfo>,
     ) -> Result<(), SpanStackError> {
         if !self.open.contains_key(&span_id) {
             return Err(SpanStackError::NotOpen(span_id));
@@ -119,7 +119,7 @@ impl Recorder {
         Ok(())
     }
 
-    fn finish(&mut self, mut span: Span, status: Status, attrs: Map<String, Value>, error: Option<Value>) {
+    fn finish(&mut self, mut span: Span, status: Status, attrs: Map<String, Value>, error: Option<ErrorInfo>) {
         span.status = status;
         span.end_us = Some(now_us().max(span.start_us));
         span.attrs.extend(attrs);
@@ -131,7 +131,7 @@ impl Recorder {
     /// Close every open span inside `span_id` (not `span_id` itself), children
     /// before their parents, with `status`. This is how a trap, a timeout, a
     /// quota or a cancel still leaves a whole tree.
-    pub fn close_under(&mut self, span_id: u64, status: Status, error: Option<&Value>) {
+    pub fn close_under(&mut self, span_id: u64, status: Status, error: Option<&ErrorInfo>) {
         // One pass in id order finds every descendant: a parent comes first.
         let mut inside = vec![span_id];
         for (&id, span) in self.open.range(span_id + 1..) {

@@ -76,7 +76,7 @@ async fn a_cancelled_run_ends_cancelled_with_its_spans_closed_and_events_streame
     cancel.cancel();
     let report: RunReport = run.await.unwrap();
     assert_eq!(report.status, Status::Cancelled);
-    assert_eq!(report.error.as_ref().unwrap()["type"], "Cancelled");
+    assert_eq!(report.error.as_ref().unwrap().kind, "Cancelled");
     while let Ok(event) = events.try_recv() {
         seen.push(event);
     }
