@@ -11,6 +11,7 @@
 //!   a run emits through its sink, and the event bus watchers subscribe to.
 //! - `flowdef`: what a module declares (`FlowInfo`) and input checking.
 //! - `store`: SQLite (WAL): schema, the batched writer thread, reads, replay.
+//! - `stream`: every message the WebSockets send (`StreamMessage`), documented once.
 //! - `scheduler`: the bounded run queue and each run's life from queued to stored.
 //! - `http`: the axum routes (flows, runs, WebSocket streams, metrics), `AppError`,
 //!   the one guard every request passes (`guard`: Host, Origin, token) and
@@ -40,4 +41,5 @@ pub mod scheduler;
 pub mod server;
 pub mod services;
 pub mod store;
+pub mod stream;
 pub mod trace;

@@ -8,9 +8,10 @@ use crate::sandbox::{
     BoxFuture, FlowResolver, ModuleFlows, Quotas, ResolvedFlow, RunEnv, RunRequest, Sandbox, ServiceCaller,
 };
 use crate::store::{Published, RunRecord, Store, Write};
+use crate::stream::StreamMessage;
 use crate::trace::bus::{EventBus, RunChannel};
 use crate::trace::{ErrorInfo, RunEvent, Status, now_us};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -201,7 +202,7 @@ impl Scheduler {
         self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(run.run_id.clone(), cancel.clone());
         let channel = self.bus.open(&run.run_id);
         self.store.write(Write::RunCreated { run: Box::new(run.clone()), source: start.source.clone() });
-        self.bus.announce(run_event("run_queued", &run));
+        self.bus.announce(StreamMessage::RunQueued(&run).to_text());
         let (done, finished) = oneshot::channel();
         let scheduler = self.clone();
         let record = run.clone();
@@ -297,7 +298,7 @@ impl Scheduler {
                 let start_us = now_us();
                 run.start_us = Some(start_us);
                 self.store.write(Write::RunStarted { run_id: run.run_id.clone(), start_us });
-                self.bus.announce(run_event("run_started", &run));
+                self.bus.announce(StreamMessage::RunStarted(&run).to_text());
                 let (sink, mut events) = tokio::sync::mpsc::unbounded_channel();
                 let env = RunEnv {
                     services: self.services.clone(),
@@ -334,9 +335,9 @@ impl Scheduler {
         let (stored, committed) = oneshot::channel();
         self.store.write(Write::RunFinished { run: Box::new(run.clone()), stored: Some(stored) });
         let stored = committed.await.unwrap_or_else(|_| Err("the store's writer has stopped".into()));
-        channel.finish(run_finished_event(&run));
+        channel.finish(StreamMessage::RunFinished(&run).to_text());
         self.bus.close(&run.run_id);
-        self.bus.announce(run_event("run_finished", &run));
+        self.bus.announce(StreamMessage::RunListed(&run).to_text());
         self.metrics.run_finished(run.status, started.elapsed().as_secs_f64());
         self.active.lock().unwrap_or_else(|p| p.into_inner()).remove(&run.run_id);
         let _ = done.send(stored.map(|()| run));
@@ -345,7 +346,7 @@ impl Scheduler {
     /// Store an event; the writer hands it to the run's watchers once it is
     /// committed, so what a watcher has seen survives a crash.
     fn record(&self, channel: &Arc<RunChannel>, event: RunEvent) {
-        let text: Arc<str> = Arc::from(serde_json::to_string(&event).unwrap_or_default());
+        let text = StreamMessage::Event(&event).to_text();
         let publish = Some(Published { channel: channel.clone(), text });
         let write = match event {
             RunEvent::SpanStarted { seq, span } => {
@@ -360,22 +361,6 @@ impl Scheduler {
         };
         self.store.write(write);
     }
-}
-
-/// `{"type": kind, "run": {...}}` for run-list watchers.
-pub fn run_event(kind: &str, run: &RunRecord) -> Arc<str> {
-    Arc::from(json!({"type": kind, "run": run}).to_string())
-}
-
-/// The last event of a run's stream: `{"type": "run_finished", "seq", ...the run}`.
-pub fn run_finished_event(run: &RunRecord) -> Arc<str> {
-    let mut event = json!({"type": "run_finished", "seq": run.last_seq});
-    if let (Value::Object(event), Ok(Value::Object(fields))) = (&mut event, serde_json::to_value(run)) {
-        for (key, value) in fields {
-            event.entry(key).or_insert(value);
-        }
-    }
-    Arc::from(event.to_string())
 }
 
 /// `flow.invoke` in a server run: the module's own flows first (for source

@@ -5,15 +5,14 @@
 use super::AppState;
 use super::error::{AppError, QueryParams};
 use super::guard::WS_PROTOCOL;
-use crate::scheduler::run_finished_event;
 use crate::store::{RunRecord, Store};
+use crate::stream::StreamMessage;
 use crate::trace::bus::{Read, RunChannel};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
@@ -121,7 +120,7 @@ impl Watcher {
                 Page::Stop => return false,
                 // The store holds the finished run, so its final record too.
                 Page::Empty(run) if run.status.is_final() && run.last_seq > self.cursor => {
-                    return send(&mut self.socket, &run_finished_event(&run)).await;
+                    return send(&mut self.socket, &StreamMessage::RunFinished(&run).to_text()).await;
                 }
                 Page::Empty(_) => return true,
             }
@@ -173,8 +172,7 @@ impl Watcher {
             return Page::Empty(Box::new(run));
         }
         for event in &events {
-            let text: Arc<str> = Arc::from(serde_json::to_string(event).unwrap_or_default());
-            if !send(&mut self.socket, &text).await {
+            if !send(&mut self.socket, &StreamMessage::Event(event).to_text()).await {
                 return Page::Stop;
             }
             self.cursor = event.seq();
@@ -226,8 +224,7 @@ async fn stream_run_list(
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
-                    let lagged = json!({"type": "lagged", "missed": missed, "message": "reload the run list"});
-                    if !send(&mut socket, &Arc::from(lagged.to_string())).await {
+                    if !send(&mut socket, &StreamMessage::Lagged { missed }.to_text()).await {
                         return;
                     }
                 }
