@@ -402,25 +402,34 @@ function showDetails(span) {
   if (line && state.editor) state.editor.revealLine(line);
 }
 
+/** The server's quota table (`GET /api/quotas`), asked once. */
+let quotaTable = null;
+function quotas() {
+  quotaTable ??= api("/api/quotas").catch((error) => {
+    quotaTable = null;
+    throw error;
+  });
+  return quotaTable;
+}
+
 /** The root span's details: the run's usage against its quotas. */
 async function showUsage(runId) {
   // A finished run's usage came with its run_finished event; ask only while it runs.
   const finished = tree.model.run?.run_id === runId ? tree.model.run : null;
   const run = finished || (await api(`/api/runs/${encodeURIComponent(runId)}`).catch(() => null));
+  const table = await quotas().catch(() => []);
   const box = document.querySelector('[data-testid="usage"]');
   if (!run || !box || !run.usage) return;
-  const pairs = [
-    ["wall time", run.usage.wall_time_ms, run.quotas.wall_time_ms, "ms"],
-    ["CPU time", run.usage.cpu_time_ms, run.quotas.cpu_time_ms, "ms"],
-    ["memory", Math.round(run.usage.peak_memory_bytes / 1048576), Math.round(run.quotas.memory_bytes / 1048576), "MiB"],
-    ["service calls", run.usage.rpc_calls, run.quotas.rpc_calls, ""],
-    ["spans", run.usage.spans, run.quotas.spans, ""],
-    ["log bytes", run.usage.log_bytes, run.quotas.log_bytes, ""],
-    ["stored bytes", run.usage.stored_bytes ?? 0, run.quotas.stored_bytes, ""],
-    ["output bytes", run.usage.output_bytes, run.quotas.output_bytes, ""],
-  ];
-  box.innerHTML = `<table>${pairs
-    .map(([name, used, limit, unit]) => `<tr><td>${name}</td><td>${typeof used === "number" ? +used.toFixed(2) : used} / ${limit} ${unit}</td></tr>`)
+  const rows = table
+    .filter((quota) => quota.usage)
+    .map((quota) => {
+      const mebibytes = quota.flag_unit === "mebibytes";
+      const scale = mebibytes ? 1048576 : 1;
+      const unit = mebibytes ? "MiB" : quota.flag_unit === "seconds" ? "ms" : "";
+      return [quota.label, (run.usage[quota.usage] ?? 0) / scale, run.quotas[quota.field] / scale, unit];
+    });
+  box.innerHTML = `<table>${rows
+    .map(([name, used, limit, unit]) => `<tr><td>${name}</td><td>${+used.toFixed(2)} / ${+limit.toFixed(2)} ${unit}</td></tr>`)
     .join("")}</table>`;
 }
 

@@ -7,7 +7,8 @@ mod run;
 mod serve;
 mod services;
 
-use clap::{Args, Parser, Subcommand};
+use crate::sandbox::{FlagUnit, MIB, QUOTAS, Quota, Quotas};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -54,66 +55,80 @@ pub enum Command {
     },
 }
 
-/// Per-run limits, as command-line flags. Unset flags keep the defaults.
-#[derive(Args, Debug, Clone, Default)]
+/// Per-run limits, as command-line flags: one per row of the quota table
+/// (`sandbox::QUOTAS`). Unset flags keep the defaults.
+#[derive(Debug, Clone, Default)]
 pub struct QuotaArgs {
-    /// Wall-clock limit of the run, in seconds [default: 30]
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
-    pub wall_time: Option<f64>,
-    /// Guest CPU time limit, in seconds [default: 10]
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
-    pub cpu_time: Option<f64>,
-    /// Linear memory limit, in MiB [default: 128]
-    #[arg(long, value_name = "N")]
-    pub memory_mb: Option<u64>,
-    /// Most spans the run may open [default: 10000]
-    #[arg(long, value_name = "N")]
-    pub max_spans: Option<u64>,
-    /// Most bytes of log lines (print, stderr, flow.log) [default: 1048576]
-    #[arg(long, value_name = "N")]
-    pub max_log_bytes: Option<u64>,
-    /// Most bytes the run makes the store keep: span names, attributes and errors, saved modules, kv values [default: 8388608]
-    #[arg(long, value_name = "N")]
-    pub max_stored_bytes: Option<u64>,
-    /// Largest output, in bytes of JSON [default: 1048576]
-    #[arg(long, value_name = "N")]
-    pub max_output_bytes: Option<u64>,
-    /// Most service calls [default: 1000]
-    #[arg(long, value_name = "N")]
-    pub max_rpc_calls: Option<u64>,
-    /// Deepest nesting of flow.invoke [default: 4]
-    #[arg(long, value_name = "N")]
-    pub max_subflow_depth: Option<u32>,
-    /// Largest input, in bytes of JSON [default: 1048576]
-    #[arg(long, value_name = "N")]
-    pub max_input_bytes: Option<u64>,
+    /// The flags given: a number of seconds, MiB or units, by quota.
+    given: Vec<(Quota, FlagValue)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FlagValue {
+    Seconds(f64),
+    Whole(u64),
+}
+
+impl clap::Args for QuotaArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        QUOTAS.iter().fold(command, |command, def| {
+            let arg = clap::Arg::new(def.flag).long(def.flag).help(format!(
+                "{} [default: {}]",
+                def.help,
+                def.flag_unit.show(def.default)
+            ));
+            command.arg(match def.flag_unit {
+                FlagUnit::Seconds => {
+                    arg.value_name("SECS").allow_negative_numbers(true).value_parser(clap::value_parser!(f64))
+                }
+                FlagUnit::Mebibytes | FlagUnit::Count => arg.value_name("N").value_parser(clap::value_parser!(u64)),
+            })
+        })
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
+}
+
+impl clap::FromArgMatches for QuotaArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let given = QUOTAS
+            .iter()
+            .filter_map(|def| {
+                let value = match def.flag_unit {
+                    FlagUnit::Seconds => FlagValue::Seconds(*matches.get_one::<f64>(def.flag)?),
+                    FlagUnit::Mebibytes | FlagUnit::Count => FlagValue::Whole(*matches.get_one::<u64>(def.flag)?),
+                };
+                Some((def.quota, value))
+            })
+            .collect();
+        Ok(QuotaArgs { given })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
 }
 
 impl QuotaArgs {
-    pub fn apply(&self, mut quotas: crate::sandbox::Quotas) -> Result<crate::sandbox::Quotas, String> {
-        let seconds = |flag: &str, value: f64| -> Result<u64, String> {
-            if value.is_finite() && value > 0.0 {
-                Ok((value * 1000.0).round().max(1.0) as u64)
-            } else {
-                Err(format!("{flag} must be a positive number of seconds, not {value}"))
-            }
-        };
-        if let Some(secs) = self.wall_time {
-            quotas.wall_time_ms = seconds("--wall-time", secs)?;
+    pub fn apply(&self, mut quotas: Quotas) -> Result<Quotas, String> {
+        for &(quota, value) in &self.given {
+            let def = quota.def();
+            let value = match (def.flag_unit, value) {
+                (FlagUnit::Seconds, FlagValue::Seconds(secs)) if secs.is_finite() && secs > 0.0 => {
+                    (secs * 1000.0).round().max(1.0) as u64
+                }
+                (FlagUnit::Seconds, FlagValue::Seconds(secs)) => {
+                    return Err(format!("--{} must be a positive number of seconds, not {secs}", def.flag));
+                }
+                (FlagUnit::Mebibytes, FlagValue::Whole(mib)) => mib.saturating_mul(MIB),
+                (_, FlagValue::Whole(n)) => n,
+                (_, FlagValue::Seconds(_)) => unreachable!("only seconds flags are read as seconds"),
+            };
+            quotas.set(quota, value);
         }
-        if let Some(secs) = self.cpu_time {
-            quotas.cpu_time_ms = seconds("--cpu-time", secs)?;
-        }
-        if let Some(mb) = self.memory_mb {
-            quotas.memory_bytes = mb.saturating_mul(crate::sandbox::MIB);
-        }
-        quotas.spans = self.max_spans.unwrap_or(quotas.spans);
-        quotas.log_bytes = self.max_log_bytes.unwrap_or(quotas.log_bytes);
-        quotas.stored_bytes = self.max_stored_bytes.unwrap_or(quotas.stored_bytes);
-        quotas.output_bytes = self.max_output_bytes.unwrap_or(quotas.output_bytes);
-        quotas.rpc_calls = self.max_rpc_calls.unwrap_or(quotas.rpc_calls);
-        quotas.subflow_depth = self.max_subflow_depth.unwrap_or(quotas.subflow_depth);
-        quotas.input_bytes = self.max_input_bytes.unwrap_or(quotas.input_bytes);
         Ok(quotas)
     }
 }

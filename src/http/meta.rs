@@ -1,6 +1,7 @@
-//! `GET /healthz` and `GET /metrics`.
+//! `GET /healthz`, `GET /metrics` and `GET /api/quotas`.
 
 use super::AppState;
+use crate::sandbox::QUOTAS;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -14,6 +15,22 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         "runs_queued": state.scheduler.queued(),
         "runs_running": state.scheduler.running(),
     }))
+}
+
+/// Every quota: its name, its field in a run's `quotas`, its default, the
+/// most this server grants, its flag and unit, the `usage` field that shows
+/// what a run used of it, and its label (the page builds its usage table
+/// from this).
+pub async fn quotas(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let rows: Vec<_> = QUOTAS
+        .iter()
+        .map(|def| {
+            let mut row = serde_json::to_value(def).unwrap_or_default();
+            row["max"] = json!(state.max_quotas.get(def.quota));
+            row
+        })
+        .collect();
+    axum::Json(rows)
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

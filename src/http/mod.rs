@@ -55,6 +55,7 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, max_body_bytes: usize) -> Ro
         .route("/vendor/{*path}", get(ui::vendor_file))
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))
+        .route("/api/quotas", get(meta::quotas))
         .route("/api/flows", post(flows::upload).get(flows::list))
         .route("/api/flows/search", get(flows::search_or_get).delete(flows::delete_search))
         .route("/api/check", post(flows::check))

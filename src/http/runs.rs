@@ -46,25 +46,8 @@ pub fn effective_quotas(requested: Option<Value>, maxima: &Quotas) -> Result<Quo
             .map_err(|e| AppError::bad_request("invalid_quotas", format!("quotas: {e}")))?,
         Some(_) => return Err(AppError::bad_request("invalid_quotas", "quotas must be a JSON object")),
     };
-    for (name, value) in
-        [("wall_time_ms", asked.wall_time_ms), ("cpu_time_ms", asked.cpu_time_ms), ("memory_bytes", asked.memory_bytes)]
-    {
-        if value == 0 {
-            return Err(AppError::bad_request("invalid_quotas", format!("quotas: {name} must be greater than 0")));
-        }
-    }
-    Ok(Quotas {
-        wall_time_ms: asked.wall_time_ms.min(maxima.wall_time_ms),
-        cpu_time_ms: asked.cpu_time_ms.min(maxima.cpu_time_ms),
-        memory_bytes: asked.memory_bytes.min(maxima.memory_bytes),
-        rpc_calls: asked.rpc_calls.min(maxima.rpc_calls),
-        spans: asked.spans.min(maxima.spans),
-        log_bytes: asked.log_bytes.min(maxima.log_bytes),
-        stored_bytes: asked.stored_bytes.min(maxima.stored_bytes),
-        output_bytes: asked.output_bytes.min(maxima.output_bytes),
-        subflow_depth: asked.subflow_depth.min(maxima.subflow_depth),
-        input_bytes: asked.input_bytes.min(maxima.input_bytes),
-    })
+    asked.check().map_err(|problem| AppError::bad_request("invalid_quotas", format!("quotas: {problem}")))?;
+    Ok(asked.capped_by(maxima))
 }
 
 pub async fn start(

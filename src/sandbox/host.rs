@@ -86,18 +86,30 @@ impl Ledger {
         Ok(())
     }
 
-    /// Count `bytes` the store keeps for the run (span names, attributes and
-    /// errors, saved modules, kv values) against `stored_bytes`.
-    fn keep(&mut self, quotas: &Quotas, bytes: usize) -> Result<(), QuotaExceeded> {
-        self.usage.stored_bytes += bytes as u64;
-        if self.usage.stored_bytes > quotas.stored_bytes {
-            return Err(QuotaExceeded::new(Quota::StoredBytes, quotas.stored_bytes));
+    /// Add `amount` to what the run used of a quota the host counts up
+    /// (service calls, log bytes, stored bytes). What would go past the
+    /// limit is refused, not counted, and ends the run.
+    fn charge(&mut self, quotas: &Quotas, quota: Quota, amount: u64) -> Result<(), QuotaExceeded> {
+        let Some(used) = self.usage.counted_mut(quota) else {
+            debug_assert!(false, "{quota:?} is not counted by charge");
+            return Ok(());
+        };
+        let after = used.saturating_add(amount);
+        if after > quotas.get(quota) {
+            return Err(QuotaExceeded::new(quota, quotas.get(quota)));
         }
+        *used = after;
         Ok(())
     }
 
+    /// Count `bytes` the store keeps for the run (span names, attributes and
+    /// errors, saved modules, kv values) against `stored_bytes`.
+    fn keep(&mut self, quotas: &Quotas, bytes: usize) -> Result<(), QuotaExceeded> {
+        self.charge(quotas, Quota::StoredBytes, bytes as u64)
+    }
+
     /// Whether the `spans` quota leaves room for one more span; checked under
-    /// the same lock that then opens it.
+    /// the same lock that then opens it (the recorder counts spans).
     fn room_for_a_span(&self, quotas: &Quotas) -> wasmtime::Result<()> {
         if self.recorder.spans_started() >= quotas.spans {
             return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::Spans, quotas.spans)));
@@ -238,16 +250,12 @@ async fn call_service(
     let Caller { flow, allowed, chain } = *caller;
     let name = format!("{}.{}", call.service, call.method);
     let span_id = {
-        let limit = run.quotas.rpc_calls;
         let mut ledger = run.ledger();
-        if ledger.usage.rpc_calls >= limit {
-            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::RpcCalls, limit)));
-        }
+        ledger.charge(&run.quotas, Quota::RpcCalls, 1)?;
         ledger.room_for_a_span(&run.quotas)?;
         let (params, size) = clip_value(call.params.clone());
         let name = clip_name(&name);
         ledger.keep(&run.quotas, size + name.len())?;
-        ledger.usage.rpc_calls += 1;
         let attrs = Map::from_iter([("params".to_string(), params)]);
         ledger.recorder.start(Some(parent), SpanKind::Rpc, name, attrs, call.line)
     };
@@ -469,12 +477,8 @@ impl Host for HostState {
         let stream = LogStream::parse(&channel).ok_or_else(|| {
             protocol_error(format!("unknown log channel '{}' (stdout, stderr or log)", clip_name(&channel)))
         })?;
-        let limit = self.run.quotas.log_bytes;
         let mut ledger = self.run.ledger();
-        ledger.usage.log_bytes += message.len() as u64;
-        if ledger.usage.log_bytes > limit {
-            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::LogBytes, limit)));
-        }
+        ledger.charge(&self.run.quotas, Quota::LogBytes, message.len() as u64)?;
         ledger.recorder.log(span_id, stream, message);
         Ok(())
     }
@@ -520,8 +524,8 @@ impl HostState {
     fn subflow_caller(&self) -> wasmtime::Result<SubflowCaller> {
         let depth = self.running_depth("flow.invoke")?;
         let limit = self.run.quotas.subflow_depth;
-        if depth >= limit {
-            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::SubflowDepth, u64::from(limit))));
+        if u64::from(depth) >= limit {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::SubflowDepth, limit)));
         }
         let parent = self.current_span().expect("a running instance has a current span");
         let Role::Run { chain, .. } = &self.role else { unreachable!("running_depth checked the role") };
@@ -576,7 +580,7 @@ async fn run_subflow(
         let (input, size) = clip_value(Value::Object(arguments.clone()));
         ledger.keep(&run.quotas, size)?;
         ledger.usage.subflows += 1;
-        ledger.usage.max_subflow_depth = ledger.usage.max_subflow_depth.max(caller.depth + 1);
+        ledger.usage.max_subflow_depth = ledger.usage.max_subflow_depth.max(u64::from(caller.depth) + 1);
         let attrs = Map::from_iter([("input".to_string(), input)]);
         ledger.recorder.start(Some(caller.parent), SpanKind::Subflow, &callee.info.name, attrs, call.line)
     };

@@ -22,7 +22,7 @@ pub use env::{
     BoxFuture, CallContext, CallFailure, CallingRun, FlowResolver, ModuleFlows, NoServices, ResolvedFlow, RunEnv,
     ServiceCaller,
 };
-pub use quotas::{MIB, Quota, QuotaExceeded, Quotas, Usage};
+pub use quotas::{FlagUnit, MIB, QUOTAS, Quota, QuotaDef, QuotaExceeded, Quotas, Usage};
 pub use run::{RunReport, RunRequest};
 
 use crate::flowdef::{FlowInfo, ModuleError};

@@ -155,7 +155,8 @@ test("a flow written in the editor runs, and its tree grows before the run ends"
   const statuses = await page.$$eval('[data-testid="tree"] [data-span-id]', (rows) => rows.map((r) => r.dataset.status));
   assert.deepEqual(statuses, ["ok", "ok", "ok", "ok", "ok"]);
   // The root's details show the run's usage against its quotas.
-  assert.match(await page.textContent('[data-testid="details"]'), /wall time/);
+  await page.waitForFunction(() => /wall time/.test(document.querySelector('[data-testid="details"]')?.textContent));
+  assert.match(await page.textContent('[data-testid="details"]'), /memory\s*[\d.]+ \/ 128 MiB/);
   await page.screenshot({ path: `${SHOTS}/run-finished.png` });
   await closePage(page);
 });

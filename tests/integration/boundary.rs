@@ -151,6 +151,7 @@ fn with_a_token_every_route_but_health_and_the_page_needs_it() {
         "/api/services".into(),
         "/api/stubs/hero_logic.pyi".into(),
         "/metrics".into(),
+        "/api/quotas".into(),
         "/api/no-such-route".into(),
     ];
     for path in &reads {

@@ -591,3 +591,32 @@ fn a_live_run_keeps_only_its_newest_events_and_a_late_watcher_still_gets_them_al
     }
     eventually("the tail to be given back", || stream_tail_bytes(&server) == 0);
 }
+
+#[test]
+fn the_quota_table_names_every_quota_with_its_default_and_this_servers_maximum() {
+    let server = Server::start(&["--max-spans", "50", "--wall-time", "2.5", "--memory-mb", "64"]);
+    let table = server.get("/api/quotas").json();
+    let rows = table.as_array().unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("{name} in {table}"));
+    assert_eq!(
+        (row("spans")["default"].clone(), row("spans")["max"].clone(), row("spans")["field"].clone()),
+        (json!(10_000), json!(50), json!("spans"))
+    );
+    assert_eq!(
+        (row("wall_time")["max"].clone(), row("wall_time")["field"].clone()),
+        (json!(2500), json!("wall_time_ms"))
+    );
+    assert_eq!(
+        (row("memory")["max"].clone(), row("memory")["usage"].clone()),
+        (json!(64 << 20), json!("peak_memory_bytes"))
+    );
+    // Each row's field is a field of a run's quotas, and its usage one of a run's usage.
+    let run = server.post_json("/api/runs?wait=true", &json!({"source": GREET, "input": {"who": "x"}})).json();
+    for row in rows {
+        assert!(run["quotas"].get(row["field"].as_str().unwrap()).is_some(), "{row}");
+        if let Some(usage) = row["usage"].as_str() {
+            assert!(run["usage"].get(usage).is_some(), "{row}");
+        }
+    }
+    assert_eq!(run["quotas"]["spans"], 50, "a run gets no more than the maximum");
+}
