@@ -20,7 +20,8 @@
 //! - `metrics`: counters for `/metrics`.
 //! - `services`: the service registry, JSON-RPC client, OpenRPC checks, built-ins,
 //!   and the capabilities built-ins give flows (`grants`).
-//! - `library`: adding a module (described in the sandbox, then stored).
+//! - `library`: adding a module (described in the sandbox, then stored), and
+//!   how runs find flows (`pick_flow`, `StoredFlows`).
 //! - `builtin_flows`: the six flows of `flows/`, stored at start.
 //! - `cli`: the `hero_logic` command line; `render` prints a run as a tree.
 //! - `bench`: `hero_logic bench`, the sandbox measured against native python3.

@@ -3,10 +3,9 @@
 //! events published on the bus and written to the store, finished.
 
 use crate::flowdef::{FlowInfo, ModuleError};
+use crate::library::StoredFlows;
 use crate::metrics::Metrics;
-use crate::sandbox::{
-    BoxFuture, FlowResolver, ModuleFlows, Quotas, ResolvedFlow, RunEnv, RunRequest, Sandbox, ServiceCaller,
-};
+use crate::sandbox::{ModuleFlows, Quotas, RunEnv, RunRequest, Sandbox, ServiceCaller};
 use crate::store::{Published, RunRecord, Store, Write};
 use crate::stream::StreamMessage;
 use crate::trace::bus::{EventBus, RunChannel};
@@ -68,14 +67,12 @@ impl Default for SchedulerConfig {
 
 /// A run to start: its input already checked against the flow's inputs.
 pub struct StartRun {
-    pub flow: String,
+    /// The flow as its module declares it.
+    pub info: FlowInfo,
     pub version: Option<u32>,
     pub source: Arc<str>,
     pub source_sha256: String,
-    pub line: Option<u32>,
     pub input: Map<String, Value>,
-    /// The services the flow declares.
-    pub services: Vec<String>,
     /// A request's narrowing of what its flows may call.
     pub narrow_services: Option<Vec<String>>,
     pub quotas: Quotas,
@@ -184,7 +181,7 @@ impl Scheduler {
         }
         let run = RunRecord {
             run_id: uuid::Uuid::now_v7().to_string(),
-            flow: start.flow.clone(),
+            flow: start.info.name.clone(),
             version: start.version,
             source_sha256: start.source_sha256.clone(),
             status: Status::Queued,
@@ -299,24 +296,13 @@ impl Scheduler {
                 run.start_us = Some(start_us);
                 self.store.write(Write::RunStarted { run_id: run.run_id.clone(), start_us });
                 self.bus.announce(StreamMessage::RunStarted(&run).to_text());
-                let (sink, mut events) = tokio::sync::mpsc::unbounded_channel();
                 let env = RunEnv {
                     services: self.services.clone(),
                     flows: Arc::new(StoredFlows { store: self.store.clone(), module: start.module }),
                     narrow_services: start.narrow_services,
                 };
-                let request = RunRequest {
-                    run_id: run.run_id.clone(),
-                    source: start.source,
-                    flow: start.flow,
-                    line: start.line,
-                    input: start.input,
-                    services: start.services,
-                    quotas: start.quotas,
-                    env,
-                    sink,
-                    cancel,
-                };
+                let (request, mut events) = RunRequest::new(start.source, &start.info, start.input, start.quotas, env);
+                let request = request.with_id(run.run_id.clone()).with_cancel(cancel);
                 let forward = async {
                     while let Some(event) = events.recv().await {
                         last_seq = event.seq();
@@ -360,42 +346,5 @@ impl Scheduler {
             }
         };
         self.store.write(write);
-    }
-}
-
-/// `flow.invoke` in a server run: the module's own flows first (for source
-/// from the editor), then the latest stored version of each flow.
-pub struct StoredFlows {
-    pub store: Arc<Store>,
-    pub module: Option<ModuleFlows>,
-}
-
-impl FlowResolver for StoredFlows {
-    fn resolve<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Option<ResolvedFlow>> {
-        Box::pin(async move {
-            if let Some(found) = self.module.as_ref().and_then(|m| m.find(name)) {
-                return Some(found);
-            }
-            // `name@3` is version 3 of a stored flow; plain `name` the latest.
-            let (name, version) = match name.rsplit_once('@') {
-                Some((name, version)) => (name, Some(version.parse().ok()?)),
-                None => (name, None),
-            };
-            let stored = self.store.flow(name, version).await.ok().flatten()?;
-            Some(ResolvedFlow { source: Arc::from(stored.source), info: stored.info })
-        })
-    }
-
-    fn names(&self, limit: usize) -> BoxFuture<'_, Vec<String>> {
-        Box::pin(async move {
-            let mut names: Vec<String> = self.store.flow_names(limit).await.unwrap_or_default();
-            if let Some(module) = &self.module {
-                names.extend(module.flows.iter().map(|f| f.name.clone()));
-            }
-            names.sort();
-            names.dedup();
-            names.truncate(limit);
-            names
-        })
     }
 }

@@ -21,7 +21,6 @@ use stats::Latencies;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 const TRIVIAL: &str = include_str!("../../bench/trivial.py");
 const SPANS: &str = include_str!("../../bench/spans.py");
@@ -131,19 +130,8 @@ impl Harness {
     /// One run with a fresh instance; events go to a channel nobody reads
     /// until the run is over, as the CLI does.
     async fn run(&self, flow: &Prepared, input: Value, quotas: Quotas) -> Result<RunReport> {
-        let (sink, mut events) = tokio::sync::mpsc::unbounded_channel();
-        let request = RunRequest {
-            run_id: uuid::Uuid::now_v7().to_string(),
-            source: flow.source.clone(),
-            flow: flow.info.name.clone(),
-            line: flow.info.line,
-            input: flow.info.check_input(&input)?,
-            services: flow.info.services.clone(),
-            quotas,
-            env: flow.env.clone(),
-            sink,
-            cancel: CancellationToken::new(),
-        };
+        let input = flow.info.check_input(&input)?;
+        let (request, mut events) = RunRequest::new(flow.source.clone(), &flow.info, input, quotas, flow.env.clone());
         let report = self.sandbox.run(request).await;
         events.close();
         if report.status != Status::Ok {

@@ -11,7 +11,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 /// The example weather service and what it reads beside it.
 const SERVICE_FILES: [(&str, &str); 3] = [
@@ -67,19 +66,9 @@ pub async fn measure(sandbox: &Sandbox, python: &std::path::Path, calls: u32) ->
         narrow_services: None,
     };
     let run = |count: u32| {
-        let (sink, _events) = tokio::sync::mpsc::unbounded_channel();
-        let request = RunRequest {
-            run_id: uuid::Uuid::now_v7().to_string(),
-            source: source.clone(),
-            flow: "rpc_loop".into(),
-            line: None,
-            input: flows[0].check_input(&json!({"count": count})).expect("count is an integer"),
-            services: flows[0].services.clone(),
-            quotas: Quotas { rpc_calls: u64::from(calls) + 1, ..Quotas::default() },
-            env: env.clone(),
-            sink,
-            cancel: CancellationToken::new(),
-        };
+        let input = flows[0].check_input(&json!({"count": count})).expect("count is an integer");
+        let quotas = Quotas { rpc_calls: u64::from(calls) + 1, ..Quotas::default() };
+        let (request, _events) = RunRequest::new(source.clone(), &flows[0], input, quotas, env.clone());
         async move {
             let started = Instant::now();
             let report = sandbox.run(request).await;

@@ -3,9 +3,9 @@
 
 use super::output::outln;
 use super::{QuotaArgs, UsageError};
+use crate::library::{PickError, StoredFlows, pick_flow};
 use crate::render::render_run;
 use crate::sandbox::{ModuleFlows, NoServices, Quotas, RunEnv, RunRequest, Sandbox, SandboxOptions};
-use crate::scheduler::StoredFlows;
 use crate::services::ServiceRegistry;
 use crate::trace::{LogLine, RunEvent, Span};
 use clap::Args;
@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -49,24 +48,13 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
     // Describing is the host's own check of the module, under default quotas;
     // the flags limit the run.
     let flows = sandbox.describe(&source, &Quotas::default()).await.map_err(|e| UsageError(format!("{file}: {e}")))?;
-    let names = || flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
-    let info = match &args.flow {
-        Some(name) => flows
-            .iter()
-            .find(|f| &f.name == name)
-            .ok_or_else(|| UsageError(format!("{file} declares no flow named '{name}' (it declares: {})", names())))?,
-        None if flows.len() == 1 => &flows[0],
-        None => {
-            return Err(UsageError(format!(
-                "{file} declares several flows ({}); choose one with --flow NAME",
-                names()
-            )));
-        }
-    };
+    let info = pick_flow(&flows, args.flow.as_deref()).map_err(|e| match e {
+        PickError::Unknown { .. } => UsageError(format!("{file} {e}")),
+        PickError::Ambiguous { .. } => UsageError(format!("{file} {e}; choose one with --flow NAME")),
+    })?;
     let arguments = info.check_input(&input).map_err(|e| UsageError(e.to_string()))?;
 
     let source: Arc<str> = Arc::from(source);
-    let (sink, mut events) = tokio::sync::mpsc::unbounded_channel();
     let module = ModuleFlows { source: source.clone(), flows: flows.clone() };
     let (env, store) = match &args.data_dir {
         Some(dir) => {
@@ -83,18 +71,7 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
         }
         None => (RunEnv { services: Arc::new(NoServices), flows: Arc::new(module), narrow_services: None }, None),
     };
-    let request = RunRequest {
-        run_id: uuid::Uuid::now_v7().to_string(),
-        source,
-        flow: info.name.clone(),
-        line: info.line,
-        input: arguments,
-        services: info.services.clone(),
-        quotas,
-        env,
-        sink,
-        cancel: CancellationToken::new(),
-    };
+    let (request, mut events) = RunRequest::new(source, info, arguments, quotas, env);
     let report = sandbox.run(request).await;
     if let Some(store) = store {
         store.close().await;

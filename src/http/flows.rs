@@ -60,7 +60,7 @@ pub async fn describe(state: &AppState, source: &str, quotas: &Quotas) -> Result
 /// The quotas a module is loaded under when it is only checked or stored:
 /// the defaults, within the operator's maxima.
 fn describe_quotas(state: &AppState) -> Quotas {
-    super::effective_quotas(None, &state.max_quotas).expect("the default quotas are valid")
+    Quotas::default().capped_by(&state.max_quotas)
 }
 
 /// Check a module without storing it (the editor asks as the user types):

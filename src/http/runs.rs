@@ -3,6 +3,7 @@
 
 use super::AppState;
 use super::error::{AppError, JsonBody, QueryParams};
+use crate::library::{PickError, pick_flow};
 use crate::sandbox::{ModuleFlows, Quotas};
 use crate::scheduler::{Client, StartRun, SubmitError};
 use crate::store::{RunFilter, RunRecord, sha256_hex};
@@ -63,22 +64,12 @@ pub async fn start(
                 return Err(AppError::bad_request("invalid_request", "version applies to stored flows, not to source"));
             }
             let flows = super::flows::describe(&state, &source, &quotas).await?;
-            let names = || flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ");
-            let info = match &body.flow {
-                Some(name) => flows.iter().find(|f| &f.name == name).cloned().ok_or_else(|| {
-                    AppError::bad_request(
-                        "unknown_flow",
-                        format!("the source declares no flow named '{name}' (it declares: {})", names()),
-                    )
-                })?,
-                None if flows.len() == 1 => flows[0].clone(),
-                None => {
-                    return Err(AppError::bad_request(
-                        "ambiguous_flow",
-                        format!("the source declares several flows ({}); name one in \"flow\"", names()),
-                    ));
+            let info = pick_flow(&flows, body.flow.as_deref()).cloned().map_err(|e| match e {
+                PickError::Unknown { .. } => AppError::bad_request("unknown_flow", format!("the source {e}")),
+                PickError::Ambiguous { .. } => {
+                    AppError::bad_request("ambiguous_flow", format!("the source {e}; name one in \"flow\""))
                 }
-            };
+            })?;
             let source: Arc<str> = Arc::from(source);
             let module = ModuleFlows { source: source.clone(), flows };
             (source, None, info, Some(module))
@@ -106,13 +97,11 @@ pub async fn start(
     }
     let input = info.check_input(&body.input).map_err(|e| AppError::bad_request("invalid_input", e.to_string()))?;
     let start = StartRun {
-        flow: info.name.clone(),
+        info,
         version,
         source_sha256: sha256_hex(&source),
         source,
-        line: info.line,
         input,
-        services: info.services.clone(),
         narrow_services: body.services,
         quotas,
         module,

@@ -8,7 +8,8 @@ use super::env::RunEnv;
 use super::host::{GuestProtocolError, Role, RunShared};
 use super::instance::{GuestCall, Outcome, run_guest};
 use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
-use crate::trace::{ErrorInfo, EventSink, Recorder, SpanKind, Status, now_us};
+use crate::flowdef::FlowInfo;
+use crate::trace::{ErrorInfo, EventSink, Recorder, RunEvent, SpanKind, Status, now_us};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -35,6 +36,46 @@ pub struct RunRequest {
     pub sink: EventSink,
     /// Cancelling it ends the run `cancelled`.
     pub cancel: CancellationToken,
+}
+
+impl RunRequest {
+    /// A run of `flow` (declared in `source`) with `input` (checked against
+    /// its inputs already), a fresh id and its own cancel token; its events
+    /// go to the receiver returned.
+    pub fn new(
+        source: Arc<str>,
+        flow: &FlowInfo,
+        input: Map<String, Value>,
+        quotas: Quotas,
+        env: RunEnv,
+    ) -> (RunRequest, tokio::sync::mpsc::UnboundedReceiver<RunEvent>) {
+        let (sink, events) = tokio::sync::mpsc::unbounded_channel();
+        let request = RunRequest {
+            run_id: uuid::Uuid::now_v7().to_string(),
+            source,
+            flow: flow.name.clone(),
+            line: flow.line,
+            input,
+            services: flow.services.clone(),
+            quotas,
+            env,
+            sink,
+            cancel: CancellationToken::new(),
+        };
+        (request, events)
+    }
+
+    /// The same request under the id the caller gave the run already.
+    pub fn with_id(mut self, run_id: String) -> RunRequest {
+        self.run_id = run_id;
+        self
+    }
+
+    /// The same request, cancelled by `cancel`.
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> RunRequest {
+        self.cancel = cancel;
+        self
+    }
 }
 
 /// How a run ended.

@@ -28,20 +28,9 @@ fn request(
     info: &FlowInfo,
     cancel: CancellationToken,
 ) -> (RunRequest, mpsc::UnboundedReceiver<RunEvent>) {
-    let (sink, events) = mpsc::unbounded_channel();
-    let request = RunRequest {
-        run_id: format!("test-{}", info.name),
-        source: Arc::from(source),
-        flow: info.name.clone(),
-        line: info.line,
-        input: info.check_input(&serde_json::json!({})).unwrap(),
-        services: info.services.clone(),
-        quotas: Quotas::default(),
-        env: RunEnv::isolated(),
-        sink,
-        cancel,
-    };
-    (request, events)
+    let input = info.check_input(&serde_json::json!({})).unwrap();
+    let (request, events) = RunRequest::new(Arc::from(source), info, input, Quotas::default(), RunEnv::isolated());
+    (request.with_cancel(cancel), events)
 }
 
 const SLEEPER: &str = r#"import time
