@@ -4,8 +4,10 @@
 //! # Layout
 //!
 //! - `sandbox`: the wasmtime engine, the guest component, a fresh instance per
-//!   run, the host functions, quotas, the bounds on what a guest makes the
-//!   host keep (`bounds`), and `Sandbox::run` / `Sandbox::describe`.
+//!   guest call (`instance`), what an instance and a run hold (`state`), the
+//!   host functions (`host`, a thin table over `rpc` and `subflow`), quotas
+//!   (one table, `quotas`), the bounds on what a guest makes the host read
+//!   and keep (`bounds`), and `Sandbox::run` / `Sandbox::describe`.
 //! - `trace`: the span record and its error (`ErrorInfo`, built only by its
 //!   constructors), the run's open spans (`Recorder`), the events
 //!   a run emits through its sink, and the event bus watchers subscribe to.

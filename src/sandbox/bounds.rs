@@ -4,10 +4,14 @@
 //! against the run's `stored_bytes` quota. Log lines are counted whole by
 //! `log_bytes`.
 //!
+//! The JSON a guest sends (attributes, errors, call parameters) is read here
+//! too, refusing what is not an object and not parsing what is too large.
+//!
 //! Without these, a flow catching thirty 2 MiB exceptions in thirty steps
 //! grew the store by 128 MB; now each error keeps at most ~21 KiB, and all of
 //! them together at most the run's `stored_bytes`.
 
+use super::state::protocol_error;
 use crate::trace::{ErrorInfo, clip_json};
 use serde_json::{Map, Value};
 
@@ -77,6 +81,51 @@ pub fn bound_error(error: ErrorInfo) -> (ErrorInfo, usize) {
     };
     let size = serde_json::to_string(&kept).map_or(0, |text| text.len());
     (kept, size)
+}
+
+// Reading the JSON a guest sends: never more than these limits.
+
+/// Attribute text past this is not parsed: what is kept is cut at
+/// `ATTR_MAX_BYTES` anyway, and parsed JSON takes many times its text.
+const ATTRS_PARSED_MAX_BYTES: usize = 64 * 1024;
+/// Error text past this is read for its `type` and `line` only. An error is
+/// mostly two long strings (message, traceback), which parse into about
+/// their own size, so an honest exception of a few MiB is still cut as usual.
+const ERROR_PARSED_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+pub(super) fn parse_attrs(text: &str) -> wasmtime::Result<Map<String, Value>> {
+    if text.len() > ATTRS_PARSED_MAX_BYTES {
+        let note = format!("{} bytes of attributes, more than the host reads", text.len());
+        return Ok(Map::from_iter([("_cut".to_string(), Value::String(note))]));
+    }
+    parse_object("span attributes", text)
+}
+
+pub(super) fn parse_error(text: &str) -> wasmtime::Result<ErrorInfo> {
+    if text.len() <= ERROR_PARSED_MAX_BYTES {
+        return Ok(ErrorInfo::from_value(Value::Object(parse_object("span error", text)?)));
+    }
+    /// The fields kept of an oversized error; serde skips the rest without
+    /// keeping it.
+    #[derive(serde::Deserialize)]
+    struct Brief {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        line: Option<u64>,
+    }
+    let brief: Brief =
+        serde_json::from_str(text).map_err(|e| protocol_error(format!("span error is not valid JSON: {e}")))?;
+    let message = format!("the error object was {} bytes, more than the host reads", text.len());
+    let kind = brief.kind.unwrap_or_else(|| "GuestError".into());
+    Ok(ErrorInfo { line: brief.line.and_then(|l| u32::try_from(l).ok()), ..ErrorInfo::new(&kind, message) })
+}
+
+pub(super) fn parse_object(what: &str, text: &str) -> wasmtime::Result<Map<String, Value>> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(protocol_error(format!("{what} must be a JSON object"))),
+        Err(error) => Err(protocol_error(format!("{what} is not valid JSON: {error}"))),
+    }
 }
 
 fn cut_end(text: &str, max: usize) -> String {

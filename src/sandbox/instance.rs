@@ -2,26 +2,12 @@
 //! `InstancePre`, used once and dropped, so nothing passes from one run (or
 //! subflow) to the next.
 
-use super::bindings::FlowGuestPre;
 use super::bounds::bound_error;
-use super::engine::EpochTicker;
-use super::host::{HostState, Role, RunShared, epoch_callback};
+use super::state::{HostState, Role, RunShared, epoch_callback};
 use crate::trace::ErrorInfo;
 use serde_json::Value;
 use std::sync::Arc;
-use wasmtime::{Engine, Store};
-
-/// What every instance is made from; shared by all runs of a `Sandbox`.
-pub(crate) struct SandboxCore {
-    pub engine: Engine,
-    pub pre: FlowGuestPre<HostState>,
-    /// One permit per slot of the engine's instance pool: an instance waits
-    /// for a free slot instead of failing when the pool is full.
-    pub instance_slots: tokio::sync::Semaphore,
-    /// Drives CPU accounting, time slices and wall-time checks; lives as long
-    /// as anything can still run.
-    pub _ticker: EpochTicker,
-}
+use wasmtime::Store;
 
 pub(crate) enum GuestCall {
     Describe { source: Arc<str> },

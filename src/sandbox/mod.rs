@@ -12,7 +12,10 @@ mod env;
 mod host;
 mod instance;
 mod quotas;
+mod rpc;
 mod run;
+mod state;
+mod subflow;
 
 pub use bounds::{ATTR_MAX_BYTES, NAME_MAX_BYTES, clip_str};
 pub use engine::{
@@ -27,8 +30,8 @@ pub use run::{RunReport, RunRequest};
 
 use crate::flowdef::{FlowInfo, ModuleError};
 use anyhow::Result;
-use host::{HostState, Role, RunShared};
-use instance::{GuestCall, Outcome, SandboxCore, run_guest};
+use instance::{GuestCall, Outcome, run_guest};
+use state::{HostState, Role, RunShared, SandboxCore};
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker};

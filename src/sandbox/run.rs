@@ -5,9 +5,9 @@
 use super::Sandbox;
 use super::bounds::bound_error;
 use super::env::RunEnv;
-use super::host::{GuestProtocolError, Role, RunShared};
 use super::instance::{GuestCall, Outcome, run_guest};
 use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
+use super::state::{GuestProtocolError, Role, RunShared};
 use crate::flowdef::FlowInfo;
 use crate::trace::{ErrorInfo, EventSink, Recorder, RunEvent, SpanKind, Status, now_us};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,137 @@
+//! Service calls from a flow: each inside an `rpc` span the host opens and
+//! closes, counted against the run's quotas, refused when the flow may not
+//! call the service; and what built-ins do on the calling run's account.
+
+use super::bounds::{bound_error, clip_name, clip_value, parse_object};
+use super::env::{BoxFuture, CallContext, CallFailure, CallingRun};
+use super::instance::{GuestCall, Outcome, run_guest};
+use super::quotas::{Quota, QuotaExceeded, Quotas};
+use super::state::{Role, RunShared, protocol_error};
+use crate::flowdef::{FlowInfo, ModuleError};
+use crate::trace::{SpanKind, Status};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Service calls one `rpc-gather` has in flight at once: each is a
+/// connection to a service, so a flow cannot open thousands at a time.
+pub const MAX_CONCURRENT_CALLS: usize = 16;
+
+/// The flow making service calls: its name, what it may call, and the
+/// flows from the run's root down to it.
+#[derive(Clone, Copy)]
+pub(super) struct Caller<'a> {
+    pub flow: &'a str,
+    pub allowed: &'a [String],
+    pub chain: &'a [String],
+}
+
+/// One service call, checked and ready to go.
+pub(super) struct ServiceCall {
+    service: String,
+    method: String,
+    params: Value,
+    line: Option<u32>,
+}
+
+impl ServiceCall {
+    /// Params larger than the run's `input_bytes` are refused before they
+    /// are parsed (parsed JSON takes many times its text in memory).
+    pub(super) fn parse(
+        service: String,
+        method: String,
+        params_json: &str,
+        line: Option<u32>,
+        quotas: &Quotas,
+    ) -> wasmtime::Result<ServiceCall> {
+        if params_json.len() as u64 > quotas.input_bytes {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::InputBytes, quotas.input_bytes)));
+        }
+        let params = Value::Object(parse_object("rpc-call params", params_json)?);
+        // The names reach span names and error messages: keep them bounded.
+        let (service, method) = (clip_name(&service).to_string(), clip_name(&method).to_string());
+        Ok(ServiceCall { service, method, params, line })
+    }
+}
+
+/// Make one service call inside its own `rpc` span: the host opens and closes
+/// the span, counts the call, and refuses services the flow may not call.
+pub(super) async fn call_service(
+    run: Arc<RunShared>,
+    caller: &Caller<'_>,
+    parent: u64,
+    call: ServiceCall,
+) -> wasmtime::Result<Result<String, String>> {
+    let Caller { flow, allowed, chain } = *caller;
+    let name = format!("{}.{}", call.service, call.method);
+    let span_id = {
+        let mut ledger = run.ledger();
+        ledger.charge(&run.quotas, Quota::RpcCalls, 1)?;
+        ledger.room_for_a_span(&run.quotas)?;
+        let (params, size) = clip_value(call.params.clone());
+        let name = clip_name(&name);
+        ledger.keep(&run.quotas, size + name.len())?;
+        let attrs = Map::from_iter([("params".to_string(), params)]);
+        ledger.recorder.start(Some(parent), SpanKind::Rpc, name, attrs, call.line)
+    };
+    let outcome = if allowed.iter().any(|a| a == "*" || *a == call.service) {
+        let run_id = run.ledger().recorder.run_id().to_string();
+        let calling = RunAccount(run.clone());
+        let context = CallContext { run_id: &run_id, flow, chain, allowed, run: &calling };
+        run.env.services.call(context, &call.service, &call.method, call.params).await
+    } else {
+        Err(CallFailure::PermissionDenied { service: call.service.clone(), allowed: allowed.to_vec() })
+    };
+    if let Err(CallFailure::QuotaExceeded(exceeded)) = outcome {
+        // The run's own quota: it ends, and closes this span with the rest.
+        return Err(wasmtime::Error::new(exceeded));
+    }
+    let mut ledger = run.ledger();
+    let (status, attrs, answer, error) = match outcome {
+        Ok(result) => {
+            let (kept, size) = clip_value(result.clone());
+            ledger.keep(&run.quotas, size)?;
+            (Status::Ok, Map::from_iter([("result".to_string(), kept)]), Ok(result.to_string()), None)
+        }
+        Err(failure) => {
+            // A service's error is bounded like the guest's: its message and
+            // data come from outside the host too.
+            let (error, size) = bound_error(failure.to_error(&call.service, &call.method));
+            ledger.keep(&run.quotas, size)?;
+            (Status::Failed, Map::new(), Err(error.to_json_string()), Some(error))
+        }
+    };
+    ledger.recorder.end(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
+    Ok(answer)
+}
+
+/// What built-ins do for a run, charged to it: modules they load
+/// (`flows.describe`, `flows.save`) run in an instance of the run (its
+/// memory, CPU, instance slot and wall time), and what they store counts
+/// against its `stored_bytes`, so a flow cannot use them to reach past its quotas.
+struct RunAccount(Arc<RunShared>);
+
+impl CallingRun for RunAccount {
+    fn keep(&self, bytes: usize) -> Result<(), QuotaExceeded> {
+        self.0.ledger().keep(&self.0.quotas, bytes)
+    }
+
+    fn describe<'a>(
+        &'a self,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<Result<Vec<FlowInfo>, ModuleError>, QuotaExceeded>> {
+        Box::pin(async move {
+            if let Err(empty) = super::refuse_empty(source) {
+                return Ok(Err(empty));
+            }
+            let call = GuestCall::Describe { source: Arc::from(source) };
+            match run_guest(self.0.clone(), Role::Describe, call).await {
+                // The run's own quota ends the run; any other trap is the module's.
+                Outcome::Trapped(trap) => match trap.downcast::<QuotaExceeded>() {
+                    Ok(exceeded) => Err(exceeded),
+                    Err(trap) => Ok(super::described(Outcome::Trapped(trap))),
+                },
+                outcome => Ok(super::described(outcome)),
+            }
+        })
+    }
+}

@@ -1,0 +1,234 @@
+//! What a sandbox instance owns (`HostState`), what a run's instances share
+//! (`RunShared`: the quotas and the run's books, `Ledger`, with its span
+//! recorder and usage), and what every instance is made from (`SandboxCore`).
+//! These refer to each other, so they live together. Also the limits
+//! wasmtime asks the host about: memory, tables, and the epoch tick that
+//! counts CPU time.
+
+use super::bindings::FlowGuestPre;
+use super::engine::{EpochTicker, TICK};
+use super::env::RunEnv;
+use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
+use crate::trace::Recorder;
+use std::sync::{Arc, Mutex, MutexGuard};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, ResourceLimiter, StoreContextMut, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// A busy guest yields to the async runtime this often, so timers, cancels
+/// and other runs on the same thread get their turn.
+const YIELD_EVERY_TICKS: u64 = 10;
+
+/// A table may not grow past this (CPython needs ~200k function slots).
+const MAX_TABLE_ELEMENTS: usize = 262_144;
+
+/// What every instance is made from; shared by all runs of a `Sandbox`.
+pub(crate) struct SandboxCore {
+    pub engine: Engine,
+    pub pre: FlowGuestPre<HostState>,
+    /// One permit per slot of the engine's instance pool: an instance waits
+    /// for a free slot instead of failing when the pool is full.
+    pub instance_slots: tokio::sync::Semaphore,
+    /// Drives CPU accounting, time slices and wall-time checks; lives as long
+    /// as anything can still run.
+    pub _ticker: EpochTicker,
+}
+
+/// The guest broke the host-call protocol (closed a span it does not own,
+/// sent malformed JSON, ...). Ends the run as failed; flow code cannot catch it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct GuestProtocolError(pub String);
+
+pub(super) fn protocol_error(message: impl Into<String>) -> wasmtime::Error {
+    wasmtime::Error::new(GuestProtocolError(message.into()))
+}
+
+/// State shared by every instance of one run.
+pub(crate) struct RunShared {
+    pub quotas: Quotas,
+    pub env: RunEnv,
+    pub core: Arc<SandboxCore>,
+    ledger: Mutex<Ledger>,
+}
+
+/// The run's books, behind one lock that is never held across an await.
+pub(crate) struct Ledger {
+    pub recorder: Recorder,
+    pub usage: Usage,
+    /// Linear memory held right now by all the run's live instances.
+    pub memory_in_use: u64,
+    pub cpu_ticks: u64,
+    /// Time the host spent on the run's behalf outside the guest (looking
+    /// flows up for subflows), counted against its CPU quota too.
+    pub host_cpu_us: u64,
+}
+
+impl Ledger {
+    /// CPU time charged so far: guest ticks and host work, in ms.
+    pub fn cpu_time_ms(&self) -> u64 {
+        self.cpu_ticks * TICK.as_millis() as u64 + self.host_cpu_us / 1000
+    }
+
+    /// Charge host work done for the run to its CPU quota.
+    pub(super) fn charge_host_time(&mut self, quotas: &Quotas, spent: std::time::Duration) -> wasmtime::Result<()> {
+        self.host_cpu_us += u64::try_from(spent.as_micros()).unwrap_or(u64::MAX);
+        if self.cpu_time_ms() > quotas.cpu_time_ms {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::CpuTime, quotas.cpu_time_ms)));
+        }
+        Ok(())
+    }
+
+    /// Add `amount` to what the run used of a quota the host counts up
+    /// (service calls, log bytes, stored bytes). What would go past the
+    /// limit is refused, not counted, and ends the run.
+    pub(super) fn charge(&mut self, quotas: &Quotas, quota: Quota, amount: u64) -> Result<(), QuotaExceeded> {
+        let Some(used) = self.usage.counted_mut(quota) else {
+            debug_assert!(false, "{quota:?} is not counted by charge");
+            return Ok(());
+        };
+        let after = used.saturating_add(amount);
+        if after > quotas.get(quota) {
+            return Err(QuotaExceeded::new(quota, quotas.get(quota)));
+        }
+        *used = after;
+        Ok(())
+    }
+
+    /// Count `bytes` the store keeps for the run (span names, attributes and
+    /// errors, saved modules, kv values) against `stored_bytes`.
+    pub(super) fn keep(&mut self, quotas: &Quotas, bytes: usize) -> Result<(), QuotaExceeded> {
+        self.charge(quotas, Quota::StoredBytes, bytes as u64)
+    }
+
+    /// Whether the `spans` quota leaves room for one more span; checked under
+    /// the same lock that then opens it (the recorder counts spans).
+    pub(super) fn room_for_a_span(&self, quotas: &Quotas) -> wasmtime::Result<()> {
+        if self.recorder.spans_started() >= quotas.spans {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::Spans, quotas.spans)));
+        }
+        Ok(())
+    }
+}
+
+impl RunShared {
+    pub fn new(quotas: Quotas, env: RunEnv, core: Arc<SandboxCore>, recorder: Recorder) -> RunShared {
+        let ledger = Ledger { recorder, usage: Usage::default(), memory_in_use: 0, cpu_ticks: 0, host_cpu_us: 0 };
+        RunShared { quotas, env, core, ledger: Mutex::new(ledger) }
+    }
+
+    pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        // A panic while holding the lock is a bug already reported; the books
+        // themselves stay consistent (every update is a single assignment).
+        self.ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What an instance is for.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Role {
+    /// Loading a module to report its flows: no spans, services or subflows.
+    Describe,
+    /// Running `flow`, `depth` subflows below the run's root flow, which may
+    /// call the services in `allowed`. Its spans go under span `under`: the
+    /// run's root span, or the `subflow` span that started it.
+    /// `chain` names the flows from the run's root down to this one: a
+    /// capability holds only when every flow in it holds it.
+    Run { flow: String, depth: u32, allowed: Arc<[String]>, under: u64, chain: Arc<[String]> },
+}
+
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub run: Arc<RunShared>,
+    pub(super) role: Role,
+    /// This instance's linear memory, returned to the run's total on drop.
+    memory_bytes: u64,
+    /// Step spans this instance opened and has not closed: it may close only
+    /// the innermost of them, never a span the host or another instance owns.
+    pub(super) open_steps: Vec<u64>,
+}
+
+impl HostState {
+    pub fn new(run: Arc<RunShared>, role: Role) -> HostState {
+        // No preopened directories, no environment, no arguments, no network:
+        // the host functions are the only doors out.
+        let wasi = WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+        HostState { wasi, table: ResourceTable::new(), run, role, memory_bytes: 0, open_steps: Vec::new() }
+    }
+
+    /// Called by wasmtime whenever the guest has run past its epoch deadline,
+    /// that is once per tick of guest execution.
+    pub fn on_epoch_tick(&mut self) -> wasmtime::Result<UpdateDeadline> {
+        let limit = self.run.quotas.cpu_time_ms;
+        let (ticks, spent_ms) = {
+            let mut ledger = self.run.ledger();
+            ledger.cpu_ticks += 1;
+            (ledger.cpu_ticks, ledger.cpu_time_ms())
+        };
+        if spent_ms > limit {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::CpuTime, limit)));
+        }
+        if ticks.is_multiple_of(YIELD_EVERY_TICKS) {
+            Ok(UpdateDeadline::Yield(1))
+        } else {
+            Ok(UpdateDeadline::Continue(1))
+        }
+    }
+
+    pub(super) fn running_depth(&self, what: &str) -> wasmtime::Result<u32> {
+        match self.role {
+            Role::Run { depth, .. } => Ok(depth),
+            Role::Describe => Err(protocol_error(format!(
+                "{what} is only available while a flow runs, not while its module is loaded to be described"
+            ))),
+        }
+    }
+
+    /// The span this instance's next span, service call or log line goes
+    /// under: its innermost open step, else the span it runs under.
+    pub(super) fn current_span(&self) -> Option<u64> {
+        match self.role {
+            Role::Run { under, .. } => Some(self.open_steps.last().copied().unwrap_or(under)),
+            Role::Describe => None,
+        }
+    }
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        let mut ledger = self.run.ledger();
+        ledger.memory_in_use = ledger.memory_in_use.saturating_sub(self.memory_bytes);
+    }
+}
+
+/// The epoch callback installed on every store.
+pub(crate) fn epoch_callback(mut store: StoreContextMut<'_, HostState>) -> wasmtime::Result<UpdateDeadline> {
+    store.data_mut().on_epoch_tick()
+}
+impl ResourceLimiter for HostState {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let grow = desired.saturating_sub(current) as u64;
+        let limit = self.run.quotas.memory_bytes;
+        let mut ledger = self.run.ledger();
+        if ledger.memory_in_use + grow > limit {
+            // A trap rather than a refused grow: Python would turn a refusal
+            // into a MemoryError the flow could catch and carry on from.
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::Memory, limit)));
+        }
+        ledger.memory_in_use += grow;
+        ledger.usage.peak_memory_bytes = ledger.usage.peak_memory_bytes.max(ledger.memory_in_use);
+        self.memory_bytes += grow;
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

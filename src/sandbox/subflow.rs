@@ -1,0 +1,122 @@
+//! Subflows: `flow.invoke` runs another flow in a fresh instance of the
+//! same run, under a `subflow` span, charged to the run's quotas.
+
+use super::bindings::hero_logic::flow::host::{InvokeRequest, SubflowAnswer};
+use super::bounds::{clip_name, clip_value, parse_object};
+use super::instance::{GuestCall, Outcome, run_guest};
+use super::quotas::{Quota, QuotaExceeded};
+use super::state::{HostState, Role, RunShared, protocol_error};
+use crate::trace::{ErrorInfo, SpanKind, Status};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Subflows one `invoke-gather` runs at once, whatever the guest asks for.
+/// Each is a whole CPython instance; the memory quota is the real bound.
+pub const MAX_CONCURRENT_SUBFLOWS: usize = 16;
+
+/// How many known flow names an "unknown flow" answer lists.
+const KNOWN_FLOWS_LISTED: usize = 20;
+
+impl HostState {
+    /// Where a subflow started by this instance goes, once the depth quota allows one.
+    pub(super) fn subflow_caller(&self) -> wasmtime::Result<SubflowCaller> {
+        let depth = self.running_depth("flow.invoke")?;
+        let limit = self.run.quotas.subflow_depth;
+        if u64::from(depth) >= limit {
+            return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::SubflowDepth, limit)));
+        }
+        let parent = self.current_span().expect("a running instance has a current span");
+        let Role::Run { chain, .. } = &self.role else { unreachable!("running_depth checked the role") };
+        Ok(SubflowCaller { depth, parent, chain: chain.clone() })
+    }
+}
+
+/// The instance starting a subflow: how deep it is, its current span, and
+/// the flows from the run's root down to it.
+#[derive(Clone)]
+pub(super) struct SubflowCaller {
+    depth: u32,
+    parent: u64,
+    chain: Arc<[String]>,
+}
+
+/// Run one subflow in a fresh instance under a `subflow` span. An unknown
+/// flow or an input its declaration refuses is an answer (no span, no
+/// instance); a trap, such as a quota, is the whole run's and stops the caller.
+pub(super) async fn run_subflow(
+    run: Arc<RunShared>,
+    caller: SubflowCaller,
+    call: InvokeRequest,
+) -> wasmtime::Result<SubflowAnswer> {
+    let refused =
+        |error: ErrorInfo| SubflowAnswer { outcome: Err(error.to_json_string()), span_id: None, duration_us: 0 };
+    let resolver = run.env.flows.clone();
+    // Looking a flow up is host work done for the run: charged to its CPU.
+    let looking = Instant::now();
+    let resolved = resolver.resolve(&call.flow).await;
+    let Some(callee) = resolved else {
+        let known = resolver.names(KNOWN_FLOWS_LISTED).await;
+        run.ledger().charge_host_time(&run.quotas, looking.elapsed())?;
+        let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+        let message = format!("unknown flow '{}' (known flows: {known})", clip_name(&call.flow));
+        return Ok(refused(ErrorInfo::new("UnknownFlow", message)));
+    };
+    run.ledger().charge_host_time(&run.quotas, looking.elapsed())?;
+    // A subflow's input is an input like the run's: within `input_bytes`,
+    // checked before it is parsed.
+    if call.input_json.len() as u64 > run.quotas.input_bytes {
+        return Err(wasmtime::Error::new(QuotaExceeded::new(Quota::InputBytes, run.quotas.input_bytes)));
+    }
+    let input = Value::Object(parse_object("flow.invoke input", &call.input_json)?);
+    let arguments = match callee.info.check_input(&input) {
+        Ok(arguments) => arguments,
+        Err(problem) => return Ok(refused(ErrorInfo::new("InvalidInput", problem.to_string()))),
+    };
+    let span_id = {
+        let mut ledger = run.ledger();
+        ledger.room_for_a_span(&run.quotas)?;
+        let (input, size) = clip_value(Value::Object(arguments.clone()));
+        ledger.keep(&run.quotas, size)?;
+        ledger.usage.subflows += 1;
+        ledger.usage.max_subflow_depth = ledger.usage.max_subflow_depth.max(u64::from(caller.depth) + 1);
+        let attrs = Map::from_iter([("input".to_string(), input)]);
+        ledger.recorder.start(Some(caller.parent), SpanKind::Subflow, &callee.info.name, attrs, call.line)
+    };
+    let started = Instant::now();
+    let guest_call = GuestCall::Run {
+        source: callee.source.clone(),
+        entry: callee.info.name.clone(),
+        input_json: Value::Object(arguments).to_string(),
+    };
+    let role = Role::Run {
+        flow: callee.info.name.clone(),
+        depth: caller.depth + 1,
+        allowed: run.env.allowed_services(&callee.info.services).into(),
+        under: span_id,
+        chain: caller.chain.iter().cloned().chain([callee.info.name.clone()]).collect(),
+    };
+    let outcome = Box::pin(run_guest(run.clone(), role, guest_call)).await;
+    let (status, attrs, error, answer) = match outcome {
+        Outcome::Returned(output) => {
+            let attrs = Map::from_iter([("output_bytes".to_string(), json!(output.len()))]);
+            (Status::Ok, attrs, None, Ok(output))
+        }
+        Outcome::Raised(error) => {
+            let answer = Err(error.to_json_string());
+            (Status::Failed, Map::new(), Some(error), answer)
+        }
+        // A quota is the whole run's: stop the caller too, and let the run
+        // close every span with the quota's status.
+        Outcome::Trapped(trap) => return Err(trap),
+    };
+    let mut ledger = run.ledger();
+    if let Some(error) = &error {
+        // Bounded already (every raised error is); the subflow span keeps it.
+        ledger.keep(&run.quotas, error.to_json_string().len())?;
+    }
+    ledger.recorder.close_under(span_id, Status::Failed, Some(&ErrorInfo::left_open()));
+    ledger.recorder.end(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
+    let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    Ok(SubflowAnswer { outcome: answer, span_id: Some(span_id), duration_us })
+}
