@@ -1,6 +1,7 @@
 //! What a flow module declares (as the guest's `describe` reports it), and
 //! checking a run's input against a flow's declared inputs before it starts.
 
+use crate::spelled::spelled;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -22,12 +23,24 @@ pub struct FlowInfo {
     pub steps: Vec<String>,
 }
 
+spelled! {
+    /// The type a flow declares for an input.
+    pub enum InputType {
+        String = "string",
+        Integer = "integer",
+        Number = "number",
+        Boolean = "boolean",
+        Object = "object",
+        Array = "array",
+        Any = "any",
+    }
+}
+
 /// One declared input.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
-    /// `string`, `integer`, `number`, `boolean`, `object`, `array` or `any`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: InputType,
     pub required: bool,
     #[serde(default)]
     pub default: Value,
@@ -186,7 +199,7 @@ impl FlowInfo {
                     if !spec.accepts(value) {
                         return Err(fail(format!(
                             "input '{name}' must be {} {}, not {}",
-                            article(&spec.kind),
+                            article(spec.kind.as_str()),
                             spec.kind,
                             json_type(value)
                         )));
@@ -205,14 +218,14 @@ impl FlowInfo {
 
 impl InputSpec {
     fn accepts(&self, value: &Value) -> bool {
-        match self.kind.as_str() {
-            "string" => value.is_string(),
-            "integer" => value.is_i64() || value.is_u64(),
-            "number" => value.is_number(),
-            "boolean" => value.is_boolean(),
-            "object" => value.is_object(),
-            "array" => value.is_array(),
-            _ => true,
+        match self.kind {
+            InputType::String => value.is_string(),
+            InputType::Integer => value.is_i64() || value.is_u64(),
+            InputType::Number => value.is_number(),
+            InputType::Boolean => value.is_boolean(),
+            InputType::Object => value.is_object(),
+            InputType::Array => value.is_array(),
+            InputType::Any => true,
         }
     }
 }

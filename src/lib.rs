@@ -8,6 +8,8 @@
 //!   host functions (`host`, a thin table over `rpc` and `subflow`), quotas
 //!   (one table, `quotas`), the bounds on what a guest makes the host read
 //!   and keep (`bounds`), and `Sandbox::run` / `Sandbox::describe`.
+//! - `spelled`: `spelled!`, enums with one spelling each (statuses, span
+//!   kinds, log streams, input types) for serde, the store and messages.
 //! - `trace`: the span record and its error (`ErrorInfo`, built only by its
 //!   constructors), the run's open spans (`Recorder`), the events
 //!   a run emits through its sink, and the event bus watchers subscribe to.
@@ -43,6 +45,7 @@ pub mod sandbox;
 pub mod scheduler;
 pub mod server;
 pub mod services;
+mod spelled;
 pub mod store;
 pub mod stream;
 pub mod trace;

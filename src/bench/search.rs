@@ -68,7 +68,7 @@ fn generated_flow(words: &mut Words, index: usize) -> (String, FlowInfo) {
     let inputs: BTreeMap<String, InputSpec> = (0..2)
         .map(|_| {
             let spec = InputSpec {
-                kind: "string".into(),
+                kind: crate::flowdef::InputType::String,
                 required: true,
                 default: serde_json::Value::Null,
                 description: None,

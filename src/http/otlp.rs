@@ -31,7 +31,7 @@ fn attribute(key: &str, value: Value) -> Value {
 
 fn otlp_span(trace_id: &str, span: &Span) -> Value {
     let mut attributes = vec![
-        attribute("hero_logic.kind", json!({"stringValue": crate::store::kind_label(span.kind)})),
+        attribute("hero_logic.kind", json!({"stringValue": span.kind.as_str()})),
         attribute("hero_logic.status", json!({"stringValue": span.status.as_str()})),
     ];
     if let Some(line) = span.line {

@@ -10,7 +10,7 @@ mod services;
 mod writer;
 
 pub use flows::{FlowSummary, FlowVersion, NotOwner, SavedFlow, Saver, sha256_hex};
-pub use rows::{RunRecord, StoredFlow, kind_label};
+pub use rows::{RunRecord, StoredFlow};
 pub use runs::{RunFilter, SubflowRun};
 pub use services::{SearchHit, StoredService, fts_query};
 pub use writer::{Published, Write};

@@ -39,23 +39,6 @@ pub struct StoredFlow {
     pub created_us: i64,
 }
 
-pub fn kind_label(kind: SpanKind) -> &'static str {
-    match kind {
-        SpanKind::Flow => "flow",
-        SpanKind::Step => "step",
-        SpanKind::Rpc => "rpc",
-        SpanKind::Subflow => "subflow",
-    }
-}
-
-pub(crate) fn stream_name(stream: LogStream) -> &'static str {
-    match stream {
-        LogStream::Stdout => "stdout",
-        LogStream::Stderr => "stderr",
-        LogStream::Log => "log",
-    }
-}
-
 fn parse<T: serde::de::DeserializeOwned>(text: &str, column: usize) -> rusqlite::Result<T> {
     serde_json::from_str(text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e)))
@@ -65,14 +48,19 @@ fn parse_opt<T: serde::de::DeserializeOwned>(text: Option<String>, column: usize
     text.map(|t| parse(&t, column)).transpose()
 }
 
-pub(crate) fn status(text: &str, column: usize) -> rusqlite::Result<Status> {
-    Status::parse(text).ok_or_else(|| {
+/// A column holding one spelling of a `spelled!` enum.
+fn spelled<T>(text: &str, column: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    parse(text).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
             column,
             rusqlite::types::Type::Text,
-            format!("unknown status {text}").into(),
+            format!("unknown value '{text}'").into(),
         )
     })
+}
+
+pub(crate) fn status(text: &str, column: usize) -> rusqlite::Result<Status> {
+    spelled(text, column, Status::parse)
 }
 
 pub(crate) const RUN_COLUMNS: &str = "run_id, flow, version, source_sha256, status, input, output, error, usage, quotas, created_us, start_us, end_us, last_seq";
@@ -101,12 +89,11 @@ pub(crate) const SPAN_COLUMNS: &str =
 
 /// A span and the seqs of its start and end events.
 pub(crate) fn span_from_row(row: &Row<'_>) -> rusqlite::Result<(Span, u64, Option<u64>)> {
-    let kind: String = row.get(3)?;
     let span = Span {
         run_id: row.get(0)?,
         span_id: row.get(1)?,
         parent_id: row.get(2)?,
-        kind: parse(&format!("\"{kind}\""), 3)?,
+        kind: spelled(&row.get::<_, String>(3)?, 3, SpanKind::parse)?,
         name: row.get(4)?,
         status: status(&row.get::<_, String>(5)?, 5)?,
         start_us: row.get(6)?,
@@ -121,13 +108,12 @@ pub(crate) fn span_from_row(row: &Row<'_>) -> rusqlite::Result<(Span, u64, Optio
 pub(crate) const LOG_COLUMNS: &str = "run_id, seq, span_id, ts_us, stream, text";
 
 pub(crate) fn log_from_row(row: &Row<'_>) -> rusqlite::Result<LogLine> {
-    let stream: String = row.get(4)?;
     Ok(LogLine {
         run_id: row.get(0)?,
         seq: row.get(1)?,
         span_id: row.get(2)?,
         ts_us: row.get(3)?,
-        stream: LogStream::parse(&stream).unwrap_or(LogStream::Log),
+        stream: spelled(&row.get::<_, String>(4)?, 4, LogStream::parse)?,
         text: row.get(5)?,
     })
 }

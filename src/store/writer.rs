@@ -160,7 +160,7 @@ fn store_write(
                 line.seq,
                 line.span_id,
                 line.ts_us,
-                super::rows::stream_name(line.stream),
+                line.stream.as_str(),
                 line.text
             ])?;
         }
@@ -253,7 +253,7 @@ fn upsert_span(
         span.run_id,
         span.span_id,
         span.parent_id,
-        super::rows::kind_label(span.kind),
+        span.kind.as_str(),
         span.name,
         span.status.as_str(),
         span.start_us,

@@ -10,69 +10,45 @@ mod recorder;
 pub use error::ErrorInfo;
 pub use recorder::{Recorder, SpanStackError};
 
+use crate::spelled::spelled;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// What a span stands for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SpanKind {
-    /// The root span of a run: the flow itself.
-    Flow,
-    /// A `with flow.step(...)` block.
-    Step,
-    /// A service call, opened and closed by the host.
-    Rpc,
-    /// A flow started with `flow.invoke`, run in its own sandbox instance.
-    Subflow,
+spelled! {
+    /// What a span stands for.
+    pub enum SpanKind {
+        /// The root span of a run: the flow itself.
+        Flow = "flow",
+        /// A `with flow.step(...)` block.
+        Step = "step",
+        /// A service call, opened and closed by the host.
+        Rpc = "rpc",
+        /// A flow started with `flow.invoke`, run in its own sandbox instance.
+        Subflow = "subflow",
+    }
 }
 
-/// The state of a span, and of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// A run accepted and waiting for a free worker (runs only, never spans).
-    Queued,
-    Running,
-    Ok,
-    Failed,
-    TimedOut,
-    Cancelled,
-    QuotaExceeded,
-    /// The process died while the run was going on.
-    Interrupted,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Queued => "queued",
-            Status::Running => "running",
-            Status::Ok => "ok",
-            Status::Failed => "failed",
-            Status::TimedOut => "timed_out",
-            Status::Cancelled => "cancelled",
-            Status::QuotaExceeded => "quota_exceeded",
-            Status::Interrupted => "interrupted",
-        }
+spelled! {
+    /// The state of a span, and of a run.
+    pub enum Status {
+        /// A run accepted and waiting for a free worker (runs only, never spans).
+        Queued = "queued",
+        Running = "running",
+        Ok = "ok",
+        Failed = "failed",
+        TimedOut = "timed_out",
+        Cancelled = "cancelled",
+        QuotaExceeded = "quota_exceeded",
+        /// The process died while the run was going on.
+        Interrupted = "interrupted",
     }
 }
 
 impl Status {
-    pub fn parse(name: &str) -> Option<Status> {
-        serde_json::from_value(Value::String(name.to_string())).ok()
-    }
-
     /// Whether a run or span in this state is over.
     pub fn is_final(self) -> bool {
         !matches!(self, Status::Queued | Status::Running)
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -97,24 +73,13 @@ pub struct Span {
     pub line: Option<u32>,
 }
 
-/// Where a log line came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LogStream {
-    Stdout,
-    Stderr,
-    /// `flow.log(...)`.
-    Log,
-}
-
-impl LogStream {
-    pub fn parse(name: &str) -> Option<LogStream> {
-        match name {
-            "stdout" => Some(LogStream::Stdout),
-            "stderr" => Some(LogStream::Stderr),
-            "log" => Some(LogStream::Log),
-            _ => None,
-        }
+spelled! {
+    /// Where a log line came from.
+    pub enum LogStream {
+        Stdout = "stdout",
+        Stderr = "stderr",
+        /// `flow.log(...)`.
+        Log = "log",
     }
 }
 
