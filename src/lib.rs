@@ -27,7 +27,7 @@
 //! - `library`: adding a module (described in the sandbox, then stored), and
 //!   how runs find flows (`pick_flow`, `StoredFlows`).
 //! - `builtin_flows`: the six flows of `flows/`, stored at start.
-//! - `cli`: the `hero_logic` command line; `render` prints a run as a tree.
+//! - `cli`: the `hero_logic` command line; `cli::render` prints a run as a tree.
 //! - `bench`: `hero_logic bench`, the sandbox measured against native python3.
 //!
 //! The guest (CPython + the `hero_logic` SDK) lives in `runtime/`; `build.rs`
@@ -40,7 +40,6 @@ pub mod flowdef;
 pub mod http;
 pub mod library;
 pub mod metrics;
-pub mod render;
 pub mod sandbox;
 pub mod scheduler;
 pub mod server;

@@ -3,6 +3,7 @@
 
 mod flows;
 mod output;
+mod render;
 mod run;
 mod serve;
 mod services;

@@ -2,9 +2,9 @@
 //! input, run it in a fresh sandbox and print the tree (or one JSON object).
 
 use super::output::outln;
+use super::render::render_run;
 use super::{QuotaArgs, UsageError};
 use crate::library::{PickError, StoredFlows, pick_flow};
-use crate::render::render_run;
 use crate::sandbox::{ModuleFlows, NoServices, Quotas, RunEnv, RunRequest, Sandbox, SandboxOptions};
 use crate::services::ServiceRegistry;
 use crate::trace::{LogLine, RunEvent, Span};

@@ -6,13 +6,15 @@ mod flows;
 mod rows;
 mod runs;
 mod schema;
+mod search;
 mod services;
 mod writer;
 
 pub use flows::{FlowSummary, FlowVersion, NotOwner, SavedFlow, Saver, sha256_hex};
 pub use rows::{RunRecord, StoredFlow};
 pub use runs::{RunFilter, SubflowRun};
-pub use services::{SearchHit, StoredService, fts_query};
+pub use search::{SearchHit, fts_query};
+pub use services::{KvFull, StoredService};
 pub use writer::{Published, Write};
 
 use anyhow::{Context, Result};
