@@ -1,6 +1,6 @@
 //! `hero_logic flows add|list|search`: the flow library in a data directory.
 
-use super::UsageError;
+use super::CliError;
 use super::output::outln;
 use super::services::open_store;
 use crate::library::{AddError, add_module};
@@ -32,17 +32,17 @@ pub enum FlowsCommand {
     },
 }
 
-pub async fn run(command: FlowsCommand, cache_dir: Option<PathBuf>) -> Result<ExitCode, UsageError> {
+pub async fn run(command: FlowsCommand, cache_dir: Option<PathBuf>) -> Result<ExitCode, CliError> {
     match command {
         FlowsCommand::Add { file, data_dir } => {
             let source = std::fs::read_to_string(&file)
-                .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?;
+                .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
             let sandbox = Sandbox::new(&SandboxOptions { cache_dir, ..SandboxOptions::default() })
-                .map_err(|e| UsageError(format!("could not start the sandbox: {e:#}")))?;
+                .map_err(|e| CliError::Failed(format!("could not start the sandbox: {e:#}")))?;
             let store = open_store(&data_dir)?;
             let saved = add_module(&sandbox, &store, source).await.map_err(|error| match error {
-                AddError::Invalid(module) => UsageError(format!("{}: {module}", file.display())),
-                AddError::NotOwner(_) | AddError::Store(_) => UsageError(error.to_string()),
+                AddError::Invalid(module) => CliError::Usage(format!("{}: {module}", file.display())),
+                AddError::NotOwner(_) | AddError::Store(_) => CliError::Usage(error.to_string()),
             })?;
             store.close().await;
             for flow in saved {
@@ -53,7 +53,7 @@ pub async fn run(command: FlowsCommand, cache_dir: Option<PathBuf>) -> Result<Ex
         }
         FlowsCommand::List { data_dir } => {
             let store = open_store(&data_dir)?;
-            for flow in store.flows().await.map_err(|e| UsageError(format!("{e:#}")))? {
+            for flow in store.flows().await.map_err(|e| CliError::Usage(format!("{e:#}")))? {
                 outln!("{:<24} v{:<4} {}", flow.name, flow.version, flow.description.unwrap_or_default());
             }
             store.close().await;
@@ -61,11 +61,11 @@ pub async fn run(command: FlowsCommand, cache_dir: Option<PathBuf>) -> Result<Ex
         }
         FlowsCommand::Search { query, limit, data_dir } => {
             if crate::store::fts_query(&query).is_empty() {
-                return Err(UsageError("the search query has no words".into()));
+                return Err(CliError::Usage("the search query has no words".into()));
             }
             let store = open_store(&data_dir)?;
             let hits =
-                store.search_flows(&query, limit.clamp(1, 100)).await.map_err(|e| UsageError(format!("{e:#}")))?;
+                store.search_flows(&query, limit.clamp(1, 100)).await.map_err(|e| CliError::Usage(format!("{e:#}")))?;
             for hit in hits {
                 outln!("{:<24} {:>7.3}  {}", hit.name, hit.score, hit.snippet.replace('\n', " "));
             }

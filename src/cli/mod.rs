@@ -134,9 +134,15 @@ impl QuotaArgs {
     }
 }
 
-/// A problem with what the user asked for: exit 2 with one line.
+/// Why a command did not succeed, said in one line on stderr.
 #[derive(Debug)]
-pub struct UsageError(pub String);
+pub enum CliError {
+    /// What the user asked for is wrong (a file, a flag, an input): exit 2.
+    Usage(String),
+    /// The command could not do its work (the sandbox or the server could
+    /// not start or stopped, the benchmark failed): exit 1.
+    Failed(String),
+}
 
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -160,7 +166,7 @@ pub fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: could not start the async runtime: {error}");
-            return ExitCode::from(2);
+            return ExitCode::from(1);
         }
     };
     let cache_dir = cli.cache_dir.clone().or_else(crate::sandbox::default_cache_dir);
@@ -173,14 +179,18 @@ pub fn main() -> ExitCode {
             Command::Bench { quick, only } => crate::bench::run(crate::bench::BenchOptions { quick, only, cache_dir })
                 .await
                 .map(|()| ExitCode::SUCCESS)
-                .map_err(|e| UsageError(format!("the benchmark failed: {e:#}"))),
+                .map_err(|e| CliError::Failed(format!("the benchmark failed: {e:#}"))),
         }
     });
     match result {
         Ok(code) => code,
-        Err(UsageError(message)) => {
+        Err(CliError::Usage(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(2)
+        }
+        Err(CliError::Failed(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::output::outln;
 use super::render::render_run;
-use super::{QuotaArgs, UsageError};
+use super::{CliError, QuotaArgs};
 use crate::library::{PickError, StoredFlows, pick_flow};
 use crate::sandbox::{ModuleFlows, NoServices, Quotas, RunEnv, RunRequest, Sandbox, SandboxOptions};
 use crate::services::ServiceRegistry;
@@ -36,23 +36,26 @@ pub struct RunArgs {
     pub quotas: QuotaArgs,
 }
 
-pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, UsageError> {
+pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, CliError> {
     let file = args.file.display().to_string();
-    let source = std::fs::read_to_string(&args.file).map_err(|e| UsageError(format!("cannot read {file}: {e}")))?;
+    let source =
+        std::fs::read_to_string(&args.file).map_err(|e| CliError::Usage(format!("cannot read {file}: {e}")))?;
     let input: Value =
-        serde_json::from_str(&args.input).map_err(|e| UsageError(format!("--input is not valid JSON: {e}")))?;
-    let quotas = args.quotas.apply(Quotas::default()).map_err(UsageError)?;
+        serde_json::from_str(&args.input).map_err(|e| CliError::Usage(format!("--input is not valid JSON: {e}")))?;
+    let quotas = args.quotas.apply(Quotas::default()).map_err(CliError::Usage)?;
 
     let options = SandboxOptions { cache_dir, ..SandboxOptions::default() };
-    let sandbox = Sandbox::new(&options).map_err(|e| UsageError(format!("could not start the sandbox: {e:#}")))?;
+    let sandbox =
+        Sandbox::new(&options).map_err(|e| CliError::Failed(format!("could not start the sandbox: {e:#}")))?;
     // Describing is the host's own check of the module, under default quotas;
     // the flags limit the run.
-    let flows = sandbox.describe(&source, &Quotas::default()).await.map_err(|e| UsageError(format!("{file}: {e}")))?;
+    let flows =
+        sandbox.describe(&source, &Quotas::default()).await.map_err(|e| CliError::Usage(format!("{file}: {e}")))?;
     let info = pick_flow(&flows, args.flow.as_deref()).map_err(|e| match e {
-        PickError::Unknown { .. } => UsageError(format!("{file} {e}")),
-        PickError::Ambiguous { .. } => UsageError(format!("{file} {e}; choose one with --flow NAME")),
+        PickError::Unknown { .. } => CliError::Usage(format!("{file} {e}")),
+        PickError::Ambiguous { .. } => CliError::Usage(format!("{file} {e}; choose one with --flow NAME")),
     })?;
-    let arguments = info.check_input(&input).map_err(|e| UsageError(e.to_string()))?;
+    let arguments = info.check_input(&input).map_err(|e| CliError::Usage(e.to_string()))?;
 
     let source: Arc<str> = Arc::from(source);
     let module = ModuleFlows { source: source.clone(), flows: flows.clone() };
@@ -61,7 +64,7 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
             let store = super::services::open_store(dir)?;
             // The built-in flows are part of every library, as with `serve`,
             // so a flow run here can invoke them.
-            crate::builtin_flows::load(&sandbox, &store).await.map_err(|e| UsageError(format!("{e:#}")))?;
+            crate::builtin_flows::load(&sandbox, &store).await.map_err(|e| CliError::Failed(format!("{e:#}")))?;
             let env = RunEnv {
                 services: Arc::new(ServiceRegistry::new(store.clone())),
                 flows: Arc::new(StoredFlows { store: store.clone(), module: Some(module) }),

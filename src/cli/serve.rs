@@ -1,7 +1,7 @@
 //! `hero_logic serve`: the HTTP API and the live span stream.
 
 use super::output::outln;
-use super::{QuotaArgs, UsageError};
+use super::{CliError, QuotaArgs};
 use crate::sandbox::{EngineOptions, Quotas};
 use crate::scheduler::SchedulerConfig;
 use crate::server::{ServerConfig, serve};
@@ -77,26 +77,28 @@ pub struct ServeArgs {
     pub max: QuotaArgs,
 }
 
-pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, UsageError> {
+pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, CliError> {
     let token = args.token.filter(|t| !t.is_empty());
     if !args.addr.ip().is_loopback() && token.is_none() {
-        return Err(UsageError(format!(
+        return Err(CliError::Usage(format!(
             "refusing to listen on {} without a token: set --token or HERO_LOGIC_TOKEN, or listen on a loopback address",
             args.addr
         )));
     }
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| CliError::Usage(format!("--data-dir {}: {e}", args.data_dir.display())))?;
     let mut scheduler = SchedulerConfig::default();
     scheduler.max_concurrent = args.max_concurrent.unwrap_or(scheduler.max_concurrent).max(1);
     scheduler.queue_capacity = args.queue_capacity.unwrap_or(scheduler.queue_capacity);
     scheduler.queue_per_client = args.queue_per_client.unwrap_or(scheduler.queue_capacity / 4).max(1);
     if scheduler.max_concurrent > args.max_instances as usize {
-        return Err(UsageError(format!(
+        return Err(CliError::Usage(format!(
             "--max-concurrent {} is more than --max-instances {} (every run needs at least one sandbox instance)",
             scheduler.max_concurrent, args.max_instances
         )));
     }
     if !(1..=2048).contains(&args.max_instances) {
-        return Err(UsageError(format!("--max-instances must be from 1 to 2048, not {}", args.max_instances)));
+        return Err(CliError::Usage(format!("--max-instances must be from 1 to 2048, not {}", args.max_instances)));
     }
     let mut config = ServerConfig::new(args.data_dir);
     config.cache_dir = cache_dir;
@@ -108,28 +110,29 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
     config.max_instances = args.max_instances;
     config.kv_bytes_per_flow = args.max_kv_bytes;
     for grant in &args.grants {
-        let (flow, capability) = Grants::parse_grant(grant).map_err(UsageError)?;
+        let (flow, capability) = Grants::parse_grant(grant).map_err(CliError::Usage)?;
         config.grants.grant(&flow, capability);
     }
     config.service_socket_dirs = args
         .service_socket_dirs
         .iter()
         .map(|dir| {
-            std::path::absolute(dir).map_err(|e| UsageError(format!("--service-socket-dir {}: {e}", dir.display())))
+            std::path::absolute(dir)
+                .map_err(|e| CliError::Usage(format!("--service-socket-dir {}: {e}", dir.display())))
         })
         .collect::<Result<_, _>>()?;
     config.scheduler = scheduler;
-    config.max_quotas = args.max.apply(Quotas::default()).map_err(UsageError)?;
+    config.max_quotas = args.max.apply(Quotas::default()).map_err(CliError::Usage)?;
     config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace);
 
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
-        .map_err(|e| UsageError(format!("cannot listen on {}: {e}", args.addr)))?;
-    let addr = listener.local_addr().map_err(|e| UsageError(format!("cannot read the bound address: {e}")))?;
+        .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.addr)))?;
+    let addr = listener.local_addr().map_err(|e| CliError::Usage(format!("cannot read the bound address: {e}")))?;
     outln!("listening on http://{addr}");
     match serve(listener, config, shutdown_signal()).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(error) => Err(UsageError(format!("the server stopped: {error:#}"))),
+        Err(error) => Err(CliError::Failed(format!("the server stopped: {error:#}"))),
     }
 }
 

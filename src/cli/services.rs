@@ -1,7 +1,7 @@
 //! `hero_logic services add|list|remove`: the service registry in a data
 //! directory (the same one `serve` uses; a running server sees changes at once).
 
-use super::UsageError;
+use super::CliError;
 use super::output::outln;
 use crate::services::ServiceRegistry;
 use crate::store::Store;
@@ -42,28 +42,29 @@ pub enum ServicesCommand {
     },
 }
 
-pub fn open_store(data_dir: &std::path::Path) -> Result<Arc<Store>, UsageError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| UsageError(format!("cannot create {}: {e}", data_dir.display())))?;
-    Store::open(&data_dir.join("hero_logic.db")).map(Arc::new).map_err(|e| UsageError(format!("{e:#}")))
+pub fn open_store(data_dir: &std::path::Path) -> Result<Arc<Store>, CliError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", data_dir.display())))?;
+    Store::open(&data_dir.join("hero_logic.db")).map(Arc::new).map_err(|e| CliError::Usage(format!("{e:#}")))
 }
 
-pub async fn run(command: ServicesCommand) -> Result<ExitCode, UsageError> {
+pub async fn run(command: ServicesCommand) -> Result<ExitCode, CliError> {
     match command {
         ServicesCommand::Add { name, url, openrpc, timeout_ms, data_dir } => {
             let document = match openrpc {
                 Some(file) => {
                     let text = std::fs::read_to_string(&file)
-                        .map_err(|e| UsageError(format!("cannot read {}: {e}", file.display())))?;
+                        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
                     Some(
                         serde_json::from_str(&text)
-                            .map_err(|e| UsageError(format!("{} is not JSON: {e}", file.display())))?,
+                            .map_err(|e| CliError::Usage(format!("{} is not JSON: {e}", file.display())))?,
                     )
                 }
                 None => None,
             };
             let store = open_store(&data_dir)?;
             let registry = ServiceRegistry::new(store.clone());
-            let info = registry.register(&name, &url, document, timeout_ms).await.map_err(UsageError)?;
+            let info = registry.register(&name, &url, document, timeout_ms).await.map_err(CliError::Usage)?;
             store.close().await;
             outln!("registered {} at {} ({})", info.name, info.url, info.doc.method_names().join(", "));
             Ok(ExitCode::SUCCESS)
@@ -71,7 +72,7 @@ pub async fn run(command: ServicesCommand) -> Result<ExitCode, UsageError> {
         ServicesCommand::List { data_dir, json } => {
             let store = open_store(&data_dir)?;
             let services =
-                ServiceRegistry::new(store.clone()).list().await.map_err(|e| UsageError(format!("{e:#}")))?;
+                ServiceRegistry::new(store.clone()).list().await.map_err(|e| CliError::Usage(format!("{e:#}")))?;
             if json {
                 outln!("{}", serde_json::json!({ "services": services }));
             } else {
@@ -84,11 +85,13 @@ pub async fn run(command: ServicesCommand) -> Result<ExitCode, UsageError> {
         }
         ServicesCommand::Remove { name, data_dir } => {
             let store = open_store(&data_dir)?;
-            let removed =
-                ServiceRegistry::new(store.clone()).remove(&name).await.map_err(|e| UsageError(format!("{e:#}")))?;
+            let removed = ServiceRegistry::new(store.clone())
+                .remove(&name)
+                .await
+                .map_err(|e| CliError::Usage(format!("{e:#}")))?;
             store.close().await;
             if !removed {
-                return Err(UsageError(format!("no registered service named '{name}'")));
+                return Err(CliError::Usage(format!("no registered service named '{name}'")));
             }
             outln!("removed {name}");
             Ok(ExitCode::SUCCESS)

@@ -155,3 +155,24 @@ fn a_reader_that_goes_away_early_ends_the_output_quietly() {
     assert_eq!(stderr, "", "nothing to say: the reader did not want the rest");
     assert_eq!(output.status.code(), Some(0), "the exit code is still the run's");
 }
+
+#[test]
+fn serve_exits_2_for_a_bad_data_dir_and_1_when_the_server_cannot_go_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let output = hero_logic().args(["serve", "--addr", "127.0.0.1:0", "--data-dir"]).arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!((output.status.code(), stderr.lines().count()), (Some(2), 1), "{stderr}");
+    assert!(stderr.starts_with("error: --data-dir "), "{stderr}");
+
+    // A database that is not one: the command line was right, the server
+    // could not start.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("hero_logic.db"), vec![b'x'; 4096]).unwrap();
+    let output = hero_logic().args(["serve", "--addr", "127.0.0.1:0", "--data-dir"]).arg(&data).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.lines().last().unwrap().starts_with("error: the server stopped: "), "{stderr}");
+}
