@@ -14,11 +14,6 @@ fn run(server: &Server, flow: &str, input: Value) -> Value {
     response.json()
 }
 
-fn spans(server: &Server, run: &Value) -> Vec<Value> {
-    let id = run["run_id"].as_str().unwrap();
-    server.get(&format!("/api/runs/{id}/spans")).json()["spans"].as_array().unwrap().clone()
-}
-
 /// The names of the root's direct children, in order.
 fn children(spans: &[Value]) -> Vec<String> {
     let root = &spans[0]["span_id"];
@@ -59,7 +54,7 @@ fn service_check_reports_which_services_answer() {
     let methods: Vec<&str> =
         weather_report["checks"].as_array().unwrap().iter().map(|c| c["method"].as_str().unwrap()).collect();
     assert_eq!(methods, ["rpc.discover", "cities"]);
-    let spans = spans(&server, &checked);
+    let spans = server.spans(&checked);
     assert_eq!(children(&spans), ["list", "check gone", "check weather", "summary"]);
     assert!(spans.iter().any(|s| s["name"] == "weather.rpc.discover" && s["status"] == "ok"));
     assert!(spans.iter().any(|s| s["name"] == "gone.rpc.discover" && s["status"] == "failed"));
@@ -83,7 +78,7 @@ fn optimize_flow_reports_where_the_time_goes() {
     sorted.sort();
     assert_eq!(sorted, ["compare", "forecast", "remember"]);
     assert!(output["rpc_share"].as_f64().unwrap() > 0.0);
-    assert_eq!(children(&spans(&server, &report)), ["recent runs", "read spans", "rank", "suggest"]);
+    assert_eq!(children(&server.spans(&report)), ["recent runs", "read spans", "rank", "suggest"]);
 
     let none = run(&server, "optimize_flow", json!({"flow": "never_ran"}));
     assert_eq!((none["status"].clone(), none["error"]["type"].clone()), (json!("failed"), json!("Failed")));
@@ -100,7 +95,7 @@ fn benchmark_flow_runs_a_flow_n_times_and_keeps_the_result() {
     let (p50, p95, max) =
         (output["p50_ms"].as_f64().unwrap(), output["p95_ms"].as_f64().unwrap(), output["max_ms"].as_f64().unwrap());
     assert!(0.0 < p50 && p50 <= p95 && p95 <= max, "{output}");
-    let spans = spans(&server, &report);
+    let spans = server.spans(&report);
     assert_eq!(children(&spans), ["inputs", "runs", "report"]);
     assert_eq!(spans.iter().filter(|s| s["kind"] == "subflow" && s["name"] == "greet").count(), 5);
     let input = &spans.iter().find(|s| s["name"] == "inputs").unwrap()["attrs"]["input"];
@@ -131,7 +126,7 @@ fn benchmark_flow_runs_side_by_side_up_to_its_concurrency() {
     assert_eq!((output["concurrency"].clone(), output["failures"].clone()), (json!(4), json!(0)));
     assert!(output["p50_ms"].as_f64().unwrap() >= 250.0, "durations are the subflows' own: {output}");
     assert!(output["runs_per_second"].as_f64().unwrap() > 0.0);
-    let spans = spans(&server, &report);
+    let spans = server.spans(&report);
     let runs_step = spans.iter().find(|s| s["name"] == "runs").unwrap();
     assert_eq!(runs_step["attrs"]["concurrency"], 4);
     let naps: Vec<&Value> = spans.iter().filter(|s| s["kind"] == "subflow").collect();
@@ -173,7 +168,7 @@ fn optimize_flow_learns_from_runs_as_a_subflow_too() {
     let steps = report["output"]["steps"].as_array().unwrap();
     assert_eq!(steps.len(), 1, "only nap's own steps, not the benchmark's: {steps:?}");
     assert_eq!((steps[0]["step"].clone(), steps[0]["count"].clone()), (json!("sleep"), json!(4)));
-    let spans = spans(&server, &report);
+    let spans = server.spans(&report);
     let recent = spans.iter().find(|s| s["name"] == "recent runs").unwrap();
     assert_eq!(recent["attrs"]["as_subflow"], 3);
 }
@@ -195,7 +190,7 @@ fn pick_version_flow_prefers_correct_then_fast() {
         .map(|s| (s["version"].as_u64().unwrap(), s["correct"].as_u64().unwrap()))
         .collect();
     assert_eq!(scores, [(1, 2), (2, 1), (3, 0)]);
-    let spans = spans(&server, &picked);
+    let spans = server.spans(&picked);
     assert_eq!(children(&spans), ["versions", "version 1", "version 2", "version 3", "pick"]);
     let step = spans.iter().find(|s| s["name"] == "version 2").unwrap();
     assert_eq!((step["attrs"]["correct"].clone(), step["attrs"]["of"].clone()), (json!(1), json!(2)));
@@ -215,7 +210,7 @@ fn service_code_gen_writes_a_valid_flow_from_the_documents() {
     let name = written["output"]["flow"].as_str().unwrap();
     let ran = run(&server, name, json!({"city": "Oslo", "days": 2}));
     assert_eq!(ran["output"]["days"].as_array().unwrap().len(), 2, "{ran:#}");
-    assert_eq!(children(&spans(&server, &written)), ["services", "write", "check"]);
+    assert_eq!(children(&server.spans(&written)), ["services", "write", "check"]);
 }
 
 /// A stand-in for a third-party OpenAI-compatible chat endpoint (the one
@@ -291,7 +286,7 @@ fn service_code_gen_asks_the_llm_service_through_the_openai_adapter() {
     assert_eq!(written["status"], "ok", "{written:#}");
     assert_eq!(written["output"]["flow"], "oslo_outlook");
     assert!(written["output"]["source"].as_str().unwrap().starts_with("from hero_logic import flow, services"));
-    let spans = spans(&server, &written);
+    let spans = server.spans(&written);
     let write = spans.iter().find(|s| s["name"] == "write").unwrap();
     assert_eq!(write["attrs"]["author"], "llm");
     let call = spans.iter().find(|s| s["name"] == "llm.complete").expect("the llm call is an rpc span");
@@ -323,7 +318,7 @@ fn service_agent_searches_the_library_first() {
     assert_eq!(reused["output"]["source"], "library");
     assert_eq!(reused["output"]["flow"], "weather_report");
     assert_eq!(reused["output"]["input"], json!({"city": "Lisbon"}));
-    let spans_reused = spans(&server, &reused);
+    let spans_reused = server.spans(&reused);
     assert_eq!(children(&spans_reused)[0], "search library", "the first step is the library search");
     assert_eq!(children(&spans_reused), ["search library", "run match", "summary"]);
     let search = spans_reused.iter().find(|s| s["name"] == "search library").unwrap();
@@ -334,7 +329,7 @@ fn service_agent_searches_the_library_first() {
     assert_eq!(written["status"], "ok", "{written:#}");
     assert_eq!(written["output"]["source"], "written");
     assert_eq!(written["output"]["output"], json!(["Ghent", "Lisbon", "Oslo"]));
-    let spans_written = spans(&server, &written);
+    let spans_written = server.spans(&written);
     assert_eq!(children(&spans_written), ["search library", "write flow", "run written flow", "summary"]);
     assert!(spans_written.iter().any(|s| s["kind"] == "subflow" && s["name"] == "service_code_gen"));
     assert!(server.get("/api/flows/weather_cities").status == 200, "the written flow is in the library now");

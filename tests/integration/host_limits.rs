@@ -22,21 +22,13 @@ def nap(i):
     return i
 "#;
 
-fn run_wait(server: &Server, body: Value) -> Value {
-    let response = server.post_json("/api/runs?wait=true", &body);
-    assert_eq!(response.status, 200, "{}", response.text());
-    response.json()
-}
-
 #[test]
 fn a_full_instance_pool_makes_runs_wait_instead_of_failing() {
     // Two runs of five subflows each need twelve instances; the pool has six.
     let server = Server::start(&["--max-instances", "6", "--max-concurrent", "2"]);
     let runs: Vec<Value> = std::thread::scope(|scope| {
         let started: Vec<_> = (0..2)
-            .map(|_| {
-                scope.spawn(|| run_wait(&server, json!({"source": FAN_OUT, "flow": "fan_out", "input": {"n": 5}})))
-            })
+            .map(|_| scope.spawn(|| server.run_wait(json!({"source": FAN_OUT, "flow": "fan_out", "input": {"n": 5}}))))
             .collect();
         started.into_iter().map(|run| run.join().unwrap()).collect()
     });
@@ -76,12 +68,12 @@ def describe_flood():
 #[test]
 fn modules_a_flow_has_described_are_charged_to_its_run() {
     let server = Server::start(&[]);
-    let run = run_wait(&server, json!({"source": DESCRIBE_FLOOD, "input": {}}));
+    let run = server.run_wait(json!({"source": DESCRIBE_FLOOD, "input": {}}));
     assert_eq!(run["status"], "quota_exceeded", "{run}");
     assert_eq!(run["error"]["quota"], "memory");
     assert!(run["usage"]["peak_memory_bytes"].as_u64().unwrap() > 100 * 1024 * 1024, "{run}");
     // The server and other runs go on.
-    let ok = run_wait(&server, json!({"source": FAN_OUT, "flow": "nap", "input": {"i": 7}}));
+    let ok = server.run_wait(json!({"source": FAN_OUT, "flow": "nap", "input": {"i": 7}}));
     assert_eq!(ok["output"], 7);
 }
 
@@ -132,7 +124,7 @@ fn what_spans_keep_of_a_flows_strings_is_cut_and_counted() {
     // Answered only once the store is open (its files are there).
     assert_eq!(server.get("/healthz").status, 200);
     let before = store_bytes(&server);
-    let run = run_wait(&server, json!({"source": ERROR_FLOOD, "input": {}}));
+    let run = server.run_wait(json!({"source": ERROR_FLOOD, "input": {}}));
     assert_eq!((run["status"].clone(), run["output"].clone()), (json!("ok"), json!("survived")), "{run}");
     let spans = server.get(&format!("/api/runs/{}/spans", run["run_id"].as_str().unwrap())).json();
     let steps: Vec<&Value> = spans["spans"].as_array().unwrap().iter().filter(|s| s["kind"] == "step").collect();
@@ -156,7 +148,7 @@ fn what_spans_keep_of_a_flows_strings_is_cut_and_counted() {
     assert!(grown < 8 * 1024 * 1024, "the store grew by {grown} bytes");
 
     // With a smaller stored_bytes quota the same flow stops, however it catches.
-    let stopped = run_wait(&server, json!({"source": ERROR_FLOOD, "input": {}, "quotas": {"stored_bytes": 100_000}}));
+    let stopped = server.run_wait(json!({"source": ERROR_FLOOD, "input": {}, "quotas": {"stored_bytes": 100_000}}));
     assert_eq!(
         (stopped["status"].clone(), stopped["error"]["quota"].clone()),
         (json!("quota_exceeded"), json!("stored_bytes"))
@@ -191,7 +183,7 @@ def overreach(target, text):
 "#;
 
 fn overreach(server: &Server, target: &str, text: &str) -> Value {
-    let run = run_wait(server, json!({"flow": "overreach", "input": {"target": target, "text": text}}));
+    let run = server.run_wait(json!({"flow": "overreach", "input": {"target": target, "text": text}}));
     assert_eq!(run["status"], "ok", "{run}");
     run["output"].clone()
 }
@@ -201,7 +193,7 @@ fn a_flow_replaces_only_its_own_flows_and_reads_only_its_own_runs() {
     let server = Server::start(&[]);
     assert_eq!(server.upload(OVERREACH).status, 201);
     assert_eq!(server.upload(include_str!("../../examples/flows/greet.py")).status, 201);
-    run_wait(&server, json!({"flow": "greet", "input": {"who": "a"}}));
+    server.run_wait(json!({"flow": "greet", "input": {"who": "a"}}));
 
     // A built-in and a flow the operator stored are not the flow's to replace.
     for target in ["service_check", "greet"] {
@@ -217,7 +209,7 @@ fn a_flow_replaces_only_its_own_flows_and_reads_only_its_own_runs() {
     // A flow it stored itself it may replace, again and again.
     assert_eq!(overreach(&server, "mine", "one")["save"], "allowed");
     assert_eq!(overreach(&server, "mine", "two")["save"], "allowed");
-    let mine = run_wait(&server, json!({"flow": "mine", "input": {}}));
+    let mine = server.run_wait(json!({"flow": "mine", "input": {}}));
     assert_eq!(mine["output"], "two");
 
     // The operator can grant more.
@@ -253,13 +245,13 @@ fn a_flow_cannot_borrow_a_capability_by_invoking_a_flow_that_holds_it() {
     let server = Server::start(&[]);
     assert_eq!(server.upload(VICTIM).status, 201);
     assert_eq!(server.upload(BORROWER).status, 201);
-    run_wait(&server, json!({"flow": "victim", "input": {"secret": "TOPSECRET-123"}}));
-    let run = run_wait(&server, json!({"flow": "borrower", "input": {}}));
+    server.run_wait(json!({"flow": "victim", "input": {"secret": "TOPSECRET-123"}}));
+    let run = server.run_wait(json!({"flow": "borrower", "input": {}}));
     assert!(run["output"].as_str().unwrap_or_default().starts_with("refused"), "{run}");
     let spans = server.get(&format!("/api/runs/{}/spans", run["run_id"].as_str().unwrap())).text();
     assert!(!spans.contains("TOPSECRET"), "nothing of the victim's runs reached the borrower's run");
     // Run on its own, optimize_flow holds its grant as before.
-    let direct = run_wait(&server, json!({"flow": "optimize_flow", "input": {"flow": "victim"}}));
+    let direct = server.run_wait(json!({"flow": "optimize_flow", "input": {"flow": "victim"}}));
     assert_eq!(direct["status"], "ok", "{direct}");
 }
 
@@ -288,7 +280,7 @@ def squatter():
 fn a_granted_name_a_flow_stored_carries_no_grant() {
     let server = Server::start(&["--grant", "deployer=flows.save_any"]);
     assert_eq!(server.upload(SQUATTER).status, 201);
-    let run = run_wait(&server, json!({"flow": "squatter", "input": {}}));
+    let run = server.run_wait(json!({"flow": "squatter", "input": {}}));
     assert!(run["output"].as_str().unwrap_or_default().starts_with("refused"), "{run}");
     let optimize = server.get("/api/flows/optimize_flow").json();
     assert!(!optimize["source"].as_str().unwrap().contains("planted"), "the built-in is as it was");
@@ -310,7 +302,7 @@ def narrow():
         return "refused: " + str(refused)
 "#;
     let server = Server::start(&[]);
-    let run = run_wait(&server, json!({"source": source, "input": {}}));
+    let run = server.run_wait(json!({"source": source, "input": {}}));
     assert!(run["output"].as_str().unwrap().contains("declares service '*'"), "{run}");
     assert_eq!(server.get("/api/flows/wider").status, 404);
 }
@@ -351,7 +343,7 @@ def broken():
     host.log("C" * (5 << 20), "message")
 "#;
     let server = Server::start(&[]);
-    let run = run_wait(&server, json!({"source": source, "input": {}}));
+    let run = server.run_wait(json!({"source": source, "input": {}}));
     assert_eq!(
         (run["status"].clone(), run["error"]["type"].clone()),
         (json!("failed"), json!("HostCallRejected")),
@@ -371,7 +363,7 @@ def heavy():
     services.kv.set(key="a", value="x" * (2 << 20))
 "#;
     let server = Server::start(&[]);
-    let run = run_wait(&server, json!({"source": source, "input": {}}));
+    let run = server.run_wait(json!({"source": source, "input": {}}));
     assert_eq!(
         (run["status"].clone(), run["error"]["quota"].clone()),
         (json!("quota_exceeded"), json!("input_bytes")),
@@ -399,7 +391,7 @@ fn a_flow_holds_at_most_max_kv_bytes_in_kv_over_all_its_runs() {
     let server = Server::start(&["--max-kv-bytes", "10000"]);
     assert_eq!(server.upload(HOARD).status, 201);
     let hoard = |key: &str, size: u64| {
-        let run = run_wait(&server, json!({"flow": "hoard", "input": {"key": key, "size": size}}));
+        let run = server.run_wait(json!({"flow": "hoard", "input": {"key": key, "size": size}}));
         assert_eq!(run["status"], "ok", "{run}");
         run["output"].clone()
     };
@@ -422,6 +414,6 @@ fn a_flow_holds_at_most_max_kv_bytes_in_kv_over_all_its_runs() {
     // Another flow has its own room.
     let other = HOARD.replace("name=\"hoard\"", "name=\"other_hoard\"");
     assert_eq!(server.upload(&other).status, 201);
-    let run = run_wait(&server, json!({"flow": "other_hoard", "input": {"key": "a", "size": 9000}}));
+    let run = server.run_wait(json!({"flow": "other_hoard", "input": {"key": "a", "size": 9000}}));
     assert_eq!(run["output"], json!(true), "{run}");
 }

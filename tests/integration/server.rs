@@ -19,20 +19,6 @@ def slow(steps, pause):
     return steps
 "#;
 
-fn start_run(server: &Server, body: Value) -> String {
-    let response = server.post_json("/api/runs", &body);
-    assert_eq!(response.status, 202, "{}", response.text());
-    response.json()["run_id"].as_str().unwrap().to_string()
-}
-
-fn run_status(server: &Server, run_id: &str) -> String {
-    server.get(&format!("/api/runs/{run_id}")).json()["status"].as_str().unwrap().to_string()
-}
-
-fn spans(server: &Server, run_id: &str) -> Vec<Value> {
-    server.get(&format!("/api/runs/{run_id}/spans")).json()["spans"].as_array().unwrap().clone()
-}
-
 /// The final state of every span, from a run's event stream.
 fn spans_from_events(events: &[Value]) -> Vec<Value> {
     let mut spans: Vec<Value> = Vec::new();
@@ -91,7 +77,7 @@ fn upload_run_and_read_back_over_http_and_websocket() {
     let run_id = run["run_id"].as_str().unwrap();
     assert_eq!(server.get(&format!("/api/runs/{run_id}")).json(), run);
 
-    let over_http = spans(&server, run_id);
+    let over_http = server.spans(run_id);
     assert_eq!(over_http.len(), 3);
     let events = server.events(run_id, 0).all();
     assert_seqs_complete(&events);
@@ -128,18 +114,18 @@ fn upload_run_and_read_back_over_http_and_websocket() {
 fn a_client_joining_mid_run_gets_the_whole_tree_without_gaps() {
     let server = Server::start(&[]);
     let early = std::thread::scope(|scope| {
-        let run_id = start_run(&server, json!({"source": SLOW, "input": {"steps": 8, "pause": 0.05}}));
+        let run_id = server.start_run(json!({"source": SLOW, "input": {"steps": 8, "pause": 0.05}}));
         let early = scope.spawn({
             let mut stream = server.events(&run_id, 0);
             move || stream.all()
         });
-        eventually("three spans stored", || spans(&server, &run_id).len() >= 3);
-        assert_eq!(run_status(&server, &run_id), "running");
+        eventually("three spans stored", || server.spans(&run_id).len() >= 3);
+        assert_eq!(server.run_status(&run_id), "running");
         let late = server.events(&run_id, 0).all();
         let early = early.join().unwrap();
         assert_seqs_complete(&late);
         assert_eq!(late, early, "a watcher joining mid-run sees exactly what one there from the start saw");
-        assert_eq!(spans_from_events(&late), spans(&server, &run_id));
+        assert_eq!(spans_from_events(&late), server.spans(&run_id));
         assert_eq!(spans_from_events(&late).len(), 9);
 
         // Re-joining from a seq gives only what came after it.
@@ -154,12 +140,12 @@ fn a_client_joining_mid_run_gets_the_whole_tree_without_gaps() {
 #[test]
 fn cancel_ends_a_run_cancelled_with_every_span_closed() {
     let server = Server::start(&[]);
-    let run_id = start_run(&server, json!({"source": SLOW, "input": {"steps": 1, "pause": 60}}));
-    eventually("the step to start", || spans(&server, &run_id).len() == 2);
+    let run_id = server.start_run(json!({"source": SLOW, "input": {"steps": 1, "pause": 60}}));
+    eventually("the step to start", || server.spans(&run_id).len() == 2);
     let response = server.request("POST", &format!("/api/runs/{run_id}/cancel"), &[], b"");
     assert_eq!(response.status, 202, "{}", response.text());
-    eventually("the run to end", || run_status(&server, &run_id) == "cancelled");
-    let spans = spans(&server, &run_id);
+    eventually("the run to end", || server.run_status(&run_id) == "cancelled");
+    let spans = server.spans(&run_id);
     assert!(spans.iter().all(|s| s["status"] == "cancelled" && s["end_us"].is_i64()), "{spans:#?}");
     let again = server.request("POST", &format!("/api/runs/{run_id}/cancel"), &[], b"");
     assert_eq!((again.status, again.json()["error"]["code"].clone()), (409, json!("already_finished")));
@@ -169,9 +155,9 @@ fn cancel_ends_a_run_cancelled_with_every_span_closed() {
 fn one_client_cannot_fill_the_queue_for_everyone() {
     let server = Server::start(&["--max-concurrent", "1", "--queue-capacity", "8", "--queue-per-client", "2"]);
     let body = json!({"source": SLOW, "input": {"steps": 1, "pause": 60}});
-    let running = start_run(&server, body.clone());
-    eventually("the first run to start", || run_status(&server, &running) == "running");
-    let waiting = [start_run(&server, body.clone()), start_run(&server, body.clone())];
+    let running = server.start_run(body.clone());
+    eventually("the first run to start", || server.run_status(&running) == "running");
+    let waiting = [server.start_run(body.clone()), server.start_run(body.clone())];
     let refused = server.post_json("/api/runs", &body);
     assert_eq!(refused.status, 429, "{}", refused.text());
     assert_eq!(refused.json()["error"]["code"], "client_queue_full");
@@ -190,8 +176,8 @@ fn one_client_cannot_fill_the_queue_for_everyone() {
     // Once one of its runs has left the queue, the first client has room again.
     let cancel = server.request("POST", &format!("/api/runs/{}/cancel", waiting[0]), &[], b"");
     assert_eq!(cancel.status, 202);
-    eventually("the cancelled run to end", || run_status(&server, &waiting[0]) == "cancelled");
-    let again = start_run(&server, body.clone());
+    eventually("the cancelled run to end", || server.run_status(&waiting[0]) == "cancelled");
+    let again = server.start_run(body.clone());
     for run_id in [running, waiting[1].clone(), again] {
         server.request("POST", &format!("/api/runs/{run_id}/cancel"), &[], b"");
     }
@@ -205,19 +191,19 @@ fn one_client_cannot_fill_the_queue_for_everyone() {
 fn a_full_queue_answers_429_with_retry_after() {
     let server = Server::start(&["--max-concurrent", "1", "--queue-capacity", "1"]);
     let body = json!({"source": SLOW, "input": {"steps": 1, "pause": 60}});
-    let first = start_run(&server, body.clone());
-    let second = start_run(&server, body.clone());
+    let first = server.start_run(body.clone());
+    let second = server.start_run(body.clone());
     let refused = server.post_json("/api/runs", &body);
     assert_eq!(refused.status, 429, "{}", refused.text());
     assert_eq!(refused.json()["error"]["code"], "queue_full");
     assert_eq!(refused.header("retry-after"), Some("1"));
-    eventually("one running, one queued", || run_status(&server, &first) == "running");
-    assert_eq!(run_status(&server, &second), "queued");
+    eventually("one running, one queued", || server.run_status(&first) == "running");
+    assert_eq!(server.run_status(&second), "queued");
     assert!(server.get("/metrics").text().contains("hero_logic_runs_rejected_total 1"));
     // A queued run can be cancelled before it ever starts.
     assert_eq!(server.request("POST", &format!("/api/runs/{second}/cancel"), &[], b"").status, 202);
-    eventually("the queued run to end", || run_status(&server, &second) == "cancelled");
-    assert!(spans(&server, &second).is_empty());
+    eventually("the queued run to end", || server.run_status(&second) == "cancelled");
+    assert!(server.spans(&second).is_empty());
     assert_eq!(server.request("POST", &format!("/api/runs/{first}/cancel"), &[], b"").status, 202);
 }
 
@@ -227,20 +213,20 @@ fn a_killed_server_restarts_with_finished_runs_intact_and_cut_runs_interrupted()
     server.upload(GREET);
     let finished = server.post_json("/api/runs?wait=true", &json!({"flow": "greet", "input": {"who": "ada"}})).json();
     let finished_id = finished["run_id"].as_str().unwrap().to_string();
-    let finished_spans = spans(&server, &finished_id);
-    let cut = start_run(&server, json!({"source": SLOW, "input": {"steps": 3, "pause": 0.2}}));
-    eventually("the second step to be stored", || spans(&server, &cut).len() >= 3);
+    let finished_spans = server.spans(&finished_id);
+    let cut = server.start_run(json!({"source": SLOW, "input": {"steps": 3, "pause": 0.2}}));
+    eventually("the second step to be stored", || server.spans(&cut).len() >= 3);
 
     server.kill();
     let data_dir = server.data_dir.clone();
     let restarted = Server::start_on(&data_dir, &[]);
 
     assert_eq!(restarted.get(&format!("/api/runs/{finished_id}")).json(), finished);
-    assert_eq!(spans(&restarted, &finished_id), finished_spans);
+    assert_eq!(restarted.spans(&finished_id), finished_spans);
     let run = restarted.get(&format!("/api/runs/{cut}")).json();
     assert_eq!(run["status"], "interrupted");
     assert_eq!(run["error"]["type"], "Interrupted");
-    let cut_spans = spans(&restarted, &cut);
+    let cut_spans = restarted.spans(&cut);
     assert_eq!(cut_spans[1]["status"], "ok", "the step that had finished stays ok");
     assert_eq!(cut_spans[0]["status"], "interrupted");
     assert!(cut_spans.iter().all(|s| s["status"] != "running" && s["end_us"].is_i64()), "{cut_spans:#?}");
@@ -271,7 +257,7 @@ fn what_a_watcher_saw_before_a_kill_is_what_the_store_holds_after_it() {
     let mut seen_total = 0;
     for trial in 0..3 {
         let mut server = Server::start(&[]);
-        let run_id = start_run(&server, json!({"source": BUSY, "input": {"steps": 100_000}}));
+        let run_id = server.start_run(json!({"source": BUSY, "input": {"steps": 100_000}}));
         let mut watcher = server.events(&run_id, 0);
         let mut seen = Vec::new();
         while seen.len() < 400 + trial * 300 {
@@ -314,15 +300,15 @@ fn what_a_watcher_saw_before_a_kill_is_what_the_store_holds_after_it() {
 #[test]
 fn sigterm_lets_running_runs_finish_and_flushes_the_store() {
     let mut server = Server::start(&[]);
-    let run_id = start_run(&server, json!({"source": SLOW, "input": {"steps": 2, "pause": 0.3}}));
-    eventually("the run to start", || run_status(&server, &run_id) == "running");
+    let run_id = server.start_run(json!({"source": SLOW, "input": {"steps": 2, "pause": 0.3}}));
+    eventually("the run to start", || server.run_status(&run_id) == "running");
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
     let data_dir = server.data_dir.clone();
     let restarted = Server::start_on(&data_dir, &[]);
     let run = restarted.get(&format!("/api/runs/{run_id}")).json();
     assert_eq!(run["status"], "ok", "{run:#}");
-    assert_eq!(spans(&restarted, &run_id).len(), 3);
+    assert_eq!(restarted.spans(&run_id).len(), 3);
 }
 
 /// (method, path, headers, body, expected status, expected error code)
@@ -554,7 +540,7 @@ fn stream_tail_bytes(server: &Server) -> u64 {
 fn a_live_run_keeps_only_its_newest_events_and_a_late_watcher_still_gets_them_all() {
     let server = Server::start(&[]);
     let steps = 3000;
-    let run_id = start_run(&server, json!({"source": MANY_THEN_WAIT, "input": {"steps": steps}}));
+    let run_id = server.start_run(json!({"source": MANY_THEN_WAIT, "input": {"steps": steps}}));
     // The run span, then each step's start, log line and end.
     let published = 1 + 3 * steps;
     let mut early = server.events(&run_id, 0);

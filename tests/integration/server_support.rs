@@ -57,6 +57,29 @@ impl Server {
         self.request("POST", path, &[("Content-Type", "application/json")], body.to_string().as_bytes())
     }
 
+    /// Start a run (`POST /api/runs`); its id.
+    pub fn start_run(&self, body: Value) -> String {
+        let response = self.post_json("/api/runs", &body);
+        assert_eq!(response.status, 202, "{}", response.text());
+        response.json()["run_id"].as_str().unwrap().to_string()
+    }
+
+    /// Run and wait for the stored run (`POST /api/runs?wait=true`).
+    pub fn run_wait(&self, body: Value) -> Value {
+        let response = self.post_json("/api/runs?wait=true", &body);
+        assert_eq!(response.status, 200, "{}", response.text());
+        response.json()
+    }
+
+    pub fn run_status(&self, run: &(impl RunRef + ?Sized)) -> String {
+        self.get(&format!("/api/runs/{}", run.run_id())).json()["status"].as_str().unwrap().to_string()
+    }
+
+    /// A run's spans as stored (`GET /api/runs/{id}/spans`).
+    pub fn spans(&self, run: &(impl RunRef + ?Sized)) -> Vec<Value> {
+        self.get(&format!("/api/runs/{}/spans", run.run_id())).json()["spans"].as_array().unwrap().clone()
+    }
+
     pub fn upload(&self, source: &str) -> Response {
         self.request("POST", "/api/flows", &[("Content-Type", "text/x-python")], source.as_bytes())
     }
@@ -211,5 +234,28 @@ pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A run, named by its id or by the run record that carries it.
+pub trait RunRef {
+    fn run_id(&self) -> &str;
+}
+
+impl RunRef for str {
+    fn run_id(&self) -> &str {
+        self
+    }
+}
+
+impl RunRef for String {
+    fn run_id(&self) -> &str {
+        self
+    }
+}
+
+impl RunRef for Value {
+    fn run_id(&self) -> &str {
+        self["run_id"].as_str().expect("a run record with a run_id")
     }
 }

@@ -62,11 +62,6 @@ fn run(server: &Server, source: &str, flow: &str, input: Value) -> Value {
     response.json()
 }
 
-fn spans_of(server: &Server, run: &Value) -> Vec<Value> {
-    let run_id = run["run_id"].as_str().unwrap();
-    server.get(&format!("/api/runs/{run_id}/spans")).json()["spans"].as_array().unwrap().clone()
-}
-
 fn span<'a>(spans: &'a [Value], name: &str) -> &'a Value {
     spans.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no span {name} in {spans:#?}"))
 }
@@ -158,7 +153,7 @@ fn flows_call_a_registered_service_with_every_call_spanned() {
     let good = run(&server, CALLS, "good", json!({"city": "Ghent", "days": 2}));
     assert_eq!(good["status"], "ok", "{good:#}");
     assert_eq!(good["output"]["days"].as_array().unwrap().len(), 2);
-    let spans = spans_of(&server, &good);
+    let spans = server.spans(&good);
     let rpc = span(&spans, "weather.forecast");
     assert_eq!((rpc["kind"].clone(), rpc["status"].clone()), (json!("rpc"), json!("ok")));
     assert_eq!(rpc["parent_id"], span(&spans, "fetch")["span_id"]);
@@ -175,7 +170,7 @@ fn flows_call_a_registered_service_with_every_call_spanned() {
     );
     let bad_type = run(&server, CALLS, "bad_params", json!({"days": "two"}));
     assert_eq!(bad_type["output"]["message"], "weather.forecast: days must be integer, not a string");
-    assert_eq!(span(&spans_of(&server, &bad), "weather.forecast")["error"]["type"], "InvalidParams");
+    assert_eq!(span(&server.spans(&bad), "weather.forecast")["error"]["type"], "InvalidParams");
 
     // A JSON-RPC error keeps its code, message and data.
     let error = run(&server, CALLS, "rpc_error", json!({}));
@@ -183,7 +178,7 @@ fn flows_call_a_registered_service_with_every_call_spanned() {
         error["output"],
         json!({"code": 4004, "message": "no alert feed for Oslo", "data": {"city": "Oslo", "retry": false}})
     );
-    let failed = span(&spans_of(&server, &error), "weather.alert").clone();
+    let failed = span(&server.spans(&error), "weather.alert").clone();
     assert_eq!(
         (failed["status"].clone(), failed["error"]["type"].clone(), failed["error"]["code"].clone()),
         (json!("failed"), json!("RpcError"), json!(4004))
@@ -201,7 +196,7 @@ fn flows_call_a_registered_service_with_every_call_spanned() {
         hangs["output"],
         json!({"type": "ServiceTimeout", "message": "weather.slow did not answer within 500 ms"})
     );
-    assert_eq!(span(&spans_of(&server, &hangs), "weather.slow")["error"]["type"], "Timeout");
+    assert_eq!(span(&server.spans(&hangs), "weather.slow")["error"]["type"], "Timeout");
     let down = run(&server, CALLS, "down", json!({}));
     assert_eq!(down["output"]["type"], "ServiceUnavailable");
     assert!(down["output"]["message"].as_str().unwrap().contains("cannot connect to 127.0.0.1:9"), "{down:#}");
@@ -216,7 +211,7 @@ fn a_service_the_flow_did_not_declare_is_refused_and_a_request_can_only_narrow()
     assert_eq!(refused["status"], "failed");
     assert_eq!(refused["error"]["type"], "PermissionError");
     assert_eq!(refused["error"]["message"], "this flow may not call service 'weather' (it may call: none)");
-    let spans = spans_of(&server, &refused);
+    let spans = server.spans(&refused);
     let rpc = span(&spans, "weather.cities");
     assert_eq!((rpc["status"].clone(), rpc["error"]["type"].clone()), (json!("failed"), json!("PermissionDenied")));
 
@@ -240,7 +235,7 @@ fn gather_makes_the_calls_at_once() {
     register(&server, "weather", &weather.url, json!({}));
     let gathered = run(&server, CALLS, "overlapping", json!({}));
     assert_eq!(gathered["output"], json!([0.4, 0.4, 0.4]));
-    let spans = spans_of(&server, &gathered);
+    let spans = server.spans(&gathered);
     let calls: Vec<&Value> = spans.iter().filter(|s| s["kind"] == "rpc").collect();
     assert_eq!(calls.len(), 3);
     let step = span(&spans, "gather");
@@ -333,7 +328,7 @@ fn stored_subflows_nest_three_deep_span_by_span() {
     assert_eq!(server.upload(NESTED).status, 201);
     let run = server.post_json("/api/runs?wait=true", &json!({"flow": "outer", "input": {"n": 1}})).json();
     assert_eq!(run["output"], json!({"outer": {"middle": 3}}), "{run:#}");
-    let spans = spans_of(&server, &run);
+    let spans = server.spans(&run);
     let tree: Vec<(String, String, Option<String>)> = spans
         .iter()
         .map(|s| {
@@ -372,7 +367,7 @@ fn stored_subflows_nest_three_deep_span_by_span() {
         (shallow["status"].clone(), shallow["error"]["quota"].clone()),
         (json!("quota_exceeded"), json!("subflow_depth"))
     );
-    let spans = spans_of(&server, &shallow);
+    let spans = server.spans(&shallow);
     assert!(spans.iter().all(|s| s["status"] != "running"));
     assert_eq!(span(&spans, "middle")["status"], "quota_exceeded");
 }
