@@ -127,6 +127,20 @@ def overlapping():
             services.weather.slow.request(seconds=0.4),
         )
 
+@flow(inputs={"count": "integer"}, services=["weather"])
+def repeated(count):
+    opened = services.weather.connections()
+    for i in range(count):
+        services.weather.cities()
+    return services.weather.connections() - opened
+
+@flow(services=["weather"])
+def cities():
+    try:
+        return services.weather.cities()
+    except services.ServiceUnavailable as e:
+        return {"type": type(e).__name__, "message": str(e)}
+
 @flow(services=["weather"])
 def many_calls():
     for i in range(5):
@@ -145,7 +159,7 @@ fn flows_call_a_registered_service_with_every_call_spanned() {
         .iter()
         .map(|m| m["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(methods, ["forecast", "cities", "alert", "slow"], "the document came from rpc.discover");
+    assert_eq!(methods, ["forecast", "cities", "alert", "slow", "connections"], "the document came from rpc.discover");
     let down = register(
         &server,
         "down",
@@ -192,7 +206,7 @@ fn flows_call_a_registered_service_with_every_call_spanned() {
     let unknown = run(&server, CALLS, "unknown_method", json!({}));
     assert_eq!(
         unknown["output"],
-        "service 'weather' has no method 'tomorrow' (its methods: forecast, cities, alert, slow)"
+        "service 'weather' has no method 'tomorrow' (its methods: forecast, cities, alert, slow, connections)"
     );
 
     // A service that hangs times out on the host; one that is down is unavailable.
@@ -248,6 +262,46 @@ fn gather_makes_the_calls_at_once() {
     let latest_start = calls.iter().map(|c| c["start_us"].as_i64().unwrap()).max().unwrap();
     let earliest_end = calls.iter().map(|c| c["end_us"].as_i64().unwrap()).min().unwrap();
     assert!(latest_start < earliest_end, "every call started before any ended: {calls:#?}");
+}
+
+#[test]
+fn calls_to_a_service_reuse_kept_alive_connections() {
+    let weather = Weather::http();
+    let server = Server::start(&[]);
+    assert_eq!(register(&server, "weather", &weather.url, json!({})).status, 201);
+    // The service counts the connections it accepted: 61 calls, one a
+    // connection, opened 61 before the client kept them alive.
+    let repeated = run(&server, CALLS, "repeated", json!({"count": 60}));
+    assert_eq!(repeated["status"], "ok", "{repeated:#}");
+    let opened = repeated["output"].as_u64().unwrap();
+    assert!(opened <= 2, "61 calls opened {opened} connections");
+    assert_eq!(repeated["usage"]["rpc_calls"], 62);
+    // A call on a kept-alive connection does not wait for a delayed ACK
+    // (40 ms a call when the service holds back its answer's body).
+    let wall_ms = repeated["usage"]["wall_time_ms"].as_f64().unwrap();
+    assert!(wall_ms < 1500.0, "62 calls took {wall_ms} ms");
+}
+
+#[test]
+fn a_call_on_a_connection_the_service_closed_fails_cleanly_and_the_next_connects_anew() {
+    let weather = Weather::http();
+    let server = Server::start(&[]);
+    assert_eq!(register(&server, "weather", &weather.url, json!({"timeout_ms": 5000})).status, 201);
+    assert_eq!(run(&server, CALLS, "cities", json!({}))["output"], json!(["Ghent", "Lisbon", "Oslo"]));
+
+    // The service goes away with the kept-alive connection: the call fails
+    // at once, it does not wait for the timeout.
+    let port = weather.url.rsplit(':').next().unwrap().to_string();
+    drop(weather);
+    let started = std::time::Instant::now();
+    let gone = run(&server, CALLS, "cities", json!({}));
+    assert_eq!(gone["output"]["type"], "ServiceUnavailable", "{gone:#}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "{:?}", started.elapsed());
+
+    // Back on the same port: the next call opens a new connection.
+    let _weather = Weather::start(&["--port", &port]);
+    let back = run(&server, CALLS, "cities", json!({}));
+    assert_eq!(back["output"], json!(["Ghent", "Lisbon", "Oslo"]), "{back:#}");
 }
 
 #[test]
