@@ -85,6 +85,13 @@ def bad_params(days):
     except services.InvalidParams as e:
         return {"type": type(e).__name__, "message": str(e), "is_type_error": isinstance(e, TypeError)}
 
+@flow(inputs={"city": "any", "days": "any"}, services=["weather"])
+def checked(city, days):
+    try:
+        return services.weather.forecast(city=city, days=days)["city"]
+    except services.InvalidParams as e:
+        return str(e)
+
 @flow(services=["weather"])
 def rpc_error():
     try:
@@ -219,6 +226,53 @@ fn flows_call_a_registered_service_with_every_call_spanned() {
     let down = run(&server, CALLS, "down", json!({}));
     assert_eq!(down["output"]["type"], "ServiceUnavailable");
     assert!(down["output"]["message"].as_str().unwrap().contains("cannot connect to 127.0.0.1:9"), "{down:#}");
+}
+
+#[test]
+fn params_are_checked_against_schemas_by_reference_with_one_of_and_pattern() {
+    let weather = Weather::http();
+    let server = Server::start(&[]);
+    // The weather document in the usual OpenRPC style: the city a
+    // reference to a content descriptor, the days to a schema.
+    let mut document: Value = serde_json::from_str(&std::fs::read_to_string(DOCUMENT).unwrap()).unwrap();
+    document["methods"][0]["params"] = json!([{"$ref": "#/components/contentDescriptors/City"}, {"name": "days", "schema": {"$ref": "#/components/schemas/Days"}}]);
+    document["components"] = json!({
+        "contentDescriptors": {"City": {"name": "city", "required": true, "schema": {"$ref": "#/components/schemas/City"}}},
+        "schemas": {
+            "City": {"type": "string", "pattern": "^[A-Z][a-z]+$"},
+            "Days": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 3}, {"type": "integer", "minimum": 5, "maximum": 7}]}
+        }
+    });
+    let registered = register(&server, "weather", &weather.url, json!({"openrpc": document}));
+    assert_eq!(registered.status, 201, "{}", registered.text());
+
+    let checked =
+        |city: &str, days: Value| run(&server, CALLS, "checked", json!({"city": city, "days": days}))["output"].clone();
+    assert_eq!(checked("Ghent", json!(2)), "Ghent", "good params reach the service");
+    assert_eq!(checked("Oslo", json!(6)), "Oslo");
+    assert_eq!(checked("ghent", json!(2)), r#"weather.forecast: city: "ghent" does not match "^[A-Z][a-z]+$""#);
+    let refused = checked("Ghent", json!(4));
+    assert!(
+        refused
+            .as_str()
+            .unwrap()
+            .starts_with("weather.forecast: days: 4 is not valid under any of the schemas listed in the 'oneOf'"),
+        "{refused}"
+    );
+    assert_eq!(
+        checked("Ghent", json!("two")),
+        "weather.forecast: days: \"two\" is not valid under any of the schemas listed in the 'oneOf' keyword"
+    );
+
+    // A schema that cannot be compiled is refused at registration.
+    document["components"]["schemas"]["Days"] = json!({"type": "days"});
+    let refused = register(&server, "broken", &weather.url, json!({"openrpc": document}));
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    let message = refused.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.starts_with("the OpenRPC document of 'broken' is not usable: method 'forecast', parameter 'days': the schema cannot be used: "),
+        "{message}"
+    );
 }
 
 #[test]
