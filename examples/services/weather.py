@@ -6,7 +6,8 @@
     python3 examples/services/weather.py --port 8443 --tls cert.pem key.pem   # HTTPS
 
 Methods: forecast(city, days), cities(), alert(city) (always a JSON-RPC error),
-slow(seconds) (answers late: for timeouts), and rpc.discover (the document).
+slow(seconds) (answers late: for timeouts), connections() (how many
+connections clients have opened), and rpc.discover (the document).
 Standard library only (with `jsonrpc_server.py` beside it), so it runs
 wherever python3 does.
 """
@@ -16,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from jsonrpc_server import RpcError, arguments, serve
+from jsonrpc_server import RpcError, arguments, connections_accepted, serve
 
 CITIES = {
     "Ghent": {"country": "BE", "base": 11},
@@ -50,6 +51,7 @@ METHODS = {
     "cities": lambda: sorted(CITIES),
     "alert": alert,
     "slow": slow,
+    "connections": connections_accepted,
 }
 
 

@@ -1,20 +1,40 @@
-//! A JSON-RPC 2.0 client over HTTP, HTTPS or a Unix socket (`unix:///path`):
-//! one request per connection, with the host's timeout around the whole call.
+//! A JSON-RPC 2.0 client over HTTP, HTTPS or a Unix socket (`unix:///path`),
+//! through hyper's pooled HTTP/1.1 client: a connection (and its TLS session)
+//! is kept alive and reused by the next call to the same service. The host's
+//! timeout is around each whole call, and at most 16 MiB of an answer is read.
 //! HTTPS trusts the system's root certificates (or the file `SSL_CERT_FILE`
 //! names, as OpenSSL does), verified by rustls.
 
 use crate::sandbox::CallFailure;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Bytes;
+use hyper::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Request, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Largest response read from a service.
+/// Largest answer read from a service.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+/// A kept-alive connection unused this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per service: as many as a run has calls in flight.
+const MAX_IDLE_PER_SERVICE: usize = 16;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What a request carries: the whole JSON-RPC request, sent at once.
+type Body = Full<Bytes>;
 
 /// Where a service listens.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,7 +92,7 @@ impl Endpoint {
             return Err(format!("'{url}': a service URL has no #fragment"));
         }
         if !tls {
-            return Ok(Endpoint::Http { authority: authority.to_string(), path: path.to_string() });
+            return checked(Endpoint::Http { authority: authority.to_string(), path: path.to_string() });
         }
         let host = match authority.rsplit_once(':') {
             Some((host, port)) if port.parse::<u16>().is_ok() => host,
@@ -87,8 +107,25 @@ impl Endpoint {
         } else {
             authority.to_string()
         };
-        Ok(Endpoint::Https { authority, host, path: path.to_string() })
+        checked(Endpoint::Https { authority, host, path: path.to_string() })
     }
+
+    /// The URI a request to this endpoint is sent to; a Unix socket's
+    /// requests go to `http://localhost/`.
+    fn uri(&self) -> Result<Uri, String> {
+        let text = match self {
+            Endpoint::Http { authority, path } => format!("http://{authority}{path}"),
+            Endpoint::Https { authority, path, .. } => format!("https://{authority}{path}"),
+            Endpoint::Unix { .. } => "http://localhost/".to_string(),
+        };
+        text.parse::<Uri>().map_err(|e| format!("'{text}' is not a URL a request can go to: {e}"))
+    }
+}
+
+/// `endpoint`, when a request can be sent to it.
+fn checked(endpoint: Endpoint) -> Result<Endpoint, String> {
+    endpoint.uri()?;
+    Ok(endpoint)
 }
 
 /// `host`, `host:port`, `[v6]` or `[v6]:port`, with a host of letters,
@@ -118,25 +155,12 @@ fn plain_authority(authority: &str) -> bool {
 pub async fn call(endpoint: &Endpoint, method: &str, params: Value, timeout: Duration) -> Result<Value, CallFailure> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
+    let uri = endpoint.uri().map_err(CallFailure::Transport)?;
     let exchange = async {
         match endpoint {
-            Endpoint::Http { authority, path } => post(connect(authority).await?, authority, path, &body).await,
-            Endpoint::Https { authority, host, path } => {
-                let tcp = connect(authority).await?;
-                let name = rustls::pki_types::ServerName::try_from(host.clone())
-                    .map_err(|e| CallFailure::Transport(format!("{host}: {e}")))?;
-                let stream = tokio_rustls::TlsConnector::from(tls_config()?)
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| CallFailure::Transport(format!("TLS with {authority} failed: {e}")))?;
-                post(stream, authority, path, &body).await
-            }
-            Endpoint::Unix { socket } => {
-                let stream = tokio::net::UnixStream::connect(socket)
-                    .await
-                    .map_err(|e| CallFailure::Transport(format!("cannot connect to {}: {e}", socket.display())))?;
-                post(stream, "localhost", "/", &body).await
-            }
+            Endpoint::Http { authority, .. } => post(&POOLS.http, uri, body, authority).await,
+            Endpoint::Https { authority, .. } => post(POOLS.https()?, uri, body, authority).await,
+            Endpoint::Unix { socket } => post(&POOLS.unix(socket), uri, body, &socket.display().to_string()).await,
         }
     };
     let (status, response) = tokio::time::timeout(timeout, exchange)
@@ -162,123 +186,189 @@ pub async fn call(endpoint: &Endpoint, method: &str, params: Value, timeout: Dur
     }
 }
 
-async fn connect(authority: &str) -> Result<tokio::net::TcpStream, CallFailure> {
-    tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|e| CallFailure::Transport(format!("cannot connect to {authority}: {e}")))
+/// The pooled clients every call goes through, made at the first call and
+/// kept for the life of the process, so the calls to one service share a
+/// few kept-alive connections. Each connection is driven by a task on the
+/// runtime that opened it (a process runs one).
+static POOLS: LazyLock<Pools> =
+    LazyLock::new(|| Pools { http: pooled(tcp_connector()), https: OnceLock::new(), unix: Mutex::new(HashMap::new()) });
+
+struct Pools {
+    /// `http://` services; the pool keeps connections per host and port.
+    http: Client<HttpConnector, Body>,
+    /// `https://` services, made at the first such call: the trusted roots
+    /// are read then, and a machine without any can still call the others.
+    https: OnceLock<Result<Client<HttpsConnector<HttpConnector>, Body>, String>>,
+    /// One client per socket: the pool tells connections apart by host and
+    /// port, which a socket has not. Sockets are few (each a registration).
+    unix: Mutex<HashMap<PathBuf, Client<UnixConnector, Body>>>,
 }
 
-/// The TLS client configuration, built once: the trusted roots are read from
-/// the system (or `SSL_CERT_FILE`) at the first https call.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, CallFailure> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            let found = rustls_native_certs::load_native_certs();
-            for certificate in found.certs {
-                // A certificate the verifier cannot use is skipped, as OpenSSL does.
-                let _ = roots.add(certificate);
-            }
-            if roots.is_empty() {
-                return Err(format!("no trusted root certificates found ({:?})", found.errors));
-            }
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Ok(Arc::new(config))
-        })
-        .clone()
-        .map_err(CallFailure::Transport)
+impl Pools {
+    fn https(&self) -> Result<&Client<HttpsConnector<HttpConnector>, Body>, CallFailure> {
+        self.https
+            .get_or_init(|| {
+                let mut tcp = tcp_connector();
+                // The https connector hands it https:// URIs.
+                tcp.enforce_http(false);
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls_config()?)
+                    .https_only()
+                    .enable_http1()
+                    .wrap_connector(tcp);
+                Ok(pooled(connector))
+            })
+            .as_ref()
+            .map_err(|e| CallFailure::Transport(e.clone()))
+    }
+
+    fn unix(&self, socket: &Path) -> Client<UnixConnector, Body> {
+        let mut clients = self.unix.lock().expect("nothing panics while holding the lock");
+        clients.entry(socket.to_path_buf()).or_insert_with(|| pooled(UnixConnector { socket: socket.into() })).clone()
+    }
 }
 
-/// POST `body` and return the status and the response body.
-async fn post<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    authority: &str,
-    path: &str,
-    body: &str,
-) -> Result<(u16, Vec<u8>), CallFailure> {
-    let transport = |e: std::io::Error| CallFailure::Transport(format!("the connection failed: {e}"));
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.map_err(transport)?;
-    stream.write_all(body.as_bytes()).await.map_err(transport)?;
-    let mut raw = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    let head_end = loop {
-        let read = stream.read(&mut chunk).await.map_err(transport)?;
-        if read == 0 {
-            return Err(CallFailure::Transport("the service closed the connection without answering".into()));
+/// A keep-alive HTTP/1.1 client over `connector`.
+fn pooled<C: Connect + Clone + Send + Sync + 'static>(connector: C) -> Client<C, Body> {
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(IDLE_TIMEOUT)
+        .pool_max_idle_per_host(MAX_IDLE_PER_SERVICE)
+        .build(connector)
+}
+
+fn tcp_connector() -> HttpConnector {
+    let mut tcp = HttpConnector::new();
+    // A request is small and goes out whole: do not hold it back.
+    tcp.set_nodelay(true);
+    tcp
+}
+
+/// Connects every request of its client to one Unix socket.
+#[derive(Clone)]
+struct UnixConnector {
+    socket: Arc<Path>,
+}
+
+impl tower::Service<Uri> for UnixConnector {
+    type Response = TokioIo<tokio::net::UnixStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let socket = self.socket.clone();
+        Box::pin(async move { tokio::net::UnixStream::connect(&*socket).await.map(TokioIo::new) })
+    }
+}
+
+/// The TLS client configuration: the trusted roots are read from the system
+/// (or `SSL_CERT_FILE`).
+fn tls_config() -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for certificate in found.certs {
+        // A certificate the verifier cannot use is skipped, as OpenSSL does.
+        let _ = roots.add(certificate);
+    }
+    if roots.is_empty() {
+        return Err(format!("no trusted root certificates found ({:?})", found.errors));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// POST `body` and return the status and the answer's body, of at most
+/// `MAX_RESPONSE_BYTES`. `place` names the service in errors.
+async fn post<C: Connect + Clone + Send + Sync + 'static>(
+    client: &Client<C, Body>,
+    uri: Uri,
+    body: String,
+    place: &str,
+) -> Result<(u16, Bytes), CallFailure> {
+    let request = Request::post(uri)
+        .header(CONTENT_TYPE, "application/json")
+        .header(ACCEPT, "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| CallFailure::Transport(format!("the request cannot be made: {e}")))?;
+    let response = client.request(request).await.map_err(|e| request_failure(&e, place))?;
+    let status = response.status().as_u16();
+    let length = response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(length) = length.filter(|length| *length > MAX_RESPONSE_BYTES as u64) {
+        return Err(CallFailure::Transport(format!(
+            "the response is {length} bytes; at most {MAX_RESPONSE_BYTES} are read"
+        )));
+    }
+    let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES).collect().await.map_err(|e| {
+        if e.is::<LengthLimitError>() {
+            CallFailure::Transport(format!(
+                "the response is larger than {MAX_RESPONSE_BYTES} bytes, the most that is read"
+            ))
+        } else if closed_early(&*e) {
+            CallFailure::Transport("the service closed the connection mid-answer".into())
+        } else {
+            CallFailure::Transport(format!("reading the answer failed: {}", describe_chain(&*e)))
         }
-        raw.extend_from_slice(&chunk[..read]);
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break end;
+    })?;
+    Ok((status, body.to_bytes()))
+}
+
+/// What went wrong before an answer's head arrived, in the words a flow sees.
+fn request_failure(error: &hyper_util::client::legacy::Error, place: &str) -> CallFailure {
+    let causes = causes(error);
+    if error.is_connect() {
+        if let Some(tls) = causes.iter().find_map(|c| c.downcast_ref::<rustls::Error>()) {
+            return CallFailure::Transport(format!("TLS with {place} failed: {tls}"));
         }
-        if raw.len() > 64 * 1024 {
-            return Err(CallFailure::Transport("the response head is too large".into()));
-        }
-    };
-    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let length = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .and_then(|value| value.trim().parse::<usize>().ok());
-    let chunked = head.lines().any(|line| line.starts_with("transfer-encoding:") && line.contains("chunked"));
-    let mut body = raw.split_off(head_end + 4);
-    match length {
-        Some(length) if length > MAX_RESPONSE_BYTES => {
-            return Err(CallFailure::Transport(format!(
-                "the response is {length} bytes; at most {MAX_RESPONSE_BYTES} are read"
-            )));
-        }
-        Some(length) => {
-            while body.len() < length {
-                let read = stream.read(&mut chunk).await.map_err(transport)?;
-                if read == 0 {
-                    return Err(CallFailure::Transport("the service closed the connection mid-answer".into()));
-                }
-                body.extend_from_slice(&chunk[..read]);
-            }
-            body.truncate(length);
-        }
-        None => {
-            loop {
-                let read = stream.read(&mut chunk).await.map_err(transport)?;
-                if read == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..read]);
-                if body.len() > MAX_RESPONSE_BYTES {
-                    return Err(CallFailure::Transport("the response is too large".into()));
-                }
-            }
-            if chunked {
-                body = dechunk(&body).ok_or_else(|| CallFailure::Transport("a malformed chunked response".into()))?;
-            }
+        let reason = causes.last().map(|c| c.to_string()).unwrap_or_default();
+        return CallFailure::Transport(format!("cannot connect to {place}: {reason}"));
+    }
+    if closed_early(error) {
+        return CallFailure::Transport("the service closed the connection without answering".into());
+    }
+    CallFailure::Transport(format!("the exchange with {place} failed: {}", describe_chain(error)))
+}
+
+/// The service closed the connection before its answer was whole.
+fn closed_early(error: &(dyn std::error::Error + 'static)) -> bool {
+    causes(error).iter().any(|cause| {
+        cause.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_incomplete_message)
+            || cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
+    })
+}
+
+/// `error` and each error beneath it. An `io::Error`'s `source` skips the
+/// error it wraps, so that one is taken instead.
+fn causes<'a>(error: &'a (dyn std::error::Error + 'static)) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut all = Vec::new();
+    let mut next = Some(error);
+    while let Some(current) = next {
+        all.push(current);
+        next = match current.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            Some(wrapped) => Some(wrapped as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    all
+}
+
+/// `outer: inner: innermost`, each message once.
+fn describe_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut said: Vec<String> = Vec::new();
+    for cause in causes(error) {
+        let text = cause.to_string();
+        if !said.iter().any(|s| s.contains(&text)) {
+            said.push(text);
         }
     }
-    Ok((status, body))
-}
-
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&body[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(body.get(line_end + 2..line_end + 2 + size)?);
-        body = body.get(line_end + 4 + size..)?;
-    }
+    said.join(": ")
 }
 
 #[cfg(test)]
@@ -335,8 +425,79 @@ mod tests {
         assert!(Endpoint::parse("http://svc-1.internal.example:8080/rpc").is_ok());
     }
 
-    #[test]
-    fn dechunks() {
-        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"), Some(b"abcde".to_vec()));
+    /// A service that answers every request on a connection with `answer`
+    /// (a head, and the first part of a body) followed by `body_bytes` more
+    /// bytes of `x`, or never answers when `answer` is empty.
+    async fn serve(answer: &'static str, body_bytes: usize) -> Endpoint {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    let _ = stream.read(&mut request).await;
+                    if answer.is_empty() {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                    }
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                    let chunk = vec![b'x'; 64 * 1024];
+                    let mut left = body_bytes;
+                    while left > 0 {
+                        let part = left.min(chunk.len());
+                        if stream.write_all(&chunk[..part]).await.is_err() {
+                            return;
+                        }
+                        left -= part;
+                    }
+                });
+            }
+        });
+        Endpoint::Http { authority, path: "/".into() }
+    }
+
+    async fn fails(endpoint: &Endpoint, timeout: Duration) -> CallFailure {
+        call(endpoint, "m", json!({}), timeout).await.unwrap_err()
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_16_mib_is_refused() {
+        let declared = serve("HTTP/1.1 200 OK\r\nContent-Length: 16777217\r\n\r\n", 0).await;
+        assert_eq!(
+            fails(&declared, Duration::from_secs(10)).await,
+            CallFailure::Transport("the response is 16777217 bytes; at most 16777216 are read".into())
+        );
+        // Without a length, the body is read until the cap, then given up.
+        let undeclared = serve("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", MAX_RESPONSE_BYTES + 1).await;
+        assert_eq!(
+            fails(&undeclared, Duration::from_secs(10)).await,
+            CallFailure::Transport("the response is larger than 16777216 bytes, the most that is read".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_service_that_does_not_answer_times_out() {
+        let silent = serve("", 0).await;
+        assert_eq!(fails(&silent, Duration::from_millis(200)).await, CallFailure::Timeout { after_ms: 200 });
+    }
+
+    #[tokio::test]
+    async fn answers_that_are_not_json_rpc_are_transport_failures() {
+        let closed = serve("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{", 0).await;
+        assert_eq!(
+            fails(&closed, Duration::from_secs(10)).await,
+            CallFailure::Transport("the service closed the connection mid-answer".into())
+        );
+        let html = serve("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 4\r\n\r\n<h1>", 0).await;
+        assert_eq!(
+            fails(&html, Duration::from_secs(10)).await,
+            CallFailure::Transport("HTTP 502: the answer is not JSON-RPC (4 bytes)".into())
+        );
+        let nothing = serve("HTTP/1.1 200 OK\r\n", 0).await;
+        assert_eq!(
+            fails(&nothing, Duration::from_secs(10)).await,
+            CallFailure::Transport("the service closed the connection without answering".into())
+        );
     }
 }

@@ -12,15 +12,16 @@ mod stubs;
 
 pub use client::Endpoint;
 pub use grants::Grants;
-pub use openrpc::{MethodDoc, ParamDoc, ServiceDoc};
+pub use openrpc::{CheckedDoc, MethodDoc, ParamDoc, ServiceDoc};
 pub use stubs::python_stubs;
 
 use crate::sandbox::{BoxFuture, CallContext, CallFailure, ServiceCaller};
 use crate::store::{Store, StoredService};
 use anyhow::Result;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 /// Per-call timeout when a registration does not set one.
@@ -46,7 +47,30 @@ pub struct ServiceRegistry {
     grants: Grants,
     /// Bytes of keys and values each flow may hold in `kv`.
     kv_bytes_per_flow: u64,
+    /// Each registered service's document with its schemas compiled, kept
+    /// while the stored document is the same one.
+    checked: Mutex<HashMap<String, (Value, Arc<CheckedDoc>)>>,
 }
+
+/// A service a call goes to: where it is and its checked document.
+struct Target {
+    url: String,
+    builtin: bool,
+    timeout_ms: u64,
+    doc: Arc<CheckedDoc>,
+}
+
+/// The built-ins' documents, checked once.
+static BUILTIN_DOCS: LazyLock<HashMap<&'static str, Arc<CheckedDoc>>> = LazyLock::new(|| {
+    builtin::NAMES
+        .iter()
+        .filter_map(|name| {
+            let document = builtin::document(name)?;
+            let checked = CheckedDoc::new(&document).expect("the built-ins' documents are tested");
+            Some((*name, Arc::new(checked)))
+        })
+        .collect()
+});
 
 /// Bytes of keys and values a flow may hold in `kv` unless the operator
 /// says otherwise (`--max-kv-bytes`).
@@ -55,7 +79,13 @@ pub const KV_BYTES_PER_FLOW: u64 = 64 << 20;
 impl ServiceRegistry {
     /// A registry for the operator's own command line: any URL it can read.
     pub fn new(store: Arc<Store>) -> ServiceRegistry {
-        ServiceRegistry { store, socket_dirs: None, grants: Grants::default(), kv_bytes_per_flow: KV_BYTES_PER_FLOW }
+        ServiceRegistry {
+            store,
+            socket_dirs: None,
+            grants: Grants::default(),
+            kv_bytes_per_flow: KV_BYTES_PER_FLOW,
+            checked: Mutex::default(),
+        }
     }
 
     /// A registry for the server, where API clients register services:
@@ -66,6 +96,7 @@ impl ServiceRegistry {
             socket_dirs: Some(socket_dirs),
             grants: Grants::default(),
             kv_bytes_per_flow: KV_BYTES_PER_FLOW,
+            checked: Mutex::default(),
         }
     }
 
@@ -111,16 +142,32 @@ impl ServiceRegistry {
         Ok(all)
     }
 
-    async fn find(&self, name: &str) -> Result<Option<ServiceInfo>, CallFailure> {
-        if let Some(info) = builtin_info(name) {
-            return Ok(Some(info));
+    async fn find(&self, name: &str) -> Result<Option<Target>, CallFailure> {
+        if let Some(doc) = BUILTIN_DOCS.get(name) {
+            let url = "builtin".to_string();
+            return Ok(Some(Target { url, builtin: true, timeout_ms: DEFAULT_TIMEOUT_MS, doc: doc.clone() }));
         }
         let stored = self
             .store
             .service(name)
             .await
             .map_err(|e| CallFailure::Transport(format!("the registry failed: {e:#}")))?;
-        stored.map(|s| registered_info(&s).map_err(CallFailure::Transport)).transpose()
+        let Some(stored) = stored else { return Ok(None) };
+        let doc = self.checked(&stored).map_err(CallFailure::Transport)?;
+        Ok(Some(Target { url: stored.url, builtin: false, timeout_ms: stored.timeout_ms, doc }))
+    }
+
+    /// `stored`'s document checked: compiled at its first call, then kept.
+    fn checked(&self, stored: &StoredService) -> Result<Arc<CheckedDoc>, String> {
+        let lock = || self.checked.lock().expect("nothing panics while holding the lock");
+        if let Some((document, doc)) = lock().get(&stored.name)
+            && *document == stored.document
+        {
+            return Ok(doc.clone());
+        }
+        let doc = Arc::new(CheckedDoc::new(&stored.document)?);
+        lock().insert(stored.name.clone(), (stored.document.clone(), doc.clone()));
+        Ok(doc)
     }
 
     /// Register a service: its document as given, or fetched with
@@ -156,20 +203,26 @@ impl ServiceRegistry {
                 format!("could not fetch the OpenRPC document with rpc.discover from {url}: {}", describe(&e))
             })?,
         };
-        let doc =
-            ServiceDoc::parse(&document).map_err(|e| format!("the OpenRPC document of '{name}' is not usable: {e}"))?;
+        let checked =
+            CheckedDoc::new(&document).map_err(|e| format!("the OpenRPC document of '{name}' is not usable: {e}"))?;
+        let doc = checked.doc.clone();
         let stored = StoredService {
             name: name.into(),
             url: url.into(),
-            document,
+            document: document.clone(),
             timeout_ms,
             created_us: crate::trace::now_us(),
         };
         self.store.save_service(stored).await.map_err(|e| format!("the store failed: {e:#}"))?;
+        self.checked
+            .lock()
+            .expect("nothing panics while holding the lock")
+            .insert(name.into(), (document, Arc::new(checked)));
         Ok(ServiceInfo { name: name.into(), url: url.into(), builtin: false, timeout_ms, doc })
     }
 
     pub async fn remove(&self, name: &str) -> Result<bool> {
+        self.checked.lock().expect("nothing panics while holding the lock").remove(name);
         self.store.remove_service(name).await
     }
 
@@ -188,17 +241,17 @@ impl ServiceRegistry {
         // Discovery is every JSON-RPC service's own method, in no document.
         let discovery = method == "rpc.discover" && !info.builtin;
         if !discovery {
-            let Some(method_doc) = info.doc.method(method) else {
+            if info.doc.doc.method(method).is_none() {
                 return Err(CallFailure::UnknownMethod {
                     service: service.into(),
                     method: method.into(),
-                    known: info.doc.method_names(),
+                    known: info.doc.doc.method_names(),
                 });
-            };
+            }
             let Value::Object(named) = &params else {
                 return Err(CallFailure::InvalidParams("parameters are passed by name".into()));
             };
-            method_doc.check_params(named).map_err(CallFailure::InvalidParams)?;
+            info.doc.check_params(method, named).map_err(CallFailure::InvalidParams)?;
         }
         if info.builtin {
             // `registry.list` lists this registry, which the other built-ins cannot see.
@@ -232,7 +285,7 @@ impl ServiceCaller for ServiceRegistry {
 }
 
 fn builtin_info(name: &str) -> Option<ServiceInfo> {
-    let doc = ServiceDoc::parse(&builtin::document(name)?).ok()?;
+    let doc = BUILTIN_DOCS.get(name)?.doc.clone();
     Some(ServiceInfo { name: name.into(), url: "builtin".into(), builtin: true, timeout_ms: DEFAULT_TIMEOUT_MS, doc })
 }
 
@@ -254,4 +307,14 @@ pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_document_compiles() {
+        assert_eq!(BUILTIN_DOCS.len(), builtin::NAMES.len());
+    }
 }

@@ -80,6 +80,13 @@ def bad_params(days):
     except services.InvalidParams as e:
         return {"type": type(e).__name__, "message": str(e), "is_type_error": isinstance(e, TypeError)}
 
+@flow(inputs={"city": "any", "days": "any"}, services=["weather"])
+def checked(city, days):
+    try:
+        return services.weather.forecast(city=city, days=days)["city"]
+    except services.InvalidParams as e:
+        return str(e)
+
 @flow(services=["weather"])
 def rpc_error():
     try:
@@ -122,6 +129,20 @@ def overlapping():
             services.weather.slow.request(seconds=0.4),
         )
 
+@flow(inputs={"count": "integer"}, services=["weather"])
+def repeated(count):
+    opened = services.weather.connections()
+    for i in range(count):
+        services.weather.cities()
+    return services.weather.connections() - opened
+
+@flow(services=["weather"])
+def cities():
+    try:
+        return services.weather.cities()
+    except services.ServiceUnavailable as e:
+        return {"type": type(e).__name__, "message": str(e)}
+
 @flow(services=["weather"])
 def many_calls():
     for i in range(5):
@@ -140,7 +161,7 @@ fn flows_call_a_registered_service_with_every_call_spanned() {
         .iter()
         .map(|m| m["name"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(methods, ["forecast", "cities", "alert", "slow"], "the document came from rpc.discover");
+    assert_eq!(methods, ["forecast", "cities", "alert", "slow", "connections"], "the document came from rpc.discover");
     let down = register(
         &server,
         "down",
@@ -187,7 +208,7 @@ fn flows_call_a_registered_service_with_every_call_spanned() {
     let unknown = run(&server, CALLS, "unknown_method", json!({}));
     assert_eq!(
         unknown["output"],
-        "service 'weather' has no method 'tomorrow' (its methods: forecast, cities, alert, slow)"
+        "service 'weather' has no method 'tomorrow' (its methods: forecast, cities, alert, slow, connections)"
     );
 
     // A service that hangs times out on the host; one that is down is unavailable.
@@ -200,6 +221,53 @@ fn flows_call_a_registered_service_with_every_call_spanned() {
     let down = run(&server, CALLS, "down", json!({}));
     assert_eq!(down["output"]["type"], "ServiceUnavailable");
     assert!(down["output"]["message"].as_str().unwrap().contains("cannot connect to 127.0.0.1:9"), "{down:#}");
+}
+
+#[test]
+fn params_are_checked_against_schemas_by_reference_with_one_of_and_pattern() {
+    let weather = Weather::http();
+    let server = Server::start(&[]);
+    // The weather document in the usual OpenRPC style: the city a
+    // reference to a content descriptor, the days to a schema.
+    let mut document: Value = serde_json::from_str(&std::fs::read_to_string(DOCUMENT).unwrap()).unwrap();
+    document["methods"][0]["params"] = json!([{"$ref": "#/components/contentDescriptors/City"}, {"name": "days", "schema": {"$ref": "#/components/schemas/Days"}}]);
+    document["components"] = json!({
+        "contentDescriptors": {"City": {"name": "city", "required": true, "schema": {"$ref": "#/components/schemas/City"}}},
+        "schemas": {
+            "City": {"type": "string", "pattern": "^[A-Z][a-z]+$"},
+            "Days": {"oneOf": [{"type": "integer", "minimum": 1, "maximum": 3}, {"type": "integer", "minimum": 5, "maximum": 7}]}
+        }
+    });
+    let registered = register(&server, "weather", &weather.url, json!({"openrpc": document}));
+    assert_eq!(registered.status, 201, "{}", registered.text());
+
+    let checked =
+        |city: &str, days: Value| run(&server, CALLS, "checked", json!({"city": city, "days": days}))["output"].clone();
+    assert_eq!(checked("Ghent", json!(2)), "Ghent", "good params reach the service");
+    assert_eq!(checked("Oslo", json!(6)), "Oslo");
+    assert_eq!(checked("ghent", json!(2)), r#"weather.forecast: city: "ghent" does not match "^[A-Z][a-z]+$""#);
+    let refused = checked("Ghent", json!(4));
+    assert!(
+        refused
+            .as_str()
+            .unwrap()
+            .starts_with("weather.forecast: days: 4 is not valid under any of the schemas listed in the 'oneOf'"),
+        "{refused}"
+    );
+    assert_eq!(
+        checked("Ghent", json!("two")),
+        "weather.forecast: days: \"two\" is not valid under any of the schemas listed in the 'oneOf' keyword"
+    );
+
+    // A schema that cannot be compiled is refused at registration.
+    document["components"]["schemas"]["Days"] = json!({"type": "days"});
+    let refused = register(&server, "broken", &weather.url, json!({"openrpc": document}));
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    let message = refused.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(
+        message.starts_with("the OpenRPC document of 'broken' is not usable: method 'forecast', parameter 'days': the schema cannot be used: "),
+        "{message}"
+    );
 }
 
 #[test]
@@ -243,6 +311,46 @@ fn gather_makes_the_calls_at_once() {
     let latest_start = calls.iter().map(|c| c["start_us"].as_i64().unwrap()).max().unwrap();
     let earliest_end = calls.iter().map(|c| c["end_us"].as_i64().unwrap()).min().unwrap();
     assert!(latest_start < earliest_end, "every call started before any ended: {calls:#?}");
+}
+
+#[test]
+fn calls_to_a_service_reuse_kept_alive_connections() {
+    let weather = Weather::http();
+    let server = Server::start(&[]);
+    assert_eq!(register(&server, "weather", &weather.url, json!({})).status, 201);
+    // The service counts the connections it accepted: 61 calls, one a
+    // connection, opened 61 before the client kept them alive.
+    let repeated = run(&server, CALLS, "repeated", json!({"count": 60}));
+    assert_eq!(repeated["status"], "ok", "{repeated:#}");
+    let opened = repeated["output"].as_u64().unwrap();
+    assert!(opened <= 2, "61 calls opened {opened} connections");
+    assert_eq!(repeated["usage"]["rpc_calls"], 62);
+    // A call on a kept-alive connection does not wait for a delayed ACK
+    // (40 ms a call when the service holds back its answer's body).
+    let wall_ms = repeated["usage"]["wall_time_ms"].as_f64().unwrap();
+    assert!(wall_ms < 1500.0, "62 calls took {wall_ms} ms");
+}
+
+#[test]
+fn a_call_on_a_connection_the_service_closed_fails_cleanly_and_the_next_connects_anew() {
+    let weather = Weather::http();
+    let server = Server::start(&[]);
+    assert_eq!(register(&server, "weather", &weather.url, json!({"timeout_ms": 5000})).status, 201);
+    assert_eq!(run(&server, CALLS, "cities", json!({}))["output"], json!(["Ghent", "Lisbon", "Oslo"]));
+
+    // The service goes away with the kept-alive connection: the call fails
+    // at once, it does not wait for the timeout.
+    let port = weather.url.rsplit(':').next().unwrap().to_string();
+    drop(weather);
+    let started = std::time::Instant::now();
+    let gone = run(&server, CALLS, "cities", json!({}));
+    assert_eq!(gone["output"]["type"], "ServiceUnavailable", "{gone:#}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4), "{:?}", started.elapsed());
+
+    // Back on the same port: the next call opens a new connection.
+    let _weather = Weather::start(&["--port", &port]);
+    let back = run(&server, CALLS, "cities", json!({}));
+    assert_eq!(back["output"], json!(["Ghent", "Lisbon", "Oslo"]), "{back:#}");
 }
 
 #[test]
