@@ -20,6 +20,7 @@ const FILES: &[(&str, &[u8])] = embedded![
     "ui/app.js",
     "ui/api.js",
     "ui/tree.js",
+    "ui/tree_state.js",
     "ui/treeview.js",
     "ui/stubs.js",
     "ui/editor.js",
