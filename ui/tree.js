@@ -140,6 +140,11 @@ export function collapseBelow(model, depth) {
   return collapsed;
 }
 
+/** Is the run still going (spans tick, the view keeps drawing)? */
+export function isRunning(model) {
+  return !model.run && model.roots.some((id) => model.spans.get(id)?.status === "running");
+}
+
 /** The run's time axis: from its first start to its last end (or `nowUs`). */
 export function timeAxis(model, nowUs) {
   let start = Infinity;

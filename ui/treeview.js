@@ -1,8 +1,11 @@
-// The live span tree on the page: draws the rows `tree.js` lays out, only
-// those in view (virtual scrolling), at most once per animation frame however
-// many events arrive.
+// The live span tree on the page: draws the rows `tree.js` lays out from the
+// run's model and the reader's tree state (`tree_state.js`), only those in
+// view (virtual scrolling), at most once per animation frame however many
+// events arrive. It keeps no state of its own beyond what it last drew; a
+// click is passed on as an intent for the owner to reduce.
 
-import { barPosition, collapseBelow, createModel, formatDuration, layoutRows, timeAxis, visibleWindow } from "./tree.js";
+import { barPosition, createModel, formatDuration, isRunning, layoutRows, timeAxis, visibleWindow } from "./tree.js";
+import { initialTreeState } from "./tree_state.js";
 
 const ROW_HEIGHT = 22;
 const ICONS = { ok: "✓", failed: "✗", running: "●", queued: "…", timed_out: "⏱", quota_exceeded: "!", cancelled: "⊘", interrupted: "↯" };
@@ -10,45 +13,32 @@ const ICONS = { ok: "✓", failed: "✗", running: "●", queued: "…", timed_o
 export class TreeView {
   /**
    * @param {HTMLElement} container the scrolling element (holds a `.tree-spacer`)
-   * @param {(span) => void} onSelect called when a row is clicked
+   * @param {{onToggle: (spanId) => void, onSelect: (spanId) => void}} intents
+   *   what a click on a row's toggle, or on the rest of a row, asks for
    */
-  constructor(container, onSelect) {
+  constructor(container, intents) {
     this.container = container;
     this.spacer = container.querySelector(".tree-spacer");
-    this.onSelect = onSelect;
+    this.intents = intents;
     this.model = createModel();
-    this.collapsed = new Set();
-    this.filter = "";
-    this.follow = true;
-    this.selected = null;
+    this.state = initialTreeState();
+    // What the rows were laid out from: a new model version, fold set or
+    // filter (the reducers make new ones on change) lays them out again.
+    this.laidOut = { model: null, version: -1, collapsed: null, filter: null };
     this.rows = [];
-    this.laidOutVersion = -1;
     this.pending = false;
+    this.tick = null;
     this.pool = [];
     container.addEventListener("scroll", () => this.schedule());
     container.addEventListener("click", (event) => this.click(event));
     window.addEventListener("resize", () => this.schedule());
   }
 
-  /** Start over with an empty (or given) model. */
-  reset(model = createModel()) {
+  /** Draw `model` as `state` says, on the next frame. */
+  show(model, state) {
+    if (model !== this.model) this.container.scrollTop = 0;
     this.model = model;
-    this.collapsed = new Set();
-    this.selected = null;
-    this.laidOutVersion = -1;
-    this.container.scrollTop = 0;
-    this.schedule();
-  }
-
-  setFilter(text) {
-    this.filter = text;
-    this.laidOutVersion = -1;
-    this.schedule();
-  }
-
-  collapseBelow(depth) {
-    this.collapsed = Number.isInteger(depth) && depth >= 0 ? collapseBelow(this.model, depth) : new Set();
-    this.laidOutVersion = -1;
+    this.state = state;
     this.schedule();
   }
 
@@ -62,21 +52,21 @@ export class TreeView {
     });
   }
 
-  get running() {
-    return !this.model.run && this.model.roots.some((id) => this.model.spans.get(id)?.status === "running");
-  }
-
   draw() {
-    if (this.laidOutVersion !== this.model.version) {
-      this.rows = layoutRows(this.model, { collapsed: this.collapsed, filter: this.filter });
-      this.laidOutVersion = this.model.version;
+    const { model, state } = this;
+    const laidOut = this.laidOut;
+    const stale = laidOut.model !== model || laidOut.version !== model.version || laidOut.collapsed !== state.collapsed || laidOut.filter !== state.filter;
+    const running = isRunning(model);
+    if (stale) {
+      this.rows = layoutRows(model, { collapsed: state.collapsed, filter: state.filter });
+      this.laidOut = { model, version: model.version, collapsed: state.collapsed, filter: state.filter };
       this.spacer.style.height = `${this.rows.length * ROW_HEIGHT}px`;
-      if (this.follow && this.running) {
+      if (state.follow && running) {
         this.container.scrollTop = Math.max(0, this.rows.length * ROW_HEIGHT - this.container.clientHeight);
       }
     }
     const nowUs = Date.now() * 1000;
-    const axis = timeAxis(this.model, nowUs);
+    const axis = timeAxis(model, nowUs);
     const { first, last } = visibleWindow(this.rows.length, ROW_HEIGHT, this.container.scrollTop, this.container.clientHeight);
     const needed = last - first;
     while (this.pool.length < needed) {
@@ -88,8 +78,9 @@ export class TreeView {
     }
     while (this.pool.length > needed) this.pool.pop().remove();
     for (let i = 0; i < needed; i++) this.fill(this.pool[i], this.rows[first + i], first + i, axis, nowUs);
-    // Running spans tick: keep drawing while the run goes on.
-    if (this.running) setTimeout(() => this.schedule(), 100);
+    // Running spans tick: keep drawing while the run goes on, and no longer.
+    clearTimeout(this.tick);
+    this.tick = running ? setTimeout(() => this.schedule(), 100) : null;
   }
 
   fill(element, row, index, axis, nowUs) {
@@ -98,7 +89,7 @@ export class TreeView {
     element.style.paddingLeft = `${4 + depth * 14}px`;
     element.dataset.spanId = span.span_id;
     element.dataset.status = span.status;
-    element.classList.toggle("selected", this.selected === span.span_id);
+    element.classList.toggle("selected", this.state.selected === span.span_id);
     const [toggle, icon, kind, name, duration, lane] = element.children;
     toggle.textContent = row.hasChildren ? (row.collapsed ? "▸" : "▾") : "";
     icon.textContent = ICONS[span.status] || "?";
@@ -118,20 +109,7 @@ export class TreeView {
     const element = event.target.closest(".row");
     if (!element) return;
     const id = Number(element.dataset.spanId);
-    if (event.target.classList.contains("toggle") && this.model.children.has(id)) {
-      if (this.collapsed.has(id)) this.collapsed.delete(id);
-      else this.collapsed.add(id);
-      this.laidOutVersion = -1;
-      this.schedule();
-      return;
-    }
-    this.selected = id;
-    this.schedule();
-    this.onSelect(this.model.spans.get(id));
-  }
-
-  /** How many rows are in the DOM now (for tests and for the status line). */
-  get drawnRows() {
-    return this.pool.length;
+    if (event.target.classList.contains("toggle") && this.model.children.has(id)) this.intents.onToggle(id);
+    else this.intents.onSelect(id);
   }
 }

@@ -18,11 +18,19 @@ const FILES: &[(&str, &[u8])] = embedded![
     "ui/index.html",
     "ui/style.css",
     "ui/app.js",
+    "ui/page.js",
+    "ui/views/library.js",
+    "ui/views/runs.js",
+    "ui/views/editor.js",
+    "ui/run_pane.js",
+    "ui/details.js",
+    "ui/input_form.js",
     "ui/api.js",
     "ui/tree.js",
+    "ui/tree_state.js",
     "ui/treeview.js",
     "ui/stubs.js",
-    "ui/editor.js",
+    "ui/monaco.js",
     "vendor/monaco/vs/loader.js",
     "vendor/monaco/vs/editor/editor.main.js",
     "vendor/monaco/vs/editor/editor.main.css",
@@ -70,12 +78,22 @@ mod tests {
     #[test]
     fn every_page_module_is_embedded() {
         // A module the page imports but the binary lacks would fail only in
-        // the browser; catch it here.
-        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/ui")).unwrap() {
-            let name = entry.unwrap().file_name().into_string().unwrap();
-            if name.ends_with(".js") || name.ends_with(".css") || name.ends_with(".html") {
-                let path = format!("ui/{name}");
-                assert!(super::FILES.iter().any(|(p, _)| *p == path), "{path} is not embedded");
+        // the browser; catch it here, in `ui/` and the folders under it
+        // (but its tests and their packages).
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut folders = vec![root.join("ui")];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_str().unwrap();
+                if path.is_dir() {
+                    if !matches!(name, "tests" | "node_modules") {
+                        folders.push(path);
+                    }
+                } else if name.ends_with(".js") || name.ends_with(".css") || name.ends_with(".html") {
+                    let relative = path.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+                    assert!(super::FILES.iter().any(|(p, _)| *p == relative), "{relative} is not embedded");
+                }
             }
         }
     }

@@ -150,6 +150,11 @@ impl Store {
     ) -> Result<Option<(RunRecord, Vec<RunEvent>)>> {
         let run_id = run_id.to_string();
         self.read(move |conn| {
+            // One snapshot for every query below: a live run's events are
+            // committed while this reads, and a start, end or log line
+            // committed between two of the queries would be a gap.
+            let snapshot = conn.unchecked_transaction()?;
+            let conn = &*snapshot;
             let Some(mut run) = run_of(conn, &run_id)? else { return Ok(None) };
             let page = limit as i64;
             let mut events: Vec<RunEvent> = Vec::new();
@@ -209,5 +214,93 @@ impl Store {
             Ok(Some((run, events)))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::Quotas;
+    use crate::store::Write;
+    use crate::trace::{LogStream, SpanKind};
+    use serde_json::Map;
+
+    fn span(span_id: u64, status: Status) -> Span {
+        Span {
+            run_id: "live".into(),
+            span_id,
+            parent_id: Some(1),
+            kind: SpanKind::Step,
+            name: format!("step {span_id}"),
+            status,
+            start_us: 1,
+            end_us: (status != Status::Running).then_some(2),
+            attrs: Map::new(),
+            error: None,
+            line: None,
+        }
+    }
+
+    /// Events are committed while a watcher pages through them: every page
+    /// must go on from the cursor with no gap, or the watcher, which moves
+    /// its cursor to the last event it got, would never see the ones missed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_read_while_a_run_writes_have_no_gap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db")).unwrap());
+        let run = RunRecord {
+            run_id: "live".into(),
+            flow: "f".into(),
+            version: None,
+            source_sha256: "00".into(),
+            status: Status::Running,
+            input: serde_json::json!({}),
+            output: None,
+            error: None,
+            usage: None,
+            quotas: Quotas::default(),
+            created_us: 1,
+            start_us: Some(1),
+            end_us: None,
+            last_seq: 0,
+        };
+        store.write(Write::RunCreated { run: Box::new(run), source: Arc::from("source") });
+        let steps = 3000u64;
+        let writer = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut seq = 0;
+                for id in 2..2 + steps {
+                    seq += 1;
+                    store.write(Write::SpanStarted { span: span(id, Status::Running), seq, publish: None });
+                    seq += 1;
+                    let line = LogLine {
+                        run_id: "live".into(),
+                        span_id: id,
+                        seq,
+                        ts_us: 1,
+                        stream: LogStream::Stdout,
+                        text: "x".into(),
+                    };
+                    store.write(Write::Log { line, publish: None });
+                    seq += 1;
+                    store.write(Write::SpanEnded { span: span(id, Status::Ok), seq, publish: None });
+                    if id % 7 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        };
+        let total = 3 * steps;
+        let mut cursor = 0;
+        while cursor < total {
+            let (_, events) = store.replay_page("live", cursor, 64).await.unwrap().unwrap();
+            for event in events {
+                assert_eq!(event.seq(), cursor + 1, "a page goes on from the cursor with no gap");
+                cursor = event.seq();
+            }
+        }
+        writer.join().unwrap();
+        store.close().await;
     }
 }

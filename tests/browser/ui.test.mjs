@@ -89,7 +89,8 @@ after(async () => {
 
 /** A fresh page that records console errors and uncaught exceptions. */
 async function openPage(path, base = BASE) {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  // The clipboard, to paste a flow into the editor as a user does.
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, permissions: ["clipboard-read", "clipboard-write"] });
   const page = await context.newPage();
   page.errors = [];
   page.on("console", (message) => {
@@ -108,11 +109,17 @@ async function closePage(page, expected = []) {
   await page.context().close();
 }
 
+/** Replace what the editor holds with `source`, as a user would: select all,
+ * paste. The page marks the editor busy until its own source is in, so the
+ * paste is not overwritten by the template or the flow being opened. */
 async function writeInEditor(page, source) {
-  await page.waitForFunction(() => window.heroLogicEditor);
-  await page.evaluate((text) => {
-    window.heroLogicEditor.source = text;
-  }, source);
+  await page.waitForSelector('[data-testid="editor"][aria-busy="false"]');
+  await page.click(".monaco-editor .view-lines");
+  await page.keyboard.press("Control+A");
+  await page.evaluate((text) => navigator.clipboard.writeText(text), source);
+  await page.keyboard.press("Control+V");
+  // Monaco's own API reads back what the editor now holds.
+  await page.waitForFunction((text) => window.monaco.editor.getEditors()[0].getValue() === text, source);
 }
 
 test("the library lists the built-in flows and its search box finds them", async () => {
@@ -169,8 +176,9 @@ test("a failing flow shows its traceback, and clicking the span highlights its l
   await page.waitForSelector('[data-testid="run-title"][data-status="failed"]');
   await page.click('[data-testid="tree"] [data-status="failed"] >> text=divide >> nth=-1');
   assert.match(await page.textContent('[data-testid="traceback"]'), /ZeroDivisionError/);
-  assert.equal(await page.evaluate(() => window.heroLogicEditor.highlightedLine), FAILING_LINE);
+  // The line is highlighted, and its number in the gutter is marked.
   await page.waitForSelector(".monaco-editor .highlight-line");
+  assert.equal((await page.textContent(".monaco-editor .highlight-line-number")).trim(), String(FAILING_LINE));
   await page.screenshot({ path: `${SHOTS}/run-failed.png` });
   await closePage(page);
 });
@@ -309,8 +317,6 @@ test("a server with a token: the page asks for it once, then lists, runs and str
   await page.waitForSelector('[data-testid="library"] tbody tr');
   // The live tree arrives over the WebSocket, which carries the token too.
   await page.goto(`${TOKEN_URL}/#/new`);
-  // The new-flow template arrives first; write over it, not before it.
-  await page.waitForFunction(() => window.heroLogicEditor?.source.includes("@flow"));
   await writeInEditor(page, SLOW_FLOW);
   await page.fill('[data-testid="input-json"]', '{"pause": 0.05}');
   await page.click('[data-testid="run"]');

@@ -56,7 +56,6 @@ export class Editor {
     this.editor.addCommand(monaco.KeyMod.CtrlCmd | monaco.KeyCode.Enter, actions.run);
     this.editor.addCommand(monaco.KeyMod.CtrlCmd | monaco.KeyCode.KeyS, actions.save);
     this.registerLanguageHelp();
-    window.heroLogicEditor = this; // a handle for the browser tests
   }
 
   async loadStubs() {
@@ -131,8 +130,8 @@ export class Editor {
     this.editor.setPosition({ lineNumber: line, column: 1 });
     this.decorations?.clear();
     this.decorations = this.editor.createDecorationsCollection([
-      { range: new this.monaco.Range(line, 1, line, 1), options: { isWholeLine: true, className: "highlight-line" } },
+      // The number is marked too: it says which line it is without reading the code.
+      { range: new this.monaco.Range(line, 1, line, 1), options: { isWholeLine: true, className: "highlight-line", lineNumberClassName: "highlight-line-number" } },
     ]);
-    this.highlightedLine = line;
   }
 }

@@ -1,0 +1,67 @@
+// A span's details under the tree: status, duration and line, its error with
+// the traceback, attributes and log lines; for the root span, the run's usage
+// against its quotas.
+
+import { api } from "./api.js";
+import { escapeHtml } from "./page.js";
+import { formatDuration } from "./tree.js";
+
+export class Details {
+  /** @param {HTMLElement} container where the details are drawn */
+  constructor(container) {
+    this.container = container;
+    // The server's quota table (`GET /api/quotas`): the same for every run,
+    // so asked once.
+    this.quotaTable = null;
+  }
+
+  /** Show `span` (null: nothing) of the run `runId`, whose events are in `model`. */
+  show(span, model, runId) {
+    if (!span) {
+      this.container.innerHTML = "";
+      return;
+    }
+    const isRoot = span.parent_id === null && runId;
+    const parts = [`<h3><span class="s-${escapeHtml(span.status)}">${escapeHtml(span.status)}</span> ${escapeHtml(span.kind)} <code>${escapeHtml(span.name)}</code>
+      ${span.end_us ? formatDuration(span.end_us - span.start_us) : "running"}${span.line ? ` · line ${span.line}` : ""}</h3>`];
+    if (span.error) {
+      parts.push(`<div data-testid="span-error"><strong>${escapeHtml(span.error.type)}</strong>: ${escapeHtml(span.error.message)}`);
+      if (span.error.traceback) parts.push(`<pre data-testid="traceback">${escapeHtml(span.error.traceback)}</pre>`);
+      parts.push("</div>");
+    }
+    if (isRoot) parts.push('<div data-testid="usage"></div>');
+    if (Object.keys(span.attrs || {}).length) parts.push(`<pre data-testid="attrs">${escapeHtml(JSON.stringify(span.attrs, null, 2))}</pre>`);
+    const logs = model.logs.get(span.span_id) || [];
+    if (logs.length) parts.push(`<pre data-testid="logs">${logs.map((l) => `${escapeHtml(l.stream)}: ${escapeHtml(l.text)}`).join("\n")}</pre>`);
+    this.container.innerHTML = parts.join("");
+    if (isRoot) this.showUsage(this.container.querySelector('[data-testid="usage"]'), runId, model);
+  }
+
+  /** The run's usage against its quotas, one row per quota that counts. */
+  async showUsage(box, runId, model) {
+    // A finished run's usage came with its run_finished event; ask only while it runs.
+    const finished = model.run?.run_id === runId ? model.run : null;
+    const run = finished || (await api(`/api/runs/${encodeURIComponent(runId)}`).catch(() => null));
+    const table = await this.quotas().catch(() => []);
+    if (!run || !box.isConnected || !run.usage) return;
+    const rows = table
+      .filter((quota) => quota.usage)
+      .map((quota) => {
+        const mebibytes = quota.flag_unit === "mebibytes";
+        const scale = mebibytes ? 1048576 : 1;
+        const unit = mebibytes ? "MiB" : quota.flag_unit === "seconds" ? "ms" : "";
+        return [quota.label, (run.usage[quota.usage] ?? 0) / scale, run.quotas[quota.field] / scale, unit];
+      });
+    box.innerHTML = `<table>${rows
+      .map(([name, used, limit, unit]) => `<tr><td>${escapeHtml(name)}</td><td>${+used.toFixed(2)} / ${+limit.toFixed(2)} ${unit}</td></tr>`)
+      .join("")}</table>`;
+  }
+
+  quotas() {
+    this.quotaTable ??= api("/api/quotas").catch((error) => {
+      this.quotaTable = null;
+      throw error;
+    });
+    return this.quotaTable;
+  }
+}

@@ -1,0 +1,121 @@
+// The run pane beside the editor: one run's span tree, filled from the run's
+// history and then its live events, with the tree's toolbar (filter, depth,
+// follow), Cancel, and the selected span's details.
+
+import { api, followRun } from "./api.js";
+import { Details } from "./details.js";
+import { badge, byId, escapeHtml, setStatus } from "./page.js";
+import { addSpans, applyEvent, createModel } from "./tree.js";
+import { initialTreeState, reduceTree } from "./tree_state.js";
+import { TreeView } from "./treeview.js";
+
+export class RunPane {
+  /** @param {{onSpanShown: (span) => void}} hooks `onSpanShown` hears of every span whose details open */
+  constructor({ onSpanShown }) {
+    this.onSpanShown = onSpanShown;
+    this.title = byId("run-title");
+    this.cancelButton = byId("cancel");
+    this.details = new Details(byId("details"));
+    this.view = new TreeView(byId("tree"), {
+      onToggle: (spanId) => this.dispatch({ type: "toggle", spanId }),
+      onSelect: (spanId) => {
+        this.dispatch({ type: "select", spanId });
+        this.showDetails(this.model.spans.get(spanId));
+      },
+    });
+    /** The run shown, or null. */
+    this.runId = null;
+    /** Its events, merged (`tree.js`). */
+    this.model = createModel();
+    /** What the reader did to its tree (`tree_state.js`). */
+    this.tree = initialTreeState();
+    /** Stops following the run's events; null when not following. */
+    this.stopFollowing = null;
+
+    byId("tree-filter").addEventListener("input", (event) => this.dispatch({ type: "filter", text: event.target.value }));
+    byId("depth").addEventListener("input", (event) => {
+      const depth = event.target.value === "" ? null : Number(event.target.value);
+      this.dispatch({ type: "collapseBelow", depth, model: this.model });
+    });
+    byId("follow").addEventListener("change", (event) => this.dispatch({ type: "follow", on: event.target.checked }));
+    this.cancelButton.addEventListener("click", () => this.cancel());
+  }
+
+  /** Change the tree's state, and draw it on the next frame. */
+  dispatch(action) {
+    this.tree = reduceTree(this.tree, action);
+    this.view.show(this.model, this.tree);
+  }
+
+  /**
+   * Show a run's tree: its history, then live events until it finishes. A
+   * finished run (`run`, when the caller has it) comes in two requests,
+   * spans and logs, rather than as a replay of every event: much faster for
+   * a big run.
+   */
+  async watch(runId, run = null) {
+    this.stop();
+    this.runId = runId;
+    const model = createModel();
+    this.model = model;
+    this.dispatch({ type: "reset" });
+    this.details.show(null);
+    this.title.textContent = `run …${runId.slice(-12)}`;
+    delete this.title.dataset.status;
+    this.cancelButton.hidden = false;
+    if (run && run.end_us) {
+      const [{ spans }, { logs }] = await Promise.all([
+        api(`/api/runs/${encodeURIComponent(runId)}/spans`),
+        api(`/api/runs/${encodeURIComponent(runId)}/logs`),
+      ]);
+      if (this.model !== model) return; // another run was opened meanwhile
+      addSpans(model, spans);
+      for (const line of logs) applyEvent(model, { type: "log", ...line });
+      applyEvent(model, { type: "run_finished", ...run });
+      this.dispatch({ type: "loaded", model });
+      this.finished(run);
+      return;
+    }
+    this.stopFollowing = followRun(runId, (event) => {
+      if (this.model !== model) return;
+      if (applyEvent(model, event)) this.dispatch({ type: "eventArrived", event, model });
+      if (event.type === "run_finished") this.finished(event);
+    });
+  }
+
+  /** Stop following the run and show none. */
+  clear() {
+    this.stop();
+    this.runId = null;
+    this.model = createModel();
+    this.dispatch({ type: "reset" });
+    this.details.show(null);
+    this.title.textContent = "No run yet";
+    delete this.title.dataset.status;
+    this.cancelButton.hidden = true;
+  }
+
+  stop() {
+    this.stopFollowing?.();
+    this.stopFollowing = null;
+  }
+
+  finished(run) {
+    this.stopFollowing = null;
+    this.cancelButton.hidden = true;
+    this.title.innerHTML = `run …${escapeHtml(run.run_id.slice(-12))} ${badge(run.status)}`;
+    this.title.dataset.status = run.status;
+    setStatus(`${run.flow}: ${run.status}`);
+    const root = this.model.spans.get(this.model.roots[0]);
+    if (root && this.tree.selected === null) this.showDetails(root);
+  }
+
+  showDetails(span) {
+    this.details.show(span, this.model, this.runId);
+    this.onSpanShown(span);
+  }
+
+  async cancel() {
+    if (this.runId) await api(`/api/runs/${encodeURIComponent(this.runId)}/cancel`, { method: "POST" }).catch((e) => setStatus(e.message));
+  }
+}

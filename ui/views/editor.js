@@ -1,0 +1,207 @@
+// The Editor view (`#/new`, `#/flows/NAME`, `#/runs/RUN_ID`): a flow's source
+// in Monaco, checked as it is typed, saved and run with the input form's
+// input; beside it the run pane with the tree of the run started or opened.
+
+import { api } from "../api.js";
+import { InputForm } from "../input_form.js";
+import { Editor } from "../monaco.js";
+import { byId } from "../page.js";
+import { RunPane } from "../run_pane.js";
+
+const NEW_FLOW = `from hero_logic import flow
+
+
+@flow(name="hello", inputs={"who": "string"}, description="Say hello, in two steps.")
+def hello(who):
+    with flow.step("build", who=who) as s:
+        text = f"hello {who}"
+        s.set(length=len(text))
+    with flow.step("shout"):
+        print("shouting")
+        return {"greeting": text.upper()}
+`;
+
+export function createEditorView() {
+  const editorElement = byId("editor");
+  const title = byId("flow-title");
+  const message = byId("editor-message");
+  const form = new InputForm(byId("input-form"));
+  const runPane = new RunPane({ onSpanShown: revealSpan });
+  const state = {
+    /** Monaco, once it loaded (`ready` resolves to it). */
+    editor: null,
+    ready: null,
+    /** The stored flow in the editor: `{name, version, info, source}`, or null. */
+    flow: null,
+    /** The source the last good check was of, and the flow of the module it
+     * picked (the one a run of that source runs). */
+    checkedSource: null,
+    checkedFlow: null,
+    /** The check waits for a pause in the typing. */
+    checkTimer: null,
+  };
+
+  function ensureEditor() {
+    state.ready ??= Editor.create(editorElement, { run, save }).then((editor) => {
+      state.editor = editor;
+      editor.onChange(checkSoon);
+      return editor;
+    });
+    return state.ready;
+  }
+
+  function setMessage(text, ok = false) {
+    message.textContent = text;
+    message.classList.toggle("ok", ok);
+  }
+
+  /** Another source is in the editor: what was checked of the last one no longer holds. */
+  function loaded(flowTitle) {
+    title.textContent = flowTitle;
+    state.checkedSource = null;
+    state.checkedFlow = null;
+  }
+
+  async function openNew() {
+    const editor = await ensureEditor();
+    state.flow = null;
+    editor.source = NEW_FLOW;
+    loaded("new flow");
+    form.setInputs({ who: { type: "string", required: true } });
+    setMessage("");
+  }
+
+  async function openFlow(name) {
+    const [editor, flow] = await Promise.all([ensureEditor(), api(`/api/flows/${encodeURIComponent(name)}`)]);
+    state.flow = flow;
+    editor.source = flow.source;
+    loaded(`${flow.name} v${flow.version}`);
+    form.setInputs(flow.info.inputs);
+    setMessage("");
+  }
+
+  /** Open a run from a deep link: its source in the editor, its tree beside. */
+  async function openRun(runId) {
+    const [editor, run, source] = await Promise.all([
+      ensureEditor(),
+      api(`/api/runs/${encodeURIComponent(runId)}`),
+      api(`/api/runs/${encodeURIComponent(runId)}/source`),
+    ]);
+    if (source.source !== null && editor.source !== source.source) editor.source = source.source;
+    state.flow = run.version ? await api(`/api/flows/${encodeURIComponent(run.flow)}?version=${run.version}`).catch(() => null) : null;
+    loaded(run.version ? `${run.flow} v${run.version}` : `${run.flow} (unsaved source)`);
+    if (state.flow) form.setInputs(state.flow.info.inputs);
+    runPane.watch(runId, run);
+  }
+
+  /** Check the source a moment after the typing stops: errors marked on their
+   * line, and the input form following the flow's declared inputs. */
+  function checkSoon() {
+    clearTimeout(state.checkTimer);
+    state.checkTimer = setTimeout(check, 500);
+  }
+
+  async function check() {
+    const editor = state.editor;
+    const source = editor.source;
+    const checked = await api("/api/check", { text: source }).catch(() => null);
+    if (!checked || editor.source !== source) return;
+    if (!checked.valid) {
+      editor.markError(checked.error.line, checked.error.message);
+      setMessage(checked.error.message);
+      return;
+    }
+    editor.clearMarkers();
+    setMessage("");
+    const flow = checked.flows.find((f) => f.name === state.flow?.name) || checked.flows[0];
+    if (!form.declares(flow.inputs)) form.setInputs(flow.inputs);
+    state.checkedFlow = flow.name;
+    state.checkedSource = source;
+  }
+
+  async function save() {
+    const editor = await ensureEditor();
+    try {
+      const saved = await api("/api/flows", { text: editor.source });
+      editor.clearMarkers();
+      const first = saved.flows[0];
+      setMessage(`saved ${saved.flows.map((f) => `${f.name} v${f.version}`).join(", ")}`, true);
+      state.flow = await api(`/api/flows/${encodeURIComponent(first.name)}`);
+      title.textContent = `${state.flow.name} v${state.flow.version}`;
+      form.setInputs(state.flow.info.inputs);
+      if (location.hash !== `#/flows/${first.name}`) history.replaceState(null, "", `#/flows/${encodeURIComponent(first.name)}`);
+    } catch (error) {
+      showError(error);
+    }
+  }
+
+  /** Run what is in the editor, saved or not. */
+  async function run() {
+    const editor = await ensureEditor();
+    let input;
+    try {
+      input = form.read();
+    } catch (error) {
+      setMessage(`the input is not valid JSON: ${error.message}`);
+      return;
+    }
+    const unchanged = state.flow && editor.source === state.flow.source;
+    if (!unchanged && state.checkedSource !== editor.source) {
+      // Run pressed before the check of what was just typed came back: which
+      // flow of the module runs (the first) is the check's to say.
+      clearTimeout(state.checkTimer);
+      await check();
+    }
+    const body = unchanged ? { flow: state.flow.name, input } : { source: editor.source, input };
+    if (!unchanged && (state.checkedFlow || state.flow)) body.flow = state.checkedFlow || state.flow.name;
+    try {
+      editor.clearMarkers();
+      const { run_id } = await api("/api/runs", { method: "POST", body });
+      setMessage("");
+      history.replaceState(null, "", `#/runs/${encodeURIComponent(run_id)}`);
+      runPane.watch(run_id);
+    } catch (error) {
+      showError(error);
+    }
+  }
+
+  function showError(error) {
+    setMessage(error.message);
+    const line = error.body?.error?.line;
+    if (line) state.editor.markError(line, error.message, true);
+  }
+
+  /** A span's details point at its line in the editor; a failure's at the line that raised. */
+  function revealSpan(span) {
+    const line = span?.error?.line || span?.line;
+    if (line && state.editor) state.editor.revealLine(line);
+  }
+
+  byId("run").addEventListener("click", run);
+  byId("save").addEventListener("click", save);
+  byId("input-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    run();
+  });
+
+  return {
+    name: "work",
+    /** `route`: `{newFlow: true}`, `{flow: NAME}` or `{runId: RUN_ID}`. */
+    async enter(route) {
+      // Busy until the source is in: what a screen reader (or a test) waits for.
+      editorElement.setAttribute("aria-busy", "true");
+      try {
+        if (route.runId) await openRun(route.runId);
+        else if (route.flow) await openFlow(route.flow);
+        else await openNew();
+      } finally {
+        editorElement.setAttribute("aria-busy", "false");
+      }
+    },
+    leave() {
+      clearTimeout(state.checkTimer);
+      state.checkTimer = null;
+      runPane.clear();
+    },
+  };
+}

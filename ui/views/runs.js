@@ -1,0 +1,63 @@
+// The Runs view (`#/runs`): the newest runs, filtered by flow and status, kept
+// current by the server's run list stream while the view is shown.
+
+import { api, followRunList } from "../api.js";
+import { formatDuration } from "../tree.js";
+import { badge, byId, escapeHtml } from "../page.js";
+
+export function createRunsView() {
+  const flowFilter = byId("runs-flow");
+  const statusFilter = byId("runs-status");
+  const rows = byId("runs-rows");
+  const state = {
+    shown: false,
+    // Stops the run list stream; null when it is not open.
+    stopRunList: null,
+    // A burst of run events (or of typing) redraws once.
+    renderTimer: null,
+  };
+
+  function renderSoon() {
+    clearTimeout(state.renderTimer);
+    state.renderTimer = setTimeout(render, 100);
+  }
+
+  async function render() {
+    const params = new URLSearchParams({ limit: "100" });
+    if (flowFilter.value.trim()) params.set("flow", flowFilter.value.trim());
+    if (statusFilter.value) params.set("status", statusFilter.value);
+    const { runs } = await api(`/api/runs?${params}`);
+    rows.innerHTML = runs
+      .map((run) => {
+        const duration = run.end_us && run.start_us ? formatDuration(run.end_us - run.start_us) : "";
+        const started = run.start_us ? new Date(run.start_us / 1000).toLocaleTimeString() : "";
+        return `<tr data-run="${escapeHtml(run.run_id)}"><td><a href="#/runs/${encodeURIComponent(run.run_id)}">${escapeHtml(run.run_id.slice(-12))}</a></td>
+          <td>${escapeHtml(run.flow)}</td><td>${badge(run.status)}</td><td>${started}</td><td>${duration}</td></tr>`;
+      })
+      .join("") || `<tr><td colspan="5">No runs yet.</td></tr>`;
+  }
+
+  flowFilter.addEventListener("input", renderSoon);
+  statusFilter.addEventListener("change", render);
+  rows.addEventListener("click", (event) => {
+    const row = event.target.closest("tr[data-run]");
+    if (row && event.target.tagName !== "A") location.hash = `#/runs/${encodeURIComponent(row.dataset.run)}`;
+  });
+
+  return {
+    name: "runs",
+    async enter() {
+      state.shown = true;
+      await render();
+      // Left while the list loaded: no stream for a hidden view.
+      if (state.shown && !state.stopRunList) state.stopRunList = followRunList(renderSoon);
+    },
+    leave() {
+      state.shown = false;
+      state.stopRunList?.();
+      state.stopRunList = null;
+      clearTimeout(state.renderTimer);
+      state.renderTimer = null;
+    },
+  };
+}
