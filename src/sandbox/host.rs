@@ -2,13 +2,13 @@
 //! out: each reads what the guest sent (bounded) and hands it to the part of
 //! the sandbox that does the work (`rpc`, `subflow`, the run's recorder).
 
-use super::bindings::hero_logic::flow::host::{Host, InvokeRequest, RpcRequest, SubflowAnswer};
+use super::bindings::hero_logic::flow::host::{CallError, Host, InvokeRequest, RpcRequest, SubflowAnswer};
 use super::bounds::{bound_error, clip_attrs, clip_name, parse_attrs, parse_error};
 use super::quotas::Quota;
 use super::rpc::{Caller, MAX_CONCURRENT_CALLS, ServiceCall, call_service};
 use super::state::{HostState, Role, protocol_error};
 use super::subflow::{MAX_CONCURRENT_SUBFLOWS, run_subflow};
-use crate::trace::{ErrorInfo, LogStream, SpanKind, Status};
+use crate::trace::{LogStream, SpanKind, Status};
 use futures_util::StreamExt;
 
 /// Calls one gather (of services or subflows) may ask for.
@@ -21,17 +21,17 @@ impl Host for HostState {
         method: String,
         params_json: String,
         line: Option<u32>,
-    ) -> wasmtime::Result<Result<String, String>> {
+    ) -> wasmtime::Result<Result<String, CallError>> {
         let (Role::Run { flow, allowed, chain, .. }, Some(parent)) = (&self.role, self.current_span()) else {
-            return Ok(Err(not_while_describing().to_json_string()));
+            return Ok(Err(not_while_describing()));
         };
         let call = ServiceCall::parse(service, method, &params_json, line, &self.run.quotas)?;
         call_service(self.run.clone(), &Caller { flow, allowed, chain }, parent, call).await
     }
 
-    async fn rpc_gather(&mut self, calls: Vec<RpcRequest>) -> wasmtime::Result<Vec<Result<String, String>>> {
+    async fn rpc_gather(&mut self, calls: Vec<RpcRequest>) -> wasmtime::Result<Vec<Result<String, CallError>>> {
         let (Role::Run { flow, allowed, chain, .. }, Some(parent)) = (&self.role, self.current_span()) else {
-            return Ok(calls.iter().map(|_| Err(not_while_describing().to_json_string())).collect());
+            return Ok(calls.iter().map(|_| Err(not_while_describing())).collect());
         };
         let caller = Caller { flow, allowed, chain };
         refuse_large_gather("services.gather", calls.len())?;
@@ -164,6 +164,6 @@ fn refuse_large_gather(what: &str, calls: usize) -> wasmtime::Result<()> {
     Ok(())
 }
 
-fn not_while_describing() -> ErrorInfo {
-    ErrorInfo::new("NotAvailable", "services cannot be called while a module is loaded to be described")
+fn not_while_describing() -> CallError {
+    CallError::NotAvailable("services cannot be called while a module is loaded to be described".into())
 }

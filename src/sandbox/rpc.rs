@@ -2,13 +2,14 @@
 //! closes, counted against the run's quotas, refused when the flow may not
 //! call the service; and what built-ins do on the calling run's account.
 
+use super::bindings::hero_logic::flow::host::{CallError, RpcFailure};
 use super::bounds::{bound_error, clip_name, clip_value, parse_object};
 use super::env::{BoxFuture, CallContext, CallFailure, CallingRun};
 use super::instance::{GuestCall, Outcome, run_guest};
 use super::quotas::{Quota, QuotaExceeded, Quotas};
 use super::state::{Role, RunShared, protocol_error};
 use crate::flowdef::{FlowInfo, ModuleError};
-use crate::trace::{SpanKind, Status};
+use crate::trace::{ErrorInfo, SpanKind, Status};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -60,7 +61,7 @@ pub(super) async fn call_service(
     caller: &Caller<'_>,
     parent: u64,
     call: ServiceCall,
-) -> wasmtime::Result<Result<String, String>> {
+) -> wasmtime::Result<Result<String, CallError>> {
     let Caller { flow, allowed, chain } = *caller;
     let name = format!("{}.{}", call.service, call.method);
     let span_id = {
@@ -97,11 +98,32 @@ pub(super) async fn call_service(
             // data come from outside the host too.
             let (error, size) = bound_error(failure.to_error(&call.service, &call.method));
             ledger.keep(&run.quotas, size)?;
-            (Status::Failed, Map::new(), Err(error.to_json_string()), Some(error))
+            (Status::Failed, Map::new(), Err(call_error(&failure, &error)), Some(error))
         }
     };
     ledger.recorder.end(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
     Ok(answer)
+}
+
+/// What the flow is told of a failed call: the case of `call-error` its
+/// `services` exception is raised from, with the message as the span keeps it.
+fn call_error(failure: &CallFailure, kept: &ErrorInfo) -> CallError {
+    let message = kept.message.clone();
+    match failure {
+        CallFailure::UnknownService { .. } => CallError::UnknownService(message),
+        CallFailure::UnknownMethod { .. } => CallError::UnknownMethod(message),
+        CallFailure::PermissionDenied { .. } | CallFailure::NotAllowed(_) => CallError::PermissionDenied(message),
+        CallFailure::InvalidParams(_) => CallError::InvalidParams(message),
+        CallFailure::Rpc { code, .. } => CallError::RpcError(RpcFailure {
+            code: *code,
+            message,
+            data_json: kept.extra.get("data").map_or_else(|| "null".to_string(), Value::to_string),
+        }),
+        CallFailure::Transport(_) => CallError::ServiceUnavailable(message),
+        CallFailure::Timeout { .. } => CallError::ServiceTimeout(message),
+        // Ends the run before the flow is told anything (see above).
+        CallFailure::QuotaExceeded(_) => CallError::ServiceUnavailable(message),
+    }
 }
 
 /// What built-ins do for a run, charged to it: modules they load

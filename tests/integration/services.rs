@@ -99,7 +99,17 @@ def unknown_method():
     try:
         services.weather.tomorrow()
     except AttributeError as e:
+        # Every refusal is a ServiceError, and the builtin exception it was.
+        assert isinstance(e, services.UnknownMethod) and isinstance(e, services.ServiceError), type(e)
+        assert (e.service, e.method) == ("weather", "tomorrow")
         return str(e)
+
+@flow(services=["weather"])
+def denied_is_a_service_error():
+    try:
+        services.kv.get(key="x")
+    except services.ServiceError as e:
+        return {"type": type(e).__name__, "permission_error": isinstance(e, PermissionError), "service": e.service}
 
 @flow(services=["weather"])
 def hangs():
@@ -210,6 +220,8 @@ fn flows_call_a_registered_service_with_every_call_spanned() {
         unknown["output"],
         "service 'weather' has no method 'tomorrow' (its methods: forecast, cities, alert, slow, connections)"
     );
+    let denied = run(&server, CALLS, "denied_is_a_service_error", json!({}));
+    assert_eq!(denied["output"], json!({"type": "PermissionDenied", "permission_error": true, "service": "kv"}));
 
     // A service that hangs times out on the host; one that is down is unavailable.
     let hangs = run(&server, CALLS, "hangs", json!({}));
@@ -277,7 +289,7 @@ fn a_service_the_flow_did_not_declare_is_refused_and_a_request_can_only_narrow()
     assert_eq!(register(&server, "weather", &weather.url, json!({})).status, 201);
     let refused = run(&server, CALLS, "undeclared", json!({}));
     assert_eq!(refused["status"], "failed");
-    assert_eq!(refused["error"]["type"], "PermissionError");
+    assert_eq!(refused["error"]["type"], "PermissionDenied", "services.PermissionDenied, a PermissionError");
     assert_eq!(refused["error"]["message"], "this flow may not call service 'weather' (it may call: none)");
     let spans = server.spans(&refused);
     let rpc = span(&spans, "weather.cities");
@@ -289,11 +301,11 @@ fn a_service_the_flow_did_not_declare_is_refused_and_a_request_can_only_narrow()
             &json!({"source": CALLS, "flow": "good", "input": {"city": "Oslo", "days": 1}, "services": []}),
         )
         .json();
-    assert_eq!(narrowed["error"]["type"], "PermissionError", "{narrowed:#}");
+    assert_eq!(narrowed["error"]["type"], "PermissionDenied", "{narrowed:#}");
     let widened = server
         .post_json("/api/runs?wait=true", &json!({"source": CALLS, "flow": "undeclared", "services": ["weather"]}))
         .json();
-    assert_eq!(widened["error"]["type"], "PermissionError", "a request never widens what a flow declared");
+    assert_eq!(widened["error"]["type"], "PermissionDenied", "a request never widens what a flow declared");
 }
 
 #[test]

@@ -186,7 +186,7 @@ def _close(step, exc):
     _open_steps.pop()
 
 
-class FlowSpec:
+class _FlowSpec:
     """What `@flow` records about a function: the metadata `describe` returns."""
 
     def __init__(self, func, name, inputs, description, services):
@@ -270,7 +270,7 @@ class _Flow:
                 raise TypeError(f"flow {flow_name!r}: services must be a list of service names")
             if any(spec.name == flow_name for spec in registry):
                 raise ValueError(f"flow {flow_name!r} is declared twice in this module")
-            registry.append(FlowSpec(func, flow_name, declared, summary, allowed))
+            registry.append(_FlowSpec(func, flow_name, declared, summary, allowed))
             func.__hero_logic_flow__ = flow_name
             return func
 

@@ -57,11 +57,11 @@ def log(channel, message):
 
 
 def rpc_call(service, method, params, line):
-    """Returns `(ok, value)`: the decoded result, or the decoded error object."""
+    """Returns `(ok, value)`: the decoded result, or the host's `CallError` case."""
     try:
         return True, json.loads(host.rpc_call(text(service), text(method), to_json(params), line))
     except Err as err:
-        return False, json.loads(err.value)
+        return False, err.value
 
 
 def rpc_gather(calls):
@@ -73,7 +73,7 @@ def rpc_gather(calls):
     answers = []
     for answer in host.rpc_gather(requests):
         if isinstance(answer, Err):
-            answers.append((False, json.loads(answer.value)))
+            answers.append((False, answer.value))
         else:
             answers.append((True, json.loads(answer.value)))
     return answers

@@ -6,6 +6,8 @@ Every call goes through the host, which checks it, opens the `rpc` span around
 it and enforces the run's quotas; the flow cannot skip or fake any of that.
 """
 
+import json
+
 from . import _errors, _host
 
 
@@ -43,27 +45,39 @@ class UnknownService(ServiceError, AttributeError):
     """No service of that name is registered."""
 
 
+class UnknownMethod(ServiceError, AttributeError):
+    """The service has no method of that name."""
+
+
+class PermissionDenied(ServiceError, PermissionError):
+    """The flow may not call this service (it is not among the services the
+    flow declares), or a built-in refused what the flow has no capability for."""
+
+
 class InvalidParams(ServiceError, TypeError):
     """The parameters do not match the method's schema; nothing was sent."""
 
 
+# The exception for each case of the host's `call-error`, by case name.
+_RAISED_AS = {
+    "UnknownService": UnknownService,
+    "UnknownMethod": UnknownMethod,
+    "PermissionDenied": PermissionDenied,
+    "InvalidParams": InvalidParams,
+    "ServiceUnavailable": ServiceUnavailable,
+    "ServiceTimeout": ServiceTimeout,
+    "NotAvailable": ServiceUnavailable,
+}
+
+
 def _error_for(service, method, error):
-    """The exception a failed call raises, from the host's error object."""
-    kind = error.get("type")
-    message = error.get("message") or f"{service}.{method} failed"
-    if kind == "RpcError":
-        return RpcError(message, service, method, error.get("code"), error.get("data"))
-    if kind == "Timeout":
-        return ServiceTimeout(message, service, method)
-    if kind == "UnknownService":
-        return UnknownService(message, service, method)
-    if kind == "UnknownMethod":
-        return AttributeError(message)
-    if kind == "PermissionDenied":
-        return PermissionError(message)
-    if kind == "InvalidParams":
-        return InvalidParams(message, service, method)
-    return ServiceUnavailable(message, service, method)
+    """The exception a failed call raises, from the host's `call-error` case."""
+    case = type(error).__name__.removeprefix("CallError_")
+    if case == "RpcError":
+        failure = error.value
+        return RpcError(failure.message, service, method, failure.code, json.loads(failure.data_json))
+    raised_as = _RAISED_AS.get(case, ServiceUnavailable)
+    return raised_as(error.value, service, method)
 
 
 class Request:
@@ -126,6 +140,8 @@ class _Services:
     ServiceUnavailable = ServiceUnavailable
     ServiceTimeout = ServiceTimeout
     UnknownService = UnknownService
+    UnknownMethod = UnknownMethod
+    PermissionDenied = PermissionDenied
     InvalidParams = InvalidParams
 
     def __getattr__(self, name):
