@@ -230,7 +230,8 @@ impl InputSpec {
     }
 }
 
-fn json_type(value: &Value) -> &'static str {
+/// What a JSON value is, for messages: "an integer", "a string", "null".
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -53,7 +53,7 @@ fn describe(error: &ValidationError<'_>, param: &str) -> String {
                 TypeKind::Single(kind) => vec![kind.to_string()],
                 TypeKind::Multiple(kinds) => kinds.iter().map(|kind| kind.to_string()).collect(),
             };
-            format!("{at} must be {}, not {}", kinds.join(" or "), type_name(value))
+            format!("{at} must be {}, not {}", kinds.join(" or "), crate::flowdef::json_type(value))
         }
         ValidationErrorKind::Enum { options } => {
             let listed: Vec<String> = options.as_array().into_iter().flatten().map(Value::to_string).collect();
@@ -76,18 +76,6 @@ fn describe(error: &ValidationError<'_>, param: &str) -> String {
         }
         // Every other rule (pattern, format, oneOf, ...) in the crate's words.
         _ => format!("{at}: {}", crate::sandbox::clip_str(&error.to_string(), MAX_RULE_MESSAGE)),
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_f64() => "a number",
-        Value::Number(_) => "an integer",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
