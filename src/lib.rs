@@ -21,7 +21,7 @@
 //!   the one guard every request passes (`guard`: Host, Origin, token) and
 //!   the accept loop with its connection limits (`conn`).
 //! - `server`: `serve(listener, config, shutdown)`, wiring it all together.
-//! - `metrics`: counters for `/metrics`.
+//! - `metrics`: what `/metrics` reports (prometheus-client, OpenMetrics text).
 //! - `services`: the service registry, JSON-RPC client, OpenRPC checks, built-ins,
 //!   and the capabilities built-ins give flows (`grants`).
 //! - `library`: adding a module (described in the sandbox, then stored), and

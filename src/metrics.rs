@@ -1,82 +1,118 @@
-//! Counters for `GET /metrics`, in Prometheus' text format.
+//! What `GET /metrics` reports, kept with `prometheus-client` and written in
+//! its OpenMetrics text format (which Prometheus scrapes): runs by final
+//! status, run durations, spans and log lines recorded, runs refused, and
+//! gauges read when asked (queue depth, runs running, stream tails).
 
 use crate::trace::Status;
-use std::fmt::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds of the run-duration histogram, in seconds.
 const DURATION_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0, 120.0];
 
-#[derive(Default)]
+/// The content type of what `render` writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
 pub struct Metrics {
-    finished: Mutex<Vec<(Status, u64)>>,
-    /// Cumulative counts per bucket, then +Inf.
-    duration_buckets: [AtomicU64; DURATION_BUCKETS.len() + 1],
-    duration_sum_us: AtomicU64,
-    pub spans: AtomicU64,
-    pub log_lines: AtomicU64,
-    pub rejected_queue_full: AtomicU64,
+    registry: Registry,
+    finished: Family<StatusLabel, Counter>,
+    durations: Histogram,
+    pub spans: Counter,
+    pub log_lines: Counter,
+    pub rejected_queue_full: Counter,
+    queue_depth: Gauge,
+    running: Gauge,
+    stream_tail_bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let metrics = Metrics {
+            registry: Registry::default(),
+            finished: Family::default(),
+            durations: Histogram::new(DURATION_BUCKETS),
+            spans: Counter::default(),
+            log_lines: Counter::default(),
+            rejected_queue_full: Counter::default(),
+            queue_depth: Gauge::default(),
+            running: Gauge::default(),
+            stream_tail_bytes: Gauge::default(),
+        };
+        let mut registry = Registry::default();
+        // Counters are written with a `_total` suffix.
+        registry.register("hero_logic_runs", "Runs finished, by final status", metrics.finished.clone());
+        registry.register("hero_logic_run_duration_seconds", "Wall time of finished runs", metrics.durations.clone());
+        registry.register("hero_logic_spans", "Spans recorded", metrics.spans.clone());
+        registry.register("hero_logic_log_lines", "Log lines recorded", metrics.log_lines.clone());
+        registry.register(
+            "hero_logic_runs_rejected",
+            "Runs refused because the queue (or a client's share of it) was full",
+            metrics.rejected_queue_full.clone(),
+        );
+        registry.register("hero_logic_queue_depth", "Runs waiting for a worker", metrics.queue_depth.clone());
+        registry.register("hero_logic_runs_running", "Runs running now", metrics.running.clone());
+        registry.register(
+            "hero_logic_stream_tail_bytes",
+            "Bytes of newest events live runs keep for their watchers",
+            metrics.stream_tail_bytes.clone(),
+        );
+        Metrics { registry, ..metrics }
+    }
 }
 
 impl Metrics {
     pub fn run_finished(&self, status: Status, seconds: f64) {
-        {
-            let mut finished = self.finished.lock().unwrap_or_else(|p| p.into_inner());
-            match finished.iter_mut().find(|(s, _)| *s == status) {
-                Some((_, count)) => *count += 1,
-                None => finished.push((status, 1)),
-            }
-        }
-        for (bucket, bound) in self.duration_buckets.iter().zip(DURATION_BUCKETS.iter().chain([&f64::INFINITY])) {
-            if seconds <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.duration_sum_us.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        self.finished.get_or_create(&StatusLabel { status: status.as_str().to_string() }).inc();
+        self.durations.observe(seconds);
     }
 
+    /// Everything, with the gauges as they are now.
     pub fn render(&self, queued: usize, running: usize, stream_tail_bytes: usize) -> String {
+        let gauge = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
+        self.queue_depth.set(gauge(queued));
+        self.running.set(gauge(running));
+        self.stream_tail_bytes.set(gauge(stream_tail_bytes));
         let mut out = String::new();
-        out.push_str(
-            "# HELP hero_logic_runs_total Runs finished, by final status.\n# TYPE hero_logic_runs_total counter\n",
-        );
-        let finished = self.finished.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        for (status, count) in finished {
-            let _ = writeln!(out, "hero_logic_runs_total{{status=\"{status}\"}} {count}");
-        }
-        out.push_str("# HELP hero_logic_run_duration_seconds Wall time of finished runs.\n# TYPE hero_logic_run_duration_seconds histogram\n");
-        let mut total = 0;
-        for (bucket, bound) in
-            self.duration_buckets.iter().zip(DURATION_BUCKETS.iter().map(|b| b.to_string()).chain(["+Inf".into()]))
-        {
-            total = bucket.load(Ordering::Relaxed);
-            let _ = writeln!(out, "hero_logic_run_duration_seconds_bucket{{le=\"{bound}\"}} {total}");
-        }
-        let sum = self.duration_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ =
-            writeln!(out, "hero_logic_run_duration_seconds_sum {sum}\nhero_logic_run_duration_seconds_count {total}");
-        let gauges = [
-            ("hero_logic_spans_total", "counter", "Spans recorded.", self.spans.load(Ordering::Relaxed)),
-            ("hero_logic_log_lines_total", "counter", "Log lines recorded.", self.log_lines.load(Ordering::Relaxed)),
-            (
-                "hero_logic_runs_rejected_total",
-                "counter",
-                "Runs refused because the queue was full.",
-                self.rejected_queue_full.load(Ordering::Relaxed),
-            ),
-            ("hero_logic_queue_depth", "gauge", "Runs waiting for a worker.", queued as u64),
-            ("hero_logic_runs_running", "gauge", "Runs running now.", running as u64),
-            (
-                "hero_logic_stream_tail_bytes",
-                "gauge",
-                "Bytes of newest events live runs keep for their watchers.",
-                stream_tail_bytes as u64,
-            ),
-        ];
-        for (name, kind, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-        }
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_durations_and_gauges_are_written_as_prometheus_reads_them() {
+        let metrics = Metrics::default();
+        metrics.run_finished(Status::Ok, 0.003);
+        metrics.run_finished(Status::Ok, 2.0);
+        metrics.run_finished(Status::Failed, 0.2);
+        metrics.rejected_queue_full.inc();
+        let text = metrics.render(3, 1, 4096);
+        for line in [
+            "hero_logic_runs_total{status=\"ok\"} 2",
+            "hero_logic_runs_total{status=\"failed\"} 1",
+            "hero_logic_run_duration_seconds_count 3",
+            "hero_logic_run_duration_seconds_bucket{le=\"0.005\"} 1",
+            "hero_logic_run_duration_seconds_bucket{le=\"+Inf\"} 3",
+            "hero_logic_runs_rejected_total 1",
+            "hero_logic_queue_depth 3",
+            "hero_logic_runs_running 1",
+            "hero_logic_stream_tail_bytes 4096",
+            "# EOF",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
     }
 }

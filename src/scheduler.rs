@@ -169,14 +169,14 @@ impl Scheduler {
             (waiting < self.config.queue_capacity + free_workers).then_some(waiting + 1)
         });
         if admitted.is_err() {
-            self.metrics.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
+            self.metrics.rejected_queue_full.inc();
             return Err(SubmitError::QueueFull { retry_after_secs: 1 });
         }
         if let Some(client) = start.client
             && let Err(waiting) = self.take_client_place(client)
         {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
-            self.metrics.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
+            self.metrics.rejected_queue_full.inc();
             return Err(SubmitError::ClientQueueFull { waiting, retry_after_secs: 1 });
         }
         let run = RunRecord {
@@ -336,12 +336,12 @@ impl Scheduler {
         let publish = Some(Published { channel: channel.clone(), text });
         let write = match event {
             RunEvent::SpanStarted { seq, span } => {
-                self.metrics.spans.fetch_add(1, Ordering::Relaxed);
+                self.metrics.spans.inc();
                 Write::SpanStarted { span, seq, publish }
             }
             RunEvent::SpanEnded { seq, span } => Write::SpanEnded { span, seq, publish },
             RunEvent::Log(line) => {
-                self.metrics.log_lines.fetch_add(1, Ordering::Relaxed);
+                self.metrics.log_lines.inc();
                 Write::Log { line, publish }
             }
         };

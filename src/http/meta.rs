@@ -35,5 +35,5 @@ pub async fn quotas(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let body = state.metrics.render(state.scheduler.queued(), state.scheduler.running(), state.bus.held_bytes());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body)
 }
