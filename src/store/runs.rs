@@ -265,6 +265,7 @@ mod tests {
             last_seq: 0,
         };
         store.write(Write::RunCreated { run: Box::new(run), source: Arc::from("source") });
+        store.flush().await.unwrap();
         let steps = 3000u64;
         let writer = {
             let store = store.clone();
