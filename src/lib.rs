@@ -14,7 +14,12 @@
 //!   constructors), the run's open spans (`Recorder`), the events
 //!   a run emits through its sink, and the event bus watchers subscribe to.
 //! - `flowdef`: what a module declares (`FlowInfo`) and input checking.
-//! - `store`: SQLite (WAL): schema, the batched writer thread, reads, replay.
+//! - `store`: one interface over two databases: `sqlite` (the embedded
+//!   default, WAL, a batched writer thread) and `postgres` (several nodes on
+//!   one database: a batched writer task, a read pool, leases, `NOTIFY`);
+//!   shared records, writes, replay and the search query language.
+//! - `cluster`: this node among others on PostgreSQL: its lease, ending the
+//!   runs of nodes that are gone, and the notices other nodes' commits carry.
 //! - `stream`: every message the WebSockets send (`StreamMessage`), documented once.
 //! - `scheduler`: the bounded run queue and each run's life from queued to stored.
 //! - `http`: the axum routes (flows, runs, WebSocket streams, metrics), `AppError`,
@@ -36,6 +41,7 @@
 pub mod bench;
 pub mod builtin_flows;
 pub mod cli;
+pub mod cluster;
 pub mod flowdef;
 pub mod http;
 pub mod library;

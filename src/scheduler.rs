@@ -56,12 +56,19 @@ pub struct SchedulerConfig {
     /// Of those, how many one client may have waiting, so one client cannot
     /// fill the queue for everyone.
     pub queue_per_client: usize,
+    /// This node's name, kept in each run it executes.
+    pub node: String,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> SchedulerConfig {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        SchedulerConfig { max_concurrent: cores * 4, queue_capacity: 256, queue_per_client: 64 }
+        SchedulerConfig {
+            max_concurrent: cores * 4,
+            queue_capacity: 256,
+            queue_per_client: 64,
+            node: crate::server::default_node_name(),
+        }
     }
 }
 
@@ -194,6 +201,7 @@ impl Scheduler {
             start_us: None,
             end_us: None,
             last_seq: 0,
+            node: Some(self.config.node.clone()),
         };
         let cancel = CancellationToken::new();
         self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(run.run_id.clone(), cancel.clone());

@@ -9,7 +9,7 @@ use crate::metrics::Metrics;
 use crate::sandbox::{EngineOptions, Quotas, Sandbox, SandboxOptions};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::services::{Grants, ServiceRegistry};
-use crate::store::Store;
+use crate::store::{Database, Store};
 use crate::trace::bus::EventBus;
 use anyhow::{Context, Result};
 use std::future::Future;
@@ -21,8 +21,15 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// Where the SQLite file lives.
+    /// Where the SQLite file lives (and, whatever the database, other files).
     pub data_dir: PathBuf,
+    /// The database: the SQLite file in `data_dir` unless told otherwise.
+    pub database: Database,
+    /// This node's name, kept in every run it executes.
+    pub node: String,
+    /// With PostgreSQL: how long this node's lease lasts unrenewed, so how
+    /// soon the other nodes end the runs of a node that died.
+    pub node_lease: Duration,
     /// Where the compiled guest is cached.
     pub cache_dir: Option<PathBuf>,
     /// When set, every route but `/healthz` and the page's files needs
@@ -54,7 +61,10 @@ pub struct ServerConfig {
 impl ServerConfig {
     pub fn new(data_dir: PathBuf) -> ServerConfig {
         ServerConfig {
+            database: Database::Sqlite(data_dir.join("hero_logic.db")),
             data_dir,
+            node: default_node_name(),
+            node_lease: Duration::from_secs(10),
             cache_dir: None,
             token: None,
             allowed_hosts: Vec::new(),
@@ -77,9 +87,12 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("create the data directory {}", config.data_dir.display()))?;
-    let store = Arc::new(Store::open(&config.data_dir.join("hero_logic.db"))?);
+    if !config.database.is_postgres() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("create the data directory {}", config.data_dir.display()))?;
+    }
+    let store = Arc::new(Store::open(&config.database).await?);
+    let cluster = crate::cluster::Cluster::join(&store, &config.node, config.node_lease).await?;
     let engine = EngineOptions { max_instances: config.max_instances, ..EngineOptions::default() };
     let sandbox = Sandbox::new(&SandboxOptions { engine, cache_dir: config.cache_dir.clone() })?;
     let loaded = crate::builtin_flows::load(&sandbox, &store).await?;
@@ -99,8 +112,12 @@ pub async fn serve(
         services.clone(),
         config.scheduler.clone(),
     ));
+    if let Some(cluster) = &cluster {
+        cluster.relay(scheduler.clone(), bus.clone(), store.clone());
+    }
     let stopping = CancellationToken::new();
     let state = Arc::new(AppState {
+        cluster: cluster.clone(),
         store: store.clone(),
         scheduler: scheduler.clone(),
         services,
@@ -135,5 +152,19 @@ pub async fn serve(
     serve_connections(listener, app, config.connections.clone(), stopping.clone()).await;
     let _ = drain.await;
     store.close().await;
+    if let Some(cluster) = cluster {
+        cluster.leave().await;
+    }
     Ok(())
+}
+
+/// The host's name and the process id: unique among live processes, and a
+/// restarted process is a new node (the old one's runs end by its lease).
+pub fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "node".into());
+    format!("{host}-{}", std::process::id())
 }

@@ -105,6 +105,7 @@ mod tests {
             start_us: Some(2),
             end_us: Some(3),
             last_seq: 7,
+            node: Some("n1".into()),
         }
     }
 

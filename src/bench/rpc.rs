@@ -4,7 +4,7 @@
 
 use crate::sandbox::{ModuleFlows, Quotas, RunEnv, RunRequest, Sandbox};
 use crate::services::{Endpoint, ServiceRegistry, client};
-use crate::store::Store;
+use crate::store::{Database, Store};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -55,7 +55,7 @@ pub async fn measure(sandbox: &Sandbox, python: &std::path::Path, calls: u32) ->
     }
     let direct_ms = started.elapsed().as_secs_f64() * 1000.0 / f64::from(calls);
 
-    let store = Arc::new(Store::open(&dir.path().join("bench.db"))?);
+    let store = Arc::new(Store::open(&Database::Sqlite(dir.path().join("bench.db"))).await?);
     let registry = Arc::new(ServiceRegistry::new(store.clone()));
     registry.register("weather", &url, None, None).await.map_err(anyhow::Error::msg)?;
     let flows = sandbox.describe(LOOP, &Quotas::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -5,7 +5,7 @@
 
 use super::stats::Latencies;
 use crate::flowdef::{FlowInfo, InputSpec};
-use crate::store::Store;
+use crate::store::{Database, Store};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -97,7 +97,7 @@ fn generated_flow(words: &mut Words, index: usize) -> (String, FlowInfo) {
 
 pub async fn measure(flows: usize, queries: usize, scans: usize) -> Result<SearchFigures> {
     let dir = tempfile::tempdir()?;
-    let store = Arc::new(Store::open(&dir.path().join("search.db"))?);
+    let store = Arc::new(Store::open(&Database::Sqlite(dir.path().join("search.db"))).await?);
     let mut words = Words::new();
 
     let started = Instant::now();
@@ -132,20 +132,6 @@ pub async fn measure(flows: usize, queries: usize, scans: usize) -> Result<Searc
 /// The baseline: the ten latest flows whose sources contain most of the
 /// words, found by reading every source (no index).
 async fn scan(store: &Arc<Store>, text: &str) -> Result<()> {
-    let words: Vec<String> = text.split_whitespace().map(|w| format!("%{w}%")).collect();
-    store
-        .read(move |conn| {
-            let score: Vec<String> = (1..=words.len()).map(|i| format!("(s.text LIKE ?{i})")).collect();
-            let sql = format!(
-                "SELECT f.name, {score} AS score FROM flows f JOIN sources s ON s.sha256 = f.source_sha256
-                 WHERE f.version = (SELECT MAX(version) FROM flows g WHERE g.name = f.name) AND score > 0
-                 ORDER BY score DESC LIMIT 10",
-                score = score.join(" + ")
-            );
-            let mut statement = conn.prepare(&sql)?;
-            let rows = statement.query_map(rusqlite::params_from_iter(words.iter()), |row| row.get::<_, String>(0))?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .await?;
+    store.scan_sources(text, 10).await?;
     Ok(())
 }

@@ -32,6 +32,10 @@ pub struct RunArgs {
     /// directory (the one `serve` uses).
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Use the services and flows of this PostgreSQL database instead
+    /// (`postgres://user@host:port/db`, the one `serve --database` uses).
+    #[arg(long, value_name = "URL", env = "HERO_LOGIC_DATABASE", hide_env_values = true, conflicts_with = "data_dir")]
+    pub database: Option<String>,
     #[command(flatten)]
     pub quotas: QuotaArgs,
 }
@@ -59,9 +63,14 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
 
     let source: Arc<str> = Arc::from(source);
     let module = ModuleFlows { source: source.clone(), flows: flows.clone() };
-    let (env, store) = match &args.data_dir {
-        Some(dir) => {
-            let store = super::services::open_store(dir)?;
+    let store_at = match (&args.database, &args.data_dir) {
+        (Some(url), _) => Some((std::path::Path::new("."), Some(url.as_str()))),
+        (None, Some(dir)) => Some((dir.as_path(), None)),
+        (None, None) => None,
+    };
+    let (env, store) = match store_at {
+        Some((dir, url)) => {
+            let store = super::services::open_database(dir, url).await?;
             // The built-in flows are part of every library, as with `serve`,
             // so a flow run here can invoke them.
             crate::builtin_flows::load(&sandbox, &store).await.map_err(|e| CliError::Failed(format!("{e:#}")))?;

@@ -6,6 +6,7 @@ use crate::sandbox::{EngineOptions, Quotas};
 use crate::scheduler::SchedulerConfig;
 use crate::server::{ServerConfig, serve};
 use crate::services::Grants;
+use crate::store::Database;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +21,18 @@ pub struct ServeArgs {
     /// Where the SQLite database lives.
     #[arg(long, default_value = "./data")]
     pub data_dir: PathBuf,
+    /// The database: `postgres://user@host:port/db` for several nodes on one
+    /// PostgreSQL; without it, SQLite in --data-dir.
+    #[arg(long, value_name = "URL", env = "HERO_LOGIC_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
+    /// This node's name, kept in every run it executes [default: host name
+    /// and process id].
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// With PostgreSQL: a node unheard of for this long is taken for dead,
+    /// and the others end its runs `interrupted`.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub node_lease: u64,
     /// Require `Authorization: Bearer TOKEN` on every request but `/healthz`
     /// and the page's files. Needed to listen on a non-loopback address.
     /// Prefer HERO_LOGIC_TOKEN, which stays out of process lists.
@@ -100,7 +113,22 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
     if !(1..=2048).contains(&args.max_instances) {
         return Err(CliError::Usage(format!("--max-instances must be from 1 to 2048, not {}", args.max_instances)));
     }
+    let database =
+        Database::choose(args.database.as_deref(), &args.data_dir).map_err(|e| CliError::Usage(format!("{e:#}")))?;
+    let node = args.node.unwrap_or_else(crate::server::default_node_name);
+    if node.is_empty() || node.len() > 100 || !node.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(CliError::Usage(format!(
+            "--node '{node}': a name is 1 to 100 visible ASCII characters, without spaces"
+        )));
+    }
+    if !(1..=3600).contains(&args.node_lease) {
+        return Err(CliError::Usage(format!("--node-lease must be from 1 to 3600 seconds, not {}", args.node_lease)));
+    }
+    scheduler.node = node.clone();
     let mut config = ServerConfig::new(args.data_dir);
+    config.database = database;
+    config.node = node;
+    config.node_lease = std::time::Duration::from_secs(args.node_lease);
     config.cache_dir = cache_dir;
     config.token = token;
     config.allowed_hosts = args.allowed_hosts;

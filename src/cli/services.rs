@@ -4,7 +4,7 @@
 use super::CliError;
 use super::output::outln;
 use crate::services::ServiceRegistry;
-use crate::store::Store;
+use crate::store::{Database, Store};
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,13 +23,13 @@ pub enum ServicesCommand {
         /// Per-call timeout [default: 10000]
         #[arg(long, value_name = "MS")]
         timeout_ms: Option<u64>,
-        #[arg(long, default_value = "./data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// List services, built-ins first, with their methods.
     List {
-        #[arg(long, default_value = "./data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -37,20 +37,38 @@ pub enum ServicesCommand {
     /// Remove a registered service.
     Remove {
         name: String,
-        #[arg(long, default_value = "./data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
-pub fn open_store(data_dir: &std::path::Path) -> Result<Arc<Store>, CliError> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", data_dir.display())))?;
-    Store::open(&data_dir.join("hero_logic.db")).map(Arc::new).map_err(|e| CliError::Usage(format!("{e:#}")))
+/// Where a command finds the store: `--database URL` (PostgreSQL, as `serve
+/// --database` uses it), else the SQLite file in `--data-dir`.
+#[derive(clap::Args, Debug)]
+pub struct StoreArgs {
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// `postgres://user@host:port/db`: the database several `serve` nodes share.
+    #[arg(long, value_name = "URL", env = "HERO_LOGIC_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
+}
+
+pub async fn open_store(args: &StoreArgs) -> Result<Arc<Store>, CliError> {
+    open_database(&args.data_dir, args.database.as_deref()).await
+}
+
+pub async fn open_database(data_dir: &std::path::Path, url: Option<&str>) -> Result<Arc<Store>, CliError> {
+    let database = Database::choose(url, data_dir).map_err(|e| CliError::Usage(format!("{e:#}")))?;
+    if !database.is_postgres() {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", data_dir.display())))?;
+    }
+    Store::open(&database).await.map(Arc::new).map_err(|e| CliError::Usage(format!("{e:#}")))
 }
 
 pub async fn run(command: ServicesCommand) -> Result<ExitCode, CliError> {
     match command {
-        ServicesCommand::Add { name, url, openrpc, timeout_ms, data_dir } => {
+        ServicesCommand::Add { name, url, openrpc, timeout_ms, store: store_args } => {
             let document = match openrpc {
                 Some(file) => {
                     let text = std::fs::read_to_string(&file)
@@ -62,15 +80,15 @@ pub async fn run(command: ServicesCommand) -> Result<ExitCode, CliError> {
                 }
                 None => None,
             };
-            let store = open_store(&data_dir)?;
+            let store = open_store(&store_args).await?;
             let registry = ServiceRegistry::new(store.clone());
             let info = registry.register(&name, &url, document, timeout_ms).await.map_err(CliError::Usage)?;
             store.close().await;
             outln!("registered {} at {} ({})", info.name, info.url, info.doc.method_names().join(", "));
             Ok(ExitCode::SUCCESS)
         }
-        ServicesCommand::List { data_dir, json } => {
-            let store = open_store(&data_dir)?;
+        ServicesCommand::List { store: store_args, json } => {
+            let store = open_store(&store_args).await?;
             let services =
                 ServiceRegistry::new(store.clone()).list().await.map_err(|e| CliError::Usage(format!("{e:#}")))?;
             if json {
@@ -83,8 +101,8 @@ pub async fn run(command: ServicesCommand) -> Result<ExitCode, CliError> {
             store.close().await;
             Ok(ExitCode::SUCCESS)
         }
-        ServicesCommand::Remove { name, data_dir } => {
-            let store = open_store(&data_dir)?;
+        ServicesCommand::Remove { name, store: store_args } => {
+            let store = open_store(&store_args).await?;
             let removed = ServiceRegistry::new(store.clone())
                 .remove(&name)
                 .await

@@ -34,6 +34,8 @@ use tokio_util::sync::CancellationToken;
 /// Everything handlers share.
 pub struct AppState {
     pub store: Arc<Store>,
+    /// This node among others on PostgreSQL; None on SQLite.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub scheduler: Arc<Scheduler>,
     pub services: Arc<ServiceRegistry>,
     pub bus: Arc<EventBus>,

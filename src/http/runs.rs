@@ -227,6 +227,13 @@ pub async fn cancel(
         return Ok((StatusCode::ACCEPTED, Json(json!({"run_id": run_id, "status": "cancelling"}))));
     }
     let run = known_run(&state, &run_id).await?;
+    // Another node's run: that node cancels it, once it hears.
+    if let Some(cluster) = &state.cluster
+        && !run.status.is_final()
+    {
+        cluster.cancel_elsewhere(&run_id).await?;
+        return Ok((StatusCode::ACCEPTED, Json(json!({"run_id": run_id, "status": "cancelling"}))));
+    }
     Err(AppError::new(
         StatusCode::CONFLICT,
         "already_finished",

@@ -5,7 +5,7 @@
 use super::AppState;
 use super::error::{AppError, QueryParams};
 use super::guard::WS_PROTOCOL;
-use crate::store::{RunRecord, Store};
+use crate::store::{Notice, RunRecord, Store};
 use crate::stream::StreamMessage;
 use crate::trace::bus::{Read, RunChannel};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -15,8 +15,8 @@ use axum::response::Response;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{OwnedSemaphorePermit, broadcast};
 use tokio_util::sync::CancellationToken;
 
 /// Events sent per read of the run's tail.
@@ -35,11 +35,18 @@ pub struct EventsQuery {
 }
 
 /// Where a run's events come from: the bus's tail while it is live (older
-/// events from the store), the store alone after.
+/// events from the store), the store alone after. A run another node
+/// executes is read from the store each time that node's commits say there
+/// is more (`Remote`).
 enum Source {
     Live(Arc<RunChannel>),
     Stored,
+    Remote(broadcast::Receiver<Notice>),
 }
+
+/// How long a watcher of another node's run waits for a notice before it
+/// reads the store anyway: a notice lost with a connection costs at most this.
+const REMOTE_RECHECK: Duration = Duration::from_secs(2);
 
 /// How long a watcher may take to accept one message before it is dropped:
 /// a client that stops reading must not hold its place among the streams
@@ -57,13 +64,19 @@ pub async fn run_events(
     let source = match state.bus.get(&run_id) {
         Some(channel) => Source::Live(channel),
         None => {
+            // Listening before the store is read: whatever is committed
+            // after that read is noticed.
+            let notices = state.cluster.as_ref().map(|cluster| cluster.notices.subscribe());
             // Asked once here, so an unknown run is a 404 before the upgrade.
-            state
+            let (run, _) = state
                 .store
                 .replay_page(&run_id, 0, 1)
                 .await?
                 .ok_or_else(|| AppError::not_found(format!("no run with id '{run_id}'")))?;
-            Source::Stored
+            match notices {
+                Some(notices) if !run.status.is_final() => Source::Remote(notices),
+                _ => Source::Stored,
+            }
         }
     };
     let slot = stream_slot(&state)?;
@@ -105,6 +118,7 @@ impl Watcher {
         let go_on = match source {
             Source::Stored => self.stream_stored().await,
             Source::Live(channel) => self.stream_live(&channel, shutdown).await,
+            Source::Remote(notices) => self.stream_remote(notices, shutdown).await,
         };
         if go_on {
             let _ = self.socket.send(Message::Close(None)).await;
@@ -158,6 +172,41 @@ impl Watcher {
                             Some(Ok(_)) => {}
                         },
                     }
+                }
+            }
+        }
+    }
+
+    /// Another node's run, from the store, read again whenever a notice
+    /// says that node committed more of it; false when the watcher is gone.
+    async fn stream_remote(&mut self, mut notices: broadcast::Receiver<Notice>, shutdown: CancellationToken) -> bool {
+        loop {
+            match self.send_stored_page().await {
+                Page::Sent => continue,
+                Page::Stop => return false,
+                Page::Empty(run) if run.status.is_final() => {
+                    return run.last_seq <= self.cursor
+                        || send(&mut self.socket, &StreamMessage::RunFinished(&run).to_text()).await;
+                }
+                Page::Empty(_) => {}
+            }
+            let recheck = tokio::time::sleep(REMOTE_RECHECK);
+            tokio::pin!(recheck);
+            loop {
+                tokio::select! {
+                    notice = notices.recv() => match notice {
+                        Ok(Notice::Events { run_id, seq }) if run_id == self.run_id && seq > self.cursor => break,
+                        Ok(Notice::Run { run_id }) if run_id == self.run_id => break,
+                        Ok(Notice::Resync) | Err(RecvError::Lagged(_)) => break,
+                        Ok(_) => {}
+                        Err(RecvError::Closed) => return true,
+                    },
+                    _ = &mut recheck => break,
+                    _ = shutdown.cancelled() => return true,
+                    message = self.socket.recv() => match message {
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return false,
+                        Some(Ok(_)) => {}
+                    },
                 }
             }
         }

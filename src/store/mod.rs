@@ -1,137 +1,502 @@
-//! The store: one SQLite file (WAL), one writer thread that batches writes,
-//! and a small pool of read connections. Everything the server keeps goes
-//! through this module, so moving to another database touches only it.
+//! The store: everything the server keeps, behind one interface with two
+//! databases under it, chosen at start. SQLite (one file in the data
+//! directory) is the embedded default; PostgreSQL lets several nodes share
+//! one library, one queue of records and one stream of events. No SQL lives
+//! outside this module.
+//!
+//! Shared by both: the records (`records`), the writes a run makes and how a
+//! batch of them is settled (`writes`), how a stored run's events are
+//! rebuilt for late watchers (`replay`), and the search query language
+//! (`words`).
 
-mod flows;
-mod rows;
-mod runs;
-mod schema;
-mod search;
-mod services;
-mod writer;
+mod columns;
+pub mod postgres;
+mod records;
+mod replay;
+mod sqlite;
+mod words;
+mod writes;
 
-pub use flows::{FlowSummary, FlowVersion, NotOwner, SavedFlow, Saver, sha256_hex};
-pub use rows::{RunRecord, StoredFlow};
-pub use runs::{RunFilter, SubflowRun};
-pub use search::{SearchHit, fts_query};
-pub use services::{KvFull, StoredService};
-pub use writer::{Published, Write};
+pub use postgres::{Notice, NoticeFeed};
+pub use records::{
+    FlowSummary, FlowVersion, KvFull, NotOwner, RunFilter, RunRecord, SavedFlow, Saver, SearchHit, StoredFlow,
+    StoredService, SubflowRun, sha256_hex,
+};
+pub use words::{fts_query, search_words, tsquery};
+pub use writes::{Published, Write};
 
-use anyhow::{Context, Result};
-use rusqlite::{Connection, OpenFlags};
+use crate::flowdef::FlowInfo;
+use crate::trace::{LogLine, RunEvent, Span};
+use anyhow::Result;
+use postgres::PgStore;
+use serde_json::Value;
+use sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use tokio::sync::oneshot;
+use std::sync::Arc;
 
-/// Read connections kept open between reads.
-const IDLE_READERS: usize = 4;
+/// Which database to use.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Database {
+    /// A SQLite file (the embedded default: `hero_logic.db` in the data dir).
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL, `postgres://user@host:port/db`.
+    Postgres(String),
+}
+
+impl Database {
+    /// `--database URL` when given, else the SQLite file in `data_dir`.
+    pub fn choose(url: Option<&str>, data_dir: &Path) -> Result<Database> {
+        match url.map(str::trim) {
+            None | Some("") => Ok(Database::Sqlite(data_dir.join("hero_logic.db"))),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Database::Postgres(url.to_string()))
+            }
+            Some(url) if url.starts_with("sqlite://") => Ok(Database::Sqlite(PathBuf::from(&url["sqlite://".len()..]))),
+            Some(url) => anyhow::bail!(
+                "--database '{}' is neither postgres://user@host:port/db nor sqlite://PATH",
+                url.split('@').next_back().unwrap_or(url)
+            ),
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+}
 
 pub struct Store {
-    path: PathBuf,
-    writes: mpsc::Sender<Write>,
-    idle_readers: Mutex<Vec<Connection>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PgStore>),
+}
+
+/// Each method of `Store`, handed to the backend in use.
+macro_rules! delegate {
+    ($( $(#[$doc:meta])* pub async fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty; )*) => {
+        $(
+            $(#[$doc])*
+            pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                match &self.backend {
+                    Backend::Sqlite(store) => store.$name($($arg),*).await,
+                    Backend::Postgres(store) => store.$name($($arg),*).await,
+                }
+            }
+        )*
+    };
 }
 
 impl Store {
-    /// Open (or create) the database at `path`, bring its schema up to date,
-    /// mark runs a previous process left unfinished as `interrupted`, and
-    /// start the writer.
-    pub fn open(path: &Path) -> Result<Store> {
-        let mut conn = Connection::open(path).with_context(|| format!("open the database {}", path.display()))?;
-        schema::configure(&conn)?;
-        schema::migrate(&mut conn).context("migrate the database schema")?;
-        let interrupted = runs::mark_interrupted(&mut conn, crate::trace::now_us())?;
-        if interrupted > 0 {
-            tracing::warn!(interrupted, "runs left unfinished by the previous process were marked interrupted");
+    /// Open (or create) the database, bring its schema up to date, and start
+    /// the writer. With SQLite, runs a previous process left unfinished are
+    /// marked `interrupted` (with PostgreSQL, that is the nodes' leases' job).
+    pub async fn open(database: &Database) -> Result<Store> {
+        let backend = match database {
+            Database::Sqlite(path) => {
+                let path = path.clone();
+                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path)).await??;
+                Backend::Sqlite(Arc::new(store))
+            }
+            Database::Postgres(url) => Backend::Postgres(Arc::new(PgStore::open(url).await?)),
+        };
+        Ok(Store { backend })
+    }
+
+    /// The PostgreSQL backend, for what only several nodes need (leases,
+    /// notices); None on SQLite.
+    pub fn postgres(&self) -> Option<&Arc<PgStore>> {
+        match &self.backend {
+            Backend::Postgres(store) => Some(store),
+            Backend::Sqlite(_) => None,
         }
-        let (writes, queue) = mpsc::channel();
-        let writer = std::thread::Builder::new()
-            .name("hero_logic-store".into())
-            .spawn(move || writer::run_writer(conn, queue))
-            .context("start the store's writer thread")?;
-        Ok(Store {
-            path: path.to_path_buf(),
-            writes,
-            idle_readers: Mutex::new(Vec::new()),
-            writer: Mutex::new(Some(writer)),
-        })
     }
 
     /// Queue a write; it is committed with the next batch.
     pub fn write(&self, write: Write) {
-        // Fails only once the writer has stopped, at shutdown.
-        let _ = self.writes.send(write);
-    }
-
-    /// Wait until everything queued so far is committed; an error when the
-    /// last batch could not be written (or the writer has stopped).
-    pub async fn flush(&self) -> Result<()> {
-        let (done, committed) = oneshot::channel();
-        self.write(Write::Flush(done));
-        match committed.await {
-            Ok(result) => result.map_err(anyhow::Error::msg),
-            Err(_) => Err(anyhow::anyhow!("the store's writer has stopped")),
+        match &self.backend {
+            Backend::Sqlite(store) => store.write(write),
+            Backend::Postgres(store) => store.write(write),
         }
     }
 
-    /// Run `job` on the writer's connection, after what is queued before it,
-    /// and return its answer.
-    pub async fn job<T: Send + 'static>(&self, job: impl FnOnce(&mut Connection) -> T + Send + 'static) -> Result<T> {
-        let (reply, answer) = oneshot::channel();
-        self.write(Write::Job(Box::new(move |conn| {
-            let _ = reply.send(job(conn));
-        })));
-        answer.await.context("the store's writer has stopped")
+    /// Store every flow `source` declares, as the operator; one transaction
+    /// for the module.
+    pub async fn save_module(&self, source: String, flows: Vec<FlowInfo>) -> Result<Vec<SavedFlow>> {
+        Ok(self.save_module_as(source, flows, Saver::Operator).await??)
     }
 
-    /// Run `read` on a read connection, off the async threads.
-    pub async fn read<T: Send + 'static>(
-        self: &std::sync::Arc<Self>,
-        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = store.reader()?;
-            let result = read(&conn);
-            store
-                .idle_readers
-                .lock()
-                .map(|mut idle| {
-                    if idle.len() < IDLE_READERS {
-                        idle.push(conn);
+    delegate! {
+        /// Wait until everything queued so far is committed; an error when
+        /// the last batch could not be written (or the writer has stopped).
+        pub async fn flush(&self) -> Result<()>;
+        /// Commit what is queued and stop the writer. Later writes are dropped.
+        pub async fn close(&self) -> ();
+
+        pub async fn run(&self, run_id: &str) -> Result<Option<RunRecord>>;
+        pub async fn runs(&self, filter: RunFilter) -> Result<Vec<RunRecord>>;
+        /// The latest `limit` times flow `name` ran as a subflow and
+        /// finished, newest first.
+        pub async fn subflow_runs(&self, name: &str, limit: u32) -> Result<Vec<SubflowRun>>;
+        pub async fn spans(&self, run_id: &str) -> Result<Vec<Span>>;
+        pub async fn logs(&self, run_id: &str, after_seq: u64) -> Result<Vec<LogLine>>;
+        /// A stored run's events after `after_seq`, at most `limit` of them,
+        /// in seq order, for watchers joining late: each span's start (as
+        /// `running`) and end, and its log lines. Spans closed by crash
+        /// recovery, which never had an end event, come last, with seqs
+        /// after the last stored one. Read a page at a time, in one
+        /// snapshot, so a watcher of a huge run holds one page, and a live
+        /// run's page has no gap. `None`: no such run.
+        pub async fn replay_page(&self, run_id: &str, after_seq: u64, limit: usize) -> Result<Option<(RunRecord, Vec<RunEvent>)>>;
+
+        /// Store every flow `source` declares on behalf of `saver`: all or
+        /// none, refused whole when a flow may not replace one of them.
+        pub async fn save_module_as(&self, source: String, flows: Vec<FlowInfo>, saver: Saver) -> Result<Result<Vec<SavedFlow>, NotOwner>>;
+        /// A flow's latest version, or `version` when given.
+        pub async fn flow(&self, name: &str, version: Option<u32>) -> Result<Option<StoredFlow>>;
+        pub async fn flow_versions(&self, name: &str) -> Result<Vec<FlowVersion>>;
+        /// Whether the latest version of `name` was stored by a flow through
+        /// `flows.save` rather than by the operator (false when there is none).
+        pub async fn saved_by_a_flow(&self, name: &str) -> Result<bool>;
+        /// The first `limit` flow names, in order (for "unknown flow" messages).
+        pub async fn flow_names(&self, limit: usize) -> Result<Vec<String>>;
+        /// Every flow's latest version, by name.
+        pub async fn flows(&self) -> Result<Vec<FlowSummary>>;
+        /// Is this module source the latest version of a flow it declares?
+        /// Then storing it again would change nothing.
+        pub async fn is_latest_source(&self, source: &str) -> Result<bool>;
+        /// A stored module source by its SHA-256 (every run keeps its source's).
+        pub async fn source(&self, sha256: &str) -> Result<Option<String>>;
+        /// Remove every version of a flow; its runs stay. Returns versions removed.
+        pub async fn delete_flow(&self, name: &str) -> Result<usize>;
+        /// Full-text search over the latest version of every flow, in plain
+        /// words (see `words`), best first.
+        pub async fn search_flows(&self, query: &str, limit: u32) -> Result<Vec<SearchHit>>;
+        /// What search would be without its index: the flows whose sources
+        /// hold most of the words, by reading every source (the baseline
+        /// the benchmark compares with).
+        pub async fn scan_sources(&self, text: &str, limit: u32) -> Result<Vec<String>>;
+
+        /// Register (or replace) a service.
+        pub async fn save_service(&self, service: StoredService) -> Result<()>;
+        pub async fn services(&self) -> Result<Vec<StoredService>>;
+        pub async fn service(&self, name: &str) -> Result<Option<StoredService>>;
+        /// Returns whether there was such a service.
+        pub async fn remove_service(&self, name: &str) -> Result<bool>;
+
+        pub async fn kv_get(&self, flow: &str, key: &str) -> Result<Option<Value>>;
+        /// Set a key, unless the flow would then hold more than `limit` bytes
+        /// of keys and values (a write that shrinks what it holds always goes).
+        pub async fn kv_set(&self, flow: &str, key: &str, value: &Value, limit: u64) -> Result<Result<(), KvFull>>;
+        /// Returns whether the key was there.
+        pub async fn kv_delete(&self, flow: &str, key: &str) -> Result<bool>;
+        /// Bytes of keys and values a flow holds in `kv`.
+        pub async fn kv_bytes(&self, flow: &str) -> Result<u64>;
+        /// Keys of a flow starting with `prefix`, in order.
+        pub async fn kv_keys(&self, flow: &str, prefix: &str, limit: u32) -> Result<Vec<String>>;
+    }
+}
+
+#[cfg(test)]
+#[path = "../../tests/postgres/cluster.rs"]
+pub(crate) mod test_postgres;
+
+/// The store's tests, each on both backends: a SQLite file and a fresh
+/// database on the tests' PostgreSQL cluster.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::Quotas;
+    use crate::trace::{LogStream, SpanKind, Status};
+    use serde_json::{Map, json};
+
+    struct Opened {
+        backend: &'static str,
+        store: Arc<Store>,
+        _dir: Option<tempfile::TempDir>,
+    }
+
+    async fn both() -> Vec<Opened> {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = Store::open(&Database::Sqlite(dir.path().join("db"))).await.unwrap();
+        let postgres = Store::open(&Database::Postgres(test_postgres::fresh_database())).await.unwrap();
+        vec![
+            Opened { backend: "sqlite", store: Arc::new(sqlite), _dir: Some(dir) },
+            Opened { backend: "postgres", store: Arc::new(postgres), _dir: None },
+        ]
+    }
+
+    fn run(run_id: &str) -> RunRecord {
+        RunRecord {
+            run_id: run_id.into(),
+            flow: "f".into(),
+            version: None,
+            source_sha256: sha256_hex("source"),
+            status: Status::Queued,
+            input: json!({"b": 1, "a": [true, null]}),
+            output: None,
+            error: None,
+            usage: None,
+            quotas: Quotas::default(),
+            created_us: 1,
+            start_us: None,
+            end_us: None,
+            last_seq: 0,
+            node: Some("n1".into()),
+        }
+    }
+
+    fn span(run_id: &str, span_id: u64, status: Status) -> Span {
+        Span {
+            run_id: run_id.into(),
+            span_id,
+            parent_id: (span_id > 1).then_some(1),
+            kind: if span_id == 1 { SpanKind::Flow } else { SpanKind::Step },
+            name: format!("step {span_id}"),
+            status,
+            start_us: 1,
+            end_us: (status != Status::Running).then_some(2),
+            attrs: Map::from_iter([("i".to_string(), json!(span_id))]),
+            error: None,
+            line: Some(3),
+        }
+    }
+
+    fn log(run_id: &str, seq: u64, text: &str) -> LogLine {
+        LogLine { run_id: run_id.into(), span_id: 1, seq, ts_us: 5, stream: LogStream::Stdout, text: text.into() }
+    }
+
+    fn flow_info(name: &str, description: &str) -> FlowInfo {
+        serde_json::from_value(json!({
+            "name": name, "description": description, "doc": null, "inputs": {}, "services": [], "line": 1,
+            "steps": ["fetch"]
+        }))
+        .unwrap()
+    }
+
+    /// A run written as the scheduler writes one, spans short and long,
+    /// read back alike from both databases.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_with_its_spans_and_logs_reads_back_the_same_from_either_database() {
+        let mut seen = Vec::new();
+        for Opened { backend, store, .. } in both().await {
+            store.write(Write::RunCreated { run: Box::new(run("r1")), source: Arc::from("source") });
+            store.write(Write::RunStarted { run_id: "r1".into(), start_us: 2 });
+            store.write(Write::SpanStarted { span: span("r1", 1, Status::Running), seq: 1, publish: None });
+            store.write(Write::SpanStarted { span: span("r1", 2, Status::Running), seq: 2, publish: None });
+            store.flush().await.unwrap();
+            // Span 2 ends in a later batch than it started; span 3 in the same.
+            store.write(Write::Log { line: log("r1", 3, "hello"), publish: None });
+            store.write(Write::SpanEnded { span: span("r1", 2, Status::Ok), seq: 4, publish: None });
+            store.write(Write::SpanStarted { span: span("r1", 3, Status::Running), seq: 5, publish: None });
+            store.write(Write::SpanEnded { span: span("r1", 3, Status::Failed), seq: 6, publish: None });
+            store.write(Write::SpanEnded { span: span("r1", 1, Status::Ok), seq: 7, publish: None });
+            let mut finished = run("r1");
+            (finished.status, finished.output, finished.start_us, finished.end_us, finished.last_seq) =
+                (Status::Ok, Some(json!({"z": 1, "y": 2})), Some(2), Some(9), 8);
+            let (stored, committed) = tokio::sync::oneshot::channel();
+            store.write(Write::RunFinished { run: Box::new(finished.clone()), stored: Some(stored) });
+            committed.await.unwrap().unwrap();
+
+            let read = store.run("r1").await.unwrap().unwrap();
+            assert_eq!(read, finished, "{backend}");
+            assert_eq!(serde_json::to_string(&read.output).unwrap(), r#"{"z":1,"y":2}"#, "{backend}: key order kept");
+            let spans = store.spans("r1").await.unwrap();
+            let statuses: Vec<Status> = spans.iter().map(|s| s.status).collect();
+            assert_eq!(statuses, [Status::Ok, Status::Ok, Status::Failed], "{backend}");
+            let (_, events) = store.replay_page("r1", 0, 100).await.unwrap().unwrap();
+            let seqs: Vec<u64> = events.iter().map(RunEvent::seq).collect();
+            assert_eq!(seqs, (1..=7).collect::<Vec<_>>(), "{backend}: every event, in order");
+            let (_, page) = store.replay_page("r1", 3, 2).await.unwrap().unwrap();
+            assert_eq!(page.iter().map(RunEvent::seq).collect::<Vec<_>>(), [4, 5], "{backend}: a page from a cursor");
+            let listed = store.runs(RunFilter { flow: Some("f".into()), limit: 10, ..RunFilter::default() }).await;
+            assert_eq!(listed.unwrap().len(), 1, "{backend}");
+            assert_eq!(store.logs("r1", 0).await.unwrap()[0].text, "hello", "{backend}");
+            seen.push((spans, events.len()));
+            store.close().await;
+        }
+        assert_eq!(seen[0], seen[1], "both databases hold the same run");
+    }
+
+    /// Events are committed while a watcher pages through them: every page
+    /// must go on from the cursor with no gap, or the watcher, which moves
+    /// its cursor to the last event it got, would never see the ones missed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_read_while_a_run_writes_have_no_gap() {
+        for Opened { backend, store, .. } in both().await {
+            store.write(Write::RunCreated { run: Box::new(run("live")), source: Arc::from("source") });
+            store.flush().await.unwrap();
+            let steps = 3000u64;
+            let writer = {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let mut seq = 0;
+                    for id in 2..2 + steps {
+                        seq += 1;
+                        store.write(Write::SpanStarted { span: span("live", id, Status::Running), seq, publish: None });
+                        seq += 1;
+                        store.write(Write::Log { line: log("live", seq, "x"), publish: None });
+                        seq += 1;
+                        store.write(Write::SpanEnded { span: span("live", id, Status::Ok), seq, publish: None });
+                        if id % 7 == 0 {
+                            std::thread::yield_now();
+                        }
                     }
                 })
-                .ok();
-            Ok(result?)
-        })
-        .await
-        .context("a store read panicked")?
+            };
+            let total = 3 * steps;
+            let mut cursor = 0;
+            while cursor < total {
+                let (_, events) = store.replay_page("live", cursor, 64).await.unwrap().unwrap();
+                for event in events {
+                    assert_eq!(event.seq(), cursor + 1, "{backend}: a page goes on from the cursor with no gap");
+                    cursor = event.seq();
+                }
+            }
+            writer.join().unwrap();
+            store.close().await;
+        }
     }
 
-    fn reader(&self) -> Result<Connection> {
-        if let Some(conn) = self.idle_readers.lock().ok().and_then(|mut idle| idle.pop()) {
-            return Ok(conn);
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_library_keeps_versions_owners_and_answers_searches_alike() {
+        let mut answers = Vec::new();
+        for Opened { backend, store, .. } in both().await {
+            let rain = || vec![flow_info("rain_report", "Rainfall report for a city")];
+            let saved = store.save_module("# v1\n".into(), rain()).await.unwrap();
+            assert_eq!((saved[0].version, saved[0].created), (1, true), "{backend}");
+            let again = store.save_module("# v1\n".into(), rain()).await.unwrap();
+            assert_eq!((again[0].version, again[0].created), (1, false), "{backend}: unchanged source");
+            store.save_module("# v2 about forecasts\n".into(), rain()).await.unwrap();
+            store.save_module("# other\n".into(), vec![flow_info("wind", "Wind speeds")]).await.unwrap();
+            let refused = store.save_module_as("# x\n".into(), rain(), Saver::Flow("agent".into())).await.unwrap();
+            assert!(refused.is_err(), "{backend}: a flow may not replace the operator's flow");
+            assert_eq!(store.flow_versions("rain_report").await.unwrap().len(), 2, "{backend}");
+            assert_eq!(store.flow("rain_report", None).await.unwrap().unwrap().source, "# v2 about forecasts\n");
+            assert_eq!(store.flow("rain_report", Some(1)).await.unwrap().unwrap().source, "# v1\n", "{backend}");
+            assert!(store.is_latest_source("# v2 about forecasts\n").await.unwrap(), "{backend}");
+            assert!(!store.is_latest_source("# v1\n").await.unwrap(), "{backend}");
+            let names: Vec<String> = store.flows().await.unwrap().into_iter().map(|f| f.name).collect();
+            assert_eq!(names, ["rain_report", "wind"], "{backend}");
+            assert_eq!(store.flow_names(1).await.unwrap(), ["rain_report"], "{backend}");
+            let search = |query: &'static str| {
+                let store = store.clone();
+                async move { store.search_flows(query, 10).await.unwrap().into_iter().map(|h| h.name).collect::<Vec<_>>() }
+            };
+            let found = (search("rainfall").await, search("forecast city").await, search("wind rain").await);
+            assert_eq!(found.0, ["rain_report"], "{backend}: a stemmed word of the description");
+            assert_eq!(found.1, ["rain_report"], "{backend}: source words of the latest version only");
+            assert_eq!(search("the").await.len(), 0, "{backend}");
+            answers.push(found);
+            assert_eq!(store.delete_flow("wind").await.unwrap(), 1, "{backend}");
+            assert!(search("wind").await.is_empty(), "{backend}: a removed flow is not found");
+            store.close().await;
         }
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(conn)
+        assert_eq!(answers[0], answers[1], "search answers the same on both");
     }
 
-    /// Commit what is queued and stop the writer. Later writes are dropped.
-    pub async fn close(&self) {
-        if let Err(error) = self.flush().await {
-            tracing::error!(error = format!("{error:#}"), "the last writes before closing the store failed");
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kv_and_services_behave_alike() {
+        for Opened { backend, store, .. } in both().await {
+            assert_eq!(store.kv_set("f", "a%", &json!("été"), 20).await.unwrap(), Ok(()), "{backend}");
+            assert_eq!(store.kv_bytes("f").await.unwrap(), 2 + 7, "{backend}: bytes of UTF-8");
+            let full = store.kv_set("f", "b", &json!("0123456789abc"), 20).await.unwrap();
+            assert_eq!(full, Err(KvFull { held: 9, wanted: 16, limit: 20 }), "{backend}");
+            store.kv_set("f", "ab", &json!(1), 20).await.unwrap().unwrap();
+            assert_eq!(store.kv_keys("f", "a%", 10).await.unwrap(), ["a%"], "{backend}: % is not a wildcard");
+            assert_eq!(store.kv_keys("f", "a", 10).await.unwrap(), ["a%", "ab"], "{backend}");
+            assert_eq!(store.kv_get("f", "a%").await.unwrap(), Some(json!("été")), "{backend}");
+            assert!(store.kv_delete("f", "a%").await.unwrap(), "{backend}");
+            assert_eq!(store.kv_bytes("f").await.unwrap(), 3, "{backend}");
+            let service = StoredService {
+                name: "weather".into(),
+                url: "http://127.0.0.1:1".into(),
+                document: json!({"methods": []}),
+                timeout_ms: 10,
+                created_us: 1,
+            };
+            store.save_service(service.clone()).await.unwrap();
+            assert_eq!(store.service("weather").await.unwrap(), Some(service), "{backend}");
+            assert!(store.remove_service("weather").await.unwrap(), "{backend}");
+            assert!(store.services().await.unwrap().is_empty(), "{backend}");
+            store.close().await;
         }
-        let handle = self.writer.lock().ok().and_then(|mut writer| writer.take());
-        if let Some(handle) = handle {
-            self.write(Write::Close);
-            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+    }
+
+    /// PostgreSQL's text holds no NUL; a Python string may. The batch
+    /// carrying one is written (with U+FFFD in its place), not lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn text_holding_nul_is_stored_on_either_database() {
+        for Opened { backend, store, .. } in both().await {
+            store.write(Write::RunCreated { run: Box::new(run("nul")), source: Arc::from("source\0") });
+            let mut named = span("nul", 1, Status::Ok);
+            named.name = "a\0b".into();
+            store.write(Write::SpanEnded { span: named, seq: 2, publish: None });
+            store.write(Write::Log { line: log("nul", 1, "x\0y"), publish: None });
+            store.flush().await.unwrap();
+            let name = store.spans("nul").await.unwrap()[0].name.clone();
+            assert!(name == "a\0b" || name == "a\u{FFFD}b", "{backend}: {name:?}");
+            assert_eq!(store.logs("nul", 0).await.unwrap().len(), 1, "{backend}");
+            store.close().await;
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nodes_starting_at_once_on_an_empty_database_migrate_it_once() {
+        let url = test_postgres::fresh_database();
+        let database = Database::Postgres(url);
+        let opened = futures_util::future::join_all((0..4).map(|_| Store::open(&database))).await;
+        for store in opened {
+            let store = store.expect("every node starts");
+            store.save_module("# m\n".into(), vec![flow_info("m", "d")]).await.unwrap();
+            store.close().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nodes_saving_the_same_flow_at_once_number_its_versions_in_turn() {
+        let url = test_postgres::fresh_database();
+        let a = Store::open(&Database::Postgres(url.clone())).await.unwrap();
+        let b = Store::open(&Database::Postgres(url)).await.unwrap();
+        let saves = (0..10).map(|i| {
+            let store = if i % 2 == 0 { &a } else { &b };
+            store.save_module(format!("# {i}\n"), vec![flow_info("same", "d")])
+        });
+        for saved in futures_util::future::join_all(saves).await {
+            saved.expect("no save fails on a version number another node took");
+        }
+        let versions: Vec<u32> = a.flow_versions("same").await.unwrap().iter().map(|v| v.version).collect();
+        assert_eq!(versions, (1..=10).collect::<Vec<_>>());
+    }
+
+    /// A node's lease: a second live process cannot take its name; once the
+    /// lease runs out another node ends its runs as a restart would.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_whose_lease_runs_out_has_its_runs_ended_by_another() {
+        let url = test_postgres::fresh_database();
+        let store = Store::open(&Database::Postgres(url)).await.unwrap();
+        let pg = store.postgres().unwrap().clone();
+        pg.take_lease("a", std::time::Duration::from_millis(300)).await.unwrap();
+        let refused = pg.take_lease("a", std::time::Duration::from_millis(300)).await;
+        assert!(refused.unwrap_err().to_string().contains("held by a running process"));
+        let mut held = run("held");
+        held.node = Some("a".into());
+        store.write(Write::RunCreated { run: Box::new(held), source: Arc::from("source") });
+        store.write(Write::RunStarted { run_id: "held".into(), start_us: 2 });
+        store.write(Write::SpanStarted { span: span("held", 1, Status::Running), seq: 1, publish: None });
+        store.flush().await.unwrap();
+        assert!(pg.sweep_expired().await.unwrap().is_empty(), "a live lease is not swept");
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        assert_eq!(pg.sweep_expired().await.unwrap(), [("a".to_string(), 1)]);
+        assert!(pg.sweep_expired().await.unwrap().is_empty(), "a node is swept once");
+        let ended = store.run("held").await.unwrap().unwrap();
+        assert_eq!((ended.status, ended.last_seq), (Status::Interrupted, 3), "one stored event, one closing, the end");
+        assert_eq!(store.spans("held").await.unwrap()[0].status, Status::Interrupted);
+        let (_, events) = store.replay_page("held", 0, 10).await.unwrap().unwrap();
+        assert_eq!(events.iter().map(RunEvent::seq).collect::<Vec<_>>(), [1]);
+        let (_, closing) = store.replay_page("held", 1, 10).await.unwrap().unwrap();
+        assert_eq!(closing.iter().map(RunEvent::seq).collect::<Vec<_>>(), [2], "the closing event follows");
+        store.close().await;
     }
 }

@@ -6,9 +6,12 @@ mod cli;
 mod escapes;
 mod host_limits;
 mod library;
+mod nodes;
+#[path = "../postgres/cluster.rs"]
+pub mod postgres_cluster;
 mod quotas;
 mod server;
-mod server_support;
+pub mod server_support;
 mod services;
 mod spans;
 mod stdlib;

@@ -12,7 +12,70 @@ pub struct Server {
     child: Child,
     pub addr: String,
     pub data_dir: PathBuf,
+    /// The PostgreSQL database it uses, when not SQLite in `data_dir`.
+    pub database: Option<String>,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// The database test servers use.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Backend {
+    /// SQLite in the server's data directory (what `serve` does by default).
+    Sqlite,
+    /// A fresh database on the tests' PostgreSQL cluster, one per server
+    /// (a server started again on the same data directory gets it again).
+    Postgres,
+}
+
+thread_local! {
+    static BACKEND: std::cell::Cell<Option<Backend>> = const { std::cell::Cell::new(None) };
+}
+
+/// The backend of servers this test thread starts: as `on_backend` set it,
+/// else `HERO_LOGIC_TEST_BACKEND=postgres`, else SQLite.
+pub fn backend() -> Backend {
+    BACKEND.with(|backend| backend.get()).unwrap_or_else(|| match std::env::var("HERO_LOGIC_TEST_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        _ => Backend::Sqlite,
+    })
+}
+
+/// Run `test` with servers on `backend`.
+pub fn on_backend<T>(backend: Backend, test: impl FnOnce() -> T) -> T {
+    BACKEND.with(|cell| cell.set(Some(backend)));
+    test()
+}
+
+/// Server tests, each run twice: once on SQLite (under its own name) and
+/// once on PostgreSQL (the same name in the module `on_postgres`).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($( $(#[$meta:meta])* fn $name:ident() $body:block )*) => {
+        $( $(#[$meta])* fn $name() { $crate::integration::server_support::on_backend($crate::integration::server_support::Backend::Sqlite, || $body) } )*
+        mod on_postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $( $(#[$meta])* fn $name() { $crate::integration::server_support::on_backend($crate::integration::server_support::Backend::Postgres, || $body) } )*
+        }
+    };
+}
+
+/// The PostgreSQL database and node name of each data directory a test
+/// server used, so a server started again on it finds the same database
+/// under the same name, as a restarted node would.
+fn database_of(data_dir: &Path) -> Option<(String, String)> {
+    static DATABASES: std::sync::Mutex<Vec<(PathBuf, String, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut known = DATABASES.lock().unwrap();
+    if let Some((_, url, node)) = known.iter().find(|(dir, _, _)| dir == data_dir) {
+        return Some((url.clone(), node.clone()));
+    }
+    if backend() != Backend::Postgres {
+        return None;
+    }
+    let url = super::postgres_cluster::fresh_database();
+    let node = format!("node-{}", known.len());
+    known.push((data_dir.to_path_buf(), url.clone(), node.clone()));
+    Some((url, node))
 }
 
 impl Server {
@@ -25,11 +88,32 @@ impl Server {
         server
     }
 
+    /// A node named `node` on the PostgreSQL database `url`, which other
+    /// nodes may share.
+    pub fn start_node(url: &str, node: &str, args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all = vec!["--database", url, "--node", node];
+        all.extend_from_slice(args);
+        let mut server = Server::spawn(&dir.path().join("data"), None, &all);
+        server.database = Some(url.to_string());
+        server._dir = Some(dir);
+        server
+    }
+
     /// A server on `data_dir`, which may hold a previous server's database.
     pub fn start_on(data_dir: &Path, args: &[&str]) -> Server {
+        Server::spawn(data_dir, database_of(data_dir), args)
+    }
+
+    fn spawn(data_dir: &Path, database: Option<(String, String)>, args: &[&str]) -> Server {
+        let database_args = match &database {
+            Some((url, node)) => vec!["--database".to_string(), url.clone(), "--node".into(), node.clone()],
+            None => Vec::new(),
+        };
         let mut child = super::support::hero_logic()
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(database_args)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -42,7 +126,7 @@ impl Server {
             .strip_prefix("listening on http://")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        Server { child, addr, data_dir: data_dir.to_path_buf(), _dir: None }
+        Server { child, addr, data_dir: data_dir.to_path_buf(), database: database.map(|(url, _)| url), _dir: None }
     }
 
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {

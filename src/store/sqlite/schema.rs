@@ -146,6 +146,10 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO kv_usage (flow, bytes)
     SELECT flow, SUM(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))) FROM kv GROUP BY flow;
     ",
+    // 8: the node that executes each run (runs stored before have none).
+    "
+    ALTER TABLE runs ADD COLUMN node TEXT;
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.

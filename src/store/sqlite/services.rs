@@ -1,22 +1,11 @@
 //! Registered services and the `kv` built-in's table.
 
-use super::Store;
+use super::SqliteStore;
+use crate::store::records::{KvFull, StoredService};
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 use serde_json::Value;
 use std::sync::Arc;
-
-/// A registered JSON-RPC service.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct StoredService {
-    pub name: String,
-    pub url: String,
-    /// Its OpenRPC document.
-    pub document: Value,
-    pub timeout_ms: u64,
-    pub created_us: i64,
-}
 
 fn service_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredService> {
     let document: String = row.get(2)?;
@@ -29,7 +18,7 @@ fn service_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredService> 
     })
 }
 
-impl Store {
+impl SqliteStore {
     /// Register (or replace) a service.
     pub async fn save_service(&self, service: StoredService) -> Result<()> {
         self.job(move |conn| {
@@ -98,8 +87,8 @@ impl Store {
                 )
                 .optional()?;
             let after = held - old.unwrap_or(0) + (key.len() + value.len()) as u64;
-            if after > limit && after > held {
-                return Ok(Err(KvFull { held, wanted: after - held, limit }));
+            if let Err(full) = KvFull::check(held, after, limit) {
+                return Ok(Err(full));
             }
             tx.execute(
                 "INSERT INTO kv (flow, key, value, updated_us) VALUES (?1, ?2, ?3, ?4)
@@ -156,14 +145,6 @@ impl Store {
         })
         .await
     }
-}
-
-/// A `kv` write refused: the flow would hold more than its limit.
-#[derive(Debug, PartialEq)]
-pub struct KvFull {
-    pub held: u64,
-    pub wanted: u64,
-    pub limit: u64,
 }
 
 fn kv_held(conn: &Connection, flow: &str) -> rusqlite::Result<u64> {

@@ -1,43 +1,10 @@
 //! The records the store keeps, as the API serves them, and how rows map to them.
 
-use crate::flowdef::FlowInfo;
-use crate::sandbox::{Quotas, Usage};
-use crate::trace::{ErrorInfo, LogLine, LogStream, Span, SpanKind, Status};
+pub(crate) use crate::store::columns::{LOG_COLUMNS, RUN_COLUMNS, SPAN_COLUMNS};
+use crate::store::records::RunRecord;
+use crate::store::replay::SpanRow;
+use crate::trace::{LogLine, LogStream, Span, SpanKind, Status};
 use rusqlite::Row;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-/// One run, whatever its state.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub run_id: String,
-    pub flow: String,
-    /// The stored version that ran; None for source sent from the editor.
-    pub version: Option<u32>,
-    pub source_sha256: String,
-    pub status: Status,
-    pub input: Value,
-    pub output: Option<Value>,
-    pub error: Option<ErrorInfo>,
-    pub usage: Option<Usage>,
-    pub quotas: Quotas,
-    pub created_us: i64,
-    pub start_us: Option<i64>,
-    pub end_us: Option<i64>,
-    /// The seq of the run's last event (`run_finished`), 0 while it runs.
-    pub last_seq: u64,
-}
-
-/// One stored version of a flow.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct StoredFlow {
-    pub name: String,
-    pub version: u32,
-    pub source: String,
-    pub source_sha256: String,
-    pub info: FlowInfo,
-    pub created_us: i64,
-}
 
 fn parse<T: serde::de::DeserializeOwned>(text: &str, column: usize) -> rusqlite::Result<T> {
     serde_json::from_str(text)
@@ -63,8 +30,6 @@ pub(crate) fn status(text: &str, column: usize) -> rusqlite::Result<Status> {
     spelled(text, column, Status::parse)
 }
 
-pub(crate) const RUN_COLUMNS: &str = "run_id, flow, version, source_sha256, status, input, output, error, usage, quotas, created_us, start_us, end_us, last_seq";
-
 pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
     Ok(RunRecord {
         run_id: row.get(0)?,
@@ -81,14 +46,12 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         start_us: row.get(11)?,
         end_us: row.get(12)?,
         last_seq: row.get(13)?,
+        node: row.get(14)?,
     })
 }
 
-pub(crate) const SPAN_COLUMNS: &str =
-    "run_id, span_id, parent_id, kind, name, status, start_us, end_us, attrs, error, line, start_seq, end_seq";
-
 /// A span and the seqs of its start and end events.
-pub(crate) fn span_from_row(row: &Row<'_>) -> rusqlite::Result<(Span, u64, Option<u64>)> {
+pub(crate) fn span_from_row(row: &Row<'_>) -> rusqlite::Result<SpanRow> {
     let span = Span {
         run_id: row.get(0)?,
         span_id: row.get(1)?,
@@ -104,8 +67,6 @@ pub(crate) fn span_from_row(row: &Row<'_>) -> rusqlite::Result<(Span, u64, Optio
     };
     Ok((span, row.get(11)?, row.get(12)?))
 }
-
-pub(crate) const LOG_COLUMNS: &str = "run_id, seq, span_id, ts_us, stream, text";
 
 pub(crate) fn log_from_row(row: &Row<'_>) -> rusqlite::Result<LogLine> {
     Ok(LogLine {

@@ -1,33 +1,13 @@
 //! Stored runs, their spans and logs, and a run's events rebuilt for replay.
 
-use super::Store;
-use super::rows::{
-    LOG_COLUMNS, RUN_COLUMNS, RunRecord, SPAN_COLUMNS, log_from_row, run_from_row, span_from_row, status,
-};
+use super::SqliteStore;
+use super::rows::{LOG_COLUMNS, RUN_COLUMNS, SPAN_COLUMNS, log_from_row, run_from_row, span_from_row, status};
+use crate::store::records::{RunFilter, RunRecord, SubflowRun};
+use crate::store::replay::{self, SpanRow};
 use crate::trace::{ErrorInfo, LogLine, RunEvent, Span, Status};
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::Arc;
-
-/// Which runs to list, newest first.
-#[derive(Clone, Debug, Default)]
-pub struct RunFilter {
-    pub flow: Option<String>,
-    pub status: Option<Status>,
-    /// Only runs created before this time (the previous page's `next`).
-    pub before_us: Option<i64>,
-    pub limit: u32,
-}
-
-/// One time a flow ran as a subflow: the run it ran in and its `subflow` span.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct SubflowRun {
-    pub run_id: String,
-    pub span_id: u64,
-    pub status: Status,
-    pub start_us: i64,
-    pub end_us: i64,
-}
 
 /// Runs a crashed process left `queued` or `running` end `interrupted`, with
 /// their open spans closed the same way. Returns how many runs.
@@ -76,7 +56,7 @@ fn run_of(conn: &Connection, run_id: &str) -> rusqlite::Result<Option<RunRecord>
     conn.query_row(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1"), [run_id], run_from_row).optional()
 }
 
-impl Store {
+impl SqliteStore {
     pub async fn run(self: &Arc<Self>, run_id: &str) -> Result<Option<RunRecord>> {
         let run_id = run_id.to_string();
         self.read(move |conn| run_of(conn, &run_id)).await
@@ -157,30 +137,22 @@ impl Store {
             let conn = &*snapshot;
             let Some(mut run) = run_of(conn, &run_id)? else { return Ok(None) };
             let page = limit as i64;
-            let mut events: Vec<RunEvent> = Vec::new();
-            let starts = format!(
+            let rows_after = |sql: String| -> rusqlite::Result<Vec<SpanRow>> {
+                conn.prepare_cached(&sql)?.query_map(params![run_id, after_seq, page], span_from_row)?.collect()
+            };
+            let starts = rows_after(format!(
                 "SELECT {SPAN_COLUMNS} FROM spans WHERE run_id = ?1 AND start_seq > ?2 ORDER BY start_seq LIMIT ?3"
-            );
-            for row in conn.prepare_cached(&starts)?.query_map(params![run_id, after_seq, page], span_from_row)? {
-                let (mut span, seq, _) = row?;
-                span.status = Status::Running;
-                span.end_us = None;
-                span.error = None;
-                events.push(RunEvent::SpanStarted { seq, span });
-            }
-            let ends = format!(
+            ))?;
+            let ends = rows_after(format!(
                 "SELECT {SPAN_COLUMNS} FROM spans WHERE run_id = ?1 AND end_seq > ?2 ORDER BY end_seq LIMIT ?3"
-            );
-            for row in conn.prepare_cached(&ends)?.query_map(params![run_id, after_seq, page], span_from_row)? {
-                let (span, _, end_seq) = row?;
-                events.push(RunEvent::SpanEnded { seq: end_seq.unwrap_or_default(), span });
-            }
-            let logs = format!("SELECT {LOG_COLUMNS} FROM logs WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
-            for row in conn.prepare_cached(&logs)?.query_map(params![run_id, after_seq, page], log_from_row)? {
-                events.push(RunEvent::Log(row?));
-            }
-            events.sort_by_key(RunEvent::seq);
-            events.truncate(limit);
+            ))?;
+            let logs = conn
+                .prepare_cached(&format!(
+                    "SELECT {LOG_COLUMNS} FROM logs WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+                ))?
+                .query_map(params![run_id, after_seq, page], log_from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut events = replay::page_events(starts, ends, logs, limit);
             let last_stored: u64 = conn.query_row(
                 "SELECT MAX(COALESCE((SELECT MAX(start_seq) FROM spans WHERE run_id = ?1), 0),
                             COALESCE((SELECT MAX(end_seq) FROM spans WHERE run_id = ?1), 0),
@@ -189,19 +161,15 @@ impl Store {
                 |row| row.get(0),
             )?;
             if events.is_empty() {
-                // Past the stored events: the spans recovery closed, innermost first.
                 let closed = format!(
                     "SELECT {SPAN_COLUMNS} FROM spans WHERE run_id = ?1 AND end_seq IS NULL AND status != 'running'
                      ORDER BY span_id DESC"
                 );
-                let mut statement = conn.prepare_cached(&closed)?;
-                let rows = statement.query_map([&run_id], span_from_row)?;
-                for (seq, row) in (last_stored + 1..).zip(rows) {
-                    let (span, _, _) = row?;
-                    if seq > after_seq {
-                        events.push(RunEvent::SpanEnded { seq, span });
-                    }
-                }
+                let closed = conn
+                    .prepare_cached(&closed)?
+                    .query_map([&run_id], span_from_row)?
+                    .collect::<rusqlite::Result<_>>()?;
+                events = replay::recovered_events(closed, last_stored, after_seq);
             }
             if run.status.is_final() && run.last_seq == 0 {
                 let closed: u64 = conn.query_row(
@@ -214,94 +182,5 @@ impl Store {
             Ok(Some((run, events)))
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sandbox::Quotas;
-    use crate::store::Write;
-    use crate::trace::{LogStream, SpanKind};
-    use serde_json::Map;
-
-    fn span(span_id: u64, status: Status) -> Span {
-        Span {
-            run_id: "live".into(),
-            span_id,
-            parent_id: Some(1),
-            kind: SpanKind::Step,
-            name: format!("step {span_id}"),
-            status,
-            start_us: 1,
-            end_us: (status != Status::Running).then_some(2),
-            attrs: Map::new(),
-            error: None,
-            line: None,
-        }
-    }
-
-    /// Events are committed while a watcher pages through them: every page
-    /// must go on from the cursor with no gap, or the watcher, which moves
-    /// its cursor to the last event it got, would never see the ones missed.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn pages_read_while_a_run_writes_have_no_gap() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(&dir.path().join("db")).unwrap());
-        let run = RunRecord {
-            run_id: "live".into(),
-            flow: "f".into(),
-            version: None,
-            source_sha256: "00".into(),
-            status: Status::Running,
-            input: serde_json::json!({}),
-            output: None,
-            error: None,
-            usage: None,
-            quotas: Quotas::default(),
-            created_us: 1,
-            start_us: Some(1),
-            end_us: None,
-            last_seq: 0,
-        };
-        store.write(Write::RunCreated { run: Box::new(run), source: Arc::from("source") });
-        store.flush().await.unwrap();
-        let steps = 3000u64;
-        let writer = {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                let mut seq = 0;
-                for id in 2..2 + steps {
-                    seq += 1;
-                    store.write(Write::SpanStarted { span: span(id, Status::Running), seq, publish: None });
-                    seq += 1;
-                    let line = LogLine {
-                        run_id: "live".into(),
-                        span_id: id,
-                        seq,
-                        ts_us: 1,
-                        stream: LogStream::Stdout,
-                        text: "x".into(),
-                    };
-                    store.write(Write::Log { line, publish: None });
-                    seq += 1;
-                    store.write(Write::SpanEnded { span: span(id, Status::Ok), seq, publish: None });
-                    if id % 7 == 0 {
-                        std::thread::yield_now();
-                    }
-                }
-            })
-        };
-        let total = 3 * steps;
-        let mut cursor = 0;
-        while cursor < total {
-            let (_, events) = store.replay_page("live", cursor, 64).await.unwrap().unwrap();
-            for event in events {
-                assert_eq!(event.seq(), cursor + 1, "a page goes on from the cursor with no gap");
-                cursor = event.seq();
-            }
-        }
-        writer.join().unwrap();
-        store.close().await;
     }
 }

@@ -1,24 +1,14 @@
 //! Library search: full-text search over the latest version of every flow
 //! (FTS5, ranked by BM25), in plain words.
 
-use super::Store;
+use super::SqliteStore;
+use crate::store::records::SearchHit;
+use crate::store::words::fts_query;
 use anyhow::Result;
 use rusqlite::params;
-use serde::Serialize;
 use std::sync::Arc;
 
-/// One hit of a library search.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SearchHit {
-    pub name: String,
-    pub version: u32,
-    pub description: Option<String>,
-    /// BM25 relevance: higher is better.
-    pub score: f64,
-    pub snippet: String,
-}
-
-impl Store {
+impl SqliteStore {
     /// Full-text search over the latest version of every flow, in plain
     /// words: each word matches as a prefix, and any word may match.
     pub async fn search_flows(self: &Arc<Self>, query: &str, limit: u32) -> Result<Vec<SearchHit>> {
@@ -59,34 +49,26 @@ impl Store {
         })
         .await
     }
-}
 
-/// Words too common to say what a query is about.
-const STOPWORDS: [&str; 40] = [
-    "a", "an", "and", "are", "as", "at", "be", "by", "do", "for", "from", "how", "i", "in", "is", "it", "me", "my",
-    "of", "on", "or", "please", "show", "that", "the", "there", "this", "to", "was", "what", "when", "which", "who",
-    "why", "will", "with", "you", "can", "give", "get",
-];
-
-/// Plain words as an FTS5 query: `"word"*` terms joined by OR, common words
-/// left out (unless nothing else is left). Anything that is not a letter or
-/// digit separates words, so no input is a syntax error.
-pub fn fts_query(words: &str) -> String {
-    let all: Vec<String> =
-        words.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
-    let meaningful: Vec<&String> = all.iter().filter(|w| !STOPWORDS.contains(&w.as_str())).collect();
-    let chosen: Vec<&String> = if meaningful.is_empty() { all.iter().collect() } else { meaningful };
-    chosen.into_iter().map(|word| format!("\"{word}\"*")).collect::<Vec<_>>().join(" OR ")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn plain_words_become_prefix_terms() {
-        assert_eq!(super::fts_query("Weather forecast!"), r#""weather"* OR "forecast"*"#);
-        assert_eq!(super::fts_query(r#"" OR NEAR( *"#), r#""near"*"#);
-        assert_eq!(super::fts_query("which is the best"), r#""best"*"#);
-        assert_eq!(super::fts_query("the"), r#""the"*"#, "a query of common words only keeps them");
-        assert_eq!(super::fts_query("  "), "");
+    /// The baseline search benchmarks compare with: the latest flows whose
+    /// sources contain most of the words, found by reading every source.
+    pub async fn scan_sources(self: &Arc<Self>, text: &str, limit: u32) -> Result<Vec<String>> {
+        let words: Vec<String> = text.split_whitespace().map(|w| format!("%{w}%")).collect();
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(move |conn| {
+            let score: Vec<String> = (1..=words.len()).map(|i| format!("(s.text LIKE ?{i})")).collect();
+            let sql = format!(
+                "SELECT f.name, {score} AS score FROM flows f JOIN sources s ON s.sha256 = f.source_sha256
+                 WHERE f.version = (SELECT MAX(version) FROM flows g WHERE g.name = f.name) AND score > 0
+                 ORDER BY score DESC LIMIT {limit}",
+                score = score.join(" + ")
+            );
+            let mut statement = conn.prepare(&sql)?;
+            let rows = statement.query_map(rusqlite::params_from_iter(words.iter()), |row| row.get::<_, String>(0))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await
     }
 }

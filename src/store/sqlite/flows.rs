@@ -1,69 +1,18 @@
 //! Stored flows: every upload of a module stores each flow it declares as a
 //! new version, unless that flow's module source is unchanged.
 
-use super::Store;
-use super::rows::StoredFlow;
+use super::SqliteStore;
 use crate::flowdef::FlowInfo;
+use crate::store::records::{FlowSummary, FlowVersion, NotOwner, SavedFlow, Saver, StoredFlow, sha256_hex};
 use crate::trace::Status;
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
-
-/// What an upload did to one flow.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SavedFlow {
-    pub name: String,
-    pub version: u32,
-    /// False when the flow's source was already the latest version.
-    pub created: bool,
-}
-
-/// A flow in the library list: its latest version.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct FlowSummary {
-    pub name: String,
-    pub version: u32,
-    pub description: Option<String>,
-    pub info: FlowInfo,
-    pub created_us: i64,
-    pub versions: u32,
-    pub last_run_status: Option<Status>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct FlowVersion {
-    pub version: u32,
-    pub source_sha256: String,
-    pub created_us: i64,
-}
-
-pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
 
 pub(crate) fn ensure_source(tx: &Transaction<'_>, sha256: &str, text: &str) -> rusqlite::Result<()> {
     tx.prepare_cached("INSERT OR IGNORE INTO sources (sha256, text) VALUES (?1, ?2)")?
         .execute(params![sha256, text])?;
     Ok(())
-}
-
-/// Who stores a module: the operator (upload, command line, built-ins), who
-/// may replace any flow, or a flow through `flows.save`, which may replace
-/// only flows it stored itself.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Saver {
-    Operator,
-    Flow(String),
-}
-
-/// A flow refused to store a module that would replace a flow it does not own.
-#[derive(Debug, thiserror::Error)]
-#[error("'{name}' was not stored by flow '{saver}', so it may not replace it")]
-pub struct NotOwner {
-    pub name: String,
-    pub saver: String,
 }
 
 fn save_module(
@@ -76,10 +25,7 @@ fn save_module(
     let sha256 = sha256_hex(source);
     let tx = conn.transaction()?;
     ensure_source(&tx, &sha256, source)?;
-    let saved_by = match saver {
-        Saver::Operator => None,
-        Saver::Flow(name) => Some(name.as_str()),
-    };
+    let saved_by = saver.flow();
     let mut saved = Vec::new();
     for info in flows {
         let latest: Option<(u32, String, Option<String>)> = tx
@@ -156,13 +102,7 @@ fn flow_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredFlow> {
     })
 }
 
-impl Store {
-    /// Store every flow `source` declares, as the operator; one transaction
-    /// for the module.
-    pub async fn save_module(&self, source: String, flows: Vec<FlowInfo>) -> Result<Vec<SavedFlow>> {
-        Ok(self.save_module_as(source, flows, Saver::Operator).await??)
-    }
-
+impl SqliteStore {
     /// Store every flow `source` declares on behalf of `saver`: all or none,
     /// refused whole when a flow may not replace one of them.
     pub async fn save_module_as(

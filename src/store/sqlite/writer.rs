@@ -1,63 +1,21 @@
 //! The one writer: a thread that owns the write connection and applies
-//! writes in batches, one transaction per batch, so a run never waits on the
-//! disk and a burst of spans costs one commit.
+//! writes in batches, one transaction per batch.
 
-use super::rows::RunRecord;
-use crate::trace::bus::RunChannel;
-use crate::trace::{ErrorInfo, LogLine, Span};
+use crate::store::records::RunRecord;
+use crate::store::writes::{Committed, MAX_BATCH, Write, merge_short_spans, settle};
+use crate::trace::{ErrorInfo, Span};
 use rusqlite::{Connection, params};
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
-use tokio::sync::oneshot;
-
-/// Most writes applied in one transaction.
-const MAX_BATCH: usize = 8192;
-
-/// Told once a write is committed, or why it could not be: a caller that
-/// waits for a write learns when the database does not hold it.
-pub type Committed = oneshot::Sender<Result<(), String>>;
-
-/// An event to hand to its run's watchers once the write carrying it is
-/// committed: a watcher never sees what the store might lose in a crash.
-pub struct Published {
-    pub channel: Arc<RunChannel>,
-    pub text: Arc<str>,
-}
 
 pub type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-pub enum Write {
-    /// A run was accepted (status `queued`); `source` is what it runs.
-    RunCreated {
-        run: Box<RunRecord>,
-        source: std::sync::Arc<str>,
-    },
-    RunStarted {
-        run_id: String,
-        start_us: i64,
-    },
-    /// The run's final state; `stored` is told once it is committed.
-    RunFinished {
-        run: Box<RunRecord>,
-        stored: Option<Committed>,
-    },
-    /// A span opened (`seq` is its start event) or ended (its end event).
-    SpanStarted {
-        span: Span,
-        seq: u64,
-        publish: Option<Published>,
-    },
-    SpanEnded {
-        span: Span,
-        seq: u64,
-        publish: Option<Published>,
-    },
-    Log {
-        line: LogLine,
-        publish: Option<Published>,
-    },
+// Nearly every message is a write: boxing them would cost an allocation
+// per span to save memory only on the rare flush.
+#[allow(clippy::large_enum_variant)]
+/// What the writer thread is sent.
+pub enum Message {
+    Write(Write),
     /// Work that needs its own transaction and an answer (flow uploads, ...);
     /// it runs after the writes queued before it are committed.
     Job(Job),
@@ -67,8 +25,8 @@ pub enum Write {
     Close,
 }
 
-pub fn run_writer(mut conn: Connection, writes: Receiver<Write>) {
-    let mut batch: Vec<Write> = Vec::with_capacity(MAX_BATCH);
+pub fn run_writer(mut conn: Connection, writes: Receiver<Message>) {
+    let mut batch: Vec<Message> = Vec::with_capacity(MAX_BATCH);
     loop {
         match writes.recv_timeout(Duration::from_secs(3600)) {
             Ok(first) => batch.push(first),
@@ -81,7 +39,7 @@ pub fn run_writer(mut conn: Connection, writes: Receiver<Write>) {
                 Err(_) => break,
             }
         }
-        let closing = batch.iter().any(|write| matches!(write, Write::Close));
+        let closing = batch.iter().any(|message| matches!(message, Message::Close));
         apply(&mut conn, &mut batch);
         if closing {
             return;
@@ -89,44 +47,38 @@ pub fn run_writer(mut conn: Connection, writes: Receiver<Write>) {
     }
 }
 
-fn apply(conn: &mut Connection, batch: &mut Vec<Write>) {
-    let merged = merge_short_spans(batch);
+fn apply(conn: &mut Connection, batch: &mut Vec<Message>) {
+    let mut writes: Vec<Write> = Vec::with_capacity(batch.len());
+    let mut after: Vec<Message> = Vec::new();
+    for message in batch.drain(..) {
+        match message {
+            Message::Write(write) => writes.push(write),
+            other => after.push(other),
+        }
+    }
+    let merged = merge_short_spans(writes.iter());
     let result = (|| -> rusqlite::Result<()> {
         let tx = conn.transaction()?;
-        for (index, write) in batch.iter().enumerate() {
+        for (index, write) in writes.iter().enumerate() {
             store_write(&tx, write, merged.skip_start[index], merged.start_seq[index])?;
         }
         tx.commit()
     })();
     let outcome = result.map_err(|error| {
-        // The batch is rolled back whole; nothing is half-written. Whoever
-        // waits for one of its writes is told, and the run's events still
-        // reach its watchers (in order, so no stream stalls on a gap).
+        // The batch is rolled back whole; nothing is half-written.
         tracing::error!(%error, "the store could not write a batch");
         format!("the store could not write: {error}")
     });
-    // Whether or not it was written, every write's waiter, event and job
-    // is seen to, in order: none is dropped with the batch.
-    let mut done: Vec<Committed> = Vec::new();
-    let mut jobs: Vec<Job> = Vec::new();
-    for write in batch.drain(..) {
-        match write {
-            Write::RunFinished { stored, .. } => done.extend(stored),
-            Write::SpanStarted { publish, .. } | Write::SpanEnded { publish, .. } | Write::Log { publish, .. } => {
-                if let Some(event) = publish {
-                    event.channel.publish(event.text);
-                }
+    settle(writes, &outcome);
+    // Jobs and flushes come after the writes they follow are settled.
+    for message in after {
+        match message {
+            Message::Job(job) => job(conn),
+            Message::Flush(reply) => {
+                let _ = reply.send(outcome.clone());
             }
-            Write::Job(job) => jobs.push(job),
-            Write::Flush(reply) => done.push(reply),
-            Write::RunCreated { .. } | Write::RunStarted { .. } | Write::Close => {}
+            Message::Write(_) | Message::Close => {}
         }
-    }
-    for job in jobs {
-        job(conn);
-    }
-    for reply in done {
-        let _ = reply.send(outcome.clone());
     }
 }
 
@@ -164,15 +116,14 @@ fn store_write(
                 line.text
             ])?;
         }
-        Write::Job(_) | Write::Flush(_) | Write::Close => {}
     }
     Ok(())
 }
 
 fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         run.run_id,
@@ -182,7 +133,8 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord) -> rusqlite::Resu
         run.status.as_str(),
         run.input.to_string(),
         serde_json::to_string(&run.quotas).unwrap_or_default(),
-        run.created_us
+        run.created_us,
+        run.node
     ])?;
     Ok(())
 }
@@ -204,36 +156,6 @@ fn finish_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord) -> rusqlite::Resu
         run.last_seq
     ])?;
     Ok(())
-}
-
-/// Spans that start and end within one batch, written once rather than
-/// inserted and then updated: most spans are that short, and it halves the
-/// span rows the writer touches.
-struct MergedSpans {
-    /// The start of a span whose end is later in the batch: not written alone.
-    skip_start: Vec<bool>,
-    /// For a span's end, its start's seq when that start was merged into it.
-    start_seq: Vec<Option<u64>>,
-}
-
-fn merge_short_spans(batch: &[Write]) -> MergedSpans {
-    let mut merged = MergedSpans { skip_start: vec![false; batch.len()], start_seq: vec![None; batch.len()] };
-    let mut open: HashMap<(&str, u64), (usize, u64)> = HashMap::new();
-    for (index, write) in batch.iter().enumerate() {
-        match write {
-            Write::SpanStarted { span, seq, .. } => {
-                open.insert((span.run_id.as_str(), span.span_id), (index, *seq));
-            }
-            Write::SpanEnded { span, .. } => {
-                if let Some((start_index, seq)) = open.remove(&(span.run_id.as_str(), span.span_id)) {
-                    merged.skip_start[start_index] = true;
-                    merged.start_seq[index] = Some(seq);
-                }
-            }
-            _ => {}
-        }
-    }
-    merged
 }
 
 fn upsert_span(
@@ -302,18 +224,22 @@ mod tests {
     fn a_span_started_and_ended_in_one_batch_is_written_once_with_both_seqs() {
         let mut conn = Connection::open_in_memory().unwrap();
         super::super::schema::migrate(&mut conn).unwrap();
-        let mut batch = vec![
+        let writes = vec![
             Write::SpanStarted { span: span(1, Status::Running, None), seq: 1, publish: None },
             Write::SpanStarted { span: span(2, Status::Running, None), seq: 2, publish: None },
             Write::SpanEnded { span: span(2, Status::Ok, Some(20)), seq: 3, publish: None },
         ];
-        assert_eq!(merge_short_spans(&batch).skip_start, [false, true, false]);
-        apply(&mut conn, &mut batch);
+        assert_eq!(merge_short_spans(writes.iter()).skip_start, [false, true, false]);
+        apply(&mut conn, &mut writes.into_iter().map(Message::Write).collect());
         assert_eq!(rows(&conn), [(1, "running".into(), 1, None), (2, "ok".into(), 2, Some(3))]);
         // Span 1 ends in a later batch: its row is updated, its start kept.
         apply(
             &mut conn,
-            &mut vec![Write::SpanEnded { span: span(1, Status::Failed, Some(30)), seq: 4, publish: None }],
+            &mut vec![Message::Write(Write::SpanEnded {
+                span: span(1, Status::Failed, Some(30)),
+                seq: 4,
+                publish: None,
+            })],
         );
         assert_eq!(rows(&conn), [(1, "failed".into(), 1, Some(4)), (2, "ok".into(), 2, Some(3))]);
     }
@@ -325,13 +251,14 @@ mod tests {
         conn.execute_batch("DROP TABLE spans").unwrap(); // every span write now fails
         let bus = crate::trace::bus::EventBus::default();
         let channel = bus.open("r1");
-        let (flushed, answer) = oneshot::channel();
-        let publish = Some(Published { channel: channel.clone(), text: std::sync::Arc::from("{\"seq\":1}") });
+        let (flushed, answer) = tokio::sync::oneshot::channel();
+        let publish =
+            Some(crate::store::Published { channel: channel.clone(), text: std::sync::Arc::from("{\"seq\":1}") });
         apply(
             &mut conn,
             &mut vec![
-                Write::SpanStarted { span: span(1, Status::Running, None), seq: 1, publish },
-                Write::Flush(flushed),
+                Message::Write(Write::SpanStarted { span: span(1, Status::Running, None), seq: 1, publish }),
+                Message::Flush(flushed),
             ],
         );
         let reported = answer.blocking_recv().unwrap();

@@ -1,0 +1,128 @@
+//! This node among the others on one PostgreSQL database: it holds a lease
+//! and renews it, and ends the runs of nodes whose lease ran out (killed,
+//! powered off), as a single node ends its own at restart. It hears what
+//! the other nodes' commits carry (`Notice`s): their runs, announced to this
+//! node's run-list streams, and cancels of runs this node executes.
+//! Watchers of another node's run follow it through the same notices (see
+//! `http::ws`). With SQLite there is one node and none of this runs.
+
+use crate::scheduler::Scheduler;
+use crate::store::postgres::PgStore;
+use crate::store::{Notice, NoticeFeed, Store};
+use crate::stream::StreamMessage;
+use crate::trace::Status;
+use crate::trace::bus::EventBus;
+use anyhow::Result;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+pub struct Cluster {
+    store: Arc<PgStore>,
+    node: String,
+    /// Every notice other nodes' commits carry (and this node's own).
+    pub notices: NoticeFeed,
+    stop: CancellationToken,
+}
+
+impl Cluster {
+    /// Join the nodes on `store`'s database as `node`, when it is
+    /// PostgreSQL; None on SQLite.
+    pub async fn join(store: &Store, node: &str, lease: Duration) -> Result<Option<Arc<Cluster>>> {
+        let Some(pg) = store.postgres() else { return Ok(None) };
+        pg.take_lease(node, lease).await?;
+        let stop = CancellationToken::new();
+        let notices = pg.listen(stop.clone());
+        let cluster = Arc::new(Cluster { store: pg.clone(), node: node.to_string(), notices, stop });
+        tokio::spawn(cluster.clone().keep_lease(lease));
+        Ok(Some(cluster))
+    }
+
+    /// Renew the lease three times per lease, and look for nodes whose
+    /// lease ran out as often.
+    async fn keep_lease(self: Arc<Self>, lease: Duration) {
+        let every = (lease / 3).max(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = self.stop.cancelled() => return,
+            }
+            if let Err(error) = self.store.renew_lease(&self.node, lease).await {
+                tracing::error!(error = format!("{error:#}"), node = self.node, "renewing the node's lease failed");
+                // Taken for dead: hold the name again, so runs from now on
+                // are not ended under this node's feet.
+                if let Err(error) = self.store.take_lease(&self.node, lease).await {
+                    tracing::error!(error = format!("{error:#}"), "taking the node's lease again failed");
+                }
+            }
+            match self.store.sweep_expired().await {
+                Ok(swept) => {
+                    for (node, runs) in swept {
+                        tracing::warn!(node, runs, "a node's lease ran out; its unfinished runs were ended");
+                    }
+                }
+                Err(error) => tracing::warn!(error = format!("{error:#}"), "looking for nodes that are gone failed"),
+            }
+        }
+    }
+
+    /// Ask the node executing `run_id` to cancel it.
+    pub async fn cancel_elsewhere(&self, run_id: &str) -> Result<()> {
+        self.store.notify(Notice::Cancel { run_id: run_id.to_string() }).await
+    }
+
+    /// Act on what other nodes tell: cancel runs this node executes when
+    /// asked, and announce their runs on this node's run-list streams.
+    pub fn relay(self: &Arc<Self>, scheduler: Arc<Scheduler>, bus: Arc<EventBus>, store: Arc<Store>) {
+        let mut notices = self.notices.subscribe();
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let notice = tokio::select! {
+                    notice = notices.recv() => notice,
+                    _ = cluster.stop.cancelled() => return,
+                };
+                match notice {
+                    Ok(Notice::Cancel { run_id }) => {
+                        scheduler.cancel(&run_id);
+                    }
+                    Ok(Notice::Run { run_id }) => cluster.announce_elsewhere(&bus, &store, &run_id).await,
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "notices from other nodes were missed; run lists may lag");
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+
+    /// Another node's run changed: say so on this node's run-list streams
+    /// as that node said it on its own (this node's runs it says itself).
+    async fn announce_elsewhere(&self, bus: &EventBus, store: &Store, run_id: &str) {
+        let run = match store.run(run_id).await {
+            Ok(Some(run)) if run.node.as_deref() != Some(self.node.as_str()) => run,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), run_id, "reading another node's run failed");
+                return;
+            }
+        };
+        let message = match run.status {
+            Status::Queued => StreamMessage::RunQueued(&run),
+            Status::Running => StreamMessage::RunStarted(&run),
+            _ => StreamMessage::RunListed(&run),
+        };
+        bus.announce(message.to_text());
+    }
+
+    /// Stop renewing and give the lease back (after this node's runs are
+    /// stored, at a clean shutdown).
+    pub async fn leave(&self) {
+        self.stop.cancel();
+        if let Err(error) = self.store.drop_lease(&self.node).await {
+            tracing::warn!(error = format!("{error:#}"), "giving the node's lease back failed");
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Stored flows: every upload of a module stores each flow it declares as a
+//! new version, unless that flow's module source is unchanged.
+
+use super::rows::{FLOW_SELECT, flow_from_row};
+use super::{PgStore, text, unsigned};
+use crate::flowdef::FlowInfo;
+use crate::store::records::{FlowSummary, FlowVersion, NotOwner, SavedFlow, Saver, StoredFlow, sha256_hex};
+use crate::trace::Status;
+use anyhow::Result;
+use deadpool_postgres::Transaction;
+
+/// The advisory lock module saves take, so two nodes saving the same flow
+/// at once number their versions one after the other.
+const SAVE_LOCK: i64 = 0x6865_726f_0002;
+
+impl PgStore {
+    /// Store every flow `source` declares on behalf of `saver`: all or none,
+    /// refused whole when a flow may not replace one of them.
+    pub async fn save_module_as(
+        &self,
+        source: String,
+        flows: Vec<FlowInfo>,
+        saver: Saver,
+    ) -> Result<Result<Vec<SavedFlow>, NotOwner>> {
+        let now_us = crate::trace::now_us();
+        let sha256 = sha256_hex(&source);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SAVE_LOCK]).await?;
+        tx.execute(
+            "INSERT INTO sources (sha256, text) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
+            &[&sha256, &text(&source)],
+        )
+        .await?;
+        let saved_by = saver.flow();
+        let mut saved = Vec::new();
+        for info in &flows {
+            let latest = tx
+                .query_opt(
+                    "SELECT version, source_sha256, saved_by FROM flows WHERE name = $1 ORDER BY version DESC LIMIT 1",
+                    &[&info.name],
+                )
+                .await?
+                .map(|row| (row.get::<_, i32>(0), row.get::<_, String>(1), row.get::<_, Option<String>>(2)));
+            if let (Some((_, _, owner)), Some(saver)) = (&latest, saved_by)
+                && owner.as_deref() != Some(saver)
+            {
+                // Dropping the transaction rolls back whatever came before.
+                return Ok(Err(NotOwner { name: info.name.clone(), saver: saver.to_string() }));
+            }
+            match latest {
+                Some((version, existing, _)) if existing == sha256 => {
+                    saved.push(SavedFlow {
+                        name: info.name.clone(),
+                        version: unsigned(version.into(), "version")?,
+                        created: false,
+                    });
+                }
+                latest => {
+                    let version = latest.map_or(1, |(v, _, _)| v + 1);
+                    tx.execute(
+                        "INSERT INTO flows (name, version, source_sha256, info, created_us, saved_by)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                        &[&info.name, &version, &sha256, &text(&serde_json::to_string(info)?), &now_us, &saved_by],
+                    )
+                    .await?;
+                    index_latest(&tx, info, &source).await?;
+                    saved.push(SavedFlow {
+                        name: info.name.clone(),
+                        version: unsigned(version.into(), "version")?,
+                        created: true,
+                    });
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(Ok(saved))
+    }
+
+    /// A flow's latest version, or `version` when given.
+    pub async fn flow(&self, name: &str, version: Option<u32>) -> Result<Option<StoredFlow>> {
+        let client = self.client().await?;
+        let row = match version {
+            Some(version) => {
+                client
+                    .query_opt(
+                        &format!("{FLOW_SELECT} WHERE f.name = $1 AND f.version = $2"),
+                        &[&name, &(version as i32)],
+                    )
+                    .await?
+            }
+            None => {
+                client
+                    .query_opt(&format!("{FLOW_SELECT} WHERE f.name = $1 ORDER BY f.version DESC LIMIT 1"), &[&name])
+                    .await?
+            }
+        };
+        row.as_ref().map(flow_from_row).transpose()
+    }
+
+    pub async fn flow_versions(&self, name: &str) -> Result<Vec<FlowVersion>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT version, source_sha256, created_us FROM flows WHERE name = $1 ORDER BY version", &[&name])
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(FlowVersion {
+                    version: unsigned(row.try_get::<_, i32>(0)?.into(), "version")?,
+                    source_sha256: row.try_get(1)?,
+                    created_us: row.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the latest version of `name` was stored by a flow through
+    /// `flows.save` rather than by the operator (false when there is none).
+    pub async fn saved_by_a_flow(&self, name: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT saved_by FROM flows WHERE name = $1 ORDER BY version DESC LIMIT 1", &[&name])
+            .await?;
+        Ok(row.is_some_and(|row| row.get::<_, Option<String>>(0).is_some()))
+    }
+
+    /// The first `limit` flow names, in order (for "unknown flow" messages).
+    pub async fn flow_names(&self, limit: usize) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT DISTINCT name COLLATE \"C\" AS name FROM flows ORDER BY 1 LIMIT $1", &[&(limit as i64)])
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// Every flow's latest version, by name.
+    pub async fn flows(&self) -> Result<Vec<FlowSummary>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT f.name, f.version, f.info, f.created_us, counts.versions,
+                        (SELECT status FROM runs r WHERE r.flow = f.name ORDER BY created_us DESC LIMIT 1)
+                 FROM flows f
+                 JOIN (SELECT name, MAX(version) AS latest, COUNT(*) AS versions FROM flows GROUP BY name) counts
+                   ON counts.name = f.name AND counts.latest = f.version
+                 ORDER BY f.name COLLATE \"C\"",
+                &[],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let info: FlowInfo = serde_json::from_str(row.try_get(2)?)?;
+                let status: Option<&str> = row.try_get(5)?;
+                Ok(FlowSummary {
+                    name: row.try_get(0)?,
+                    version: unsigned(row.try_get::<_, i32>(1)?.into(), "version")?,
+                    description: info.description.clone(),
+                    info,
+                    created_us: row.try_get(3)?,
+                    versions: unsigned(row.try_get(4)?, "versions")?,
+                    last_run_status: status.and_then(Status::parse),
+                })
+            })
+            .collect()
+    }
+
+    /// Is this module source the latest version of a flow it declares?
+    pub async fn is_latest_source(&self, source: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM flows f WHERE f.source_sha256 = $1
+                    AND f.version = (SELECT MAX(version) FROM flows g WHERE g.name = f.name))",
+                &[&sha256_hex(source)],
+            )
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// A stored module source by its SHA-256.
+    pub async fn source(&self, sha256: &str) -> Result<Option<String>> {
+        let client = self.client().await?;
+        Ok(client.query_opt("SELECT text FROM sources WHERE sha256 = $1", &[&sha256]).await?.map(|row| row.get(0)))
+    }
+
+    /// Remove every version of a flow; its runs stay. Returns versions removed.
+    pub async fn delete_flow(&self, name: &str) -> Result<usize> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SAVE_LOCK]).await?;
+        tx.execute("DELETE FROM flow_search WHERE name = $1", &[&name]).await?;
+        let removed = tx.execute("DELETE FROM flows WHERE name = $1", &[&name]).await?;
+        tx.commit().await?;
+        Ok(removed as usize)
+    }
+}
+
+/// The search index holds each flow's latest version only.
+async fn index_latest(tx: &Transaction<'_>, info: &FlowInfo, source: &str) -> Result<()> {
+    let inputs: Vec<&str> = info.inputs.keys().map(String::as_str).collect();
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO flow_search (name, description, doc, steps, inputs, source, document)
+             VALUES ($1, $2, $3, $4, $5, $6,
+                     setweight(to_tsvector('english', $1), 'A')
+                  || setweight(to_tsvector('english', coalesce($2, '')), 'B')
+                  || setweight(to_tsvector('english', coalesce($3, '') || ' ' || $4), 'C')
+                  || setweight(to_tsvector('english', $5 || ' ' || $6), 'D'))
+             ON CONFLICT (name) DO UPDATE SET description = excluded.description, doc = excluded.doc,
+                steps = excluded.steps, inputs = excluded.inputs, source = excluded.source,
+                document = excluded.document",
+        )
+        .await?;
+    tx.execute(
+        &statement,
+        &[
+            &info.name,
+            &info.description.as_deref().map(text),
+            &info.doc.as_deref().map(text),
+            &text(&info.steps.join(" ")),
+            &inputs.join(" "),
+            &text(source),
+        ],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! The shared backend: PostgreSQL, for several nodes on one database. One
+//! writer task per node batches writes as the SQLite writer does (a batch is
+//! one transaction, spans and logs as one multi-row insert each); reads go
+//! through a pool of connections. Commits that carry events notify the other
+//! nodes (`NOTIFY hero_logic`), which is how their watchers follow a run.
+
+mod flows;
+mod nodes;
+mod rows;
+mod runs;
+mod schema;
+mod search;
+mod services;
+mod writer;
+
+pub use nodes::{Notice, NoticeFeed};
+
+use super::writes::{Committed, Write};
+use anyhow::{Context, Result};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::sync::Mutex;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
+use writer::Message;
+
+/// Connections kept for reads and jobs, besides the writer's.
+const POOL_SIZE: usize = 12;
+
+pub struct PgStore {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    writes: mpsc::UnboundedSender<Message>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl PgStore {
+    /// Connect to `url`, bring the schema up to date (one node at a time),
+    /// and start the writer.
+    pub async fn open(url: &str) -> Result<PgStore> {
+        let config = tokio_postgres::Config::from_str(url).context("read the PostgreSQL URL")?;
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager).max_size(POOL_SIZE).build().context("make the PostgreSQL pool")?;
+        let mut client = pool.get().await.map_err(|e| anyhow::anyhow!("connect to PostgreSQL: {e}"))?;
+        schema::migrate(&mut client).await.context("migrate the PostgreSQL schema")?;
+        drop(client);
+        let (writes, queue) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(writer::run_writer(pool.clone(), queue));
+        Ok(PgStore { pool, config, writes, writer: Mutex::new(Some(writer)) })
+    }
+
+    async fn client(&self) -> Result<Object> {
+        self.pool.get().await.map_err(|e| anyhow::anyhow!("get a PostgreSQL connection: {e}"))
+    }
+
+    /// Queue a write; it is committed with the next batch.
+    pub fn write(&self, write: Write) {
+        // Fails only once the writer has stopped, at shutdown.
+        let _ = self.writes.send(Message::Write(write));
+    }
+
+    /// Wait until everything queued so far is committed.
+    pub async fn flush(&self) -> Result<()> {
+        let (done, committed): (Committed, _) = oneshot::channel();
+        let _ = self.writes.send(Message::Flush(done));
+        match committed.await {
+            Ok(result) => result.map_err(anyhow::Error::msg),
+            Err(_) => Err(anyhow::anyhow!("the store's writer has stopped")),
+        }
+    }
+
+    /// Commit what is queued and stop the writer. Later writes are dropped.
+    pub async fn close(&self) -> () {
+        if let Err(error) = self.flush().await {
+            tracing::error!(error = format!("{error:#}"), "the last writes before closing the store failed");
+        }
+        let handle = self.writer.lock().ok().and_then(|mut writer| writer.take());
+        if let Some(handle) = handle {
+            let _ = self.writes.send(Message::Close);
+            let _ = handle.await;
+        }
+    }
+}
+
+/// Text as PostgreSQL can hold it: its `text` type has no NUL character,
+/// which Python strings (and so span names, log lines, sources) may hold.
+/// Each becomes U+FFFD, as an undecodable byte does.
+fn text(value: &str) -> Cow<'_, str> {
+    if value.contains('\0') { Cow::Owned(value.replace('\0', "\u{FFFD}")) } else { Cow::Borrowed(value) }
+}
+
+/// A u32 or u64 column kept as PostgreSQL's signed integers.
+fn unsigned<T: TryFrom<i64>>(value: i64, column: &str) -> Result<T> {
+    T::try_from(value).map_err(|_| anyhow::anyhow!("column {column} holds {value}, out of range"))
+}

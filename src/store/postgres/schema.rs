@@ -1,0 +1,156 @@
+//! The PostgreSQL schema, as numbered migrations applied in order at start.
+//! Nodes that start at once take turns: each migrates under a session-level
+//! advisory lock, so one applies a step and the others find it applied.
+
+use anyhow::Result;
+use deadpool_postgres::Object;
+
+/// The advisory lock key migrations are taken under ("hero" in ASCII, then 1).
+const MIGRATION_LOCK: i64 = 0x6865_726f_0001;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: everything the SQLite schema holds after its 8th step, in one go,
+    // and the nodes' leases. JSON is kept as text, as it was written, so
+    // key order (which `jsonb` would not keep) survives.
+    "
+    CREATE TABLE sources (
+        sha256 TEXT PRIMARY KEY,
+        text   TEXT NOT NULL
+    );
+
+    CREATE TABLE flows (
+        name          TEXT NOT NULL,
+        version       INTEGER NOT NULL,
+        source_sha256 TEXT NOT NULL REFERENCES sources(sha256),
+        info          TEXT NOT NULL,
+        created_us    BIGINT NOT NULL,
+        saved_by      TEXT,
+        PRIMARY KEY (name, version)
+    );
+    CREATE INDEX flows_by_source ON flows (source_sha256);
+
+    CREATE TABLE runs (
+        run_id        TEXT PRIMARY KEY,
+        flow          TEXT NOT NULL,
+        version       INTEGER,
+        source_sha256 TEXT NOT NULL REFERENCES sources(sha256),
+        status        TEXT NOT NULL,
+        input         TEXT NOT NULL,
+        output        TEXT,
+        error         TEXT,
+        usage         TEXT,
+        quotas        TEXT NOT NULL,
+        created_us    BIGINT NOT NULL,
+        start_us      BIGINT,
+        end_us        BIGINT,
+        last_seq      BIGINT NOT NULL DEFAULT 0,
+        node          TEXT
+    );
+    CREATE INDEX runs_by_created ON runs (created_us DESC);
+    CREATE INDEX runs_by_flow ON runs (flow, created_us DESC);
+    CREATE INDEX runs_by_status ON runs (status, created_us DESC);
+    CREATE INDEX runs_unfinished_by_node ON runs (node) WHERE status IN ('queued', 'running');
+
+    CREATE TABLE spans (
+        run_id    TEXT NOT NULL,
+        span_id   BIGINT NOT NULL,
+        parent_id BIGINT,
+        kind      TEXT NOT NULL,
+        name      TEXT NOT NULL,
+        status    TEXT NOT NULL,
+        start_us  BIGINT NOT NULL,
+        end_us    BIGINT,
+        attrs     TEXT NOT NULL,
+        error     TEXT,
+        line      INTEGER,
+        start_seq BIGINT NOT NULL,
+        end_seq   BIGINT,
+        PRIMARY KEY (run_id, span_id)
+    );
+    CREATE INDEX spans_by_subflow ON spans (name, start_us) WHERE kind = 'subflow';
+
+    CREATE TABLE logs (
+        run_id  TEXT NOT NULL,
+        seq     BIGINT NOT NULL,
+        span_id BIGINT NOT NULL,
+        ts_us   BIGINT NOT NULL,
+        stream  TEXT NOT NULL,
+        text    TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    );
+
+    CREATE TABLE services (
+        name       TEXT PRIMARY KEY,
+        url        TEXT NOT NULL,
+        document   TEXT NOT NULL,
+        timeout_ms BIGINT NOT NULL,
+        created_us BIGINT NOT NULL
+    );
+
+    CREATE TABLE kv (
+        flow       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        updated_us BIGINT NOT NULL,
+        PRIMARY KEY (flow, key)
+    );
+    CREATE TABLE kv_usage (
+        flow  TEXT PRIMARY KEY,
+        bytes BIGINT NOT NULL
+    );
+
+    -- The library's search index: each flow's latest version, its fields
+    -- weighted as the SQLite index weighs them (name A, description B,
+    -- docstring and steps C, inputs and source D).
+    CREATE TABLE flow_search (
+        name        TEXT PRIMARY KEY,
+        description TEXT,
+        doc         TEXT,
+        steps       TEXT NOT NULL,
+        inputs      TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        document    TSVECTOR NOT NULL
+    );
+    CREATE INDEX flow_search_document ON flow_search USING GIN (document);
+
+    -- Each live node and how long its lease lasts; the host and process
+    -- holding it, so a process restarted on the same host under the same
+    -- name takes over at once from its dead predecessor.
+    CREATE TABLE nodes (
+        name           TEXT PRIMARY KEY,
+        started_us     BIGINT NOT NULL,
+        lease_until_us BIGINT NOT NULL,
+        host           TEXT NOT NULL,
+        pid            BIGINT NOT NULL
+    );
+    ",
+];
+
+/// Bring the database up to the newest schema, one step per transaction.
+pub async fn migrate(client: &mut Object) -> Result<()> {
+    client.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK]).await?;
+    let result = apply_missing(client).await;
+    // Released whatever happened: the connection goes back to the pool.
+    client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]).await?;
+    result
+}
+
+async fn apply_missing(client: &mut Object) -> Result<()> {
+    client.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)").await?;
+    let current: Option<i32> =
+        client.query_opt("SELECT max(version) FROM schema_version", &[]).await?.and_then(|row| row.get(0));
+    let current = current.unwrap_or(0) as usize;
+    if current > MIGRATIONS.len() {
+        anyhow::bail!(
+            "the database's schema is version {current}, newer than this hero_logic knows ({}): upgrade hero_logic",
+            MIGRATIONS.len()
+        );
+    }
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = client.transaction().await?;
+        tx.batch_execute(migration).await?;
+        tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[&((index + 1) as i32)]).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}

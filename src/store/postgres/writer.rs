@@ -1,0 +1,329 @@
+//! The node's one writer: a task that applies queued writes in batches, one
+//! transaction per batch, spans and log lines each as one multi-row insert.
+//! The transaction also tells the other nodes what it holds (`NOTIFY`), so
+//! they hear of an event only once it is committed.
+
+use super::nodes::Notice;
+use super::text;
+use crate::store::records::RunRecord;
+use crate::store::writes::{Committed, MAX_BATCH, Write, merge_short_spans, settle};
+use crate::trace::ErrorInfo;
+use deadpool_postgres::{Pool, Transaction};
+use std::collections::{BTreeMap, HashMap};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+// Nearly every message is a write: boxing them would cost an allocation
+// per span to save memory only on the rare flush.
+#[allow(clippy::large_enum_variant)]
+/// What the writer task is sent.
+pub enum Message {
+    Write(Write),
+    /// Answered once everything queued before it is committed.
+    Flush(Committed),
+    /// Commit what came before and stop.
+    Close,
+}
+
+pub(super) async fn run_writer(pool: Pool, mut queue: UnboundedReceiver<Message>) {
+    let mut batch: Vec<Message> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        match queue.recv().await {
+            Some(first) => batch.push(first),
+            None => return,
+        }
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(message) => batch.push(message),
+                Err(_) => break,
+            }
+        }
+        let mut writes: Vec<Write> = Vec::with_capacity(batch.len());
+        let mut flushes: Vec<Committed> = Vec::new();
+        let mut closing = false;
+        for message in batch.drain(..) {
+            match message {
+                Message::Write(write) => writes.push(write),
+                Message::Flush(reply) => flushes.push(reply),
+                Message::Close => closing = true,
+            }
+        }
+        let outcome = if writes.is_empty() { Ok(()) } else { apply(&pool, &writes).await };
+        settle(writes, &outcome);
+        for reply in flushes {
+            let _ = reply.send(outcome.clone());
+        }
+        if closing {
+            return;
+        }
+    }
+}
+
+/// Write a batch in one transaction; a connection lost on the way (the
+/// database restarted) is replaced once before the batch counts as failed.
+async fn apply(pool: &Pool, writes: &[Write]) -> Result<(), String> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match try_apply(pool, writes).await {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                let closed =
+                    error.downcast_ref::<tokio_postgres::Error>().is_some_and(tokio_postgres::Error::is_closed)
+                        || error.to_string().contains("connect");
+                if closed && tries < 2 {
+                    continue;
+                }
+                // The batch is rolled back whole; nothing is half-written.
+                tracing::error!(error = format!("{error:#}"), "the store could not write a batch");
+                return Err(format!("the store could not write: {error:#}"));
+            }
+        }
+    }
+}
+
+async fn try_apply(pool: &Pool, writes: &[Write]) -> anyhow::Result<()> {
+    let mut client = pool.get().await.map_err(|e| anyhow::anyhow!("connect to PostgreSQL: {e}"))?;
+    let tx = client.transaction().await?;
+    let merged = merge_short_spans(writes.iter());
+    let mut spans = SpanRows::default();
+    let mut logs = LogRows::default();
+    let mut notices = Notices::default();
+    for (index, write) in writes.iter().enumerate() {
+        let (run_id, seq) = write.run_seq();
+        match seq {
+            Some(seq) => notices.event(run_id, seq),
+            None => notices.run(run_id),
+        }
+        match write {
+            Write::RunCreated { run, source } => {
+                tx.execute(
+                    "INSERT INTO sources (sha256, text) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
+                    &[&run.source_sha256, &text(source)],
+                )
+                .await?;
+                insert_run(&tx, run).await?;
+            }
+            Write::RunStarted { run_id, start_us } => {
+                let statement =
+                    tx.prepare_cached("UPDATE runs SET status = 'running', start_us = $2 WHERE run_id = $1").await?;
+                tx.execute(&statement, &[run_id, start_us]).await?;
+            }
+            Write::RunFinished { run, .. } => finish_run(&tx, run).await?,
+            Write::SpanStarted { .. } if merged.skip_start[index] => {}
+            Write::SpanStarted { span, seq, .. } => spans.push(span, Some(*seq), None),
+            Write::SpanEnded { span, seq, .. } => spans.push(span, merged.start_seq[index], Some(*seq)),
+            Write::Log { line, .. } => logs.push(line),
+        }
+    }
+    spans.write(&tx).await?;
+    logs.write(&tx).await?;
+    for payload in notices.payloads() {
+        tx.execute("SELECT pg_notify($1, $2)", &[&super::nodes::CHANNEL, &payload]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_run(tx: &Transaction<'_>, run: &RunRecord) -> anyhow::Result<()> {
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .await?;
+    tx.execute(
+        &statement,
+        &[
+            &run.run_id,
+            &run.flow,
+            &run.version.map(|v| v as i32),
+            &run.source_sha256,
+            &run.status.as_str(),
+            &text(&run.input.to_string()),
+            &serde_json::to_string(&run.quotas).unwrap_or_default(),
+            &run.created_us,
+            &run.node,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn finish_run(tx: &Transaction<'_>, run: &RunRecord) -> anyhow::Result<()> {
+    let json = |value: &Option<serde_json::Value>| value.as_ref().map(|v| text(&v.to_string()).into_owned());
+    let statement = tx
+        .prepare_cached(
+            "UPDATE runs SET status = $2, output = $3, error = $4, usage = $5, start_us = COALESCE(start_us, $6),
+             end_us = $7, last_seq = $8 WHERE run_id = $1",
+        )
+        .await?;
+    tx.execute(
+        &statement,
+        &[
+            &run.run_id,
+            &run.status.as_str(),
+            &json(&run.output),
+            &run.error.as_ref().map(|e| text(&e.to_json_string()).into_owned()),
+            &run.usage.as_ref().map(|u| serde_json::to_string(u).unwrap_or_default()),
+            &run.start_us,
+            &run.end_us,
+            &(run.last_seq as i64),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The span rows of a batch, as columns for one `INSERT ... SELECT FROM
+/// UNNEST(...)`. A span is in it once (an upsert may not touch a row twice).
+#[derive(Default)]
+struct SpanRows {
+    at: HashMap<(String, i64), usize>,
+    run_id: Vec<String>,
+    span_id: Vec<i64>,
+    parent_id: Vec<Option<i64>>,
+    kind: Vec<&'static str>,
+    name: Vec<String>,
+    status: Vec<&'static str>,
+    start_us: Vec<i64>,
+    end_us: Vec<Option<i64>>,
+    attrs: Vec<String>,
+    error: Vec<Option<String>>,
+    line: Vec<Option<i32>>,
+    start_seq: Vec<i64>,
+    end_seq: Vec<Option<i64>>,
+}
+
+impl SpanRows {
+    fn push(&mut self, span: &crate::trace::Span, start_seq: Option<u64>, end_seq: Option<u64>) {
+        let key = (span.run_id.clone(), span.span_id as i64);
+        let attrs = text(&serde_json::Value::Object(span.attrs.clone()).to_string()).into_owned();
+        let error = span.error.as_ref().map(|e| text(&ErrorInfo::to_json_string(e)).into_owned());
+        if let Some(&index) = self.at.get(&key) {
+            self.status[index] = span.status.as_str();
+            self.end_us[index] = span.end_us;
+            self.attrs[index] = attrs;
+            self.error[index] = error;
+            self.end_seq[index] = end_seq.map(|s| s as i64).or(self.end_seq[index]);
+            return;
+        }
+        self.at.insert(key, self.run_id.len());
+        self.run_id.push(span.run_id.clone());
+        self.span_id.push(span.span_id as i64);
+        self.parent_id.push(span.parent_id.map(|p| p as i64));
+        self.kind.push(span.kind.as_str());
+        self.name.push(text(&span.name).into_owned());
+        self.status.push(span.status.as_str());
+        self.start_us.push(span.start_us);
+        self.end_us.push(span.end_us);
+        self.attrs.push(attrs);
+        self.error.push(error);
+        self.line.push(span.line.map(|l| l as i32));
+        self.start_seq.push(start_seq.unwrap_or(0) as i64);
+        self.end_seq.push(end_seq.map(|s| s as i64));
+    }
+
+    async fn write(&self, tx: &Transaction<'_>) -> anyhow::Result<()> {
+        if self.run_id.is_empty() {
+            return Ok(());
+        }
+        // A span whose start was committed earlier keeps that start's seq.
+        let statement = tx
+            .prepare_cached(
+                "INSERT INTO spans (run_id, span_id, parent_id, kind, name, status, start_us, end_us, attrs, error,
+                                    line, start_seq, end_seq)
+                 SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[],
+                                      $7::int8[], $8::int8[], $9::text[], $10::text[], $11::int4[], $12::int8[],
+                                      $13::int8[])
+                 ON CONFLICT (run_id, span_id) DO UPDATE SET
+                    status = excluded.status, end_us = excluded.end_us, attrs = excluded.attrs,
+                    error = excluded.error, end_seq = COALESCE(excluded.end_seq, spans.end_seq)",
+            )
+            .await?;
+        tx.execute(
+            &statement,
+            &[
+                &self.run_id,
+                &self.span_id,
+                &self.parent_id,
+                &self.kind,
+                &self.name,
+                &self.status,
+                &self.start_us,
+                &self.end_us,
+                &self.attrs,
+                &self.error,
+                &self.line,
+                &self.start_seq,
+                &self.end_seq,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The log lines of a batch, as columns for one insert.
+#[derive(Default)]
+struct LogRows {
+    run_id: Vec<String>,
+    seq: Vec<i64>,
+    span_id: Vec<i64>,
+    ts_us: Vec<i64>,
+    stream: Vec<&'static str>,
+    text: Vec<String>,
+}
+
+impl LogRows {
+    fn push(&mut self, line: &crate::trace::LogLine) {
+        self.run_id.push(line.run_id.clone());
+        self.seq.push(line.seq as i64);
+        self.span_id.push(line.span_id as i64);
+        self.ts_us.push(line.ts_us);
+        self.stream.push(line.stream.as_str());
+        self.text.push(text(&line.text).into_owned());
+    }
+
+    async fn write(&self, tx: &Transaction<'_>) -> anyhow::Result<()> {
+        if self.run_id.is_empty() {
+            return Ok(());
+        }
+        let statement = tx
+            .prepare_cached(
+                "INSERT INTO logs (run_id, seq, span_id, ts_us, stream, text)
+                 SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::text[], $6::text[])
+                 ON CONFLICT (run_id, seq) DO NOTHING",
+            )
+            .await?;
+        tx.execute(&statement, &[&self.run_id, &self.seq, &self.span_id, &self.ts_us, &self.stream, &self.text])
+            .await?;
+        Ok(())
+    }
+}
+
+/// What a batch tells the other nodes: for each run, the last seq it
+/// committed, and which runs' records changed.
+#[derive(Default)]
+struct Notices {
+    runs: BTreeMap<String, (Option<u64>, bool)>,
+}
+
+impl Notices {
+    fn event(&mut self, run_id: &str, seq: u64) {
+        let entry = self.runs.entry(run_id.to_string()).or_default();
+        entry.0 = Some(entry.0.map_or(seq, |last| last.max(seq)));
+    }
+
+    fn run(&mut self, run_id: &str) {
+        self.runs.entry(run_id.to_string()).or_default().1 = true;
+    }
+
+    fn payloads(&self) -> Vec<String> {
+        let notices = self.runs.iter().flat_map(|(run_id, (seq, changed))| {
+            let event = seq.map(|seq| Notice::Events { run_id: run_id.clone(), seq });
+            let record = changed.then(|| Notice::Run { run_id: run_id.clone() });
+            event.into_iter().chain(record)
+        });
+        super::nodes::payloads(notices)
+    }
+}

@@ -1,0 +1,160 @@
+//! What the store keeps, as the API serves it: the same records whichever
+//! database holds them.
+
+use crate::flowdef::FlowInfo;
+use crate::sandbox::{Quotas, Usage};
+use crate::trace::{ErrorInfo, Status};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// One run, whatever its state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub flow: String,
+    /// The stored version that ran; None for source sent from the editor.
+    pub version: Option<u32>,
+    pub source_sha256: String,
+    pub status: Status,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<ErrorInfo>,
+    pub usage: Option<Usage>,
+    pub quotas: Quotas,
+    pub created_us: i64,
+    pub start_us: Option<i64>,
+    pub end_us: Option<i64>,
+    /// The seq of the run's last event (`run_finished`), 0 while it runs.
+    pub last_seq: u64,
+    /// The node that executes (or executed) the run; None while it waits.
+    pub node: Option<String>,
+}
+
+/// One stored version of a flow.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredFlow {
+    pub name: String,
+    pub version: u32,
+    pub source: String,
+    pub source_sha256: String,
+    pub info: FlowInfo,
+    pub created_us: i64,
+}
+
+/// What an upload did to one flow.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SavedFlow {
+    pub name: String,
+    pub version: u32,
+    /// False when the flow's source was already the latest version.
+    pub created: bool,
+}
+
+/// A flow in the library list: its latest version.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlowSummary {
+    pub name: String,
+    pub version: u32,
+    pub description: Option<String>,
+    pub info: FlowInfo,
+    pub created_us: i64,
+    pub versions: u32,
+    pub last_run_status: Option<Status>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FlowVersion {
+    pub version: u32,
+    pub source_sha256: String,
+    pub created_us: i64,
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Who stores a module: the operator (upload, command line, built-ins), who
+/// may replace any flow, or a flow through `flows.save`, which may replace
+/// only flows it stored itself.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Saver {
+    Operator,
+    Flow(String),
+}
+
+impl Saver {
+    /// The `saved_by` column: None for the operator.
+    pub(crate) fn flow(&self) -> Option<&str> {
+        match self {
+            Saver::Operator => None,
+            Saver::Flow(name) => Some(name),
+        }
+    }
+}
+
+/// A flow refused to store a module that would replace a flow it does not own.
+#[derive(Debug, thiserror::Error)]
+#[error("'{name}' was not stored by flow '{saver}', so it may not replace it")]
+pub struct NotOwner {
+    pub name: String,
+    pub saver: String,
+}
+
+/// Which runs to list, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub flow: Option<String>,
+    pub status: Option<Status>,
+    /// Only runs created before this time (the previous page's `next`).
+    pub before_us: Option<i64>,
+    pub limit: u32,
+}
+
+/// One time a flow ran as a subflow: the run it ran in and its `subflow` span.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SubflowRun {
+    pub run_id: String,
+    pub span_id: u64,
+    pub status: Status,
+    pub start_us: i64,
+    pub end_us: i64,
+}
+
+/// A registered JSON-RPC service.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredService {
+    pub name: String,
+    pub url: String,
+    /// Its OpenRPC document.
+    pub document: Value,
+    pub timeout_ms: u64,
+    pub created_us: i64,
+}
+
+/// A `kv` write refused: the flow would hold more than its limit.
+#[derive(Debug, PartialEq)]
+pub struct KvFull {
+    pub held: u64,
+    pub wanted: u64,
+    pub limit: u64,
+}
+
+impl KvFull {
+    /// Whether a write taking a flow from `held` to `after` bytes is refused:
+    /// only one that grows past the limit (a shrinking write always goes).
+    pub(crate) fn check(held: u64, after: u64, limit: u64) -> Result<(), KvFull> {
+        if after > limit && after > held { Err(KvFull { held, wanted: after - held, limit }) } else { Ok(()) }
+    }
+}
+
+/// One hit of a library search.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SearchHit {
+    pub name: String,
+    pub version: u32,
+    pub description: Option<String>,
+    /// Relevance: higher is better.
+    pub score: f64,
+    pub snippet: String,
+}

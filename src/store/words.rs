@@ -1,0 +1,44 @@
+//! The library search's query language, the same on both backends: plain
+//! words, each matching as a prefix, any of them may match, common words
+//! left out (unless nothing else is left). Anything that is not a letter or
+//! digit separates words, so no input is a syntax error.
+
+/// Words too common to say what a query is about.
+const STOPWORDS: [&str; 40] = [
+    "a", "an", "and", "are", "as", "at", "be", "by", "do", "for", "from", "how", "i", "in", "is", "it", "me", "my",
+    "of", "on", "or", "please", "show", "that", "the", "there", "this", "to", "was", "what", "when", "which", "who",
+    "why", "will", "with", "you", "can", "give", "get",
+];
+
+/// The words of a query that are searched for, lower-cased.
+pub fn search_words(query: &str) -> Vec<String> {
+    let all: Vec<String> =
+        query.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
+    let meaningful: Vec<String> = all.iter().filter(|w| !STOPWORDS.contains(&w.as_str())).cloned().collect();
+    if meaningful.is_empty() { all } else { meaningful }
+}
+
+/// The query as FTS5 (SQLite) reads it: `"word"*` terms joined by OR.
+pub fn fts_query(query: &str) -> String {
+    search_words(query).iter().map(|word| format!("\"{word}\"*")).collect::<Vec<_>>().join(" OR ")
+}
+
+/// The query as PostgreSQL's `to_tsquery` reads it: `word:*` terms joined
+/// by `|`. Words hold letters and digits only, so none needs quoting.
+pub fn tsquery(query: &str) -> String {
+    search_words(query).iter().map(|word| format!("{word}:*")).collect::<Vec<_>>().join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plain_words_become_prefix_terms() {
+        assert_eq!(super::fts_query("Weather forecast!"), r#""weather"* OR "forecast"*"#);
+        assert_eq!(super::fts_query(r#"" OR NEAR( *"#), r#""near"*"#);
+        assert_eq!(super::fts_query("which is the best"), r#""best"*"#);
+        assert_eq!(super::fts_query("the"), r#""the"*"#, "a query of common words only keeps them");
+        assert_eq!(super::fts_query("  "), "");
+        assert_eq!(super::tsquery("Weather: forecast's & !"), "weather:* | forecast:* | s:*");
+        assert_eq!(super::tsquery("'); DROP"), "drop:*");
+    }
+}

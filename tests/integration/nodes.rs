@@ -1,0 +1,155 @@
+//! Several `serve` nodes on one PostgreSQL database behave as one service:
+//! one library, runs and their live trees readable from any node, a dead
+//! node's runs ended by the others.
+
+use super::postgres_cluster::fresh_database;
+use super::server_support::{Server, eventually};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const RAIN: &str = r#"from hero_logic import flow
+
+@flow(description="Rainfall totals for a city", inputs={"city": "string"})
+def rain_report(city):
+    with flow.step("measure"):
+        print("measuring", city)
+    return {"city": city, "mm": 12}
+"#;
+
+/// Steps with a log line each and a pause between them, for as long as asked.
+const PACED: &str = r#"import time
+from hero_logic import flow
+
+@flow(inputs={"steps": "integer", "pause": "number"})
+def paced(steps, pause):
+    for i in range(steps):
+        with flow.step(f"step {i}", index=i):
+            print(f"line {i}")
+        time.sleep(pause)
+    return steps
+"#;
+
+fn two_nodes(args: &[&str]) -> (Server, Server) {
+    let url = fresh_database();
+    (Server::start_node(&url, "node-a", args), Server::start_node(&url, "node-b", args))
+}
+
+fn run_of(server: &Server, run_id: &str) -> Value {
+    server.get(&format!("/api/runs/{run_id}")).json()
+}
+
+#[test]
+fn a_flow_uploaded_on_one_node_is_listed_searched_and_run_on_the_other() {
+    let (a, b) = two_nodes(&[]);
+    assert_eq!(a.upload(RAIN).status, 201);
+    let listed = b.get("/api/flows").json();
+    assert!(listed["flows"].as_array().unwrap().iter().any(|f| f["name"] == "rain_report"), "{listed}");
+    let hits = b.get("/api/flows/search?q=rainfall").json();
+    assert_eq!(hits["hits"][0]["name"], "rain_report", "{hits}");
+    let ran = b.run_wait(json!({"flow": "rain_report", "input": {"city": "Ghent"}}));
+    assert_eq!((ran["status"].clone(), ran["output"]["mm"].clone()), (json!("ok"), json!(12)));
+    assert_eq!(ran["node"], "node-b", "the node that executed it");
+    let run_id = ran["run_id"].as_str().unwrap();
+    assert_eq!(run_of(&a, run_id), ran, "the other node reads the same record");
+    assert_eq!(a.spans(run_id), b.spans(run_id));
+}
+
+#[test]
+fn a_watcher_on_one_node_gets_every_event_of_a_run_on_the_other_live() {
+    let (a, b) = two_nodes(&[]);
+    let run_id = a.start_run(json!({"source": PACED, "input": {"steps": 400, "pause": 0.002}}));
+    // Joined while the run goes on: some events stored, more to come.
+    eventually("the run to be under way", || a.spans(&run_id).len() >= 5);
+    let events = b.events(&run_id, 0).all();
+    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "every event once, in order");
+    let last = events.last().unwrap();
+    assert_eq!((last["type"].clone(), last["status"].clone()), (json!("run_finished"), json!("ok")));
+    // 400 steps and the flow: a start and an end each, and 400 log lines.
+    assert_eq!(seqs.len(), 401 * 2 + 400 + 1);
+    assert_eq!(last["node"], "node-a", "the run_finished message carries the run");
+    // Joining from the middle gets the rest only.
+    let rest = b.events(&run_id, 600).all();
+    assert_eq!(rest.first().unwrap()["seq"], 601);
+}
+
+#[test]
+fn the_run_list_stream_and_cancel_work_across_nodes() {
+    let (a, b) = two_nodes(&[]);
+    let url = format!("ws://{}/api/events", b.addr);
+    let (mut list, _) = tungstenite::connect(url).expect("open the run list stream");
+    let run_id = a.start_run(json!({"source": PACED, "input": {"steps": 1, "pause": 60}}));
+    eventually("the step to start", || a.spans(&run_id).len() == 2);
+    let cancel = b.request("POST", &format!("/api/runs/{run_id}/cancel"), &[], b"");
+    assert_eq!(cancel.status, 202, "{}", cancel.text());
+    eventually("the run to be cancelled by its node", || a.run_status(run_id.as_str()) == "cancelled");
+    let mut kinds = Vec::new();
+    let mut last_status = Value::Null;
+    while !kinds.contains(&"run_finished".to_string()) {
+        let message = list.read().expect("a message on the run list stream");
+        let message: Value = serde_json::from_str(message.to_text().unwrap()).unwrap();
+        if message["run"]["run_id"] == run_id.as_str() {
+            kinds.push(message["type"].as_str().unwrap().to_string());
+            last_status = message["run"]["status"].clone();
+        }
+    }
+    // Each change as this node read it after the commit that made it: a
+    // run that starts at once may be first seen started.
+    let (last, before) = kinds.split_last().unwrap();
+    assert_eq!(last, "run_finished", "{kinds:?}");
+    assert!(!before.is_empty() && before.iter().all(|k| k == "run_queued" || k == "run_started"), "{kinds:?}");
+    assert_eq!(last_status, "cancelled");
+}
+
+#[test]
+fn a_killed_node_has_its_runs_ended_interrupted_by_another_within_the_lease() {
+    let url = fresh_database();
+    let mut a = Server::start_node(&url, "node-a", &["--node-lease", "2"]);
+    let b = Server::start_node(&url, "node-b", &["--node-lease", "2"]);
+    let run_id = a.start_run(json!({"source": PACED, "input": {"steps": 3, "pause": 60}}));
+    eventually("the step to be stored", || a.spans(&run_id).len() == 2);
+    a.kill();
+    let killed = Instant::now();
+    eventually("the run to be ended by node-b", || b.run_status(run_id.as_str()) == "interrupted");
+    let took = killed.elapsed();
+    // The lease is 2 s, renewed every 2/3 s and looked at as often.
+    assert!(took < Duration::from_secs(8), "noticed after {took:?}");
+    let spans = b.spans(&run_id);
+    assert_eq!(spans[0]["status"], "interrupted", "the flow's span, open at the kill");
+    assert_eq!(spans[1]["status"], "ok", "the step that had ended");
+    assert!(spans.iter().all(|s| s["end_us"].is_i64()), "{spans:#?}");
+    let events = b.events(&run_id, 0).all();
+    let last = events.last().unwrap();
+    assert_eq!((last["type"].clone(), last["status"].clone()), (json!("run_finished"), json!("interrupted")));
+    assert_eq!(run_of(&b, &run_id)["last_seq"], last["seq"]);
+}
+
+#[test]
+fn two_nodes_starting_at_once_on_an_empty_database_both_serve() {
+    let url = fresh_database();
+    let starting: Vec<_> = ["node-a", "node-b"]
+        .into_iter()
+        .map(|node| {
+            let url = url.clone();
+            std::thread::spawn(move || Server::start_node(&url, node, &[]))
+        })
+        .collect();
+    let nodes: Vec<Server> = starting.into_iter().map(|s| s.join().unwrap()).collect();
+    for node in &nodes {
+        let flows = node.get("/api/flows").json();
+        assert_eq!(flows["flows"].as_array().unwrap().len(), 6, "the built-in flows, once: {flows}");
+    }
+}
+
+#[test]
+fn a_second_process_cannot_take_a_live_nodes_name() {
+    let url = fresh_database();
+    let _a = Server::start_node(&url, "node-a", &[]);
+    let output = super::support::hero_logic()
+        .args(["serve", "--addr", "127.0.0.1:0", "--database", &url, "--node", "node-a"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("node 'node-a' is held by a running process"), "{stderr}");
+}
