@@ -18,6 +18,10 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+/// How often the runs this node put in the shared queue are read again
+/// when no notice came.
+const RECHECK_SHARED: Duration = Duration::from_secs(5);
+
 pub struct Cluster {
     store: Arc<PgStore>,
     node: String,
@@ -67,9 +71,14 @@ impl Cluster {
         }
     }
 
-    /// Ask the node executing `run_id` to cancel it.
-    pub async fn cancel_elsewhere(&self, run_id: &str) -> Result<()> {
-        self.store.notify(Notice::Cancel { run_id: run_id.to_string() }).await
+    /// The database the nodes share.
+    pub fn store(&self) -> &PgStore {
+        &self.store
+    }
+
+    /// Resolves once this node leaves the cluster.
+    pub async fn stopped(&self) {
+        self.stop.cancelled().await
     }
 
     /// Act on what other nodes tell: cancel runs this node executes when
@@ -81,34 +90,45 @@ impl Cluster {
             loop {
                 let notice = tokio::select! {
                     notice = notices.recv() => notice,
+                    // A notice lost with a connection costs at most this.
+                    _ = tokio::time::sleep(RECHECK_SHARED) => Ok(Notice::Resync),
                     _ = cluster.stop.cancelled() => return,
                 };
                 match notice {
                     Ok(Notice::Cancel { run_id }) => {
                         scheduler.cancel(&run_id);
                     }
-                    Ok(Notice::Run { run_id }) => cluster.announce_elsewhere(&bus, &store, &run_id).await,
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "notices from other nodes were missed; run lists may lag");
+                    Ok(Notice::Run { run_id }) => cluster.run_changed(&scheduler, &bus, &store, &run_id).await,
+                    Ok(Notice::Resync) | Err(RecvError::Lagged(_)) => {
+                        for run_id in scheduler.shared_waits() {
+                            cluster.run_changed(&scheduler, &bus, &store, &run_id).await;
+                        }
                     }
+                    Ok(_) => {}
                     Err(RecvError::Closed) => return,
                 }
             }
         });
     }
 
-    /// Another node's run changed: say so on this node's run-list streams
-    /// as that node said it on its own (this node's runs it says itself).
-    async fn announce_elsewhere(&self, bus: &EventBus, store: &Store, run_id: &str) {
+    /// A run's record changed on some node: tell whoever here waits for a
+    /// run this node put in the shared queue, and say it on this node's
+    /// run-list streams as its node said it on its own (this node's runs
+    /// it says itself).
+    async fn run_changed(&self, scheduler: &Scheduler, bus: &EventBus, store: &Store, run_id: &str) {
         let run = match store.run(run_id).await {
-            Ok(Some(run)) if run.node.as_deref() != Some(self.node.as_str()) => run,
-            Ok(_) => return,
+            Ok(Some(run)) => run,
+            Ok(None) => return,
             Err(error) => {
                 tracing::warn!(error = format!("{error:#}"), run_id, "reading another node's run failed");
                 return;
             }
         };
+        let queued_here = run.status == Status::Queued && scheduler.is_shared_wait(run_id);
+        scheduler.shared_run_changed(&run);
+        if run.node.as_deref() == Some(self.node.as_str()) || queued_here {
+            return;
+        }
         let message = match run.status {
             Status::Queued => StreamMessage::RunQueued(&run),
             Status::Running => StreamMessage::RunStarted(&run),

@@ -114,6 +114,7 @@ pub async fn serve(
     ));
     if let Some(cluster) = &cluster {
         cluster.relay(scheduler.clone(), bus.clone(), store.clone());
+        scheduler.join_cluster(cluster.clone());
     }
     let stopping = CancellationToken::new();
     let state = Arc::new(AppState {

@@ -106,6 +106,7 @@ pub async fn start(
         quotas,
         module,
         client: client.map(|Extension(client)| client),
+        claimed: false,
     };
     let submitted = state.scheduler.submit(start).map_err(|e| match e {
         SubmitError::QueueFull { retry_after_secs } => {
@@ -227,11 +228,8 @@ pub async fn cancel(
         return Ok((StatusCode::ACCEPTED, Json(json!({"run_id": run_id, "status": "cancelling"}))));
     }
     let run = known_run(&state, &run_id).await?;
-    // Another node's run: that node cancels it, once it hears.
-    if let Some(cluster) = &state.cluster
-        && !run.status.is_final()
-    {
-        cluster.cancel_elsewhere(&run_id).await?;
+    // Waiting in the nodes' shared queue, or on another node.
+    if !run.status.is_final() && state.scheduler.cancel_elsewhere(&run_id).await? {
         return Ok((StatusCode::ACCEPTED, Json(json!({"run_id": run_id, "status": "cancelling"}))));
     }
     Err(AppError::new(

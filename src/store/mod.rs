@@ -19,8 +19,8 @@ mod writes;
 
 pub use postgres::{Notice, NoticeFeed};
 pub use records::{
-    FlowSummary, FlowVersion, KvFull, NotOwner, RunFilter, RunRecord, SavedFlow, Saver, SearchHit, StoredFlow,
-    StoredService, SubflowRun, sha256_hex,
+    ClaimedRun, FlowSummary, FlowVersion, KvFull, Launch, NotOwner, RunFilter, RunRecord, SavedFlow, Saver, SearchHit,
+    StoredFlow, StoredService, SubflowRun, sha256_hex,
 };
 pub use words::{fts_query, search_words, tsquery};
 pub use writes::{Published, Write};
@@ -281,7 +281,7 @@ mod tests {
     async fn a_run_with_its_spans_and_logs_reads_back_the_same_from_either_database() {
         let mut seen = Vec::new();
         for Opened { backend, store, .. } in both().await {
-            store.write(Write::RunCreated { run: Box::new(run("r1")), source: Arc::from("source") });
+            store.write(Write::RunCreated { launch: None, run: Box::new(run("r1")), source: Arc::from("source") });
             store.write(Write::RunStarted { run_id: "r1".into(), start_us: 2 });
             store.write(Write::SpanStarted { span: span("r1", 1, Status::Running), seq: 1, publish: None });
             store.write(Write::SpanStarted { span: span("r1", 2, Status::Running), seq: 2, publish: None });
@@ -325,7 +325,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pages_read_while_a_run_writes_have_no_gap() {
         for Opened { backend, store, .. } in both().await {
-            store.write(Write::RunCreated { run: Box::new(run("live")), source: Arc::from("source") });
+            store.write(Write::RunCreated { launch: None, run: Box::new(run("live")), source: Arc::from("source") });
             store.flush().await.unwrap();
             let steps = 3000u64;
             let writer = {
@@ -429,7 +429,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn text_holding_nul_is_stored_on_either_database() {
         for Opened { backend, store, .. } in both().await {
-            store.write(Write::RunCreated { run: Box::new(run("nul")), source: Arc::from("source\0") });
+            store.write(Write::RunCreated { launch: None, run: Box::new(run("nul")), source: Arc::from("source\0") });
             let mut named = span("nul", 1, Status::Ok);
             named.name = "a\0b".into();
             store.write(Write::SpanEnded { span: named, seq: 2, publish: None });
@@ -482,7 +482,7 @@ mod tests {
         assert!(refused.unwrap_err().to_string().contains("held by a running process"));
         let mut held = run("held");
         held.node = Some("a".into());
-        store.write(Write::RunCreated { run: Box::new(held), source: Arc::from("source") });
+        store.write(Write::RunCreated { launch: None, run: Box::new(held), source: Arc::from("source") });
         store.write(Write::RunStarted { run_id: "held".into(), start_us: 2 });
         store.write(Write::SpanStarted { span: span("held", 1, Status::Running), seq: 1, publish: None });
         store.flush().await.unwrap();

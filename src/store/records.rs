@@ -31,6 +31,27 @@ pub struct RunRecord {
     pub node: Option<String>,
 }
 
+/// What a node needs to start a run another node accepted into the shared
+/// queue, beside the run's record and source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Launch {
+    /// The flow as its module declares it.
+    pub info: FlowInfo,
+    /// The request's narrowing of the services its flows may call.
+    pub narrow_services: Option<Vec<String>>,
+    /// For source sent from the editor, the flows its module declares.
+    pub module: Option<Vec<FlowInfo>>,
+}
+
+/// A run taken from the shared queue: its record (now this node's), what
+/// it runs, and how to start it.
+#[derive(Clone, Debug)]
+pub struct ClaimedRun {
+    pub run: RunRecord,
+    pub source: String,
+    pub launch: Launch,
+}
+
 /// One stored version of a flow.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StoredFlow {

@@ -4,7 +4,7 @@
 //! writers share what is decided here: which rows a batch writes, and what
 //! happens once it is committed (or not).
 
-use super::records::RunRecord;
+use super::records::{Launch, RunRecord};
 use crate::trace::bus::RunChannel;
 use crate::trace::{LogLine, Span};
 use std::collections::HashMap;
@@ -27,9 +27,12 @@ pub struct Published {
 
 pub enum Write {
     /// A run was accepted (status `queued`); `source` is what it runs.
+    /// `launch` is set for a run put in the nodes' shared queue (no node
+    /// yet): what any node needs to start it.
     RunCreated {
         run: Box<RunRecord>,
         source: Arc<str>,
+        launch: Option<Box<Launch>>,
     },
     RunStarted {
         run_id: String,

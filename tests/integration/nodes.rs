@@ -153,3 +153,80 @@ fn a_second_process_cannot_take_a_live_nodes_name() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("node 'node-a' is held by a running process"), "{stderr}");
 }
+
+#[test]
+fn runs_submitted_to_one_busy_node_are_executed_by_whichever_has_a_free_place() {
+    let (a, b) = two_nodes(&["--max-concurrent", "1"]);
+    let body = json!({"source": PACED, "input": {"steps": 1, "pause": 0.4}});
+    let waiters: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, body) = (a.addr.clone(), body.clone());
+            std::thread::spawn(move || {
+                super::server_support::request(&addr, "POST", "/api/runs?wait=true", &[], body.to_string().as_bytes())
+            })
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for waiter in waiters {
+        let response = waiter.join().unwrap();
+        assert_eq!(response.status, 200, "{}", response.text());
+        let run = response.json();
+        assert_eq!(run["status"], "ok", "{run}");
+        let spans = b.spans(run["run_id"].as_str().unwrap());
+        assert!(spans.iter().all(|s| s["status"] == "ok"), "{spans:#?}");
+        nodes.push(run["node"].as_str().unwrap().to_string());
+    }
+    nodes.sort();
+    nodes.dedup();
+    assert_eq!(nodes, ["node-a", "node-b"], "all submitted to node-a, executed on both");
+}
+
+#[test]
+fn runs_a_dead_node_had_queued_are_executed_by_another() {
+    let url = fresh_database();
+    let mut a = Server::start_node(&url, "node-a", &["--max-concurrent", "1", "--node-lease", "2"]);
+    let long = a.start_run(json!({"source": PACED, "input": {"steps": 1, "pause": 60}}));
+    eventually("the long run to hold node-a's place", || a.run_status(long.as_str()) == "running");
+    let queued: Vec<String> =
+        (0..2).map(|_| a.start_run(json!({"source": PACED, "input": {"steps": 1, "pause": 0}}))).collect();
+    assert!(queued.iter().all(|run_id| a.run_status(run_id.as_str()) == "queued"));
+    a.kill();
+    let b = Server::start_node(&url, "node-b", &["--node-lease", "2"]);
+    for run_id in &queued {
+        eventually("the queued run to run on node-b", || b.run_status(run_id.as_str()) == "ok");
+        assert_eq!(run_of(&b, run_id)["node"], "node-b");
+    }
+    eventually("the cut run to be ended", || b.run_status(long.as_str()) == "interrupted");
+}
+
+#[test]
+fn a_run_waiting_in_the_shared_queue_is_cancelled_from_any_node_and_its_waiter_told() {
+    let url = fresh_database();
+    let a = Server::start_node(&url, "node-a", &["--max-concurrent", "1"]);
+    let b = Server::start_node(&url, "node-b", &["--max-concurrent", "1"]);
+    let busy = a.start_run(json!({"source": PACED, "input": {"steps": 1, "pause": 60}}));
+    let b_busy = b.start_run(json!({"source": PACED, "input": {"steps": 1, "pause": 60}}));
+    eventually("both nodes to be busy", || {
+        a.run_status(busy.as_str()) == "running" && b.run_status(b_busy.as_str()) == "running"
+    });
+    let (addr, body) = (a.addr.clone(), json!({"source": PACED, "input": {"steps": 1, "pause": 0}}));
+    let waiter = std::thread::spawn(move || {
+        super::server_support::request(&addr, "POST", "/api/runs?wait=true", &[], body.to_string().as_bytes())
+    });
+    let waiting = || {
+        let runs = a.get("/api/runs?status=queued").json();
+        runs["runs"].as_array().unwrap().first().map(|run| run["run_id"].as_str().unwrap().to_string())
+    };
+    eventually("a run to wait in the shared queue", || waiting().is_some());
+    let queued = waiting().unwrap();
+    assert_eq!(run_of(&a, &queued)["node"], Value::Null, "no node has it yet");
+    let cancel = b.request("POST", &format!("/api/runs/{queued}/cancel"), &[], b"");
+    assert_eq!(cancel.status, 202, "{}", cancel.text());
+    let answer = waiter.join().unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.json()["status"], "cancelled", "the waiter on node-a hears of it");
+    assert!(a.spans(queued.as_str()).is_empty(), "it never started");
+    for (server, run_id) in [(&a, &busy), (&b, &b_busy)] {
+        server.request("POST", &format!("/api/runs/{run_id}/cancel"), &[], b"");
+    }
+}

@@ -6,6 +6,7 @@
 
 mod flows;
 mod nodes;
+mod queue;
 mod rows;
 mod runs;
 mod schema;

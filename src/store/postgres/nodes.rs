@@ -28,6 +28,8 @@ pub enum Notice {
     Run { run_id: String },
     /// Someone asked for a run to be cancelled; its node does it.
     Cancel { run_id: String },
+    /// A run joined the shared queue; a node with a free place claims it.
+    Queued,
     /// The listening connection was lost and is back: notices may have been
     /// missed, so whoever follows something reads it again.
     Resync,
@@ -39,6 +41,7 @@ impl Notice {
             Notice::Events { run_id, seq } => format!("e {seq} {run_id}"),
             Notice::Run { run_id } => format!("r {run_id}"),
             Notice::Cancel { run_id } => format!("c {run_id}"),
+            Notice::Queued => "q".into(),
             Notice::Resync => "s".into(),
         }
     }
@@ -49,6 +52,7 @@ impl Notice {
             ("e", Some(seq), Some(run_id)) => Some(Notice::Events { run_id: run_id.into(), seq: seq.parse().ok()? }),
             ("r", Some(run_id), None) => Some(Notice::Run { run_id: run_id.into() }),
             ("c", Some(run_id), None) => Some(Notice::Cancel { run_id: run_id.into() }),
+            ("q", None, None) => Some(Notice::Queued),
             _ => None,
         }
     }

@@ -44,8 +44,12 @@ const MIGRATIONS: &[&str] = &[
         start_us      BIGINT,
         end_us        BIGINT,
         last_seq      BIGINT NOT NULL DEFAULT 0,
-        node          TEXT
+        -- The node executing the run; NULL while it waits in the shared
+        -- queue, where `launch` says how to start it.
+        node          TEXT,
+        launch        TEXT
     );
+    CREATE INDEX runs_waiting ON runs (created_us, run_id) WHERE status = 'queued' AND node IS NULL;
     CREATE INDEX runs_by_created ON runs (created_us DESC);
     CREATE INDEX runs_by_flow ON runs (flow, created_us DESC);
     CREATE INDEX runs_by_status ON runs (status, created_us DESC);

@@ -95,13 +95,15 @@ async fn try_apply(pool: &Pool, writes: &[Write]) -> anyhow::Result<()> {
             None => notices.run(run_id),
         }
         match write {
-            Write::RunCreated { run, source } => {
+            Write::RunCreated { run, source, launch } => {
                 tx.execute(
                     "INSERT INTO sources (sha256, text) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
                     &[&run.source_sha256, &text(source)],
                 )
                 .await?;
-                insert_run(&tx, run).await?;
+                let launch = launch.as_ref().map(serde_json::to_string).transpose()?;
+                notices.queued |= launch.is_some();
+                insert_run(&tx, run, launch.as_deref().map(text)).await?;
             }
             Write::RunStarted { run_id, start_us } => {
                 let statement =
@@ -124,11 +126,15 @@ async fn try_apply(pool: &Pool, writes: &[Write]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn insert_run(tx: &Transaction<'_>, run: &RunRecord) -> anyhow::Result<()> {
+async fn insert_run(
+    tx: &Transaction<'_>,
+    run: &RunRecord,
+    launch: Option<std::borrow::Cow<'_, str>>,
+) -> anyhow::Result<()> {
     let statement = tx
         .prepare_cached(
-            "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node, launch)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .await?;
     tx.execute(
@@ -143,6 +149,7 @@ async fn insert_run(tx: &Transaction<'_>, run: &RunRecord) -> anyhow::Result<()>
             &serde_json::to_string(&run.quotas).unwrap_or_default(),
             &run.created_us,
             &run.node,
+            &launch,
         ],
     )
     .await?;
@@ -306,6 +313,8 @@ impl LogRows {
 #[derive(Default)]
 struct Notices {
     runs: BTreeMap<String, (Option<u64>, bool)>,
+    /// A run joined the shared queue: idle nodes claim it.
+    queued: bool,
 }
 
 impl Notices {
@@ -324,6 +333,6 @@ impl Notices {
             let record = changed.then(|| Notice::Run { run_id: run_id.clone() });
             event.into_iter().chain(record)
         });
-        super::nodes::payloads(notices)
+        super::nodes::payloads(notices.chain(self.queued.then_some(Notice::Queued)))
     }
 }

@@ -91,7 +91,8 @@ fn store_write(
     start_seq: Option<u64>,
 ) -> rusqlite::Result<()> {
     match write {
-        Write::RunCreated { run, source } => {
+        // One process, so no shared queue: `launch` is for other nodes.
+        Write::RunCreated { run, source, launch: _ } => {
             super::flows::ensure_source(tx, &run.source_sha256, source)?;
             insert_run(tx, run)?;
         }

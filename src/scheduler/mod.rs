@@ -1,6 +1,10 @@
 //! The scheduler: accepts runs into a bounded queue, runs at most N at once,
 //! and carries each run through its life: stored as `queued`, started, its
-//! events published on the bus and written to the store, finished.
+//! events published on the bus and written to the store, finished. With
+//! several nodes on PostgreSQL, a run accepted while every place here is
+//! taken waits in the nodes' shared queue instead (`shared`).
+
+mod shared;
 
 use crate::flowdef::{FlowInfo, ModuleError};
 use crate::library::StoredFlows;
@@ -16,7 +20,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -89,6 +93,9 @@ pub struct StartRun {
     /// Who asked for the run; it counts against that client's share of the
     /// queue while it waits.
     pub client: Option<Client>,
+    /// Taken from the nodes' shared queue (accepted by another node, or by
+    /// this one when it had no free place).
+    pub claimed: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -125,8 +132,15 @@ pub struct Scheduler {
     waiting: AtomicUsize,
     /// Of those, each client's (clients with none are not kept).
     waiting_by_client: Mutex<HashMap<Client, usize>>,
-    /// Cancel handles of every accepted, unfinished run.
+    /// Cancel handles of every accepted, unfinished run this node executes
+    /// (or will).
     active: Mutex<HashMap<String, CancellationToken>>,
+    /// With several nodes: the cluster, and the runs this node put in the
+    /// shared queue that have not ended (see `shared`).
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    shared: Mutex<HashMap<String, shared::SharedWait>>,
+    /// Told each time a worker's place frees, so the shared queue is looked at.
+    freed: tokio::sync::Notify,
     tasks: TaskTracker,
     shutting_down: AtomicBool,
 }
@@ -154,6 +168,9 @@ impl Scheduler {
             waiting: AtomicUsize::new(0),
             waiting_by_client: Mutex::new(HashMap::new()),
             active: Mutex::new(HashMap::new()),
+            cluster: std::sync::OnceLock::new(),
+            shared: Mutex::new(HashMap::new()),
+            freed: tokio::sync::Notify::new(),
             tasks: TaskTracker::new(),
             shutting_down: AtomicBool::new(false),
         }
@@ -163,8 +180,9 @@ impl Scheduler {
         self.waiting.load(Ordering::SeqCst)
     }
 
+    /// Runs holding a worker's place.
     pub fn running(&self) -> usize {
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).len().saturating_sub(self.queued())
+        self.config.max_concurrent.max(1) - self.permits.available_permits()
     }
 
     pub fn submit(self: &Arc<Self>, start: StartRun) -> Result<Submitted, SubmitError> {
@@ -203,16 +221,35 @@ impl Scheduler {
             last_seq: 0,
             node: Some(self.config.node.clone()),
         };
+        // With other nodes, a run that finds no free place here waits where
+        // any of them can take it.
+        let place = match self.cluster.get() {
+            Some(_) => match self.permits.clone().try_acquire_owned() {
+                Ok(place) => Some(place),
+                Err(_) => return Ok(self.queue_shared(run, start)),
+            },
+            None => None,
+        };
+        self.store.write(Write::RunCreated { run: Box::new(run.clone()), source: start.source.clone(), launch: None });
+        self.bus.announce(StreamMessage::RunQueued(&run).to_text());
+        let (done, finished) = oneshot::channel();
+        self.start_here(run.clone(), start, place, done);
+        Ok(Submitted { run, finished })
+    }
+
+    /// Execute a run on this node: in a place already taken, or once one frees.
+    fn start_here(
+        self: &Arc<Self>,
+        run: RunRecord,
+        start: StartRun,
+        place: Option<OwnedSemaphorePermit>,
+        done: oneshot::Sender<Result<RunRecord, String>>,
+    ) {
         let cancel = CancellationToken::new();
         self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(run.run_id.clone(), cancel.clone());
         let channel = self.bus.open(&run.run_id);
-        self.store.write(Write::RunCreated { run: Box::new(run.clone()), source: start.source.clone() });
-        self.bus.announce(StreamMessage::RunQueued(&run).to_text());
-        let (done, finished) = oneshot::channel();
         let scheduler = self.clone();
-        let record = run.clone();
-        self.tasks.spawn(async move { scheduler.execute(record, start, cancel, channel, done).await });
-        Ok(Submitted { run, finished })
+        self.tasks.spawn(async move { scheduler.execute(run, start, cancel, channel, done, place).await });
     }
 
     /// Count a run against its client's share of the queue; the number
@@ -280,14 +317,23 @@ impl Scheduler {
         cancel: CancellationToken,
         channel: Arc<RunChannel>,
         done: oneshot::Sender<Result<RunRecord, String>>,
+        place: Option<OwnedSemaphorePermit>,
     ) {
-        let permit = tokio::select! {
-            permit = self.permits.clone().acquire_owned() => permit.ok(),
-            _ = cancel.cancelled() => None,
+        // A run claimed from the shared queue was counted as waiting by the
+        // node that accepted it, not here.
+        let counted = !start.claimed;
+        let permit = match place {
+            Some(place) => Some(place),
+            None => tokio::select! {
+                permit = self.permits.clone().acquire_owned() => permit.ok(),
+                _ = cancel.cancelled() => None,
+            },
         };
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        if let Some(client) = start.client {
-            self.give_client_place(client);
+        if counted {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            if let Some(client) = start.client {
+                self.give_client_place(client);
+            }
         }
         let started = Instant::now();
         let mut last_seq = 0;
@@ -325,6 +371,8 @@ impl Scheduler {
                 run.end_us = Some(report.end_us);
             }
         }
+        // The place is free again: the shared queue may hold a run for it.
+        self.freed.notify_one();
         run.last_seq = last_seq + 1;
         let (stored, committed) = oneshot::channel();
         self.store.write(Write::RunFinished { run: Box::new(run.clone()), stored: Some(stored) });
