@@ -98,7 +98,15 @@ impl Cluster {
                     Ok(Notice::Cancel { run_id }) => {
                         scheduler.cancel(&run_id);
                     }
-                    Ok(Notice::Run { run_id }) => cluster.run_changed(&scheduler, &bus, &store, &run_id).await,
+                    Ok(Notice::Run { run_id, by }) => {
+                        // Read the record only when someone here needs it:
+                        // a run-list watcher (for another node's run), or a
+                        // waiter for a run this node put in the shared queue.
+                        let elsewhere = by.as_deref() != Some(cluster.node.as_str());
+                        if (elsewhere && bus.has_run_watchers()) || scheduler.is_shared_wait(&run_id) {
+                            cluster.run_changed(&scheduler, &bus, &store, &run_id).await;
+                        }
+                    }
                     Ok(Notice::Resync) | Err(RecvError::Lagged(_)) => {
                         for run_id in scheduler.shared_waits() {
                             cluster.run_changed(&scheduler, &bus, &store, &run_id).await;

@@ -34,6 +34,8 @@
 //! - `builtin_flows`: the six flows of `flows/`, stored at start.
 //! - `cli`: the `hero_logic` command line; `cli::render` prints a run as a tree.
 //! - `bench`: `hero_logic bench`, the sandbox measured against native python3.
+//! - `throwaway_postgres`: a PostgreSQL cluster started for the tests and
+//!   the benchmark, removed when the process ends.
 //!
 //! The guest (CPython + the `hero_logic` SDK) lives in `runtime/`; `build.rs`
 //! builds it into the component this crate embeds.
@@ -53,4 +55,5 @@ pub mod services;
 mod spelled;
 pub mod store;
 pub mod stream;
+pub mod throwaway_postgres;
 pub mod trace;

@@ -4,6 +4,7 @@
 //! reports whether each is met, it does not judge them in tests.
 
 mod native;
+mod nodes;
 mod rpc;
 mod search;
 mod server;
@@ -46,6 +47,9 @@ pub enum Section {
     Spans,
     /// Trivial runs: latency, throughput, and the native baseline.
     Runs,
+    /// The store on PostgreSQL beside SQLite: runs per second on one node
+    /// and on two, spans stored, span-to-watcher latency across nodes.
+    Postgres,
 }
 
 struct Sizes {
@@ -150,6 +154,11 @@ pub async fn run(options: BenchOptions) -> Result<()> {
         crate::sandbox::WASMTIME_VERSION
     );
 
+    if options.only == Some(Section::Postgres) {
+        let figures = postgres_figures(&options).await?;
+        print_report(&figures, POSTGRES_BASELINE, cores, options.quick);
+        return Ok(());
+    }
     if options.only == Some(Section::Search) {
         let figures = search_figures(&sizes).await?;
         print_report(&figures, SEARCH_BASELINE, cores, options.quick);
@@ -283,6 +292,107 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     let baseline = format!("{}\n{SEARCH_BASELINE}", native_baseline(native.as_ref()));
     print_report(&figures, &baseline, cores, options.quick);
     Ok(())
+}
+
+const POSTGRES_BASELINE: &str = "baseline: the same runs and spans through a node on SQLite, measured in this run. \
+Servers, clients and PostgreSQL share this machine's cores: two nodes here show what the database adds, not what \
+two machines give (each node's runs/s scale with its cores until PostgreSQL's CPU per run, shown, is the limit).";
+
+/// The store on PostgreSQL, against SQLite in the same run.
+async fn postgres_figures(options: &BenchOptions) -> Result<Vec<Figure>> {
+    let nodes = nodes::measure(options.cache_dir.clone(), options.quick).await?;
+    let share = nodes.postgres_runs_per_s / nodes.sqlite_runs_per_s;
+    let mut figures = vec![
+        Figure {
+            key: "runs_per_s_sqlite",
+            label: "runs/s through HTTP, SQLite (baseline)",
+            value: nodes.sqlite_runs_per_s,
+            unit: "runs/s",
+            target: None,
+        },
+        Figure {
+            key: "runs_per_s_postgres",
+            label: "runs/s through HTTP, PostgreSQL",
+            value: nodes.postgres_runs_per_s,
+            unit: "runs/s",
+            target: None,
+        },
+        Figure {
+            key: "postgres_over_sqlite",
+            label: "PostgreSQL / SQLite runs/s",
+            value: share,
+            unit: "x",
+            target: Some((">= 0.5", share >= 0.5)),
+        },
+        Figure {
+            key: "runs_per_s_two_nodes",
+            label: "runs/s, two nodes on one database",
+            value: nodes.two_nodes_runs_per_s,
+            unit: "runs/s",
+            target: None,
+        },
+    ];
+    if let Some(cpu) = nodes.postgres_cpu_ms_per_run {
+        figures.push(Figure {
+            key: "postgres_cpu_ms_per_run",
+            label: "PostgreSQL CPU per run",
+            value: cpu,
+            unit: "ms",
+            target: None,
+        });
+        figures.push(Figure {
+            key: "postgres_runs_per_core_s",
+            label: "runs/s one PostgreSQL core serves",
+            value: 1000.0 / cpu,
+            unit: "runs/s",
+            target: None,
+        });
+    }
+    figures.extend([
+        Figure {
+            key: "spans_per_s_sqlite",
+            label: "spans stored/s, SQLite writer",
+            value: nodes.sqlite_spans_per_s,
+            unit: "spans/s",
+            target: None,
+        },
+        Figure {
+            key: "spans_per_s_postgres",
+            label: "spans stored/s, PostgreSQL writer",
+            value: nodes.postgres_spans_per_s,
+            unit: "spans/s",
+            target: None,
+        },
+        Figure {
+            key: "cross_node_catch_up_ms",
+            label: "watcher on other node, behind at end",
+            value: nodes.cross_node_catch_up_ms,
+            unit: "ms",
+            target: None,
+        },
+        Figure {
+            key: "span_to_watcher_same_node_p50_ms",
+            label: "span to watcher, same node p50",
+            value: nodes.same_node_latency.p50(),
+            unit: "ms",
+            target: None,
+        },
+        Figure {
+            key: "span_to_watcher_other_node_p50_ms",
+            label: "span to watcher, other node p50",
+            value: nodes.cross_node_latency.p50(),
+            unit: "ms",
+            target: None,
+        },
+        Figure {
+            key: "span_to_watcher_other_node_p99_ms",
+            label: "span to watcher, other node p99",
+            value: nodes.cross_node_latency.p99(),
+            unit: "ms",
+            target: Some(("< 50 ms", nodes.cross_node_latency.p99() < 50.0)),
+        },
+    ]);
+    Ok(figures)
 }
 
 /// Library search: FTS5 against a scan of every source, same library, same words.

@@ -48,7 +48,7 @@ pub async fn measure(cache_dir: Option<std::path::PathBuf>, spans: u64, paced_sp
     let body = json!({"source": PACED, "input": {"count": paced_spans}, "quotas": quotas});
     let accepted = post(&addr, "/api/runs", &body).await?;
     let run_id = accepted["run_id"].as_str().context("a run id")?;
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/runs/{run_id}/events")).await?;
+    let mut socket = connect_watcher(&addr, run_id).await?;
     let connected_us = crate::trace::now_us();
     let mut samples = Vec::new();
     while let Some(message) = socket.next().await {
@@ -71,11 +71,33 @@ pub async fn measure(cache_dir: Option<std::path::PathBuf>, spans: u64, paced_sp
 }
 
 /// POST a JSON body and return the JSON answer (one request per connection).
-async fn post(addr: &str, path: &str, body: &Value) -> Result<Value> {
-    let body = body.to_string();
+pub(super) async fn post(addr: &str, path: &str, body: &Value) -> Result<Value> {
+    request(addr, "POST", path, "application/json", &body.to_string()).await
+}
+
+/// GET a JSON answer.
+pub(super) async fn get(addr: &str, path: &str) -> Result<Value> {
+    request(addr, "GET", path, "application/json", "").await
+}
+
+/// Store a module in the library.
+pub(super) async fn upload(addr: &str, source: &str) -> Result<Value> {
+    request(addr, "POST", "/api/flows", "text/x-python", source).await
+}
+
+/// A watcher of one run's events.
+pub(super) async fn connect_watcher(
+    addr: &str,
+    run_id: &str,
+) -> Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>> {
+    let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/runs/{run_id}/events")).await?;
+    Ok(socket)
+}
+
+async fn request(addr: &str, method: &str, path: &str, content_type: &str, body: &str) -> Result<Value> {
     let mut stream = TcpStream::connect(addr).await?;
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;

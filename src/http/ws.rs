@@ -196,7 +196,7 @@ impl Watcher {
                 tokio::select! {
                     notice = notices.recv() => match notice {
                         Ok(Notice::Events { run_id, seq }) if run_id == self.run_id && seq > self.cursor => break,
-                        Ok(Notice::Run { run_id }) if run_id == self.run_id => break,
+                        Ok(Notice::Run { run_id, .. }) if run_id == self.run_id => break,
                         Ok(Notice::Resync) | Err(RecvError::Lagged(_)) => break,
                         Ok(_) => {}
                         Err(RecvError::Closed) => return true,

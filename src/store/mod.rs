@@ -198,10 +198,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-#[path = "../../tests/postgres/cluster.rs"]
-pub(crate) mod test_postgres;
-
 /// The store's tests, each on both backends: a SQLite file and a fresh
 /// database on the tests' PostgreSQL cluster.
 #[cfg(test)]
@@ -220,7 +216,7 @@ mod tests {
     async fn both() -> Vec<Opened> {
         let dir = tempfile::tempdir().unwrap();
         let sqlite = Store::open(&Database::Sqlite(dir.path().join("db"))).await.unwrap();
-        let postgres = Store::open(&Database::Postgres(test_postgres::fresh_database())).await.unwrap();
+        let postgres = Store::open(&Database::Postgres(crate::throwaway_postgres::fresh_database())).await.unwrap();
         vec![
             Opened { backend: "sqlite", store: Arc::new(sqlite), _dir: Some(dir) },
             Opened { backend: "postgres", store: Arc::new(postgres), _dir: None },
@@ -444,7 +440,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn nodes_starting_at_once_on_an_empty_database_migrate_it_once() {
-        let url = test_postgres::fresh_database();
+        let url = crate::throwaway_postgres::fresh_database();
         let database = Database::Postgres(url);
         let opened = futures_util::future::join_all((0..4).map(|_| Store::open(&database))).await;
         for store in opened {
@@ -456,7 +452,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn nodes_saving_the_same_flow_at_once_number_its_versions_in_turn() {
-        let url = test_postgres::fresh_database();
+        let url = crate::throwaway_postgres::fresh_database();
         let a = Store::open(&Database::Postgres(url.clone())).await.unwrap();
         let b = Store::open(&Database::Postgres(url)).await.unwrap();
         let saves = (0..10).map(|i| {
@@ -474,7 +470,7 @@ mod tests {
     /// lease runs out another node ends its runs as a restart would.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_node_whose_lease_runs_out_has_its_runs_ended_by_another() {
-        let url = test_postgres::fresh_database();
+        let url = crate::throwaway_postgres::fresh_database();
         let store = Store::open(&Database::Postgres(url)).await.unwrap();
         let pg = store.postgres().unwrap().clone();
         pg.take_lease("a", std::time::Duration::from_millis(300)).await.unwrap();

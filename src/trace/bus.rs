@@ -160,6 +160,11 @@ impl EventBus {
         let _ = self.runs.send(event);
     }
 
+    /// Whether anyone watches the run list now.
+    pub fn has_run_watchers(&self) -> bool {
+        self.runs.receiver_count() > 0
+    }
+
     pub fn subscribe_runs(&self) -> broadcast::Receiver<Arc<str>> {
         self.runs.subscribe()
     }

@@ -7,8 +7,6 @@ mod escapes;
 mod host_limits;
 mod library;
 mod nodes;
-#[path = "../postgres/cluster.rs"]
-pub mod postgres_cluster;
 mod quotas;
 mod server;
 pub mod server_support;

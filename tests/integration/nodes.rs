@@ -2,8 +2,8 @@
 //! one library, runs and their live trees readable from any node, a dead
 //! node's runs ended by the others.
 
-use super::postgres_cluster::fresh_database;
 use super::server_support::{Server, eventually};
+use hero_logic::throwaway_postgres::fresh_database;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 

@@ -72,7 +72,7 @@ fn database_of(data_dir: &Path) -> Option<(String, String)> {
     if backend() != Backend::Postgres {
         return None;
     }
-    let url = super::postgres_cluster::fresh_database();
+    let url = hero_logic::throwaway_postgres::fresh_database();
     let node = format!("node-{}", known.len());
     known.push((data_dir.to_path_buf(), url.clone(), node.clone()));
     Some((url, node))

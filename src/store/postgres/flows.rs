@@ -26,8 +26,9 @@ impl PgStore {
         let sha256 = sha256_hex(&source);
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SAVE_LOCK]).await?;
-        tx.execute(
+        super::exec(&tx, "SELECT pg_advisory_xact_lock($1)", &[&SAVE_LOCK]).await?;
+        super::exec(
+            &tx,
             "INSERT INTO sources (sha256, text) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
             &[&sha256, &text(&source)],
         )
@@ -35,13 +36,13 @@ impl PgStore {
         let saved_by = saver.flow();
         let mut saved = Vec::new();
         for info in &flows {
-            let latest = tx
-                .query_opt(
-                    "SELECT version, source_sha256, saved_by FROM flows WHERE name = $1 ORDER BY version DESC LIMIT 1",
-                    &[&info.name],
-                )
-                .await?
-                .map(|row| (row.get::<_, i32>(0), row.get::<_, String>(1), row.get::<_, Option<String>>(2)));
+            let latest = super::row(
+                &tx,
+                "SELECT version, source_sha256, saved_by FROM flows WHERE name = $1 ORDER BY version DESC LIMIT 1",
+                &[&info.name],
+            )
+            .await?
+            .map(|row| (row.get::<_, i32>(0), row.get::<_, String>(1), row.get::<_, Option<String>>(2)));
             if let (Some((_, _, owner)), Some(saver)) = (&latest, saved_by)
                 && owner.as_deref() != Some(saver)
             {
@@ -58,7 +59,8 @@ impl PgStore {
                 }
                 latest => {
                     let version = latest.map_or(1, |(v, _, _)| v + 1);
-                    tx.execute(
+                    super::exec(
+                        &tx,
                         "INSERT INTO flows (name, version, source_sha256, info, created_us, saved_by)
                          VALUES ($1, $2, $3, $4, $5, $6)",
                         &[&info.name, &version, &sha256, &text(&serde_json::to_string(info)?), &now_us, &saved_by],
@@ -82,17 +84,20 @@ impl PgStore {
         let client = self.client().await?;
         let row = match version {
             Some(version) => {
-                client
-                    .query_opt(
-                        &format!("{FLOW_SELECT} WHERE f.name = $1 AND f.version = $2"),
-                        &[&name, &(version as i32)],
-                    )
-                    .await?
+                super::row(
+                    &client,
+                    &format!("{FLOW_SELECT} WHERE f.name = $1 AND f.version = $2"),
+                    &[&name, &(version as i32)],
+                )
+                .await?
             }
             None => {
-                client
-                    .query_opt(&format!("{FLOW_SELECT} WHERE f.name = $1 ORDER BY f.version DESC LIMIT 1"), &[&name])
-                    .await?
+                super::row(
+                    &client,
+                    &format!("{FLOW_SELECT} WHERE f.name = $1 ORDER BY f.version DESC LIMIT 1"),
+                    &[&name],
+                )
+                .await?
             }
         };
         row.as_ref().map(flow_from_row).transpose()
@@ -100,9 +105,12 @@ impl PgStore {
 
     pub async fn flow_versions(&self, name: &str) -> Result<Vec<FlowVersion>> {
         let client = self.client().await?;
-        let rows = client
-            .query("SELECT version, source_sha256, created_us FROM flows WHERE name = $1 ORDER BY version", &[&name])
-            .await?;
+        let rows = super::rows(
+            &client,
+            "SELECT version, source_sha256, created_us FROM flows WHERE name = $1 ORDER BY version",
+            &[&name],
+        )
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(FlowVersion {
@@ -118,35 +126,38 @@ impl PgStore {
     /// `flows.save` rather than by the operator (false when there is none).
     pub async fn saved_by_a_flow(&self, name: &str) -> Result<bool> {
         let client = self.client().await?;
-        let row = client
-            .query_opt("SELECT saved_by FROM flows WHERE name = $1 ORDER BY version DESC LIMIT 1", &[&name])
-            .await?;
+        let row =
+            super::row(&client, "SELECT saved_by FROM flows WHERE name = $1 ORDER BY version DESC LIMIT 1", &[&name])
+                .await?;
         Ok(row.is_some_and(|row| row.get::<_, Option<String>>(0).is_some()))
     }
 
     /// The first `limit` flow names, in order (for "unknown flow" messages).
     pub async fn flow_names(&self, limit: usize) -> Result<Vec<String>> {
         let client = self.client().await?;
-        let rows = client
-            .query("SELECT DISTINCT name COLLATE \"C\" AS name FROM flows ORDER BY 1 LIMIT $1", &[&(limit as i64)])
-            .await?;
+        let rows = super::rows(
+            &client,
+            "SELECT DISTINCT name COLLATE \"C\" AS name FROM flows ORDER BY 1 LIMIT $1",
+            &[&(limit as i64)],
+        )
+        .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 
     /// Every flow's latest version, by name.
     pub async fn flows(&self) -> Result<Vec<FlowSummary>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT f.name, f.version, f.info, f.created_us, counts.versions,
+        let rows = super::rows(
+            &client,
+            "SELECT f.name, f.version, f.info, f.created_us, counts.versions,
                         (SELECT status FROM runs r WHERE r.flow = f.name ORDER BY created_us DESC LIMIT 1)
                  FROM flows f
                  JOIN (SELECT name, MAX(version) AS latest, COUNT(*) AS versions FROM flows GROUP BY name) counts
                    ON counts.name = f.name AND counts.latest = f.version
                  ORDER BY f.name COLLATE \"C\"",
-                &[],
-            )
-            .await?;
+            &[],
+        )
+        .await?;
         rows.iter()
             .map(|row| {
                 let info: FlowInfo = serde_json::from_str(row.try_get(2)?)?;
@@ -167,29 +178,29 @@ impl PgStore {
     /// Is this module source the latest version of a flow it declares?
     pub async fn is_latest_source(&self, source: &str) -> Result<bool> {
         let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM flows f WHERE f.source_sha256 = $1
+        let row = super::one_row(
+            &client,
+            "SELECT EXISTS (SELECT 1 FROM flows f WHERE f.source_sha256 = $1
                     AND f.version = (SELECT MAX(version) FROM flows g WHERE g.name = f.name))",
-                &[&sha256_hex(source)],
-            )
-            .await?;
+            &[&sha256_hex(source)],
+        )
+        .await?;
         Ok(row.try_get(0)?)
     }
 
     /// A stored module source by its SHA-256.
     pub async fn source(&self, sha256: &str) -> Result<Option<String>> {
         let client = self.client().await?;
-        Ok(client.query_opt("SELECT text FROM sources WHERE sha256 = $1", &[&sha256]).await?.map(|row| row.get(0)))
+        Ok(super::row(&client, "SELECT text FROM sources WHERE sha256 = $1", &[&sha256]).await?.map(|row| row.get(0)))
     }
 
     /// Remove every version of a flow; its runs stay. Returns versions removed.
     pub async fn delete_flow(&self, name: &str) -> Result<usize> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SAVE_LOCK]).await?;
-        tx.execute("DELETE FROM flow_search WHERE name = $1", &[&name]).await?;
-        let removed = tx.execute("DELETE FROM flows WHERE name = $1", &[&name]).await?;
+        super::exec(&tx, "SELECT pg_advisory_xact_lock($1)", &[&SAVE_LOCK]).await?;
+        super::exec(&tx, "DELETE FROM flow_search WHERE name = $1", &[&name]).await?;
+        let removed = super::exec(&tx, "DELETE FROM flows WHERE name = $1", &[&name]).await?;
         tx.commit().await?;
         Ok(removed as usize)
     }

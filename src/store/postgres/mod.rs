@@ -18,13 +18,15 @@ pub use nodes::{Notice, NoticeFeed};
 
 use super::writes::{Committed, Write};
 use anyhow::{Context, Result};
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use std::borrow::Cow;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_postgres::NoTls;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 use writer::Message;
 
 /// Connections kept for reads and jobs, besides the writer's.
@@ -35,6 +37,9 @@ pub struct PgStore {
     config: tokio_postgres::Config,
     writes: mpsc::UnboundedSender<Message>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// This node's name, once it holds its lease: the notices its writer
+    /// sends say the changes are this node's own.
+    node: Arc<OnceLock<String>>,
 }
 
 impl PgStore {
@@ -49,8 +54,9 @@ impl PgStore {
         schema::migrate(&mut client).await.context("migrate the PostgreSQL schema")?;
         drop(client);
         let (writes, queue) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(writer::run_writer(pool.clone(), queue));
-        Ok(PgStore { pool, config, writes, writer: Mutex::new(Some(writer)) })
+        let node = Arc::new(OnceLock::new());
+        let writer = tokio::spawn(writer::run_writer(pool.clone(), node.clone(), queue));
+        Ok(PgStore { pool, config, writes, writer: Mutex::new(Some(writer)), node })
     }
 
     async fn client(&self) -> Result<Object> {
@@ -84,6 +90,29 @@ impl PgStore {
             let _ = handle.await;
         }
     }
+}
+
+/// Statements are prepared once per connection and kept (the pool keeps
+/// its connections), so a query costs one round trip rather than a parse
+/// and an execute.
+async fn rows(client: &impl GenericClient, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query(&statement, params).await?)
+}
+
+async fn row(client: &impl GenericClient, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query_opt(&statement, params).await?)
+}
+
+async fn one_row(client: &impl GenericClient, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Row> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query_one(&statement, params).await?)
+}
+
+async fn exec(client: &impl GenericClient, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.execute(&statement, params).await?)
 }
 
 /// Text as PostgreSQL can hold it: its `text` type has no NUL character,

@@ -24,8 +24,9 @@ const PAYLOAD_BYTES: usize = 7000;
 pub enum Notice {
     /// A run's events up to `seq` are committed.
     Events { run_id: String, seq: u64 },
-    /// A run's record changed (created, started, finished, interrupted).
-    Run { run_id: String },
+    /// A run's record changed (created, started, finished, interrupted);
+    /// `by`: the node whose writes changed it, when it was one node's own.
+    Run { run_id: String, by: Option<String> },
     /// Someone asked for a run to be cancelled; its node does it.
     Cancel { run_id: String },
     /// A run joined the shared queue; a node with a free place claims it.
@@ -39,7 +40,8 @@ impl Notice {
     fn encode(&self) -> String {
         match self {
             Notice::Events { run_id, seq } => format!("e {seq} {run_id}"),
-            Notice::Run { run_id } => format!("r {run_id}"),
+            Notice::Run { run_id, by: Some(node) } => format!("r {run_id} {node}"),
+            Notice::Run { run_id, by: None } => format!("r {run_id}"),
             Notice::Cancel { run_id } => format!("c {run_id}"),
             Notice::Queued => "q".into(),
             Notice::Resync => "s".into(),
@@ -50,7 +52,7 @@ impl Notice {
         let mut parts = line.splitn(3, ' ');
         match (parts.next()?, parts.next(), parts.next()) {
             ("e", Some(seq), Some(run_id)) => Some(Notice::Events { run_id: run_id.into(), seq: seq.parse().ok()? }),
-            ("r", Some(run_id), None) => Some(Notice::Run { run_id: run_id.into() }),
+            ("r", Some(run_id), by) => Some(Notice::Run { run_id: run_id.into(), by: by.map(str::to_string) }),
             ("c", Some(run_id), None) => Some(Notice::Cancel { run_id: run_id.into() }),
             ("q", None, None) => Some(Notice::Queued),
             _ => None,
@@ -119,7 +121,7 @@ impl PgStore {
     pub async fn notify(&self, notice: Notice) -> Result<()> {
         let client = self.client().await?;
         for payload in payloads(std::iter::once(notice)) {
-            client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
+            super::exec(&client, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
         }
         Ok(())
     }
@@ -128,12 +130,13 @@ impl PgStore {
     /// live process holds a lease under that name. A holder whose lease ran
     /// out, or a dead process on this same host, gives way at once.
     pub async fn take_lease(&self, name: &str, lease: Duration) -> Result<()> {
+        // What this node's writer commits, it tells the others as this node's.
+        let _ = self.node.set(name.to_string());
         let now = crate::trace::now_us();
         let until = now + lease.as_micros() as i64;
         let (host, pid) = (this_host(), i64::from(std::process::id()));
         let client = self.client().await?;
-        let holder = client
-            .query_opt("SELECT host, pid, lease_until_us FROM nodes WHERE name = $1", &[&name])
+        let holder = super::row(&client, "SELECT host, pid, lease_until_us FROM nodes WHERE name = $1", &[&name])
             .await?
             .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1), row.get::<_, i64>(2)));
         // The holder this process may replace: none, one whose lease ran
@@ -151,14 +154,14 @@ impl PgStore {
             );
         }
         let (old_host, old_pid) = holder.map_or((String::new(), 0), |(h, p, _)| (h, p));
-        let taken = client
-            .execute(
-                "INSERT INTO nodes (name, started_us, lease_until_us, host, pid) VALUES ($1, $2, $3, $4, $5)
+        let taken = super::exec(
+            &client,
+            "INSERT INTO nodes (name, started_us, lease_until_us, host, pid) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (name) DO UPDATE SET started_us = $2, lease_until_us = $3, host = $4, pid = $5
                  WHERE nodes.host = $6 AND nodes.pid = $7",
-                &[&name, &now, &until, &host, &pid, &old_host, &old_pid],
-            )
-            .await?;
+            &[&name, &now, &until, &host, &pid, &old_host, &old_pid],
+        )
+        .await?;
         if taken == 0 {
             anyhow::bail!(
                 "node '{name}' was taken by another process at the same moment: give this one another --node"
@@ -175,7 +178,8 @@ impl PgStore {
     pub async fn renew_lease(&self, name: &str, lease: Duration) -> Result<()> {
         let until = crate::trace::now_us() + lease.as_micros() as i64;
         let client = self.client().await?;
-        let renewed = client.execute("UPDATE nodes SET lease_until_us = $2 WHERE name = $1", &[&name, &until]).await?;
+        let renewed =
+            super::exec(&client, "UPDATE nodes SET lease_until_us = $2 WHERE name = $1", &[&name, &until]).await?;
         if renewed == 0 {
             anyhow::bail!("node '{name}' lost its lease: another node ended its runs");
         }
@@ -206,7 +210,8 @@ impl PgStore {
             let tx = client.transaction().await?;
             // Whoever deletes the row ends the runs; a node sweeping at the
             // same moment finds nothing to delete.
-            let gone = tx.execute("DELETE FROM nodes WHERE name = $1 AND lease_until_us < $2", &[&name, &now]).await?;
+            let gone =
+                super::exec(&tx, "DELETE FROM nodes WHERE name = $1 AND lease_until_us < $2", &[&name, &now]).await?;
             tx.commit().await?;
             if gone == 1 {
                 swept.push((name.clone(), self.interrupt_runs_of(&name).await?));
@@ -222,7 +227,8 @@ impl PgStore {
         let error = ErrorInfo::interrupted().to_json_string();
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute(
+        super::exec(
+            &tx,
             "UPDATE runs r SET last_seq =
                  GREATEST(COALESCE((SELECT MAX(start_seq) FROM spans s WHERE s.run_id = r.run_id), 0),
                           COALESCE((SELECT MAX(end_seq) FROM spans s WHERE s.run_id = r.run_id), 0),
@@ -232,25 +238,26 @@ impl PgStore {
             &[&node],
         )
         .await?;
-        tx.execute(
+        super::exec(
+            &tx,
             "UPDATE spans SET status = 'interrupted', end_us = GREATEST(start_us, $2), error = $3
              WHERE status = 'running'
                AND run_id IN (SELECT run_id FROM runs WHERE status IN ('queued', 'running') AND node = $1)",
             &[&node, &now, &error],
         )
         .await?;
-        let runs: Vec<String> = tx
-            .query(
-                "UPDATE runs SET status = 'interrupted', end_us = $2, error = $3
+        let runs: Vec<String> = super::rows(
+            &tx,
+            "UPDATE runs SET status = 'interrupted', end_us = $2, error = $3
                  WHERE status IN ('queued', 'running') AND node = $1 RETURNING run_id",
-                &[&node, &now, &error],
-            )
-            .await?
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        for payload in payloads(runs.iter().map(|run_id| Notice::Run { run_id: run_id.clone() })) {
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
+            &[&node, &now, &error],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+        for payload in payloads(runs.iter().map(|run_id| Notice::Run { run_id: run_id.clone(), by: None })) {
+            super::exec(&tx, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
         }
         tx.commit().await?;
         if !runs.is_empty() {
@@ -320,7 +327,7 @@ mod tests {
                 if i % 2 == 0 {
                     Notice::Events { run_id: format!("run-{i}"), seq: i }
                 } else {
-                    Notice::Run { run_id: format!("run-{i}") }
+                    Notice::Run { run_id: format!("run-{i}"), by: None }
                 }
             })
             .collect();

@@ -17,24 +17,24 @@ impl PgStore {
         let columns: String = RUN_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let row = tx
-            .query_opt(
-                &format!(
-                    "UPDATE runs r SET node = $1
+        let row = super::row(
+            &tx,
+            &format!(
+                "UPDATE runs r SET node = $1
                      FROM sources s
                      WHERE r.run_id = (SELECT run_id FROM runs WHERE status = 'queued' AND node IS NULL
                                        ORDER BY created_us, run_id LIMIT 1 FOR UPDATE SKIP LOCKED)
                        AND s.sha256 = r.source_sha256
                      RETURNING {columns}, r.launch, s.text"
-                ),
-                &[&node],
-            )
-            .await?;
+            ),
+            &[&node],
+        )
+        .await?;
         let Some(row) = row else { return Ok(None) };
         let run = run_from_row(&row)?;
         // The node that accepted it learns it left the queue.
-        for payload in payloads(std::iter::once(Notice::Run { run_id: run.run_id.clone() })) {
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
+        for payload in payloads(std::iter::once(Notice::Run { run_id: run.run_id.clone(), by: None })) {
+            super::exec(&tx, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
         }
         tx.commit().await?;
         let launch: Option<&str> = row.try_get(15)?;
@@ -48,19 +48,19 @@ impl PgStore {
     pub async fn cancel_waiting(&self, run_id: &str, error: &ErrorInfo) -> Result<Option<RunRecord>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let row = tx
-            .query_opt(
-                &format!(
-                    "UPDATE runs SET status = 'cancelled', error = $2, end_us = $3, last_seq = 1
+        let row = super::row(
+            &tx,
+            &format!(
+                "UPDATE runs SET status = 'cancelled', error = $2, end_us = $3, last_seq = 1
                      WHERE run_id = $1 AND status = 'queued' AND node IS NULL
                      RETURNING {RUN_COLUMNS}"
-                ),
-                &[&run_id, &error.to_json_string(), &crate::trace::now_us()],
-            )
-            .await?;
+            ),
+            &[&run_id, &error.to_json_string(), &crate::trace::now_us()],
+        )
+        .await?;
         let Some(row) = row else { return Ok(None) };
-        for payload in payloads(std::iter::once(Notice::Run { run_id: run_id.to_string() })) {
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
+        for payload in payloads(std::iter::once(Notice::Run { run_id: run_id.to_string(), by: None })) {
+            super::exec(&tx, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
         }
         tx.commit().await?;
         Ok(Some(run_from_row(&row)?))

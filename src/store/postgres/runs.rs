@@ -41,14 +41,14 @@ impl PgStore {
     /// newest first.
     pub async fn subflow_runs(&self, name: &str, limit: u32) -> Result<Vec<SubflowRun>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT run_id, span_id, status, start_us, end_us FROM spans
+        let rows = super::rows(
+            &client,
+            "SELECT run_id, span_id, status, start_us, end_us FROM spans
                  WHERE kind = 'subflow' AND name = $1 AND end_us IS NOT NULL
                  ORDER BY start_us DESC LIMIT $2",
-                &[&name, &i64::from(limit)],
-            )
-            .await?;
+            &[&name, &i64::from(limit)],
+        )
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(SubflowRun {
@@ -96,55 +96,53 @@ impl PgStore {
             .await?;
         let Some(mut run) = run_of(&tx, run_id).await? else { return Ok(None) };
         let (after, page) = (after_seq as i64, limit as i64);
-        let starts = tx
-            .query(
-                &format!(
-                    "SELECT {SPAN_COLUMNS} FROM spans WHERE run_id = $1 AND start_seq > $2 ORDER BY start_seq LIMIT $3"
-                ),
-                &[&run_id, &after, &page],
-            )
-            .await?;
-        let ends = tx
-            .query(
-                &format!(
-                    "SELECT {SPAN_COLUMNS} FROM spans WHERE run_id = $1 AND end_seq > $2 ORDER BY end_seq LIMIT $3"
-                ),
-                &[&run_id, &after, &page],
-            )
-            .await?;
-        let logs = tx
-            .query(
-                &format!("SELECT {LOG_COLUMNS} FROM logs WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
-                &[&run_id, &after, &page],
-            )
-            .await?;
+        let starts = super::rows(
+            &tx,
+            &format!(
+                "SELECT {SPAN_COLUMNS} FROM spans WHERE run_id = $1 AND start_seq > $2 ORDER BY start_seq LIMIT $3"
+            ),
+            &[&run_id, &after, &page],
+        )
+        .await?;
+        let ends = super::rows(
+            &tx,
+            &format!("SELECT {SPAN_COLUMNS} FROM spans WHERE run_id = $1 AND end_seq > $2 ORDER BY end_seq LIMIT $3"),
+            &[&run_id, &after, &page],
+        )
+        .await?;
+        let logs = super::rows(
+            &tx,
+            &format!("SELECT {LOG_COLUMNS} FROM logs WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
+            &[&run_id, &after, &page],
+        )
+        .await?;
         let mut events = replay::page_events(
             all(starts, span_from_row)?,
             all(ends, span_from_row)?,
             all(logs, log_from_row)?,
             limit,
         );
-        let last_stored: i64 = tx
-            .query_one(
-                "SELECT GREATEST(COALESCE((SELECT MAX(start_seq) FROM spans WHERE run_id = $1), 0),
+        let last_stored: i64 = super::one_row(
+            &tx,
+            "SELECT GREATEST(COALESCE((SELECT MAX(start_seq) FROM spans WHERE run_id = $1), 0),
                                  COALESCE((SELECT MAX(end_seq) FROM spans WHERE run_id = $1), 0),
                                  COALESCE((SELECT MAX(seq) FROM logs WHERE run_id = $1), 0))",
-                &[&run_id],
-            )
-            .await?
-            .try_get(0)?;
+            &[&run_id],
+        )
+        .await?
+        .try_get(0)?;
         let last_stored = last_stored as u64;
         let needs_closed = events.is_empty() || (run.status.is_final() && run.last_seq == 0);
         if needs_closed {
-            let closed = tx
-                .query(
-                    &format!(
-                        "SELECT {SPAN_COLUMNS} FROM spans WHERE run_id = $1 AND end_seq IS NULL AND status != 'running'
+            let closed = super::rows(
+                &tx,
+                &format!(
+                    "SELECT {SPAN_COLUMNS} FROM spans WHERE run_id = $1 AND end_seq IS NULL AND status != 'running'
                          ORDER BY span_id DESC"
-                    ),
-                    &[&run_id],
-                )
-                .await?;
+                ),
+                &[&run_id],
+            )
+            .await?;
             let closed = all(closed, span_from_row)?;
             if run.status.is_final() && run.last_seq == 0 {
                 run.last_seq = last_stored + closed.len() as u64 + 1;

@@ -59,16 +59,16 @@ impl PgStore {
     pub async fn scan_sources(&self, text: &str, limit: u32) -> Result<Vec<String>> {
         let words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT f.name,
+        let rows = super::rows(
+            &client,
+            "SELECT f.name,
                         (SELECT count(*) FROM unnest($1::text[]) w WHERE strpos(s.text, w) > 0) AS score
                  FROM flows f JOIN sources s ON s.sha256 = f.source_sha256
                  WHERE f.version = (SELECT MAX(version) FROM flows g WHERE g.name = f.name)
                  ORDER BY score DESC LIMIT $2",
-                &[&words, &i64::from(limit)],
-            )
-            .await?;
+            &[&words, &i64::from(limit)],
+        )
+        .await?;
         Ok(rows.iter().map(|row| row.get(0)).collect())
     }
 }

@@ -30,7 +30,7 @@ impl PgStore {
     pub async fn services(&self) -> Result<Vec<StoredService>> {
         let client = self.client().await?;
         all(
-            client.query(&format!("SELECT {SERVICE_COLUMNS} FROM services ORDER BY name"), &[]).await?,
+            super::rows(&client, &format!("SELECT {SERVICE_COLUMNS} FROM services ORDER BY name"), &[]).await?,
             service_from_row,
         )
     }
@@ -38,7 +38,7 @@ impl PgStore {
     pub async fn service(&self, name: &str) -> Result<Option<StoredService>> {
         let client = self.client().await?;
         let row =
-            client.query_opt(&format!("SELECT {SERVICE_COLUMNS} FROM services WHERE name = $1"), &[&name]).await?;
+            super::row(&client, &format!("SELECT {SERVICE_COLUMNS} FROM services WHERE name = $1"), &[&name]).await?;
         row.as_ref().map(service_from_row).transpose()
     }
 
@@ -49,7 +49,8 @@ impl PgStore {
 
     pub async fn kv_get(&self, flow: &str, key: &str) -> Result<Option<Value>> {
         let client = self.client().await?;
-        let row = client.query_opt("SELECT value FROM kv WHERE flow = $1 AND key = $2", &[&flow, &text(key)]).await?;
+        let row =
+            super::row(&client, "SELECT value FROM kv WHERE flow = $1 AND key = $2", &[&flow, &text(key)]).await?;
         Ok(row.and_then(|row| serde_json::from_str(row.get::<_, &str>(0)).ok()))
     }
 
@@ -62,24 +63,25 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let held = lock_kv_held(&tx, flow).await?;
-        let old: Option<i64> = tx
-            .query_opt(
-                "SELECT (octet_length(key) + octet_length(value))::int8 FROM kv WHERE flow = $1 AND key = $2",
-                &[&flow, &key],
-            )
-            .await?
-            .map(|row| row.get(0));
+        let old: Option<i64> = super::row(
+            &tx,
+            "SELECT (octet_length(key) + octet_length(value))::int8 FROM kv WHERE flow = $1 AND key = $2",
+            &[&flow, &key],
+        )
+        .await?
+        .map(|row| row.get(0));
         let after = held - old.unwrap_or(0) as u64 + (key.len() + value.len()) as u64;
         if let Err(full) = KvFull::check(held, after, limit) {
             return Ok(Err(full));
         }
-        tx.execute(
+        super::exec(
+            &tx,
             "INSERT INTO kv (flow, key, value, updated_us) VALUES ($1, $2, $3, $4)
              ON CONFLICT (flow, key) DO UPDATE SET value = excluded.value, updated_us = excluded.updated_us",
             &[&flow, &key, &value, &crate::trace::now_us()],
         )
         .await?;
-        tx.execute("UPDATE kv_usage SET bytes = $2 WHERE flow = $1", &[&flow, &(after as i64)]).await?;
+        super::exec(&tx, "UPDATE kv_usage SET bytes = $2 WHERE flow = $1", &[&flow, &(after as i64)]).await?;
         tx.commit().await?;
         Ok(Ok(()))
     }
@@ -89,15 +91,16 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let held = lock_kv_held(&tx, flow).await?;
-        let freed: Option<i64> = tx
-            .query_opt(
-                "DELETE FROM kv WHERE flow = $1 AND key = $2 RETURNING (octet_length(key) + octet_length(value))::int8",
-                &[&flow, &text(key)],
-            )
-            .await?
-            .map(|row| row.get(0));
+        let freed: Option<i64> = super::row(
+            &tx,
+            "DELETE FROM kv WHERE flow = $1 AND key = $2 RETURNING (octet_length(key) + octet_length(value))::int8",
+            &[&flow, &text(key)],
+        )
+        .await?
+        .map(|row| row.get(0));
         if let Some(freed) = freed {
-            tx.execute(
+            super::exec(
+                &tx,
                 "UPDATE kv_usage SET bytes = $2 WHERE flow = $1",
                 &[&flow, &(held.saturating_sub(freed as u64) as i64)],
             )
@@ -110,7 +113,7 @@ impl PgStore {
     /// Bytes of keys and values a flow holds in `kv`.
     pub async fn kv_bytes(&self, flow: &str) -> Result<u64> {
         let client = self.client().await?;
-        let row = client.query_opt("SELECT bytes FROM kv_usage WHERE flow = $1", &[&flow]).await?;
+        let row = super::row(&client, "SELECT bytes FROM kv_usage WHERE flow = $1", &[&flow]).await?;
         Ok(row.map_or(0, |row| row.get::<_, i64>(0) as u64))
     }
 
@@ -120,9 +123,7 @@ impl PgStore {
         let prefix = text(prefix);
         // Compared as bytes (`left` on the key), not with LIKE, whose `%` and
         // `_` a prefix may hold.
-        let rows = client
-            .query(
-                "SELECT key FROM kv WHERE flow = $1 AND left(key, char_length($2)) = $2 ORDER BY key COLLATE \"C\" LIMIT $3",
+        let rows = super::rows(&client, "SELECT key FROM kv WHERE flow = $1 AND left(key, char_length($2)) = $2 ORDER BY key COLLATE \"C\" LIMIT $3",
                 &[&flow, &prefix, &i64::from(limit)],
             )
             .await?;
@@ -132,7 +133,8 @@ impl PgStore {
 
 /// The flow's `kv` total, its row locked until the transaction ends.
 async fn lock_kv_held(tx: &deadpool_postgres::Transaction<'_>, flow: &str) -> Result<u64> {
-    tx.execute("INSERT INTO kv_usage (flow, bytes) VALUES ($1, 0) ON CONFLICT (flow) DO NOTHING", &[&flow]).await?;
-    let row = tx.query_one("SELECT bytes FROM kv_usage WHERE flow = $1 FOR UPDATE", &[&flow]).await?;
+    super::exec(tx, "INSERT INTO kv_usage (flow, bytes) VALUES ($1, 0) ON CONFLICT (flow) DO NOTHING", &[&flow])
+        .await?;
+    let row = super::one_row(tx, "SELECT bytes FROM kv_usage WHERE flow = $1 FOR UPDATE", &[&flow]).await?;
     Ok(row.get::<_, i64>(0) as u64)
 }

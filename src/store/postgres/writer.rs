@@ -10,6 +10,7 @@ use crate::store::writes::{Committed, MAX_BATCH, Write, merge_short_spans, settl
 use crate::trace::ErrorInfo;
 use deadpool_postgres::{Pool, Transaction};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 // Nearly every message is a write: boxing them would cost an allocation
@@ -24,7 +25,7 @@ pub enum Message {
     Close,
 }
 
-pub(super) async fn run_writer(pool: Pool, mut queue: UnboundedReceiver<Message>) {
+pub(super) async fn run_writer(pool: Pool, node: Arc<OnceLock<String>>, mut queue: UnboundedReceiver<Message>) {
     let mut batch: Vec<Message> = Vec::with_capacity(MAX_BATCH);
     loop {
         match queue.recv().await {
@@ -47,7 +48,7 @@ pub(super) async fn run_writer(pool: Pool, mut queue: UnboundedReceiver<Message>
                 Message::Close => closing = true,
             }
         }
-        let outcome = if writes.is_empty() { Ok(()) } else { apply(&pool, &writes).await };
+        let outcome = if writes.is_empty() { Ok(()) } else { apply(&pool, node.get(), &writes).await };
         settle(writes, &outcome);
         for reply in flushes {
             let _ = reply.send(outcome.clone());
@@ -60,11 +61,11 @@ pub(super) async fn run_writer(pool: Pool, mut queue: UnboundedReceiver<Message>
 
 /// Write a batch in one transaction; a connection lost on the way (the
 /// database restarted) is replaced once before the batch counts as failed.
-async fn apply(pool: &Pool, writes: &[Write]) -> Result<(), String> {
+async fn apply(pool: &Pool, node: Option<&String>, writes: &[Write]) -> Result<(), String> {
     let mut tries = 0;
     loop {
         tries += 1;
-        match try_apply(pool, writes).await {
+        match try_apply(pool, node, writes).await {
             Ok(()) => return Ok(()),
             Err(error) => {
                 let closed =
@@ -81,7 +82,7 @@ async fn apply(pool: &Pool, writes: &[Write]) -> Result<(), String> {
     }
 }
 
-async fn try_apply(pool: &Pool, writes: &[Write]) -> anyhow::Result<()> {
+async fn try_apply(pool: &Pool, node: Option<&String>, writes: &[Write]) -> anyhow::Result<()> {
     let mut client = pool.get().await.map_err(|e| anyhow::anyhow!("connect to PostgreSQL: {e}"))?;
     let tx = client.transaction().await?;
     let merged = merge_short_spans(writes.iter());
@@ -96,7 +97,8 @@ async fn try_apply(pool: &Pool, writes: &[Write]) -> anyhow::Result<()> {
         }
         match write {
             Write::RunCreated { run, source, launch } => {
-                tx.execute(
+                super::exec(
+                    &tx,
                     "INSERT INTO sources (sha256, text) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
                     &[&run.source_sha256, &text(source)],
                 )
@@ -119,8 +121,8 @@ async fn try_apply(pool: &Pool, writes: &[Write]) -> anyhow::Result<()> {
     }
     spans.write(&tx).await?;
     logs.write(&tx).await?;
-    for payload in notices.payloads() {
-        tx.execute("SELECT pg_notify($1, $2)", &[&super::nodes::CHANNEL, &payload]).await?;
+    for payload in notices.payloads(node) {
+        super::exec(&tx, "SELECT pg_notify($1, $2)", &[&super::nodes::CHANNEL, &payload]).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -327,10 +329,10 @@ impl Notices {
         self.runs.entry(run_id.to_string()).or_default().1 = true;
     }
 
-    fn payloads(&self) -> Vec<String> {
+    fn payloads(&self, node: Option<&String>) -> Vec<String> {
         let notices = self.runs.iter().flat_map(|(run_id, (seq, changed))| {
             let event = seq.map(|seq| Notice::Events { run_id: run_id.clone(), seq });
-            let record = changed.then(|| Notice::Run { run_id: run_id.clone() });
+            let record = changed.then(|| Notice::Run { run_id: run_id.clone(), by: node.cloned() });
             event.into_iter().chain(record)
         });
         super::nodes::payloads(notices.chain(self.queued.then_some(Notice::Queued)))

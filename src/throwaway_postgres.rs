@@ -1,8 +1,8 @@
-//! A throwaway PostgreSQL cluster for the tests, shared by the unit tests
-//! (`store`) and the integration tests: started once per test process on a
-//! free loopback port (`initdb` into a temporary directory, as the
+//! A throwaway PostgreSQL cluster, for the tests (the store's unit tests,
+//! the server's integration tests) and `hero_logic bench --only postgres`:
+//! started once per process on a free loopback port (`initdb` into a temporary directory, as the
 //! `postgres` user when the tests run as root), one fresh database per
-//! test, and stopped and removed by a watchdog when the test process exits.
+//! test, and stopped and removed by a watchdog when the process exits.
 //! `tests/postgres/setup.sh` installs PostgreSQL when it is missing.
 //!
 //! `HERO_LOGIC_TEST_POSTGRES=postgres://user@host:port` uses that server
@@ -21,16 +21,25 @@ struct Cluster {
 
 /// A new, empty database on the tests' cluster: its URL.
 pub fn fresh_database() -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
     let cluster = cluster();
+    create_database(&cluster.server, &cluster.psql)
+}
+
+/// A new, empty database on the server `server` (`postgres://user@host:port`).
+pub fn fresh_database_on(server: &str) -> String {
+    create_database(server.trim_end_matches('/'), &postgres_bin().join("psql"))
+}
+
+fn create_database(server: &str, psql: &Path) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
     let name = format!("t{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
-    let created = Command::new(&cluster.psql)
-        .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", &format!("{}/postgres", cluster.server), "-c"])
+    let created = Command::new(psql)
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", &format!("{server}/postgres"), "-c"])
         .arg(format!("CREATE DATABASE {name}"))
         .output()
         .expect("run psql");
     assert!(created.status.success(), "CREATE DATABASE failed: {}", String::from_utf8_lossy(&created.stderr));
-    format!("{}/{name}", cluster.server)
+    format!("{server}/{name}")
 }
 
 fn cluster() -> &'static Cluster {
