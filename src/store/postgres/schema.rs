@@ -72,6 +72,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, span_id)
     );
     CREATE INDEX spans_by_subflow ON spans (name, start_us) WHERE kind = 'subflow';
+    -- Watchers on other nodes read a live run's new events by seq, a page
+    -- at a time: without these, each page sorts every span of the run.
+    CREATE INDEX spans_by_start_seq ON spans (run_id, start_seq);
+    CREATE INDEX spans_by_end_seq ON spans (run_id, end_seq) WHERE end_seq IS NOT NULL;
 
     CREATE TABLE logs (
         run_id  TEXT NOT NULL,
