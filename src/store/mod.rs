@@ -52,9 +52,10 @@ impl Database {
                 Ok(Database::Postgres(url.to_string()))
             }
             Some(url) if url.starts_with("sqlite://") => Ok(Database::Sqlite(PathBuf::from(&url["sqlite://".len()..]))),
+            // Said without the rest of the URL, which may hold a password.
             Some(url) => anyhow::bail!(
-                "--database '{}' is neither postgres://user@host:port/db nor sqlite://PATH",
-                url.split('@').next_back().unwrap_or(url)
+                "--database: a '{}' URL is neither postgres://USER@HOST:PORT/DB nor sqlite://PATH",
+                url.split(':').next().unwrap_or_default()
             ),
         }
     }

@@ -230,3 +230,35 @@ fn a_run_waiting_in_the_shared_queue_is_cancelled_from_any_node_and_its_waiter_t
         server.request("POST", &format!("/api/runs/{run_id}/cancel"), &[], b"");
     }
 }
+
+#[test]
+fn the_command_line_works_on_the_shared_database_and_a_bad_url_is_one_clear_line() {
+    let url = fresh_database();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rain.py");
+    std::fs::write(&file, RAIN).unwrap();
+    let added =
+        super::support::hero_logic().args(["flows", "add"]).arg(&file).args(["--database", &url]).output().unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let node = Server::start_node(&url, "node-a", &[]);
+    assert_eq!(node.get("/api/flows/rain_report").status, 200, "the node serves what the command line stored");
+    let found = super::support::hero_logic()
+        .args(["flows", "search", "rainfall"])
+        .env("HERO_LOGIC_DATABASE", &url)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&found.stdout).contains("rain_report"), "{found:?}");
+
+    let refused = super::support::hero_logic().args(["flows", "list", "--database", "mysql://x@y/z"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("a 'mysql' URL is neither postgres://"), "{stderr}");
+    assert!(!stderr.contains("x@y"), "the URL, which may hold a password, is not echoed: {stderr}");
+    let unreachable = super::support::hero_logic()
+        .args(["serve", "--addr", "127.0.0.1:0", "--database", "postgres://nobody@127.0.0.1:1/none"])
+        .output()
+        .unwrap();
+    assert_eq!(unreachable.status.code(), Some(1), "{unreachable:?}");
+    assert!(String::from_utf8_lossy(&unreachable.stderr).contains("connect to PostgreSQL"), "{unreachable:?}");
+}

@@ -2,6 +2,7 @@
 //! called from flows, every call an `rpc` span the host records.
 
 use super::server_support::{Server, eventually};
+use crate::on_both_backends;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -158,82 +159,6 @@ def many_calls():
     for i in range(5):
         services.weather.cities()
 "#;
-
-#[test]
-fn flows_call_a_registered_service_with_every_call_spanned() {
-    let weather = Weather::http();
-    let server = Server::start(&[]);
-    let registered = register(&server, "weather", &weather.url, json!({"timeout_ms": 500}));
-    assert_eq!(registered.status, 201, "{}", registered.text());
-    let methods: Vec<String> = registered.json()["doc"]["methods"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["name"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(methods, ["forecast", "cities", "alert", "slow", "connections"], "the document came from rpc.discover");
-    let down = register(
-        &server,
-        "down",
-        "http://127.0.0.1:9",
-        json!({"openrpc": serde_json::from_str::<Value>(&std::fs::read_to_string(DOCUMENT).unwrap()).unwrap()}),
-    );
-    assert_eq!(down.status, 201, "{}", down.text());
-
-    // Good params: the result, and an rpc span under the step, with its line.
-    let good = run(&server, CALLS, "good", json!({"city": "Ghent", "days": 2}));
-    assert_eq!(good["status"], "ok", "{good:#}");
-    assert_eq!(good["output"]["days"].as_array().unwrap().len(), 2);
-    let spans = server.spans(&good);
-    let rpc = span(&spans, "weather.forecast");
-    assert_eq!((rpc["kind"].clone(), rpc["status"].clone()), (json!("rpc"), json!("ok")));
-    assert_eq!(rpc["parent_id"], span(&spans, "fetch")["span_id"]);
-    assert_eq!(rpc["line"], 6);
-    assert_eq!(rpc["attrs"]["params"], json!({"city": "Ghent", "days": 2}));
-    assert_eq!(rpc["attrs"]["result"]["city"], "Ghent");
-    assert_eq!(good["usage"]["rpc_calls"], 1);
-
-    // Bad params are refused on the host, before any request leaves.
-    let bad = run(&server, CALLS, "bad_params", json!({"days": 12}));
-    assert_eq!(
-        bad["output"],
-        json!({"type": "InvalidParams", "message": "weather.forecast: days must be at most 7, not 12", "is_type_error": true})
-    );
-    let bad_type = run(&server, CALLS, "bad_params", json!({"days": "two"}));
-    assert_eq!(bad_type["output"]["message"], "weather.forecast: days must be integer, not a string");
-    assert_eq!(span(&server.spans(&bad), "weather.forecast")["error"]["type"], "InvalidParams");
-
-    // A JSON-RPC error keeps its code, message and data.
-    let error = run(&server, CALLS, "rpc_error", json!({}));
-    assert_eq!(
-        error["output"],
-        json!({"code": 4004, "message": "no alert feed for Oslo", "data": {"city": "Oslo", "retry": false}})
-    );
-    let failed = span(&server.spans(&error), "weather.alert").clone();
-    assert_eq!(
-        (failed["status"].clone(), failed["error"]["type"].clone(), failed["error"]["code"].clone()),
-        (json!("failed"), json!("RpcError"), json!(4004))
-    );
-
-    let unknown = run(&server, CALLS, "unknown_method", json!({}));
-    assert_eq!(
-        unknown["output"],
-        "service 'weather' has no method 'tomorrow' (its methods: forecast, cities, alert, slow, connections)"
-    );
-    let denied = run(&server, CALLS, "denied_is_a_service_error", json!({}));
-    assert_eq!(denied["output"], json!({"type": "PermissionDenied", "permission_error": true, "service": "kv"}));
-
-    // A service that hangs times out on the host; one that is down is unavailable.
-    let hangs = run(&server, CALLS, "hangs", json!({}));
-    assert_eq!(
-        hangs["output"],
-        json!({"type": "ServiceTimeout", "message": "weather.slow did not answer within 500 ms"})
-    );
-    assert_eq!(span(&server.spans(&hangs), "weather.slow")["error"]["type"], "Timeout");
-    let down = run(&server, CALLS, "down", json!({}));
-    assert_eq!(down["output"]["type"], "ServiceUnavailable");
-    assert!(down["output"]["message"].as_str().unwrap().contains("cannot connect to 127.0.0.1:9"), "{down:#}");
-}
 
 #[test]
 fn params_are_checked_against_schemas_by_reference_with_one_of_and_pattern() {
@@ -442,56 +367,6 @@ def inner(n):
         return n
 "#;
 
-#[test]
-fn stored_subflows_nest_three_deep_span_by_span() {
-    let server = Server::start(&[]);
-    assert_eq!(server.upload(NESTED).status, 201);
-    let run = server.post_json("/api/runs?wait=true", &json!({"flow": "outer", "input": {"n": 1}})).json();
-    assert_eq!(run["output"], json!({"outer": {"middle": 3}}), "{run:#}");
-    let spans = server.spans(&run);
-    let tree: Vec<(String, String, Option<String>)> = spans
-        .iter()
-        .map(|s| {
-            let parent =
-                spans.iter().find(|p| p["span_id"] == s["parent_id"]).map(|p| p["name"].as_str().unwrap().to_string());
-            (s["name"].as_str().unwrap().to_string(), s["kind"].as_str().unwrap().to_string(), parent)
-        })
-        .collect();
-    let expected = [
-        ("outer", "flow", None),
-        ("outer-step", "step", Some("outer")),
-        ("middle", "subflow", Some("outer-step")),
-        ("middle-step", "step", Some("middle")),
-        ("inner", "subflow", Some("middle-step")),
-        ("inner-step", "step", Some("inner")),
-    ];
-    let expected: Vec<(String, String, Option<String>)> =
-        expected.iter().map(|(n, k, p)| (n.to_string(), k.to_string(), p.map(str::to_string))).collect();
-    assert_eq!(tree, expected);
-    assert!(spans.iter().all(|s| s["status"] == "ok"));
-    assert_eq!(span(&spans, "inner")["attrs"]["input"], json!({"n": 3}));
-    assert_eq!(run["usage"]["max_subflow_depth"], 2);
-
-    // The callee's failure reaches the caller carrying the callee's error.
-    let failing = server.post_json("/api/runs?wait=true", &json!({"flow": "outer", "input": {"n": 9}})).json();
-    assert_eq!(failing["status"], "failed");
-    assert_eq!(failing["error"]["type"], "SubflowFailed");
-    assert_eq!(failing["error"]["cause"]["type"], "SubflowFailed");
-    assert_eq!(failing["error"]["cause"]["cause"]["message"], "too deep");
-
-    // Depth is a quota of the whole run.
-    let shallow = server
-        .post_json("/api/runs?wait=true", &json!({"flow": "outer", "input": {"n": 1}, "quotas": {"subflow_depth": 1}}))
-        .json();
-    assert_eq!(
-        (shallow["status"].clone(), shallow["error"]["quota"].clone()),
-        (json!("quota_exceeded"), json!("subflow_depth"))
-    );
-    let spans = server.spans(&shallow);
-    assert!(spans.iter().all(|s| s["status"] != "running"));
-    assert_eq!(span(&spans, "middle")["status"], "quota_exceeded");
-}
-
 const KV: &str = r#"from hero_logic import flow, services
 
 @flow(inputs={"value": "any"}, services=["kv"])
@@ -507,23 +382,6 @@ def reader():
 def finder(query):
     return [hit["name"] for hit in services.library.search(query=query, limit=5)]
 "#;
-
-#[test]
-fn kv_is_scoped_per_flow_and_library_searches_stored_flows() {
-    let server = Server::start(&[]);
-    assert_eq!(server.upload(KV).status, 201);
-    assert_eq!(server.upload(NESTED).status, 201);
-    let wrote =
-        server.post_json("/api/runs?wait=true", &json!({"flow": "writer", "input": {"value": {"n": 1}}})).json();
-    assert_eq!(wrote["output"], json!(["shared"]));
-    let read = server.post_json("/api/runs?wait=true", &json!({"flow": "reader"})).json();
-    assert_eq!(read["output"], Value::Null, "another flow does not see writer's keys");
-    let found =
-        server.post_json("/api/runs?wait=true", &json!({"flow": "finder", "input": {"query": "middle"}})).json();
-    assert_eq!(found["output"][0], "middle", "{found:#}");
-    let hits = server.get("/api/flows/search?q=inner%20step").json();
-    assert_eq!(hits["hits"][0]["name"], "inner", "{hits:#}");
-}
 
 #[test]
 fn stubs_describe_the_sdk_and_every_service() {
@@ -693,4 +551,151 @@ fn a_service_url_cannot_smuggle_a_request_or_reach_sockets_the_operator_did_not_
     assert_eq!(register(&allowed, "escaped", &escaped, json!({})).status, 400);
     let answer = run(&allowed, CALLS, "good", json!({"city": "Lisbon", "days": 1}));
     assert_eq!(answer["status"], "ok", "{answer}");
+}
+
+// These also run on PostgreSQL: the registry, stored subflows, kv and
+// library search live in the database.
+on_both_backends! {
+    #[test]
+    fn flows_call_a_registered_service_with_every_call_spanned() {
+        let weather = Weather::http();
+        let server = Server::start(&[]);
+        let registered = register(&server, "weather", &weather.url, json!({"timeout_ms": 500}));
+        assert_eq!(registered.status, 201, "{}", registered.text());
+        let methods: Vec<String> = registered.json()["doc"]["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(methods, ["forecast", "cities", "alert", "slow", "connections"], "the document came from rpc.discover");
+        let down = register(
+            &server,
+            "down",
+            "http://127.0.0.1:9",
+            json!({"openrpc": serde_json::from_str::<Value>(&std::fs::read_to_string(DOCUMENT).unwrap()).unwrap()}),
+        );
+        assert_eq!(down.status, 201, "{}", down.text());
+
+        // Good params: the result, and an rpc span under the step, with its line.
+        let good = run(&server, CALLS, "good", json!({"city": "Ghent", "days": 2}));
+        assert_eq!(good["status"], "ok", "{good:#}");
+        assert_eq!(good["output"]["days"].as_array().unwrap().len(), 2);
+        let spans = server.spans(&good);
+        let rpc = span(&spans, "weather.forecast");
+        assert_eq!((rpc["kind"].clone(), rpc["status"].clone()), (json!("rpc"), json!("ok")));
+        assert_eq!(rpc["parent_id"], span(&spans, "fetch")["span_id"]);
+        assert_eq!(rpc["line"], 6);
+        assert_eq!(rpc["attrs"]["params"], json!({"city": "Ghent", "days": 2}));
+        assert_eq!(rpc["attrs"]["result"]["city"], "Ghent");
+        assert_eq!(good["usage"]["rpc_calls"], 1);
+
+        // Bad params are refused on the host, before any request leaves.
+        let bad = run(&server, CALLS, "bad_params", json!({"days": 12}));
+        assert_eq!(
+            bad["output"],
+            json!({"type": "InvalidParams", "message": "weather.forecast: days must be at most 7, not 12", "is_type_error": true})
+        );
+        let bad_type = run(&server, CALLS, "bad_params", json!({"days": "two"}));
+        assert_eq!(bad_type["output"]["message"], "weather.forecast: days must be integer, not a string");
+        assert_eq!(span(&server.spans(&bad), "weather.forecast")["error"]["type"], "InvalidParams");
+
+        // A JSON-RPC error keeps its code, message and data.
+        let error = run(&server, CALLS, "rpc_error", json!({}));
+        assert_eq!(
+            error["output"],
+            json!({"code": 4004, "message": "no alert feed for Oslo", "data": {"city": "Oslo", "retry": false}})
+        );
+        let failed = span(&server.spans(&error), "weather.alert").clone();
+        assert_eq!(
+            (failed["status"].clone(), failed["error"]["type"].clone(), failed["error"]["code"].clone()),
+            (json!("failed"), json!("RpcError"), json!(4004))
+        );
+
+        let unknown = run(&server, CALLS, "unknown_method", json!({}));
+        assert_eq!(
+            unknown["output"],
+            "service 'weather' has no method 'tomorrow' (its methods: forecast, cities, alert, slow, connections)"
+        );
+        let denied = run(&server, CALLS, "denied_is_a_service_error", json!({}));
+        assert_eq!(denied["output"], json!({"type": "PermissionDenied", "permission_error": true, "service": "kv"}));
+
+        // A service that hangs times out on the host; one that is down is unavailable.
+        let hangs = run(&server, CALLS, "hangs", json!({}));
+        assert_eq!(
+            hangs["output"],
+            json!({"type": "ServiceTimeout", "message": "weather.slow did not answer within 500 ms"})
+        );
+        assert_eq!(span(&server.spans(&hangs), "weather.slow")["error"]["type"], "Timeout");
+        let down = run(&server, CALLS, "down", json!({}));
+        assert_eq!(down["output"]["type"], "ServiceUnavailable");
+        assert!(down["output"]["message"].as_str().unwrap().contains("cannot connect to 127.0.0.1:9"), "{down:#}");
+    }
+
+    #[test]
+    fn stored_subflows_nest_three_deep_span_by_span() {
+        let server = Server::start(&[]);
+        assert_eq!(server.upload(NESTED).status, 201);
+        let run = server.post_json("/api/runs?wait=true", &json!({"flow": "outer", "input": {"n": 1}})).json();
+        assert_eq!(run["output"], json!({"outer": {"middle": 3}}), "{run:#}");
+        let spans = server.spans(&run);
+        let tree: Vec<(String, String, Option<String>)> = spans
+            .iter()
+            .map(|s| {
+                let parent =
+                    spans.iter().find(|p| p["span_id"] == s["parent_id"]).map(|p| p["name"].as_str().unwrap().to_string());
+                (s["name"].as_str().unwrap().to_string(), s["kind"].as_str().unwrap().to_string(), parent)
+            })
+            .collect();
+        let expected = [
+            ("outer", "flow", None),
+            ("outer-step", "step", Some("outer")),
+            ("middle", "subflow", Some("outer-step")),
+            ("middle-step", "step", Some("middle")),
+            ("inner", "subflow", Some("middle-step")),
+            ("inner-step", "step", Some("inner")),
+        ];
+        let expected: Vec<(String, String, Option<String>)> =
+            expected.iter().map(|(n, k, p)| (n.to_string(), k.to_string(), p.map(str::to_string))).collect();
+        assert_eq!(tree, expected);
+        assert!(spans.iter().all(|s| s["status"] == "ok"));
+        assert_eq!(span(&spans, "inner")["attrs"]["input"], json!({"n": 3}));
+        assert_eq!(run["usage"]["max_subflow_depth"], 2);
+
+        // The callee's failure reaches the caller carrying the callee's error.
+        let failing = server.post_json("/api/runs?wait=true", &json!({"flow": "outer", "input": {"n": 9}})).json();
+        assert_eq!(failing["status"], "failed");
+        assert_eq!(failing["error"]["type"], "SubflowFailed");
+        assert_eq!(failing["error"]["cause"]["type"], "SubflowFailed");
+        assert_eq!(failing["error"]["cause"]["cause"]["message"], "too deep");
+
+        // Depth is a quota of the whole run.
+        let shallow = server
+            .post_json("/api/runs?wait=true", &json!({"flow": "outer", "input": {"n": 1}, "quotas": {"subflow_depth": 1}}))
+            .json();
+        assert_eq!(
+            (shallow["status"].clone(), shallow["error"]["quota"].clone()),
+            (json!("quota_exceeded"), json!("subflow_depth"))
+        );
+        let spans = server.spans(&shallow);
+        assert!(spans.iter().all(|s| s["status"] != "running"));
+        assert_eq!(span(&spans, "middle")["status"], "quota_exceeded");
+    }
+
+    #[test]
+    fn kv_is_scoped_per_flow_and_library_searches_stored_flows() {
+        let server = Server::start(&[]);
+        assert_eq!(server.upload(KV).status, 201);
+        assert_eq!(server.upload(NESTED).status, 201);
+        let wrote =
+            server.post_json("/api/runs?wait=true", &json!({"flow": "writer", "input": {"value": {"n": 1}}})).json();
+        assert_eq!(wrote["output"], json!(["shared"]));
+        let read = server.post_json("/api/runs?wait=true", &json!({"flow": "reader"})).json();
+        assert_eq!(read["output"], Value::Null, "another flow does not see writer's keys");
+        let found =
+            server.post_json("/api/runs?wait=true", &json!({"flow": "finder", "input": {"query": "middle"}})).json();
+        assert_eq!(found["output"][0], "middle", "{found:#}");
+        let hits = server.get("/api/flows/search?q=inner%20step").json();
+        assert_eq!(hits["hits"][0]["name"], "inner", "{hits:#}");
+    }
 }
