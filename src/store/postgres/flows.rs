@@ -213,10 +213,10 @@ async fn index_latest(tx: &Transaction<'_>, info: &FlowInfo, source: &str) -> Re
         .prepare_cached(
             "INSERT INTO flow_search (name, description, doc, steps, inputs, source, document)
              VALUES ($1, $2, $3, $4, $5, $6,
-                     setweight(to_tsvector('english', $1), 'A')
-                  || setweight(to_tsvector('english', coalesce($2, '')), 'B')
-                  || setweight(to_tsvector('english', coalesce($3, '') || ' ' || $4), 'C')
-                  || setweight(to_tsvector('english', $5 || ' ' || $6), 'D'))
+                     setweight(to_tsvector('english', words($1)), 'A')
+                  || setweight(to_tsvector('english', words(coalesce($2, ''))), 'B')
+                  || setweight(to_tsvector('english', words(coalesce($3, '') || ' ' || $4)), 'C')
+                  || setweight(to_tsvector('english', words($5 || ' ' || $6)), 'D'))
              ON CONFLICT (name) DO UPDATE SET description = excluded.description, doc = excluded.doc,
                 steps = excluded.steps, inputs = excluded.inputs, source = excluded.source,
                 document = excluded.document",

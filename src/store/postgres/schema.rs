@@ -120,6 +120,12 @@ const MIGRATIONS: &[&str] = &[
         document    TSVECTOR NOT NULL
     );
     CREATE INDEX flow_search_document ON flow_search USING GIN (document);
+    -- Text as the SQLite index splits it (FTS5's unicode61: every character
+    -- that is not a letter or digit separates words), so `library.search`
+    -- is two words here too, not one host name as PostgreSQL's parser
+    -- would have it.
+    CREATE FUNCTION words(text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+        AS $$ SELECT regexp_replace($1, '[^[:alnum:]]+', ' ', 'g') $$;
 
     -- Each live node and how long its lease lasts; the host and process
     -- holding it, so a process restarted on the same host under the same
