@@ -211,15 +211,16 @@ async fn index_latest(tx: &Transaction<'_>, info: &FlowInfo, source: &str) -> Re
     let inputs: Vec<&str> = info.inputs.keys().map(String::as_str).collect();
     let statement = tx
         .prepare_cached(
-            "INSERT INTO flow_search (name, description, doc, steps, inputs, source, document)
-             VALUES ($1, $2, $3, $4, $5, $6,
-                     setweight(to_tsvector('english', words($1)), 'A')
-                  || setweight(to_tsvector('english', words(coalesce($2, ''))), 'B')
-                  || setweight(to_tsvector('english', words(coalesce($3, '') || ' ' || $4)), 'C')
-                  || setweight(to_tsvector('english', words($5 || ' ' || $6)), 'D'))
+            "INSERT INTO flow_search (name, description, doc, steps, inputs, source, document, tokens)
+             SELECT $1, $2, $3, $4, $5, $6, d.document,
+                    (SELECT coalesce(sum(array_length(positions, 1)), 0) FROM unnest(d.document))
+             FROM (SELECT setweight(to_tsvector('english', words($1)), 'A')
+                       || setweight(to_tsvector('english', words(coalesce($2, ''))), 'B')
+                       || setweight(to_tsvector('english', words(coalesce($3, '') || ' ' || $4)), 'C')
+                       || setweight(to_tsvector('english', words($5 || ' ' || $6)), 'D') AS document) d
              ON CONFLICT (name) DO UPDATE SET description = excluded.description, doc = excluded.doc,
                 steps = excluded.steps, inputs = excluded.inputs, source = excluded.source,
-                document = excluded.document",
+                document = excluded.document, tokens = excluded.tokens",
         )
         .await?;
     tx.execute(

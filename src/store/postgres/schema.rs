@@ -117,7 +117,9 @@ const MIGRATIONS: &[&str] = &[
         steps       TEXT NOT NULL,
         inputs      TEXT NOT NULL,
         source      TEXT NOT NULL,
-        document    TSVECTOR NOT NULL
+        document    TSVECTOR NOT NULL,
+        -- Words the document holds (its length, for BM25).
+        tokens      INTEGER NOT NULL
     );
     CREATE INDEX flow_search_document ON flow_search USING GIN (document);
     -- Text as the SQLite index splits it (FTS5's unicode61: every character
