@@ -28,6 +28,8 @@ pub struct Cluster {
     /// Every notice other nodes' commits carry (and this node's own).
     pub notices: NoticeFeed,
     stop: CancellationToken,
+    /// The scheduler, once `relay` is given it: what a lost lease cancels.
+    scheduler: std::sync::OnceLock<Arc<Scheduler>>,
 }
 
 impl Cluster {
@@ -38,7 +40,13 @@ impl Cluster {
         pg.take_lease(node, lease).await?;
         let stop = CancellationToken::new();
         let notices = pg.listen(stop.clone());
-        let cluster = Arc::new(Cluster { store: pg.clone(), node: node.to_string(), notices, stop });
+        let cluster = Arc::new(Cluster {
+            store: pg.clone(),
+            node: node.to_string(),
+            notices,
+            stop,
+            scheduler: std::sync::OnceLock::new(),
+        });
         tokio::spawn(cluster.clone().keep_lease(lease));
         Ok(Some(cluster))
     }
@@ -54,11 +62,7 @@ impl Cluster {
             }
             if let Err(error) = self.store.renew_lease(&self.node, lease).await {
                 tracing::error!(error = format!("{error:#}"), node = self.node, "renewing the node's lease failed");
-                // Taken for dead: hold the name again, so runs from now on
-                // are not ended under this node's feet.
-                if let Err(error) = self.store.take_lease(&self.node, lease).await {
-                    tracing::error!(error = format!("{error:#}"), "taking the node's lease again failed");
-                }
+                self.lease_lost(lease).await;
             }
             match self.store.sweep_expired().await {
                 Ok(swept) => {
@@ -84,14 +88,17 @@ impl Cluster {
     /// Act on what other nodes tell: cancel runs this node executes when
     /// asked, and announce their runs on this node's run-list streams.
     pub fn relay(self: &Arc<Self>, scheduler: Arc<Scheduler>, bus: Arc<EventBus>, store: Arc<Store>) {
+        let _ = self.scheduler.set(scheduler.clone());
         let mut notices = self.notices.subscribe();
         let cluster = self.clone();
         tokio::spawn(async move {
+            // A notice lost with a connection costs at most this, however
+            // busy the notices are.
+            let mut recheck = tokio::time::interval(RECHECK_SHARED);
             loop {
                 let notice = tokio::select! {
                     notice = notices.recv() => notice,
-                    // A notice lost with a connection costs at most this.
-                    _ = tokio::time::sleep(RECHECK_SHARED) => Ok(Notice::Resync),
+                    _ = recheck.tick() => Ok(Notice::Resync),
                     _ = cluster.stop.cancelled() => return,
                 };
                 match notice {
@@ -143,6 +150,19 @@ impl Cluster {
             _ => StreamMessage::RunListed(&run),
         };
         bus.announce(message.to_text());
+    }
+
+    /// This node was taken for dead (it did not renew in time) and its runs
+    /// were ended `interrupted` by another: stop the ones still going here,
+    /// whose ends the store would no longer take, and hold the name again.
+    async fn lease_lost(&self, lease: Duration) {
+        if let Some(scheduler) = self.scheduler.get() {
+            let cancelled = scheduler.cancel_all();
+            tracing::error!(cancelled, "this node's lease ran out; the runs it had were ended by another node");
+        }
+        if let Err(error) = self.store.retake_lease(&self.node, lease).await {
+            tracing::error!(error = format!("{error:#}"), "holding the node's name again failed");
+        }
     }
 
     /// Stop renewing and give the lease back (after this node's runs are

@@ -87,6 +87,17 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    serve_when_ready(listener, config, shutdown, |_| {}).await
+}
+
+/// `serve`, calling `ready` with the listening address once the store is
+/// open (and this node's lease held) and requests are about to be served.
+pub async fn serve_when_ready(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(std::net::SocketAddr),
+) -> Result<()> {
     if !config.database.is_postgres() {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("create the data directory {}", config.data_dir.display()))?;
@@ -110,7 +121,8 @@ pub async fn serve(
         bus.clone(),
         metrics.clone(),
         services.clone(),
-        config.scheduler.clone(),
+        // Runs are kept under the name the node's lease is held by.
+        SchedulerConfig { node: config.node.clone(), ..config.scheduler.clone() },
     ));
     if let Some(cluster) = &cluster {
         cluster.relay(scheduler.clone(), bus.clone(), store.clone());
@@ -150,6 +162,7 @@ pub async fn serve(
     let listen = listener.local_addr().context("read the listening address")?;
     let guard = Arc::new(Guard::new(listen, &config.allowed_hosts, config.token.as_deref()));
     let app = app(state, guard, config.max_body_bytes);
+    ready(listen);
     serve_connections(listener, app, config.connections.clone(), stopping.clone()).await;
     let _ = drain.await;
     store.close().await;

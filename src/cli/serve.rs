@@ -4,7 +4,7 @@ use super::output::outln;
 use super::{CliError, QuotaArgs};
 use crate::sandbox::{EngineOptions, Quotas};
 use crate::scheduler::SchedulerConfig;
-use crate::server::{ServerConfig, serve};
+use crate::server::{ServerConfig, serve_when_ready};
 use crate::services::Grants;
 use crate::store::Database;
 use clap::Args;
@@ -156,9 +156,9 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.addr)))?;
-    let addr = listener.local_addr().map_err(|e| CliError::Usage(format!("cannot read the bound address: {e}")))?;
-    outln!("listening on http://{addr}");
-    match serve(listener, config, shutdown_signal()).await {
+    // Said once the store is open: a second node on a shared database (or
+    // a test) may start once this one holds its lease.
+    match serve_when_ready(listener, config, shutdown_signal(), |addr| outln!("listening on http://{addr}")).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error) => Err(CliError::Failed(format!("the server stopped: {error:#}"))),
     }

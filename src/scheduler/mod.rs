@@ -295,17 +295,23 @@ impl Scheduler {
         }
     }
 
+    /// Cancel every run this node has in hand; how many.
+    pub fn cancel_all(&self) -> usize {
+        let tokens: Vec<_> = self.active.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        for token in &tokens {
+            token.cancel();
+        }
+        tokens.len()
+    }
+
     /// Refuse new runs, let running ones finish for up to `grace`, then cancel
     /// the rest, and wait until every run is stored.
     pub async fn shutdown(&self, grace: Duration) {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.tasks.close();
         if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
-            let tokens: Vec<_> = self.active.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-            tracing::warn!(runs = tokens.len(), "cancelling runs still going at shutdown");
-            for token in tokens {
-                token.cancel();
-            }
+            let cancelled = self.cancel_all();
+            tracing::warn!(runs = cancelled, "cancelling runs still going at shutdown");
             self.tasks.wait().await;
         }
     }

@@ -115,6 +115,13 @@ impl Scheduler {
             while !self.shutting_down.load(Ordering::SeqCst) {
                 let Ok(place) = self.permits.clone().try_acquire_owned() else { break };
                 match cluster.store().claim_queued(&self.config.node).await {
+                    // Shutting down meanwhile: the run goes back for another node.
+                    Ok(Some(claimed)) if self.shutting_down.load(Ordering::SeqCst) => {
+                        if let Err(error) = cluster.store().unclaim(&claimed.run.run_id).await {
+                            tracing::warn!(error = format!("{error:#}"), "giving a claimed run back failed");
+                        }
+                        break;
+                    }
                     Ok(Some(claimed)) => self.start_claimed(claimed, place),
                     Ok(None) => break,
                     Err(error) => {
@@ -123,16 +130,20 @@ impl Scheduler {
                     }
                 }
             }
-            tokio::select! {
-                _ = self.freed.notified() => {}
-                notice = notices.recv() => match notice {
-                    Ok(Notice::Queued | Notice::Resync) | Err(RecvError::Lagged(_)) => {}
-                    // Nothing for the queue: go back to waiting.
-                    Ok(_) => continue,
-                    Err(RecvError::Closed) => return,
-                },
-                _ = tokio::time::sleep(CLAIM_EVERY) => {}
-                _ = cluster.stopped() => return,
+            // Wait for a reason to look at the queue again.
+            let tick = tokio::time::sleep(CLAIM_EVERY);
+            tokio::pin!(tick);
+            loop {
+                tokio::select! {
+                    _ = self.freed.notified() => break,
+                    notice = notices.recv() => match notice {
+                        Ok(Notice::Queued | Notice::Resync) | Err(RecvError::Lagged(_)) => break,
+                        Ok(_) => {}
+                        Err(RecvError::Closed) => return,
+                    },
+                    _ = &mut tick => break,
+                    _ = cluster.stopped() => return,
+                }
             }
         }
     }

@@ -494,6 +494,38 @@ mod tests {
         assert_eq!(events.iter().map(RunEvent::seq).collect::<Vec<_>>(), [1]);
         let (_, closing) = store.replay_page("held", 1, 10).await.unwrap().unwrap();
         assert_eq!(closing.iter().map(RunEvent::seq).collect::<Vec<_>>(), [2], "the closing event follows");
+
+        // The node was alive after all (slow to renew): what it writes of the
+        // run later does not undo what watchers were told.
+        store.write(Write::SpanEnded { span: span("held", 1, Status::Ok), seq: 2, publish: None });
+        let mut late = run("held");
+        (late.status, late.last_seq, late.node) = (Status::Ok, 3, Some("a".into()));
+        store.write(Write::RunFinished { run: Box::new(late), stored: None });
+        store.flush().await.unwrap();
+        assert_eq!(store.run("held").await.unwrap().unwrap().status, Status::Interrupted);
+        assert_eq!(store.spans("held").await.unwrap()[0].status, Status::Interrupted);
+
+        // Holding its name again ends nothing it runs from then on; giving
+        // the name back ends what it left unfinished.
+        pg.retake_lease("a", std::time::Duration::from_secs(60)).await.unwrap();
+        let mut later = run("later");
+        later.node = Some("a".into());
+        store.write(Write::RunCreated { launch: None, run: Box::new(later), source: Arc::from("source") });
+        store.write(Write::RunStarted { run_id: "later".into(), start_us: 2 });
+        store.flush().await.unwrap();
+        pg.retake_lease("a", std::time::Duration::from_secs(60)).await.unwrap();
+        assert_eq!(store.run("later").await.unwrap().unwrap().status, Status::Running);
+        pg.drop_lease("a").await.unwrap();
+        assert_eq!(store.run("later").await.unwrap().unwrap().status, Status::Interrupted);
+
+        // A run of a node with no lease at all (its sweeper died half-way,
+        // say) is ended by the next sweep.
+        let mut orphan = run("orphan");
+        orphan.node = Some("ghost".into());
+        store.write(Write::RunCreated { launch: None, run: Box::new(orphan), source: Arc::from("source") });
+        store.flush().await.unwrap();
+        pg.sweep_expired().await.unwrap();
+        assert_eq!(store.run("orphan").await.unwrap().unwrap().status, Status::Interrupted);
         store.close().await;
     }
 }

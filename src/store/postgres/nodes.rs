@@ -37,7 +37,7 @@ pub enum Notice {
 }
 
 impl Notice {
-    fn encode(&self) -> String {
+    pub(super) fn encode(&self) -> String {
         match self {
             Notice::Events { run_id, seq } => format!("e {seq} {run_id}"),
             Notice::Run { run_id, by: Some(node) } => format!("r {run_id} {node}"),
@@ -126,25 +126,32 @@ impl PgStore {
         Ok(())
     }
 
-    /// Take the lease of node `name` for `lease`; refused while another
-    /// live process holds a lease under that name. A holder whose lease ran
-    /// out, or a dead process on this same host, gives way at once.
+    /// Take the lease of node `name` for `lease`, at start; refused while
+    /// another live process holds a lease under that name. A holder whose
+    /// lease ran out, or a dead process on this same host, gives way at
+    /// once, and the runs it left unfinished end `interrupted` in the same
+    /// transaction. Leases are timed by the database's clock, so the nodes'
+    /// clocks need not agree.
     pub async fn take_lease(&self, name: &str, lease: Duration) -> Result<()> {
         // What this node's writer commits, it tells the others as this node's.
         let _ = self.node.set(name.to_string());
-        let now = crate::trace::now_us();
-        let until = now + lease.as_micros() as i64;
+        let lease_us = lease.as_micros() as i64;
         let (host, pid) = (this_host(), i64::from(std::process::id()));
-        let client = self.client().await?;
-        let holder = super::row(&client, "SELECT host, pid, lease_until_us FROM nodes WHERE name = $1", &[&name])
-            .await?
-            .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1), row.get::<_, i64>(2)));
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let holder = super::row(
+            &tx,
+            &format!("SELECT host, pid, lease_until_us < {NOW_US} FROM nodes WHERE name = $1 FOR UPDATE"),
+            &[&name],
+        )
+        .await?
+        .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1), row.get::<_, bool>(2)));
         // The holder this process may replace: none, one whose lease ran
         // out, or a process of this host that no longer exists.
         let replaceable = match &holder {
             None => true,
-            Some((_, _, lease_until)) if *lease_until < now => true,
-            Some((holder_host, holder_pid, _)) => {
+            Some((_, _, true)) => true,
+            Some((holder_host, holder_pid, false)) => {
                 *holder_host == host && *holder_pid != pid && !process_exists(*holder_pid)
             }
         };
@@ -153,13 +160,18 @@ impl PgStore {
                 "node '{name}' is held by a running process (its lease has not run out): give this one another --node"
             );
         }
-        let (old_host, old_pid) = holder.map_or((String::new(), 0), |(h, p, _)| (h, p));
+        // Replaces only the holder seen above: a process that inserted the
+        // name meanwhile (none was seen) keeps it.
+        let (seen_host, seen_pid) = holder.map_or((String::new(), 0), |(h, p, _)| (h, p));
         let taken = super::exec(
-            &client,
-            "INSERT INTO nodes (name, started_us, lease_until_us, host, pid) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (name) DO UPDATE SET started_us = $2, lease_until_us = $3, host = $4, pid = $5
-                 WHERE nodes.host = $6 AND nodes.pid = $7",
-            &[&name, &now, &until, &host, &pid, &old_host, &old_pid],
+            &tx,
+            &format!(
+                "INSERT INTO nodes (name, started_us, lease_until_us, host, pid) VALUES ($1, {NOW_US}, {NOW_US} + $2, $3, $4)
+                 ON CONFLICT (name) DO UPDATE SET started_us = excluded.started_us,
+                    lease_until_us = excluded.lease_until_us, host = $3, pid = $4
+                 WHERE nodes.host = $5 AND nodes.pid = $6"
+            ),
+            &[&name, &lease_us, &host, &pid, &seen_host, &seen_pid],
         )
         .await?;
         if taken == 0 {
@@ -169,102 +181,152 @@ impl PgStore {
         }
         // A process that ran under this name before and died: its runs end
         // now rather than when its lease would have.
-        self.interrupt_runs_of(name).await?;
+        interrupt_runs(&tx, &[name.to_string()]).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    /// Renew this node's lease; an error when another process took it over
-    /// (this node was thought dead).
+    /// Renew this node's lease; an error when it is gone (another node took
+    /// this one for dead and ended its runs).
     pub async fn renew_lease(&self, name: &str, lease: Duration) -> Result<()> {
-        let until = crate::trace::now_us() + lease.as_micros() as i64;
         let client = self.client().await?;
-        let renewed =
-            super::exec(&client, "UPDATE nodes SET lease_until_us = $2 WHERE name = $1", &[&name, &until]).await?;
+        let renewed = super::exec(
+            &client,
+            &format!("UPDATE nodes SET lease_until_us = {NOW_US} + $2 WHERE name = $1 AND pid = $3 AND host = $4"),
+            &[&name, &(lease.as_micros() as i64), &i64::from(std::process::id()), &this_host()],
+        )
+        .await?;
         if renewed == 0 {
             anyhow::bail!("node '{name}' lost its lease: another node ended its runs");
         }
         Ok(())
     }
 
-    /// Give the lease back at a clean shutdown, once the node's runs are stored.
-    pub async fn drop_lease(&self, name: &str) -> Result<()> {
-        self.client().await?.execute("DELETE FROM nodes WHERE name = $1", &[&name]).await?;
+    /// Hold the name again after losing the lease, without ending anything:
+    /// the runs this node had were ended by whoever swept it, and those it
+    /// starts from now on are under a live lease again.
+    pub async fn retake_lease(&self, name: &str, lease: Duration) -> Result<()> {
+        let client = self.client().await?;
+        let taken = super::exec(
+            &client,
+            &format!(
+                "INSERT INTO nodes (name, started_us, lease_until_us, host, pid) VALUES ($1, {NOW_US}, {NOW_US} + $2, $3, $4)
+                 ON CONFLICT (name) DO UPDATE SET lease_until_us = excluded.lease_until_us, host = $3, pid = $4
+                 WHERE nodes.lease_until_us < {NOW_US} OR (nodes.host = $3 AND nodes.pid = $4)"
+            ),
+            &[&name, &(lease.as_micros() as i64), &this_host(), &i64::from(std::process::id())],
+        )
+        .await?;
+        if taken == 0 {
+            anyhow::bail!("node '{name}' is now held by another process");
+        }
         Ok(())
     }
 
-    /// End the runs of every node whose lease ran out, and forget the node.
-    /// Returns the nodes and how many runs each had in hand.
-    pub async fn sweep_expired(&self) -> Result<Vec<(String, u64)>> {
-        let now = crate::trace::now_us();
-        let expired: Vec<String> = self
-            .client()
-            .await?
-            .query("SELECT name FROM nodes WHERE lease_until_us < $1", &[&now])
-            .await?
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        let mut swept = Vec::new();
-        for name in expired {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
-            // Whoever deletes the row ends the runs; a node sweeping at the
-            // same moment finds nothing to delete.
-            let gone =
-                super::exec(&tx, "DELETE FROM nodes WHERE name = $1 AND lease_until_us < $2", &[&name, &now]).await?;
-            tx.commit().await?;
-            if gone == 1 {
-                swept.push((name.clone(), self.interrupt_runs_of(&name).await?));
-            }
-        }
-        Ok(swept)
-    }
-
-    /// End a node's unfinished runs `interrupted`, with their open spans
-    /// closed, numbering the closing events as replay numbers them.
-    async fn interrupt_runs_of(&self, node: &str) -> Result<u64> {
-        let now = crate::trace::now_us();
-        let error = ErrorInfo::interrupted().to_json_string();
+    /// Give the lease back at a clean shutdown, once the node's runs are
+    /// stored; any it could not store end `interrupted` with it.
+    pub async fn drop_lease(&self, name: &str) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        super::exec(
+        super::exec(&tx, "DELETE FROM nodes WHERE name = $1", &[&name]).await?;
+        interrupt_runs(&tx, &[name.to_string()]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// End the runs of every node whose lease ran out, and forget the node;
+    /// and the unfinished runs of nodes that are gone without a trace (no
+    /// lease at all). Each in one transaction with the lease it ends, so a
+    /// sweeper that dies half-way leaves the lease for the next one. Returns
+    /// the nodes and how many runs each had in hand.
+    pub async fn sweep_expired(&self) -> Result<Vec<(String, u64)>> {
+        let mut client = self.client().await?;
+        let mut swept = Vec::new();
+        loop {
+            let tx = client.transaction().await?;
+            // One expired node at a time, locked so that one sweeper ends it.
+            let expired = super::row(
+                &tx,
+                &format!(
+                    "DELETE FROM nodes WHERE name = (SELECT name FROM nodes WHERE lease_until_us < {NOW_US}
+                                                     ORDER BY name LIMIT 1 FOR UPDATE SKIP LOCKED)
+                     RETURNING name"
+                ),
+                &[],
+            )
+            .await?;
+            let Some(expired) = expired else { break };
+            let name: String = expired.get(0);
+            let runs = interrupt_runs(&tx, std::slice::from_ref(&name)).await?;
+            tx.commit().await?;
+            swept.push((name, runs));
+        }
+        let tx = client.transaction().await?;
+        let orphans: Vec<String> = super::rows(
             &tx,
-            "UPDATE runs r SET last_seq =
-                 GREATEST(COALESCE((SELECT MAX(start_seq) FROM spans s WHERE s.run_id = r.run_id), 0),
-                          COALESCE((SELECT MAX(end_seq) FROM spans s WHERE s.run_id = r.run_id), 0),
-                          COALESCE((SELECT MAX(seq) FROM logs l WHERE l.run_id = r.run_id), 0))
-                 + (SELECT COUNT(*) FROM spans s WHERE s.run_id = r.run_id AND s.status = 'running') + 1
-             WHERE status IN ('queued', 'running') AND node = $1",
-            &[&node],
-        )
-        .await?;
-        super::exec(
-            &tx,
-            "UPDATE spans SET status = 'interrupted', end_us = GREATEST(start_us, $2), error = $3
-             WHERE status = 'running'
-               AND run_id IN (SELECT run_id FROM runs WHERE status IN ('queued', 'running') AND node = $1)",
-            &[&node, &now, &error],
-        )
-        .await?;
-        let runs: Vec<String> = super::rows(
-            &tx,
-            "UPDATE runs SET status = 'interrupted', end_us = $2, error = $3
-                 WHERE status IN ('queued', 'running') AND node = $1 RETURNING run_id",
-            &[&node, &now, &error],
+            "SELECT DISTINCT node FROM runs
+             WHERE status IN ('queued', 'running') AND node IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.name = runs.node)",
+            &[],
         )
         .await?
         .iter()
         .map(|row| row.get(0))
         .collect();
-        for payload in payloads(runs.iter().map(|run_id| Notice::Run { run_id: run_id.clone(), by: None })) {
-            super::exec(&tx, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
+        if !orphans.is_empty() {
+            let runs = interrupt_runs(&tx, &orphans).await?;
+            tracing::warn!(nodes = ?orphans, runs, "unfinished runs of nodes without a lease were ended");
         }
         tx.commit().await?;
-        if !runs.is_empty() {
-            tracing::warn!(node, runs = runs.len(), "runs of a node that is gone were marked interrupted");
-        }
-        Ok(runs.len() as u64)
+        Ok(swept)
     }
+}
+
+/// The database's clock, in µs: every lease is timed by it.
+const NOW_US: &str = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint";
+
+/// End the unfinished runs of `nodes` `interrupted`, with their open spans
+/// closed, numbering the closing events as replay numbers them, and tell
+/// every node. Returns how many runs.
+async fn interrupt_runs(tx: &deadpool_postgres::Transaction<'_>, nodes: &[String]) -> Result<u64> {
+    let now = crate::trace::now_us();
+    let error = ErrorInfo::interrupted().to_json_string();
+    super::exec(
+        tx,
+        "UPDATE runs r SET last_seq =
+             GREATEST(COALESCE((SELECT MAX(start_seq) FROM spans s WHERE s.run_id = r.run_id), 0),
+                      COALESCE((SELECT MAX(end_seq) FROM spans s WHERE s.run_id = r.run_id), 0),
+                      COALESCE((SELECT MAX(seq) FROM logs l WHERE l.run_id = r.run_id), 0))
+             + (SELECT COUNT(*) FROM spans s WHERE s.run_id = r.run_id AND s.status = 'running') + 1
+         WHERE status IN ('queued', 'running') AND node = ANY($1)",
+        &[&nodes],
+    )
+    .await?;
+    super::exec(
+        tx,
+        "UPDATE spans SET status = 'interrupted', end_us = GREATEST(start_us, $2), error = $3
+         WHERE status = 'running'
+           AND run_id IN (SELECT run_id FROM runs WHERE status IN ('queued', 'running') AND node = ANY($1))",
+        &[&nodes, &now, &error],
+    )
+    .await?;
+    let runs: Vec<String> = super::rows(
+        tx,
+        "UPDATE runs SET status = 'interrupted', end_us = $2, error = $3
+         WHERE status IN ('queued', 'running') AND node = ANY($1) RETURNING run_id",
+        &[&nodes, &now, &error],
+    )
+    .await?
+    .iter()
+    .map(|row| row.get(0))
+    .collect();
+    for payload in payloads(runs.iter().map(|run_id| Notice::Run { run_id: run_id.clone(), by: None })) {
+        super::exec(tx, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
+    }
+    if !runs.is_empty() {
+        tracing::warn!(nodes = ?nodes, runs = runs.len(), "runs of a node that is gone were marked interrupted");
+    }
+    Ok(runs.len() as u64)
 }
 
 fn this_host() -> String {

@@ -31,16 +31,28 @@ impl PgStore {
         )
         .await?;
         let Some(row) = row else { return Ok(None) };
+        // Read whole before the claim is committed: a run this node cannot
+        // start stays in the queue (and the error says why).
         let run = run_from_row(&row)?;
+        let launch: Option<&str> = row.try_get(15)?;
+        let launch = serde_json::from_str(launch.context("a queued run has no launch")?)
+            .with_context(|| format!("read how to start run {}", run.run_id))?;
+        let source = row.try_get(16)?;
         // The node that accepted it learns it left the queue.
         for payload in payloads(std::iter::once(Notice::Run { run_id: run.run_id.clone(), by: None })) {
             super::exec(&tx, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
         }
         tx.commit().await?;
-        let launch: Option<&str> = row.try_get(15)?;
-        let launch = serde_json::from_str(launch.context("a queued run has no launch")?)
-            .with_context(|| format!("read how to start run {}", run.run_id))?;
-        Ok(Some(ClaimedRun { run, source: row.try_get(16)?, launch }))
+        Ok(Some(ClaimedRun { run, source, launch }))
+    }
+
+    /// Give back a run claimed but not started (this node began to shut
+    /// down meanwhile): it waits for another node again.
+    pub async fn unclaim(&self, run_id: &str) -> Result<()> {
+        let client = self.client().await?;
+        super::exec(&client, "UPDATE runs SET node = NULL WHERE run_id = $1 AND status = 'queued'", &[&run_id]).await?;
+        super::exec(&client, "SELECT pg_notify($1, $2)", &[&CHANNEL, &Notice::Queued.encode()]).await?;
+        Ok(())
     }
 
     /// Cancel a run still waiting in the shared queue; None when no node

@@ -59,38 +59,53 @@ pub(super) async fn run_writer(pool: Pool, node: Arc<OnceLock<String>>, mut queu
     }
 }
 
-/// Write a batch in one transaction; a connection lost on the way (the
-/// database restarted) is replaced once before the batch counts as failed.
+/// Write a batch in one transaction. A connection found dead before the
+/// transaction begins (the database restarted) is replaced once; one lost
+/// later fails the batch, since its commit may or may not have happened.
 async fn apply(pool: &Pool, node: Option<&String>, writes: &[Write]) -> Result<(), String> {
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        match try_apply(pool, node, writes).await {
-            Ok(()) => return Ok(()),
-            Err(error) => {
-                let closed =
-                    error.downcast_ref::<tokio_postgres::Error>().is_some_and(tokio_postgres::Error::is_closed)
-                        || error.to_string().contains("connect");
-                if closed && tries < 2 {
-                    continue;
-                }
-                // The batch is rolled back whole; nothing is half-written.
-                tracing::error!(error = format!("{error:#}"), "the store could not write a batch");
-                return Err(format!("the store could not write: {error:#}"));
-            }
-        }
-    }
+    try_apply(pool, node, writes).await.map_err(|error| {
+        // The batch is rolled back whole; nothing is half-written.
+        tracing::error!(error = format!("{error:#}"), "the store could not write a batch");
+        format!("the store could not write: {error:#}")
+    })
 }
 
 async fn try_apply(pool: &Pool, node: Option<&String>, writes: &[Write]) -> anyhow::Result<()> {
-    let mut client = pool.get().await.map_err(|e| anyhow::anyhow!("connect to PostgreSQL: {e}"))?;
+    let connect = || async { pool.get().await.map_err(|e| anyhow::anyhow!("connect to PostgreSQL: {e}")) };
+    let mut client = connect().await?;
+    match client.transaction().await {
+        Ok(tx) => return write_batch(tx, node, writes).await,
+        Err(error) if !error.is_closed() => return Err(error.into()),
+        Err(_) => {}
+    }
+    let mut client = connect().await?;
     let tx = client.transaction().await?;
+    write_batch(tx, node, writes).await
+}
+
+async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write]) -> anyhow::Result<()> {
+    // Runs another node ended meanwhile (this node's lease ran out and its
+    // runs were ended `interrupted`): nothing more of theirs is written, so
+    // their records and trees stay as every watcher was told.
+    let run_ids: Vec<&str> = writes.iter().map(|write| write.run_seq().0).collect();
+    let ended: std::collections::HashSet<String> = super::rows(
+        &tx,
+        "SELECT run_id FROM runs WHERE run_id = ANY($1) AND status NOT IN ('queued', 'running')",
+        &[&run_ids],
+    )
+    .await?
+    .iter()
+    .map(|row| row.get(0))
+    .collect();
     let merged = merge_short_spans(writes.iter());
     let mut spans = SpanRows::default();
     let mut logs = LogRows::default();
     let mut notices = Notices::default();
     for (index, write) in writes.iter().enumerate() {
         let (run_id, seq) = write.run_seq();
+        if ended.contains(run_id) {
+            continue;
+        }
         match seq {
             Some(seq) => notices.event(run_id, seq),
             None => notices.run(run_id),
@@ -108,8 +123,11 @@ async fn try_apply(pool: &Pool, node: Option<&String>, writes: &[Write]) -> anyh
                 insert_run(&tx, run, launch.as_deref().map(text)).await?;
             }
             Write::RunStarted { run_id, start_us } => {
-                let statement =
-                    tx.prepare_cached("UPDATE runs SET status = 'running', start_us = $2 WHERE run_id = $1").await?;
+                let statement = tx
+                    .prepare_cached(
+                        "UPDATE runs SET status = 'running', start_us = $2 WHERE run_id = $1 AND status = 'queued'",
+                    )
+                    .await?;
                 tx.execute(&statement, &[run_id, start_us]).await?;
             }
             Write::RunFinished { run, .. } => finish_run(&tx, run).await?,
@@ -163,7 +181,7 @@ async fn finish_run(tx: &Transaction<'_>, run: &RunRecord) -> anyhow::Result<()>
     let statement = tx
         .prepare_cached(
             "UPDATE runs SET status = $2, output = $3, error = $4, usage = $5, start_us = COALESCE(start_us, $6),
-             end_us = $7, last_seq = $8 WHERE run_id = $1",
+             end_us = $7, last_seq = $8 WHERE run_id = $1 AND status IN ('queued', 'running')",
         )
         .await?;
     tx.execute(
@@ -246,7 +264,8 @@ impl SpanRows {
                                       $13::int8[])
                  ON CONFLICT (run_id, span_id) DO UPDATE SET
                     status = excluded.status, end_us = excluded.end_us, attrs = excluded.attrs,
-                    error = excluded.error, end_seq = COALESCE(excluded.end_seq, spans.end_seq)",
+                    error = excluded.error, end_seq = COALESCE(excluded.end_seq, spans.end_seq)
+                 WHERE spans.status = 'running'",
             )
             .await?;
         tx.execute(
