@@ -87,7 +87,9 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
     // Runs another node ended meanwhile (this node's lease ran out and its
     // runs were ended `interrupted`): nothing more of theirs is written, so
     // their records and trees stay as every watcher was told.
-    let run_ids: Vec<&str> = writes.iter().map(|write| write.run_seq().0).collect();
+    let mut run_ids: Vec<&str> = writes.iter().map(|write| write.run_seq().0).collect();
+    run_ids.sort_unstable();
+    run_ids.dedup();
     let ended: std::collections::HashSet<String> = super::rows(
         &tx,
         "SELECT run_id FROM runs WHERE run_id = ANY($1) AND status NOT IN ('queued', 'running')",
