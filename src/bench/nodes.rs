@@ -9,7 +9,7 @@
 //! (one that may create databases), else a throwaway cluster started here
 //! as the tests start theirs.
 
-use super::server::{connect_watcher, post, upload};
+use super::server::{connect_watcher, post, span_latency, upload};
 use super::stats::Latencies;
 use crate::server::{ServerConfig, serve};
 use crate::store::Database;
@@ -23,7 +23,6 @@ use tokio::sync::oneshot;
 
 const TRIVIAL: &str = include_str!("../../bench/server_trivial.py");
 const SPANS: &str = include_str!("../../bench/spans.py");
-const PACED: &str = include_str!("../../bench/paced.py");
 
 /// Concurrent clients sending runs.
 const CLIENTS: usize = 4;
@@ -225,33 +224,6 @@ async fn spans_per_second(addr: &str, spans: u64, watch_on: Option<&str>) -> Res
     let rate = spans as f64 / (stored - started).as_secs_f64();
     let last_event = watcher.await??;
     Ok((rate, Some(last_event.saturating_duration_since(stored))))
-}
-
-/// Span recorded (its start_us) to a watcher on `watch_on` having it, for a
-/// paced run on `run_on`.
-async fn span_latency(run_on: &str, watch_on: &str, count: u64) -> Result<Latencies> {
-    use futures_util::StreamExt;
-    let body = json!({"source": PACED, "input": {"count": count}});
-    let accepted = post(run_on, "/api/runs", &body).await?;
-    let run_id = accepted["run_id"].as_str().context("a run id")?;
-    let mut socket = connect_watcher(watch_on, run_id).await?;
-    let connected_us = crate::trace::now_us();
-    let mut samples = Vec::new();
-    while let Some(message) = socket.next().await {
-        let tokio_tungstenite::tungstenite::Message::Text(text) = message? else { continue };
-        let received_us = crate::trace::now_us();
-        let event: serde_json::Value = serde_json::from_str(&text)?;
-        if event["type"] == "run_finished" {
-            break;
-        }
-        if event["type"] == "span_started" && event["kind"] == "step" {
-            let start_us = event["start_us"].as_i64().unwrap_or(received_us);
-            if start_us > connected_us {
-                samples.push(Duration::from_micros((received_us - start_us).max(0) as u64));
-            }
-        }
-    }
-    Ok(Latencies::new(&samples))
 }
 
 /// CPU time (user and system) of every `postgres` process on this machine,

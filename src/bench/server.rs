@@ -4,7 +4,6 @@
 use super::stats::Latencies;
 use crate::server::{ServerConfig, serve};
 use anyhow::{Context, Result, bail};
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -45,16 +44,27 @@ pub async fn measure(cache_dir: Option<std::path::PathBuf>, spans: u64, paced_sp
     let spans_stored_per_s = spans as f64 / elapsed.as_secs_f64();
 
     // Span recorded (its start_us) to the client holding the event.
-    let body = json!({"source": PACED, "input": {"count": paced_spans}, "quotas": quotas});
-    let accepted = post(&addr, "/api/runs", &body).await?;
+    let ws_latency = span_latency(&addr, &addr, paced_spans).await?;
+    let _ = stop.send(());
+    server.await??;
+    Ok(ServerFigures { spans_stored_per_s, ws_latency })
+}
+
+/// Span recorded (its start_us) to a watcher on `watch_on` having it, for a
+/// paced run on `run_on`.
+pub(super) async fn span_latency(run_on: &str, watch_on: &str, count: u64) -> Result<Latencies> {
+    use futures_util::StreamExt;
+    let quotas = json!({"spans": count + 10});
+    let body = json!({"source": PACED, "input": {"count": count}, "quotas": quotas});
+    let accepted = post(run_on, "/api/runs", &body).await?;
     let run_id = accepted["run_id"].as_str().context("a run id")?;
-    let mut socket = connect_watcher(&addr, run_id).await?;
+    let mut socket = connect_watcher(watch_on, run_id).await?;
     let connected_us = crate::trace::now_us();
     let mut samples = Vec::new();
     while let Some(message) = socket.next().await {
         let tokio_tungstenite::tungstenite::Message::Text(text) = message? else { continue };
         let received_us = crate::trace::now_us();
-        let event: Value = serde_json::from_str(&text)?;
+        let event: serde_json::Value = serde_json::from_str(&text)?;
         if event["type"] == "run_finished" {
             break;
         }
@@ -65,9 +75,7 @@ pub async fn measure(cache_dir: Option<std::path::PathBuf>, spans: u64, paced_sp
             }
         }
     }
-    let _ = stop.send(());
-    server.await??;
-    Ok(ServerFigures { spans_stored_per_s, ws_latency: Latencies::new(&samples) })
+    Ok(Latencies::new(&samples))
 }
 
 /// POST a JSON body and return the JSON answer (one request per connection).
