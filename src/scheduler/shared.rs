@@ -112,20 +112,26 @@ impl Scheduler {
     async fn claim_loop(self: Arc<Self>, cluster: Arc<Cluster>) {
         let mut notices = cluster.notices.subscribe();
         loop {
-            while !self.shutting_down.load(Ordering::SeqCst) {
-                let Ok(place) = self.permits.clone().try_acquire_owned() else { break };
-                match cluster.store().claim_queued(&self.config.node).await {
-                    // Shutting down meanwhile: the run goes back for another node.
-                    Ok(Some(claimed)) if self.shutting_down.load(Ordering::SeqCst) => {
-                        if let Err(error) = cluster.store().unclaim(&claimed.run.run_id).await {
-                            tracing::warn!(error = format!("{error:#}"), "giving a claimed run back failed");
-                        }
-                        break;
-                    }
-                    Ok(Some(claimed)) => self.start_claimed(claimed, place),
+            // The place is taken only once a run is claimed, so a run this
+            // node accepts meanwhile never finds its place held by a look at
+            // an empty queue.
+            while !self.shutting_down.load(Ordering::SeqCst) && self.permits.available_permits() > 0 {
+                let claimed = match cluster.store().claim_queued(&self.config.node).await {
+                    Ok(Some(claimed)) => claimed,
                     Ok(None) => break,
                     Err(error) => {
                         tracing::warn!(error = format!("{error:#}"), "claiming a run from the shared queue failed");
+                        break;
+                    }
+                };
+                match self.permits.clone().try_acquire_owned() {
+                    Ok(place) if !self.shutting_down.load(Ordering::SeqCst) => self.start_claimed(claimed, place),
+                    // Its place was taken meanwhile, or this node began to
+                    // shut down: the run goes back for a node with room.
+                    _ => {
+                        if let Err(error) = cluster.store().unclaim(&claimed.run.run_id).await {
+                            tracing::warn!(error = format!("{error:#}"), "giving a claimed run back failed");
+                        }
                         break;
                     }
                 }
@@ -151,6 +157,9 @@ impl Scheduler {
     /// Execute a run claimed from the shared queue in the place taken for it.
     fn start_claimed(self: &Arc<Self>, claimed: ClaimedRun, place: OwnedSemaphorePermit) {
         let ClaimedRun { run, source, launch } = claimed;
+        // A run this node accepted itself leaves its queue share now, not
+        // when the claim's notice comes round.
+        self.shared_run_changed(&run);
         let source: Arc<str> = Arc::from(source);
         let input = match &run.input {
             Value::Object(input) => input.clone(),
