@@ -37,7 +37,7 @@ pub enum Notice {
 }
 
 impl Notice {
-    pub(super) fn encode(&self) -> String {
+    fn encode(&self) -> String {
         match self {
             Notice::Events { run_id, seq } => format!("e {seq} {run_id}"),
             Notice::Run { run_id, by: Some(node) } => format!("r {run_id} {node}"),
@@ -77,6 +77,18 @@ pub(super) fn payloads(notices: impl Iterator<Item = Notice>) -> Vec<String> {
     }
     payloads.retain(|payload| !payload.is_empty());
     payloads
+}
+
+/// Send `notices` on `client` (within its transaction, if it is one: then
+/// they go out at its commit), as few NOTIFY payloads as fit.
+pub(super) async fn send(
+    client: &impl deadpool_postgres::GenericClient,
+    notices: impl IntoIterator<Item = Notice>,
+) -> Result<()> {
+    for payload in payloads(notices.into_iter()) {
+        super::exec(client, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
+    }
+    Ok(())
 }
 
 /// Every notice any node's commits carry, in commit order, for whoever in
@@ -119,11 +131,7 @@ impl PgStore {
 
     /// Tell every node (this one too) something, at once.
     pub async fn notify(&self, notice: Notice) -> Result<()> {
-        let client = self.client().await?;
-        for payload in payloads(std::iter::once(notice)) {
-            super::exec(&client, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
-        }
-        Ok(())
+        send(&self.client().await?, [notice]).await
     }
 
     /// Take the lease of node `name` for `lease`, at start; refused while
@@ -320,9 +328,7 @@ async fn interrupt_runs(tx: &deadpool_postgres::Transaction<'_>, nodes: &[String
     .iter()
     .map(|row| row.get(0))
     .collect();
-    for payload in payloads(runs.iter().map(|run_id| Notice::Run { run_id: run_id.clone(), by: None })) {
-        super::exec(tx, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
-    }
+    send(tx, runs.iter().map(|run_id| Notice::Run { run_id: run_id.clone(), by: None })).await?;
     if !runs.is_empty() {
         tracing::warn!(nodes = ?nodes, runs = runs.len(), "runs of a node that is gone were marked interrupted");
     }

@@ -4,7 +4,7 @@
 //! same run, and neither waits for the other's claim).
 
 use super::PgStore;
-use super::nodes::{CHANNEL, Notice, payloads};
+use super::nodes::{Notice, send};
 use super::rows::{RUN_COLUMNS, run_from_row};
 use crate::store::records::{ClaimedRun, RunRecord};
 use crate::trace::ErrorInfo;
@@ -39,9 +39,7 @@ impl PgStore {
             .with_context(|| format!("read how to start run {}", run.run_id))?;
         let source = row.try_get(16)?;
         // The node that accepted it learns it left the queue.
-        for payload in payloads(std::iter::once(Notice::Run { run_id: run.run_id.clone(), by: None })) {
-            super::exec(&tx, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
-        }
+        send(&tx, [Notice::Run { run_id: run.run_id.clone(), by: None }]).await?;
         tx.commit().await?;
         Ok(Some(ClaimedRun { run, source, launch }))
     }
@@ -51,7 +49,7 @@ impl PgStore {
     pub async fn unclaim(&self, run_id: &str) -> Result<()> {
         let client = self.client().await?;
         super::exec(&client, "UPDATE runs SET node = NULL WHERE run_id = $1 AND status = 'queued'", &[&run_id]).await?;
-        super::exec(&client, "SELECT pg_notify($1, $2)", &[&CHANNEL, &Notice::Queued.encode()]).await?;
+        send(&client, [Notice::Queued]).await?;
         Ok(())
     }
 
@@ -71,9 +69,7 @@ impl PgStore {
         )
         .await?;
         let Some(row) = row else { return Ok(None) };
-        for payload in payloads(std::iter::once(Notice::Run { run_id: run_id.to_string(), by: None })) {
-            super::exec(&tx, "SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await?;
-        }
+        send(&tx, [Notice::Run { run_id: run_id.to_string(), by: None }]).await?;
         tx.commit().await?;
         Ok(Some(run_from_row(&row)?))
     }

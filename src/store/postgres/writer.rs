@@ -141,9 +141,7 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
     }
     spans.write(&tx).await?;
     logs.write(&tx).await?;
-    for payload in notices.payloads(node) {
-        super::exec(&tx, "SELECT pg_notify($1, $2)", &[&super::nodes::CHANNEL, &payload]).await?;
-    }
+    super::nodes::send(&tx, notices.all(node)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -350,12 +348,12 @@ impl Notices {
         self.runs.entry(run_id.to_string()).or_default().1 = true;
     }
 
-    fn payloads(&self, node: Option<&String>) -> Vec<String> {
+    fn all(&self, node: Option<&String>) -> Vec<Notice> {
         let notices = self.runs.iter().flat_map(|(run_id, (seq, changed))| {
             let event = seq.map(|seq| Notice::Events { run_id: run_id.clone(), seq });
             let record = changed.then(|| Notice::Run { run_id: run_id.clone(), by: node.cloned() });
             event.into_iter().chain(record)
         });
-        super::nodes::payloads(notices.chain(self.queued.then_some(Notice::Queued)))
+        notices.chain(self.queued.then_some(Notice::Queued)).collect()
     }
 }
