@@ -26,6 +26,7 @@
 //!   the one guard every request passes (`guard`: Host, Origin, token) and
 //!   the accept loop with its connection limits (`conn`).
 //! - `server`: `serve(listener, config, shutdown)`, wiring it all together.
+//! - `idle_trim`: giving the allocator's free memory back once a burst is over.
 //! - `metrics`: what `/metrics` reports (prometheus-client, OpenMetrics text).
 //! - `services`: the service registry, JSON-RPC client, OpenRPC checks, built-ins,
 //!   and the capabilities built-ins give flows (`grants`).
@@ -46,6 +47,7 @@ pub mod cli;
 pub mod cluster;
 pub mod flowdef;
 pub mod http;
+mod idle_trim;
 pub mod library;
 pub mod metrics;
 pub mod sandbox;

@@ -104,9 +104,15 @@ pub async fn serve_when_ready(
     }
     let store = Arc::new(Store::open(&config.database).await?);
     let cluster = crate::cluster::Cluster::join(&store, &config.node, config.node_lease).await?;
-    let engine = EngineOptions { max_instances: config.max_instances, ..EngineOptions::default() };
+    let engine = EngineOptions {
+        max_instances: config.max_instances,
+        warm_instances: warm_instances(config.scheduler.max_concurrent),
+        ..EngineOptions::default()
+    };
     let sandbox = Sandbox::new(&SandboxOptions { engine, cache_dir: config.cache_dir.clone() })?;
     let loaded = crate::builtin_flows::load(&sandbox, &store).await?;
+    let stopping = CancellationToken::new();
+    crate::idle_trim::spawn(sandbox.clone(), stopping.clone());
     tracing::info!(flows = loaded.len(), "built-in flows stored (new or changed)");
     let bus = Arc::new(EventBus::default());
     let metrics = Arc::new(Metrics::default());
@@ -128,7 +134,6 @@ pub async fn serve_when_ready(
         cluster.relay(scheduler.clone(), bus.clone(), store.clone());
         scheduler.join_cluster(cluster.clone());
     }
-    let stopping = CancellationToken::new();
     let state = Arc::new(AppState {
         cluster: cluster.clone(),
         store: store.clone(),
@@ -170,6 +175,15 @@ pub async fn serve_when_ready(
         cluster.leave().await;
     }
     Ok(())
+}
+
+/// How many instance slots stay warm: enough for the runs a node executes
+/// at once by default (4 per core) and a subflow or module check beside
+/// each. Past them, instances come from the burst pool, which gives memory
+/// back when they end (`sandbox::engine`).
+fn warm_instances(max_concurrent: usize) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (2 * max_concurrent.min(4 * cores)).max(8) as u32
 }
 
 /// The host's name and the process id: unique among live processes, and a

@@ -10,6 +10,7 @@ mod search;
 mod server;
 mod service;
 mod stats;
+mod waiting;
 
 use crate::flowdef::FlowInfo;
 use crate::sandbox::{ModuleFlows, Quotas, RunEnv, RunReport, RunRequest, Sandbox, SandboxOptions};
@@ -50,6 +51,9 @@ pub enum Section {
     /// The store on PostgreSQL beside SQLite: runs per second on one node
     /// and on two, spans stored, span-to-watcher latency across nodes.
     Postgres,
+    /// A thousand runs sleeping at once on one server: time to end, peak
+    /// memory, memory given back.
+    Waiting,
 }
 
 struct Sizes {
@@ -63,6 +67,8 @@ struct Sizes {
     search_flows: usize,
     search_queries: usize,
     search_scans: usize,
+    waiting_runs: usize,
+    waiting_sleep_s: f64,
 }
 
 impl Sizes {
@@ -79,6 +85,8 @@ impl Sizes {
                 search_flows: 2_000,
                 search_queries: 100,
                 search_scans: 10,
+                waiting_runs: 50,
+                waiting_sleep_s: 1.0,
             }
         } else {
             Sizes {
@@ -92,6 +100,8 @@ impl Sizes {
                 search_flows: 100_000,
                 search_queries: 1_000,
                 search_scans: 30,
+                waiting_runs: 1_000,
+                waiting_sleep_s: 5.0,
             }
         }
     }
@@ -157,6 +167,11 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     if options.only == Some(Section::Postgres) {
         let figures = postgres_figures(&options).await?;
         print_report(&figures, POSTGRES_BASELINE, cores, options.quick);
+        return Ok(());
+    }
+    if options.only == Some(Section::Waiting) {
+        let figures = waiting_figures(&options, &sizes).await?;
+        print_report(&figures, WAITING_BASELINE, cores, options.quick);
         return Ok(());
     }
     if options.only == Some(Section::Search) {
@@ -288,8 +303,9 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     });
 
     figures.extend(search_figures(&sizes).await?);
+    figures.extend(waiting_figures(&options, &sizes).await?);
 
-    let baseline = format!("{}\n{SEARCH_BASELINE}", native_baseline(native.as_ref()));
+    let baseline = format!("{}\n{SEARCH_BASELINE}\n{WAITING_BASELINE}", native_baseline(native.as_ref()));
     print_report(&figures, &baseline, cores, options.quick);
     Ok(())
 }
@@ -504,7 +520,13 @@ struct Memory {
 
 /// Proportional, resident and private bytes of this process, from smaps_rollup.
 fn memory_now() -> Result<Memory> {
-    let text = std::fs::read_to_string("/proc/self/smaps_rollup").context("read /proc/self/smaps_rollup")?;
+    memory_of("self")
+}
+
+/// The same for process `pid` ("self": this one).
+fn memory_of(pid: &str) -> Result<Memory> {
+    let path = format!("/proc/{pid}/smaps_rollup");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     let field = |name: &str| -> u64 {
         text.lines()
             .find(|line| line.starts_with(name))
@@ -543,6 +565,69 @@ fn cold_start(_cache_dir: Option<&Path>) -> Result<(f64, f64)> {
     let without = time_one()?;
     let with = time_one()?;
     Ok((without, with))
+}
+
+const WAITING_BASELINE: &str = "waiting: `hero_logic serve --max-concurrent N` as a child process, N runs of \
+bench/sleeper.py sent at once; idle RSS is read after three bursts of 64 quick runs and a 2 s pause. RSS counts the \
+shared guest image once per live instance; PSS counts it once.";
+
+/// Runs that wait, on a `serve` process of their own.
+async fn waiting_figures(options: &BenchOptions, sizes: &Sizes) -> Result<Vec<Figure>> {
+    let waiting = waiting::measure(options.cache_dir.clone(), sizes.waiting_runs, sizes.waiting_sleep_s).await?;
+    let within = 6.0 * waiting.sleep_s;
+    let given_back = waiting.after_rss_mib - waiting.idle_rss_mib;
+    Ok(vec![
+        Figure {
+            key: "waiting_all_ended_s",
+            label: "N sleeping runs at once, all ended",
+            value: waiting.all_ended_s,
+            unit: "s",
+            target: Some(("<= 30 s, 1,000 x 5 s", waiting.all_ended_s <= within)),
+        },
+        Figure {
+            key: "waiting_runs",
+            label: "N, runs waiting at once",
+            value: waiting.runs as f64,
+            unit: "runs",
+            target: None,
+        },
+        Figure { key: "waiting_sleep_s", label: "each sleeping", value: waiting.sleep_s, unit: "s", target: None },
+        Figure {
+            key: "waiting_peak_rss_mib",
+            label: "server peak RSS, N runs waiting",
+            value: waiting.peak_rss_mib,
+            unit: "MiB",
+            target: Some(("< 4,096 MiB", waiting.peak_rss_mib < 4096.0)),
+        },
+        Figure {
+            key: "waiting_peak_pss_mib",
+            label: "server peak PSS, N runs waiting",
+            value: waiting.peak_pss_mib,
+            unit: "MiB",
+            target: None,
+        },
+        Figure {
+            key: "waiting_peak_private_mib",
+            label: "server peak private memory",
+            value: waiting.peak_private_mib,
+            unit: "MiB",
+            target: None,
+        },
+        Figure {
+            key: "waiting_idle_rss_mib",
+            label: "server RSS idle, before",
+            value: waiting.idle_rss_mib,
+            unit: "MiB",
+            target: None,
+        },
+        Figure {
+            key: "waiting_after_rss_mib",
+            label: "server RSS 10 s after, above idle",
+            value: given_back,
+            unit: "MiB",
+            target: Some(("<= 64 MiB", given_back <= 64.0)),
+        },
+    ])
 }
 
 const SPANS_BASELINE: &str =

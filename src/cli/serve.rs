@@ -47,9 +47,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 1024)]
     pub max_connections: usize,
     /// Sandbox instances alive at once: runs, their subflows and module
-    /// checks. Past it a new instance waits for one to end; it never fails.
-    #[arg(long, value_name = "N", default_value_t = EngineOptions::default().max_instances)]
-    pub max_instances: u32,
+    /// checks. Past it a new instance waits for one to end; it never fails
+    /// [default: twice --max-concurrent, at least 256, at most 2048]
+    #[arg(long, value_name = "N")]
+    pub max_instances: Option<u32>,
     /// A directory whose Unix sockets may be registered as `unix://`
     /// services over HTTP (none by default). Repeatable.
     #[arg(long = "service-socket-dir", value_name = "DIR")]
@@ -90,6 +91,11 @@ pub struct ServeArgs {
     pub max: QuotaArgs,
 }
 
+/// The most sandbox instances one process may hold: each reserves address
+/// space for its memories (not memory), and 2048 of them stay well within
+/// what a 64-bit process can map.
+const MAX_INSTANCES: u32 = 2048;
+
 pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, CliError> {
     let token = args.token.filter(|t| !t.is_empty());
     if !args.addr.ip().is_loopback() && token.is_none() {
@@ -104,15 +110,28 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
     scheduler.max_concurrent = args.max_concurrent.unwrap_or(scheduler.max_concurrent).max(1);
     scheduler.queue_capacity = args.queue_capacity.unwrap_or(scheduler.queue_capacity);
     scheduler.queue_per_client = args.queue_per_client.unwrap_or(scheduler.queue_capacity / 4).max(1);
-    if scheduler.max_concurrent > args.max_instances as usize {
+    if let Some(max_instances) = args.max_instances {
+        if !(1..=MAX_INSTANCES).contains(&max_instances) {
+            return Err(CliError::Usage(format!(
+                "--max-instances must be from 1 to {MAX_INSTANCES}, not {max_instances}"
+            )));
+        }
+        if scheduler.max_concurrent > max_instances as usize {
+            return Err(CliError::Usage(format!(
+                "--max-concurrent {} is more than --max-instances {max_instances} (every run needs at least one sandbox instance)",
+                scheduler.max_concurrent
+            )));
+        }
+    } else if scheduler.max_concurrent > MAX_INSTANCES as usize {
         return Err(CliError::Usage(format!(
-            "--max-concurrent {} is more than --max-instances {} (every run needs at least one sandbox instance)",
-            scheduler.max_concurrent, args.max_instances
+            "--max-concurrent must be at most {MAX_INSTANCES} (one sandbox instance each), not {}",
+            scheduler.max_concurrent
         )));
     }
-    if !(1..=2048).contains(&args.max_instances) {
-        return Err(CliError::Usage(format!("--max-instances must be from 1 to 2048, not {}", args.max_instances)));
-    }
+    // Room for each run's subflows and module checks beside the runs.
+    let max_instances = args.max_instances.unwrap_or_else(|| {
+        (scheduler.max_concurrent as u32).saturating_mul(2).clamp(EngineOptions::default().max_instances, MAX_INSTANCES)
+    });
     let database =
         Database::choose(args.database.as_deref(), &args.data_dir).map_err(|e| CliError::Usage(format!("{e:#}")))?;
     let node = args.node.unwrap_or_else(crate::server::default_node_name);
@@ -135,7 +154,7 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
     config.connections.max_connections = args.max_connections.clamp(1, 65_536);
     config.connections.client_timeout = std::time::Duration::from_secs(args.client_timeout.max(1));
     config.max_streams = args.max_streams.max(1);
-    config.max_instances = args.max_instances;
+    config.max_instances = max_instances;
     config.kv_bytes_per_flow = args.max_kv_bytes;
     for grant in &args.grants {
         let (flow, capability) = Grants::parse_grant(grant).map_err(CliError::Usage)?;
@@ -153,15 +172,28 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
     config.max_quotas = args.max.apply(Quotas::default()).map_err(CliError::Usage)?;
     config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace);
 
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.addr)))?;
+    let listener = listen(args.addr).map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.addr)))?;
     // Said once the store is open: a second node on a shared database (or
     // a test) may start once this one holds its lease.
     match serve_when_ready(listener, config, shutdown_signal(), |addr| outln!("listening on http://{addr}")).await {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(error) => Err(CliError::Failed(format!("the server stopped: {error:#}"))),
     }
+}
+
+/// Connections the kernel holds for the server before it accepts them
+/// (capped by the system's `net.core.somaxconn`). A thousand clients may
+/// connect in the same millisecond while the server is busy starting
+/// runs; past the backlog the kernel drops their handshakes and some end
+/// reset. 1024, the usual default, is not enough for that.
+const LISTEN_BACKLOG: u32 = 8192;
+
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    // As std's bind does: a restarted server may listen again at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 async fn shutdown_signal() {

@@ -1,5 +1,15 @@
-//! The one `Engine` of the process, the guest component compiled for it (from
-//! a disk cache when it can), and the epoch ticker that drives time quotas.
+//! The engines of the process and their instance pools, the guest component
+//! compiled for them (from a disk cache when it can), and the epoch ticker
+//! that drives time quotas.
+//!
+//! There are two pools. The *warm* pool keeps the first 16 MiB of a freed
+//! slot resident, so the next instance in it takes no page faults: the
+//! fast path for the runs a node executes at once in the usual case. The
+//! *burst* pool (only when more instances are allowed than warm slots)
+//! gives a freed slot's memory back to the system at once: a thousand
+//! runs sleeping at once cost what they dirtied while they live, and
+//! nothing once they end. wasmtime applies one keep-resident setting to a
+//! whole pool, hence two engines over the same compiled guest.
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -25,26 +35,43 @@ pub const WASMTIME_VERSION: &str = "48.0.8";
 /// the async runtime every `YIELD_EVERY_TICKS` of them.
 pub const TICK: Duration = Duration::from_millis(1);
 
-/// How the engine is sized. Changing any of these changes the artefact key.
+/// How the engines are sized.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
     /// Component instances alive at once (runs and their subflows).
     pub max_instances: u32,
+    /// Of those, how many slots stay warm (memory kept resident between
+    /// instances); the rest are burst slots that give memory back when freed.
+    pub warm_instances: u32,
     /// The largest linear memory any run may be given.
     pub max_memory_bytes: u64,
 }
 
 impl Default for EngineOptions {
     fn default() -> EngineOptions {
-        EngineOptions { max_instances: 256, max_memory_bytes: 4 * 1024 * 1024 * 1024 }
+        EngineOptions { max_instances: 256, warm_instances: 256, max_memory_bytes: 4 * 1024 * 1024 * 1024 }
     }
 }
 
-pub fn build_engine(options: &EngineOptions) -> Result<Engine> {
+impl EngineOptions {
+    /// The warm pool's size and the burst pool's (0: no burst pool).
+    pub fn pool_sizes(&self) -> (u32, u32) {
+        let warm = self.warm_instances.clamp(1, self.max_instances.max(1));
+        (warm, self.max_instances.saturating_sub(warm))
+    }
+}
+
+/// Which of the two pools an engine serves (see the module's comment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    Warm,
+    Burst,
+}
+
+pub fn build_engine(options: &EngineOptions, kind: PoolKind, instances: u32) -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     // CPython's component holds several core instances, memories and tables,
     // and its function table needs room for ~200k elements.
-    let instances = options.max_instances;
     pool.total_component_instances(instances)
         .total_core_instances(instances * 32)
         .total_memories(instances * 4)
@@ -56,11 +83,12 @@ pub fn build_engine(options: &EngineOptions) -> Result<Engine> {
         .table_elements(262_144)
         .max_memory_size(usize::try_from(options.max_memory_bytes).unwrap_or(usize::MAX))
         .max_component_instance_size(1 << 20)
-        .max_core_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20);
+    if kind == PoolKind::Warm {
         // Keeping the first pages of a freed slot resident makes the next
         // instance in it cheap: fresh instances are dominated by page faults.
-        .linear_memory_keep_resident(16 << 20)
-        .table_keep_resident(16 << 20);
+        pool.linear_memory_keep_resident(16 << 20).table_keep_resident(16 << 20);
+    }
     // Measured on a 2-core machine with `hero_logic bench` (trivial flow):
     // 16 MiB kept resident is the knee (0 or 4 MiB: ~2.1 ms per run, 16 or
     // 32 MiB: ~1.2 ms). `pagemap_scan` (reset only dirty pages) made runs
@@ -72,6 +100,9 @@ pub fn build_engine(options: &EngineOptions) -> Result<Engine> {
     // about a quarter of a trivial run (perf), the price of no page faults.
 
     let mut config = Config::new();
+    // A burst slot's stack goes back to the system when freed, like its
+    // memory; a warm slot's stays (it is reused at once).
+    config.async_stack_zeroing(kind == PoolKind::Burst);
     config
         .epoch_interruption(true)
         .wasm_component_model(true)
@@ -104,6 +135,23 @@ pub fn load_guest(engine: &Engine, cache_dir: Option<&Path>) -> Result<Component
     }
     // SAFETY: `compiled` was produced by this engine a moment ago.
     Ok(unsafe { Component::deserialize(engine, &compiled)? })
+}
+
+/// The compiled guest for a second engine, made from the first's where the
+/// two engines compile alike (the burst pool differs only in how it frees
+/// slots), so the guest is compiled once.
+pub fn load_guest_again(engine: &Engine, loaded: &Component, cache_dir: Option<&Path>) -> Result<Component> {
+    if cache_dir.is_some() {
+        // Same compatibility hash, same file: mapped, not compiled.
+        return load_guest(engine, cache_dir);
+    }
+    let compiled = loaded.serialize()?;
+    // SAFETY: `compiled` is this process's own compilation of the guest;
+    // wasmtime refuses it if `engine` does not compile alike.
+    match unsafe { Component::deserialize(engine, &compiled) } {
+        Ok(component) => Ok(component),
+        Err(_) => Ok(Component::new(engine, GUEST_COMPONENT)?),
+    }
 }
 
 /// `<dir>/guest-<key>.cwasm`, the key covering everything that makes an
@@ -148,15 +196,15 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache/hero_logic"))
 }
 
-/// Advances the engine's epoch every `TICK` on its own thread; stops and joins
-/// the thread when dropped.
+/// Advances the engines' epochs every `TICK` on its own thread; stops and
+/// joins the thread when dropped.
 pub struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    pub fn start(engine: Engine) -> EpochTicker {
+    pub fn start(engines: Vec<Engine>) -> EpochTicker {
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = stop.clone();
         let thread = std::thread::Builder::new()
@@ -164,7 +212,7 @@ impl EpochTicker {
             .spawn(move || {
                 while !thread_stop.load(Ordering::Relaxed) {
                     std::thread::sleep(TICK);
-                    engine.increment_epoch();
+                    engines.iter().for_each(Engine::increment_epoch);
                 }
             })
             .expect("spawning a thread at start-up only fails when the process is out of resources");

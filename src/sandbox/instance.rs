@@ -30,11 +30,20 @@ pub(crate) async fn run_guest(run: Arc<RunShared>, role: Role, call: GuestCall) 
     // store (and its pool slot) is gone. The wait counts against the run's
     // wall time, like everything else it does.
     let _slot = core.instance_slots.acquire().await.expect("the instance semaphore is never closed");
-    let mut store = Store::new(&core.engine, HostState::new(run, role));
+    // Holding a permit of the whole means some pool has a free slot: every
+    // pool permit is taken under a permit of the whole and given back
+    // before it. The warm pool is tried first.
+    let Some((pool, _pool_slot)) =
+        core.pools.iter().find_map(|pool| pool.free_slots.try_acquire().ok().map(|slot| (pool, slot)))
+    else {
+        unreachable!("a permit of all slots always leaves a free slot in some pool")
+    };
+    core.instances_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut store = Store::new(&pool.engine, HostState::new(run, role));
     store.limiter(|state| state);
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(epoch_callback);
-    let guest = match core.pre.instantiate_async(&mut store).await {
+    let guest = match pool.pre.instantiate_async(&mut store).await {
         Ok(guest) => guest,
         Err(trap) => return Outcome::Trapped(trap),
     };

@@ -30,11 +30,13 @@ pub use run::{RunReport, RunRequest};
 
 use crate::flowdef::{FlowInfo, ModuleError};
 use anyhow::Result;
+use engine::PoolKind;
 use instance::{GuestCall, Outcome, run_guest};
-use state::{HostState, Role, RunShared, SandboxCore};
+use state::{HostState, InstancePool, Role, RunShared, SandboxCore};
 use std::path::PathBuf;
 use std::sync::Arc;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::Engine;
+use wasmtime::component::{Component, HasSelf, Linker};
 
 /// The generated bindings stay private: the rest of the crate sees plain types.
 mod bindings {
@@ -64,17 +66,38 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new(options: &SandboxOptions) -> Result<Sandbox> {
-        let engine = engine::build_engine(&options.engine)?;
-        let component = engine::load_guest(&engine, options.cache_dir.as_deref())?;
-        let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        bindings::FlowGuest::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
-        let pre = bindings::FlowGuestPre::new(linker.instantiate_pre(&component)?)?;
-        let ticker = engine::EpochTicker::start(engine.clone());
-        let artefact = options.cache_dir.as_deref().map(|dir| engine::artefact_path(&engine, dir));
-        let instance_slots = tokio::sync::Semaphore::new(options.engine.max_instances as usize);
-        let core = Arc::new(SandboxCore { engine, pre, instance_slots, _ticker: ticker });
+        let cache_dir = options.cache_dir.as_deref();
+        let (warm_slots, burst_slots) = options.engine.pool_sizes();
+        let warm = engine::build_engine(&options.engine, PoolKind::Warm, warm_slots)?;
+        let component = engine::load_guest(&warm, cache_dir)?;
+        let artefact = cache_dir.map(|dir| engine::artefact_path(&warm, dir));
+        let mut pools = vec![instance_pool(warm, &component, warm_slots)?];
+        if burst_slots > 0 {
+            let burst = engine::build_engine(&options.engine, PoolKind::Burst, burst_slots)?;
+            let again = engine::load_guest_again(&burst, &component, cache_dir)?;
+            pools.push(instance_pool(burst, &again, burst_slots)?);
+        }
+        let ticker = engine::EpochTicker::start(pools.iter().map(|pool| pool.engine.clone()).collect());
+        let max_instances = (warm_slots + burst_slots) as usize;
+        let instance_slots = tokio::sync::Semaphore::new(max_instances);
+        let core = Arc::new(SandboxCore {
+            pools,
+            instance_slots,
+            max_instances,
+            instances_started: Default::default(),
+            _ticker: ticker,
+        });
         Ok(Sandbox { core, artefact })
+    }
+
+    /// Instances alive right now (runs, subflows, module checks).
+    pub fn instances_alive(&self) -> usize {
+        self.core.max_instances - self.core.instance_slots.available_permits()
+    }
+
+    /// Instances started since this sandbox was made.
+    pub fn instances_started(&self) -> u64 {
+        self.core.instances_started.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Where this sandbox's compiled guest is cached, if it uses a cache.
@@ -97,6 +120,16 @@ impl Sandbox {
             }
         }
     }
+}
+
+/// A pool of `slots` instances of `component` in `engine`, with the host
+/// functions linked.
+fn instance_pool(engine: Engine, component: &Component, slots: u32) -> Result<InstancePool> {
+    let mut linker = Linker::<HostState>::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    bindings::FlowGuest::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+    let pre = bindings::FlowGuestPre::new(linker.instantiate_pre(component)?)?;
+    Ok(InstancePool { engine, pre, free_slots: tokio::sync::Semaphore::new(slots as usize) })
 }
 
 /// The refusal of an empty module, before it costs an instance.

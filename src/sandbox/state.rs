@@ -24,14 +24,26 @@ const MAX_TABLE_ELEMENTS: usize = 262_144;
 
 /// What every instance is made from; shared by all runs of a `Sandbox`.
 pub(crate) struct SandboxCore {
-    pub engine: Engine,
-    pub pre: FlowGuestPre<HostState>,
-    /// One permit per slot of the engine's instance pool: an instance waits
-    /// for a free slot instead of failing when the pool is full.
+    /// The warm pool first, then the burst pool if there is one.
+    pub pools: Vec<InstancePool>,
+    /// One permit per slot of all pools: an instance waits for a free slot
+    /// instead of failing when every pool is full.
     pub instance_slots: tokio::sync::Semaphore,
+    /// The permits `instance_slots` was made with.
+    pub max_instances: usize,
+    /// Counts every instance taken, for whoever watches for idleness.
+    pub instances_started: std::sync::atomic::AtomicU64,
     /// Drives CPU accounting, time slices and wall-time checks; lives as long
     /// as anything can still run.
     pub _ticker: EpochTicker,
+}
+
+/// One engine's instance pool and the guest ready to instantiate in it.
+pub(crate) struct InstancePool {
+    pub engine: Engine,
+    pub pre: FlowGuestPre<HostState>,
+    /// One permit per slot of this pool.
+    pub free_slots: tokio::sync::Semaphore,
 }
 
 /// The guest broke the host-call protocol (closed a span it does not own,

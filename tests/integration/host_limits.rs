@@ -417,3 +417,52 @@ fn a_flow_holds_at_most_max_kv_bytes_in_kv_over_all_its_runs() {
     let run = server.run_wait(json!({"flow": "other_hoard", "input": {"key": "a", "size": 9000}}));
     assert_eq!(run["output"], json!(true), "{run}");
 }
+
+/// Sleeps, and says whether an earlier run left a mark in a module every
+/// run shares the image of.
+const SLEEPER: &str = r#"import time
+from hero_logic import flow
+
+
+@flow(name="sleeper", inputs={"seconds": "number"})
+def sleeper(seconds):
+    seen = getattr(time, "_mark_of_an_earlier_run", None)
+    time._mark_of_an_earlier_run = True
+    time.sleep(seconds)
+    return seen
+"#;
+
+#[test]
+fn hundreds_of_runs_waiting_at_once_all_end_ok_each_in_a_fresh_instance() {
+    // Without --max-instances the pool follows --max-concurrent. Most of
+    // these runs get burst slots (the warm pool holds a few per core); the
+    // second round gets slots the first one used and gave back.
+    let server = Server::start(&["--max-concurrent", "300"]);
+    assert_eq!(server.upload(SLEEPER).status, 201);
+    for round in 0..2 {
+        let runs: Vec<Value> = std::thread::scope(|scope| {
+            let started: Vec<_> = (0..300)
+                .map(|_| scope.spawn(|| server.run_wait(json!({"flow": "sleeper", "input": {"seconds": 0.5}}))))
+                .collect();
+            started.into_iter().map(|run| run.join().unwrap()).collect()
+        });
+        for run in runs {
+            assert_eq!(run["status"], "ok", "round {round}: {run}");
+            assert_eq!(run["output"], Value::Null, "round {round}: a run saw another's mark: {run}");
+        }
+    }
+}
+
+#[test]
+fn more_runs_at_once_than_any_pool_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = super::support::hero_logic()
+        .args(["serve", "--addr", "127.0.0.1:0", "--max-concurrent", "5000", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--max-concurrent must be at most 2048"), "{stderr}");
+}
