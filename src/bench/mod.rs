@@ -3,6 +3,7 @@
 //! JSON with every figure. Targets come from ARCHITECTURE.md; the benchmark
 //! reports whether each is met, it does not judge them in tests.
 
+mod http_path;
 mod native;
 mod nodes;
 mod rpc;
@@ -51,6 +52,9 @@ pub enum Section {
     /// The store on PostgreSQL beside SQLite: runs per second on one node
     /// and on two, spans stored, span-to-watcher latency across nodes.
     Postgres,
+    /// What the server adds to a trivial run: in-process against
+    /// `?wait=true`, runs per second through the API, native python3.
+    Server,
     /// A thousand runs sleeping at once on one server: time to end, peak
     /// memory, memory given back.
     Waiting,
@@ -188,6 +192,11 @@ pub async fn run(options: BenchOptions) -> Result<()> {
         return Ok(());
     }
     let native = Native::find()?;
+    if options.only == Some(Section::Server) {
+        let figures = http_figures(&harness, native.as_ref(), &options, &sizes).await?;
+        print_report(&figures, &native_baseline(native.as_ref()), cores, options.quick);
+        return Ok(());
+    }
     if options.only == Some(Section::Runs) {
         let figures = run_figures(&harness, native.as_ref(), &sizes, cores).await?;
         print_report(&figures, &native_baseline(native.as_ref()), cores, options.quick);
@@ -196,6 +205,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     let mut figures = Vec::new();
 
     figures.extend(run_figures(&harness, native.as_ref(), &sizes, cores).await?);
+    figures.extend(http_figures(&harness, native.as_ref(), &options, &sizes).await?);
 
     // The host's overhead per service call, against calling it directly.
     if let Some(native) = &native {
@@ -565,6 +575,67 @@ fn cold_start(_cache_dir: Option<&Path>) -> Result<(f64, f64)> {
     let without = time_one()?;
     let with = time_one()?;
     Ok((without, with))
+}
+
+/// The server path beside the same flow in-process and native.
+async fn http_figures(
+    harness: &Arc<Harness>,
+    native: Option<&Native>,
+    options: &BenchOptions,
+    sizes: &Sizes,
+) -> Result<Vec<Figure>> {
+    let http =
+        http_path::measure(harness, native, options.cache_dir.clone(), sizes.latency_runs / 2, sizes.native_runs)
+            .await?;
+    let ratio = http.through_http.p50() / http.in_process.p50();
+    let mut figures = vec![
+        Figure {
+            key: "server_flow_in_process_p50_ms",
+            label: "two-step flow p50, in-process",
+            value: http.in_process.p50(),
+            unit: "ms",
+            target: None,
+        },
+        Figure {
+            key: "server_flow_wait_p50_ms",
+            label: "two-step flow p50, ?wait=true",
+            value: http.through_http.p50(),
+            unit: "ms",
+            target: None,
+        },
+        Figure {
+            key: "server_over_in_process_p50",
+            label: "?wait=true / in-process p50",
+            value: ratio,
+            unit: "x",
+            target: Some(("<= 1.3x", ratio <= 1.3)),
+        },
+        Figure {
+            key: "server_runs_per_s_4_clients",
+            label: "runs/s through HTTP, 4 clients",
+            value: http.runs_per_s,
+            unit: "runs/s",
+            target: Some((">= 1,200 on 2 cores", http.runs_per_s >= 1200.0)),
+        },
+    ];
+    if let Some(native) = &http.native {
+        let over = native.p50() / http.through_http.p50();
+        figures.push(Figure {
+            key: "server_flow_native_p50_ms",
+            label: "two-step flow p50, native python3",
+            value: native.p50(),
+            unit: "ms",
+            target: None,
+        });
+        figures.push(Figure {
+            key: "native_over_server_p50",
+            label: "native p50 / ?wait=true p50",
+            value: over,
+            unit: "x",
+            target: Some((">= 20x", over >= 20.0)),
+        });
+    }
+    Ok(figures)
 }
 
 const WAITING_BASELINE: &str = "waiting: `hero_logic serve --max-concurrent N` as a child process, N runs of \

@@ -25,7 +25,7 @@ const TRIVIAL: &str = include_str!("../../bench/server_trivial.py");
 const SPANS: &str = include_str!("../../bench/spans.py");
 
 /// Concurrent clients sending runs.
-const CLIENTS: usize = 4;
+pub(super) const CLIENTS: usize = 4;
 
 pub struct NodeFigures {
     pub sqlite_runs_per_s: f64,
@@ -44,15 +44,15 @@ pub struct NodeFigures {
 }
 
 /// A server started in this process, and how to stop it.
-struct Node {
-    addr: String,
+pub(super) struct Node {
+    pub(super) addr: String,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<()>>,
     _dir: tempfile::TempDir,
 }
 
 impl Node {
-    async fn start(
+    pub(super) async fn start(
         database: Option<&str>,
         name: &str,
         cache_dir: Option<std::path::PathBuf>,
@@ -90,7 +90,7 @@ impl Node {
         Ok(Node { addr, stop: Some(stop), task, _dir: dir })
     }
 
-    async fn stop(mut self) -> Result<()> {
+    pub(super) async fn stop(mut self) -> Result<()> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -153,7 +153,7 @@ pub async fn measure(cache_dir: Option<std::path::PathBuf>, quick: bool) -> Resu
 }
 
 /// `runs` trivial runs (`?wait=true`) from four clients spread over `nodes`.
-async fn runs_per_second(nodes: &[String], runs: usize) -> Result<f64> {
+pub(super) async fn runs_per_second(nodes: &[String], runs: usize) -> Result<f64> {
     let body = json!({"flow": "server_trivial", "input": {"n": 21}});
     for addr in nodes {
         for _ in 0..10 {
