@@ -87,17 +87,19 @@ pub fn build_engine(options: &EngineOptions, kind: PoolKind, instances: u32) -> 
     if kind == PoolKind::Warm {
         // Keeping the first pages of a freed slot resident makes the next
         // instance in it cheap: fresh instances are dominated by page faults.
-        pool.linear_memory_keep_resident(16 << 20).table_keep_resident(16 << 20);
+        // `Auto`: kernels before 6.7 have no PAGEMAP_SCAN and copy it all.
+        pool.linear_memory_keep_resident(16 << 20)
+            .table_keep_resident(16 << 20)
+            .pagemap_scan(wasmtime::Enabled::Auto);
     }
-    // Measured on a 2-core machine with `hero_logic bench` (trivial flow):
-    // 16 MiB kept resident is the knee (0 or 4 MiB: ~2.1 ms per run, 16 or
-    // 32 MiB: ~1.2 ms). `pagemap_scan` (reset only dirty pages) made runs
-    // slower here (~2.0 ms): released pages fault back in on the next run.
-    // On a second machine (Linux 6.18, `bench --only runs`): 16 MiB 2.17 ms,
-    // 24 MiB 2.18, 8 MiB 2.61, 0 MiB 2.69 ms, and with fewer than 16 MiB two
-    // workers fall to 180-270 runs/s (page faults contend on the address
-    // space); `pagemap_scan` 2.53 ms. Resetting the kept region by copy is
-    // about a quarter of a trivial run (perf), the price of no page faults.
+    // Measured on a 2-core machine with `hero_logic bench --only runs`
+    // (trivial flow p50): 16 MiB kept resident is the knee (0 or 4 MiB:
+    // ~2.1-2.7 ms, with two workers falling to 180-270 runs/s as page faults
+    // contend on the address space; 16 or 32 MiB ~2.2 ms). Resetting all of
+    // it by copy was a third of a trivial run; `pagemap_scan` copies back
+    // only the pages the instance wrote: 2.5 -> 1.5 ms, with the vendored
+    // wasmtime's scan reporting 512 dirty regions (vendor/wasmtime/PATCHES.md;
+    // at wasmtime's 32 a CPython heap overflowed it and runs got slower).
 
     let mut config = Config::new();
     // A burst slot's stack goes back to the system when freed, like its
