@@ -112,6 +112,8 @@ pub async fn serve_when_ready(
     let sandbox = Sandbox::new(&SandboxOptions { engine, cache_dir: config.cache_dir.clone() })?;
     let loaded = crate::builtin_flows::load(&sandbox, &store).await?;
     let stopping = CancellationToken::new();
+    // However this function returns, the tasks it spawned below stop.
+    let _stop_tasks_on_return = stopping.clone().drop_guard();
     crate::idle_trim::spawn(sandbox.clone(), stopping.clone());
     tracing::info!(flows = loaded.len(), "built-in flows stored (new or changed)");
     let bus = Arc::new(EventBus::default());

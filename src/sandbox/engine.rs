@@ -88,9 +88,7 @@ pub fn build_engine(options: &EngineOptions, kind: PoolKind, instances: u32) -> 
         // Keeping the first pages of a freed slot resident makes the next
         // instance in it cheap: fresh instances are dominated by page faults.
         // `Auto`: kernels before 6.7 have no PAGEMAP_SCAN and copy it all.
-        pool.linear_memory_keep_resident(16 << 20)
-            .table_keep_resident(16 << 20)
-            .pagemap_scan(wasmtime::Enabled::Auto);
+        pool.linear_memory_keep_resident(16 << 20).table_keep_resident(16 << 20).pagemap_scan(wasmtime::Enabled::Auto);
     }
     // Measured on a 2-core machine with `hero_logic bench --only runs`
     // (trivial flow p50): 16 MiB kept resident is the knee (0 or 4 MiB:

@@ -293,9 +293,13 @@ pub unsafe fn reset_with_pagemap(
         // pages. Additionally search for the zero page/file page as those are
         // inverted above meaning we're searching for pages that specifically
         // don't have those flags.
-        .category_mask(
-            Categories::WRITTEN | Categories::PRESENT | Categories::PFNZERO | Categories::FILE,
-        )
+        //
+        // hero_logic patch: a written page may also be swapped out (or
+        // briefly a migration entry) rather than present; it must be reset
+        // too, or the next instance would swap the last one's data back in.
+        // So "present" is asked as "present or swapped".
+        .category_mask(Categories::WRITTEN | Categories::PFNZERO | Categories::FILE)
+        .category_anyof_mask(Categories::PRESENT | Categories::SWAPPED)
         // Don't return any categories back. This helps group regions together
         // since the reported set of categories is always empty and we otherwise
         // aren't looking for anything in particular.
@@ -466,7 +470,6 @@ mod ioctl {
         ///
         /// For more detail see the `pagemap_scan_is_interesting_page` function
         /// in the Linux kernel source.
-        #[expect(dead_code, reason = "bindings for the future if we need them")]
         pub fn category_anyof_mask(&mut self, flags: Categories) -> &mut PageMapScanBuilder {
             self.pm_scan_arg.category_anyof_mask = flags;
             self
