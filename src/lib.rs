@@ -3,8 +3,8 @@
 //!
 //! # Layout
 //!
-//! - `sandbox`: the wasmtime engine, the guest component, a fresh instance per
-//!   guest call (`instance`), what an instance and a run hold (`state`), the
+//! - `sandbox`: the wasmtime engines (a warm pool and a burst pool, `engine`),
+//!   the guest component, a fresh instance per guest call (`instance`), what an instance and a run hold (`state`), the
 //!   host functions (`host`, a thin table over `rpc` and `subflow`), quotas
 //!   (one table, `quotas`), the bounds on what a guest makes the host read
 //!   and keep (`bounds`), and `Sandbox::run` / `Sandbox::describe`.

@@ -26,6 +26,10 @@ fn bench_quick_prints_a_table_and_a_json_line_with_every_figure() {
         "cpu_loop_sandbox_s",
         "cold_start_no_cache_ms",
         "cold_start_cached_ms",
+        "server_flow_wait_p50_ms",
+        "server_runs_per_s_4_clients",
+        "waiting_all_ended_s",
+        "waiting_peak_rss_mib",
     ] {
         assert!(figures[key].as_f64().is_some_and(|v| v > 0.0), "{key} missing or zero in {figures}");
     }
@@ -61,4 +65,22 @@ fn bench_only_spans_reports_the_span_path_alone() {
 fn bench_only_runs_reports_the_trivial_runs_alone() {
     let present = ["trivial_p50_ms", "trivial_runs_per_s_1", "trivial_runs_per_s_n", "native_over_sandbox_p50"];
     bench_section("runs", &present, &["spans_recorded_per_s", "search_p50_ms"]);
+}
+
+#[test]
+fn bench_only_server_reports_the_server_path_alone() {
+    let present = [
+        "server_flow_in_process_p50_ms",
+        "server_flow_wait_p50_ms",
+        "server_over_in_process_p50",
+        "server_runs_per_s_4_clients",
+    ];
+    bench_section("server", &present, &["trivial_p50_ms", "search_p50_ms"]);
+}
+
+#[test]
+fn bench_only_waiting_reports_runs_waiting_at_once_alone() {
+    let present =
+        ["waiting_all_ended_s", "waiting_runs", "waiting_peak_rss_mib", "waiting_peak_pss_mib", "waiting_idle_rss_mib"];
+    bench_section("waiting", &present, &["trivial_p50_ms", "server_runs_per_s_4_clients"]);
 }
