@@ -40,16 +40,24 @@ fn a_full_instance_pool_makes_runs_wait_instead_of_failing() {
 
 #[test]
 fn more_runs_at_once_than_instances_is_refused_at_start() {
+    let refusal = serve_refusal(&["--max-concurrent", "10", "--max-instances", "5"]);
+    assert!(refusal.contains("--max-concurrent 10 is more than --max-instances 5"), "{refusal}");
+}
+
+/// What `serve ARGS` says as it refuses to start: exit 2 and one line.
+fn serve_refusal(args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let output = super::support::hero_logic()
-        .args(["serve", "--addr", "127.0.0.1:0", "--max-concurrent", "10", "--max-instances", "5", "--data-dir"])
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .arg("--data-dir")
         .arg(dir.path())
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("--max-concurrent 10 is more than --max-instances 5"), "{stderr}");
+    stderr
 }
 
 /// Asks the `flows` built-in to describe, eight at once, a module that takes
@@ -455,14 +463,6 @@ fn hundreds_of_runs_waiting_at_once_all_end_ok_each_in_a_fresh_instance() {
 
 #[test]
 fn more_runs_at_once_than_any_pool_is_refused_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = super::support::hero_logic()
-        .args(["serve", "--addr", "127.0.0.1:0", "--max-concurrent", "5000", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("--max-concurrent must be at most 2048"), "{stderr}");
+    let refusal = serve_refusal(&["--max-concurrent", "5000"]);
+    assert!(refusal.contains("--max-concurrent must be at most 2048"), "{refusal}");
 }
