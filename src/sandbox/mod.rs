@@ -7,6 +7,7 @@
 //! quotas and returns a `RunReport`.
 
 mod bounds;
+mod described;
 mod engine;
 mod env;
 mod host;
@@ -62,6 +63,7 @@ pub struct SandboxOptions {
 pub struct Sandbox {
     core: Arc<SandboxCore>,
     artefact: Option<PathBuf>,
+    described: Arc<described::Described>,
 }
 
 impl Sandbox {
@@ -87,7 +89,7 @@ impl Sandbox {
             instances_started: Default::default(),
             _ticker: ticker,
         });
-        Ok(Sandbox { core, artefact })
+        Ok(Sandbox { core, artefact, described: Default::default() })
     }
 
     /// Instances alive right now (runs, subflows, module checks).
@@ -106,9 +108,22 @@ impl Sandbox {
     }
 
     /// The flows `source` declares, found by loading it in a fresh instance
-    /// under `quotas` (it is untrusted code like any other).
+    /// under `quotas` (it is untrusted code like any other), or remembered
+    /// from loading the same source lately.
     pub async fn describe(&self, source: &str, quotas: &Quotas) -> Result<Vec<FlowInfo>, ModuleError> {
         refuse_empty(source)?;
+        let key = described::Described::key(source);
+        if let Some(flows) = self.described.get(&key) {
+            return Ok(flows.to_vec());
+        }
+        let described = self.describe_in_an_instance(source, quotas).await;
+        if let Ok(flows) = &described {
+            self.described.keep(key, flows);
+        }
+        described
+    }
+
+    async fn describe_in_an_instance(&self, source: &str, quotas: &Quotas) -> Result<Vec<FlowInfo>, ModuleError> {
         let (sink, _events) = tokio::sync::mpsc::unbounded_channel();
         let recorder = crate::trace::Recorder::new("describe".into(), sink);
         let shared = Arc::new(RunShared::new(quotas.clone(), RunEnv::isolated(), self.core.clone(), recorder));

@@ -116,3 +116,24 @@ def isolated():
         assert_eq!(report.output, Some(serde_json::json!({"seen": 1, "stolen": 1})));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_source_is_described_once_and_a_failure_is_not_remembered() {
+    // A sandbox of its own: other tests' instances would move the count.
+    sandbox();
+    let cache_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("artefacts");
+    let sandbox = Sandbox::new(&SandboxOptions { cache_dir: Some(cache_dir), ..SandboxOptions::default() }).unwrap();
+    let source = "from hero_logic import flow\n\n@flow()\ndef described_once():\n    return 1\n";
+    let first = sandbox.describe(source, &Quotas::default()).await.unwrap();
+    let started = sandbox.instances_started();
+    let again = sandbox.describe(source, &Quotas::default()).await.unwrap();
+    assert_eq!(first, again);
+    assert_eq!(sandbox.instances_started(), started, "the second describe took an instance");
+
+    let broken = "from hero_logic import flow\n\n@flow(\n";
+    for _ in 0..2 {
+        let before = sandbox.instances_started();
+        assert!(sandbox.describe(broken, &Quotas::default()).await.is_err());
+        assert!(sandbox.instances_started() > before, "a failed describe was answered from memory");
+    }
+}
