@@ -7,14 +7,16 @@
 use super::native::Native;
 use super::nodes::{Node, runs_per_second};
 use super::server::{post, upload};
-use super::stats::Latencies;
+use super::stats::{Latencies, time_each};
 use super::{Harness, Prepared};
 use anyhow::{Result, bail};
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Instant;
 
 const TRIVIAL: &str = include_str!("../../bench/server_trivial.py");
+
+/// Runs before measuring, so caches and pools are warm.
+const WARM_UP: usize = 20;
 
 pub struct HttpFigures {
     pub in_process: Latencies,
@@ -31,31 +33,21 @@ pub async fn measure(
     native_runs: usize,
 ) -> Result<HttpFigures> {
     let flow: Prepared = harness.prepare(TRIVIAL).await?;
-    let mut samples = Vec::with_capacity(runs);
-    for n in 0..runs + 20 {
-        let started = Instant::now();
-        harness.run(&flow, json!({"n": n}), Default::default()).await?;
-        if n >= 20 {
-            samples.push(started.elapsed());
-        }
-    }
-    let in_process = Latencies::new(&samples);
+    let in_process =
+        time_each(WARM_UP, runs, async |n| harness.run(&flow, json!({"n": n}), Default::default()).await.map(drop))
+            .await?;
 
     let node = Node::start(None, "bench-http", cache_dir, 100).await?;
     upload(&node.addr, TRIVIAL).await?;
     let body = json!({"flow": "server_trivial", "input": {"n": 21}});
-    let mut samples = Vec::with_capacity(runs);
-    for n in 0..runs + 20 {
-        let started = Instant::now();
+    let through_http = time_each(WARM_UP, runs, async |_| {
         let run = post(&node.addr, "/api/runs?wait=true", &body).await?;
         if run["status"] != "ok" {
             bail!("a trivial run through the server ended {}: {run}", run["status"]);
         }
-        if n >= 20 {
-            samples.push(started.elapsed());
-        }
-    }
-    let through_http = Latencies::new(&samples);
+        Ok(())
+    })
+    .await?;
     let runs_per_s = runs_per_second(std::slice::from_ref(&node.addr), runs * 2).await?;
     node.stop().await?;
 

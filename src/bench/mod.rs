@@ -729,16 +729,10 @@ async fn run_figures(
     let mut figures = Vec::new();
     // Trivial flow, fresh sandbox per run: latency, one run at a time.
     let trivial = Arc::new(harness.prepare(TRIVIAL).await?);
-    for n in 0..20 {
-        harness.run(&trivial, json!({"n": n}), Quotas::default()).await?;
-    }
-    let mut samples = Vec::with_capacity(sizes.latency_runs);
-    for n in 0..sizes.latency_runs {
-        let started = Instant::now();
-        harness.run(&trivial, json!({"n": n}), Quotas::default()).await?;
-        samples.push(started.elapsed());
-    }
-    let sandbox_latency = Latencies::new(&samples);
+    let sandbox_latency = stats::time_each(20, sizes.latency_runs, async |n| {
+        harness.run(&trivial, json!({"n": n}), Quotas::default()).await.map(drop)
+    })
+    .await?;
     figures.push(Figure {
         key: "trivial_p50_ms",
         label: "trivial flow p50, fresh sandbox",

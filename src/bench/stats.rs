@@ -1,6 +1,26 @@
 //! Percentiles over measured durations.
 
-use std::time::Duration;
+use anyhow::Result;
+use std::time::{Duration, Instant};
+
+/// Runs a measured step `warm_up` times unmeasured, then `runs` times
+/// measured one after another; the step is given its index.
+pub async fn time_each(
+    warm_up: usize,
+    runs: usize,
+    mut step: impl AsyncFnMut(usize) -> Result<()>,
+) -> Result<Latencies> {
+    for n in 0..warm_up {
+        step(n).await?;
+    }
+    let mut samples = Vec::with_capacity(runs);
+    for n in 0..runs {
+        let started = Instant::now();
+        step(n).await?;
+        samples.push(started.elapsed());
+    }
+    Ok(Latencies::new(&samples))
+}
 
 pub struct Latencies {
     sorted_ms: Vec<f64>,
