@@ -3,6 +3,7 @@
 //! JSON with every figure. Targets come from ARCHITECTURE.md; the benchmark
 //! reports whether each is met, it does not judge them in tests.
 
+mod cli;
 mod http_path;
 mod native;
 mod nodes;
@@ -21,7 +22,7 @@ use native::Native;
 use serde_json::{Map, Value, json};
 use service::BenchService;
 use stats::Latencies;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,12 +59,16 @@ pub enum Section {
     /// A thousand runs sleeping at once on one server: time to end, peak
     /// memory, memory given back.
     Waiting,
+    /// `hero_logic run FILE` once per process against native `python3 -S`,
+    /// and the cold start.
+    Cli,
 }
 
 struct Sizes {
     latency_runs: usize,
     throughput_runs: usize,
     native_runs: usize,
+    cli_runs: usize,
     parked_runs: usize,
     spans: u64,
     paced_spans: u64,
@@ -82,6 +87,7 @@ impl Sizes {
                 latency_runs: 50,
                 throughput_runs: 100,
                 native_runs: 5,
+                cli_runs: 5,
                 parked_runs: 10,
                 spans: 2_000,
                 paced_spans: 200,
@@ -97,6 +103,7 @@ impl Sizes {
                 latency_runs: 2_000,
                 throughput_runs: 4_000,
                 native_runs: 50,
+                cli_runs: 50,
                 parked_runs: 100,
                 spans: 100_000,
                 paced_spans: 5_000,
@@ -194,6 +201,11 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     let native = Native::find()?;
     if options.only == Some(Section::Server) {
         let figures = http_figures(&harness, native.as_ref(), &options, &sizes).await?;
+        print_report(&figures, &native_baseline(native.as_ref()), cores, options.quick);
+        return Ok(());
+    }
+    if options.only == Some(Section::Cli) {
+        let figures = cli_figures(native.as_ref(), &sizes)?;
         print_report(&figures, &native_baseline(native.as_ref()), cores, options.quick);
         return Ok(());
     }
@@ -295,22 +307,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
         });
     }
 
-    // Cold start: process start to first run finished.
-    let (without_cache, with_cache) = cold_start(options.cache_dir.as_deref())?;
-    figures.push(Figure {
-        key: "cold_start_no_cache_ms",
-        label: "cold start, no artefact cache",
-        value: without_cache,
-        unit: "ms",
-        target: None,
-    });
-    figures.push(Figure {
-        key: "cold_start_cached_ms",
-        label: "cold start, cached artefact",
-        value: with_cache,
-        unit: "ms",
-        target: None,
-    });
+    figures.extend(cli_figures(native.as_ref(), &sizes)?);
 
     figures.extend(search_figures(&sizes).await?);
     figures.extend(waiting_figures(&options, &sizes).await?);
@@ -549,32 +546,49 @@ fn memory_of(pid: &str) -> Result<Memory> {
 
 /// Milliseconds from starting `hero_logic run` to its exit, with an empty
 /// artefact cache and then with the one that run left behind.
-fn cold_start(_cache_dir: Option<&Path>) -> Result<(f64, f64)> {
-    let exe = std::env::current_exe().context("find the hero_logic executable")?;
-    let dir = tempfile::tempdir()?;
-    let flow = dir.path().join("cold.py");
-    std::fs::write(
-        &flow,
-        "from hero_logic import flow\n\n@flow()\ndef cold():\n    with flow.step('one'):\n        return 1\n",
-    )?;
-    let cache = dir.path().join("cache");
-    let time_one = || -> Result<f64> {
-        let started = Instant::now();
-        let status = std::process::Command::new(&exe)
-            .arg("--cache-dir")
-            .arg(&cache)
-            .arg("run")
-            .arg(&flow)
-            .stdout(std::process::Stdio::null())
-            .status()?;
-        if !status.success() {
-            bail!("the cold-start run failed");
-        }
-        Ok(started.elapsed().as_secs_f64() * 1000.0)
-    };
-    let without = time_one()?;
-    let with = time_one()?;
-    Ok((without, with))
+fn cli_figures(native: Option<&Native>, sizes: &Sizes) -> Result<Vec<Figure>> {
+    let cli = cli::measure(native, sizes.cli_runs)?;
+    let mut figures = vec![
+        Figure {
+            key: "cold_start_no_cache_ms",
+            label: "cold start, no artefact cache",
+            value: cli.cold_start_ms,
+            unit: "ms",
+            target: None,
+        },
+        Figure {
+            key: "cold_start_cached_ms",
+            label: "cold start, cached artefact",
+            value: cli.cached_ms,
+            unit: "ms",
+            target: None,
+        },
+        Figure {
+            key: "cli_run_p50_ms",
+            label: "hero_logic run FILE per process p50",
+            value: cli.per_process.p50(),
+            unit: "ms",
+            target: None,
+        },
+    ];
+    if let Some(native) = &cli.native_no_site {
+        let ratio = cli.per_process.p50() / native.p50();
+        figures.push(Figure {
+            key: "cli_native_no_site_p50_ms",
+            label: "native python3 -S per process p50",
+            value: native.p50(),
+            unit: "ms",
+            target: None,
+        });
+        figures.push(Figure {
+            key: "cli_over_native_no_site_p50",
+            label: "hero_logic run / python3 -S p50",
+            value: ratio,
+            unit: "x",
+            target: Some(("<= 1x", ratio <= 1.0)),
+        });
+    }
+    Ok(figures)
 }
 
 /// The server path beside the same flow in-process and native.

@@ -45,8 +45,15 @@ impl Native {
 
     /// One run in a fresh process: its wall time and its stdout.
     pub fn run(&self, flow_file: &Path, flow: &str, input: &str) -> Result<(Duration, String)> {
+        self.run_with(&[], flow_file, flow, input)
+    }
+
+    /// One run in a fresh process started with the interpreter's own
+    /// `flags` (`-S`: no site packages).
+    pub fn run_with(&self, flags: &[&str], flow_file: &Path, flow: &str, input: &str) -> Result<(Duration, String)> {
         let started = Instant::now();
         let output = Command::new(&self.python)
+            .args(flags)
             .arg(self.dir.path().join("run.py"))
             .arg(flow_file)
             .arg(flow)

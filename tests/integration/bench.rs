@@ -84,3 +84,9 @@ fn bench_only_waiting_reports_runs_waiting_at_once_alone() {
         ["waiting_all_ended_s", "waiting_runs", "waiting_peak_rss_mib", "waiting_peak_pss_mib", "waiting_idle_rss_mib"];
     bench_section("waiting", &present, &["trivial_p50_ms", "server_runs_per_s_4_clients"]);
 }
+
+#[test]
+fn bench_only_cli_reports_the_command_line_against_python_per_process() {
+    let present = ["cold_start_no_cache_ms", "cold_start_cached_ms", "cli_run_p50_ms", "cli_native_no_site_p50_ms"];
+    bench_section("cli", &present, &["trivial_p50_ms", "spans_recorded_per_s"]);
+}
