@@ -22,6 +22,7 @@ impl Host for HostState {
         params_json: String,
         line: Option<u32>,
     ) -> wasmtime::Result<Result<String, CallError>> {
+        self.run.keep_pace().await;
         let (Role::Run { flow, allowed, chain, .. }, Some(parent)) = (&self.role, self.current_span()) else {
             return Ok(Err(not_while_describing()));
         };
@@ -30,6 +31,7 @@ impl Host for HostState {
     }
 
     async fn rpc_gather(&mut self, calls: Vec<RpcRequest>) -> wasmtime::Result<Vec<Result<String, CallError>>> {
+        self.run.keep_pace().await;
         let (Role::Run { flow, allowed, chain, .. }, Some(parent)) = (&self.role, self.current_span()) else {
             return Ok(calls.iter().map(|_| Err(not_while_describing())).collect());
         };
@@ -53,6 +55,7 @@ impl Host for HostState {
         attrs_json: String,
         line: Option<u32>,
     ) -> wasmtime::Result<u64> {
+        self.run.keep_pace().await;
         self.running_depth("flow.step")?;
         if kind != "step" {
             return Err(protocol_error(format!("a flow may only open 'step' spans, not '{}'", clip_name(&kind))));
@@ -76,6 +79,7 @@ impl Host for HostState {
         attrs_json: String,
         error_json: Option<String>,
     ) -> wasmtime::Result<()> {
+        self.run.keep_pace().await;
         self.running_depth("flow.step")?;
         let status = match status.as_str() {
             "ok" => Status::Ok,
@@ -107,6 +111,7 @@ impl Host for HostState {
     }
 
     async fn log(&mut self, channel: String, message: String) -> wasmtime::Result<()> {
+        self.run.keep_pace().await;
         let Some(span_id) = self.current_span() else {
             // Output while a module is only being described has no run to go to.
             return Ok(());
@@ -126,6 +131,7 @@ impl Host for HostState {
         input_json: String,
         line: Option<u32>,
     ) -> wasmtime::Result<Result<String, String>> {
+        self.run.keep_pace().await;
         let caller = self.subflow_caller()?;
         Ok(run_subflow(self.run.clone(), caller, InvokeRequest { flow, input_json, line }).await?.outcome)
     }
@@ -135,6 +141,7 @@ impl Host for HostState {
         calls: Vec<InvokeRequest>,
         concurrency: u32,
     ) -> wasmtime::Result<Vec<SubflowAnswer>> {
+        self.run.keep_pace().await;
         let caller = self.subflow_caller()?;
         refuse_large_gather("flow.invoke_many", calls.len())?;
         let concurrency = (concurrency as usize).clamp(1, MAX_CONCURRENT_SUBFLOWS);

@@ -28,6 +28,7 @@ pub use env::{
 };
 pub use quotas::{FlagUnit, MIB, QUOTAS, Quota, QuotaDef, QuotaExceeded, Quotas, Usage};
 pub use run::{RunReport, RunRequest};
+pub use state::MAX_EVENTS_AHEAD;
 
 use crate::flowdef::{FlowInfo, ModuleError};
 use anyhow::Result;
@@ -126,7 +127,7 @@ impl Sandbox {
     async fn describe_in_an_instance(&self, source: &str, quotas: &Quotas) -> Result<Vec<FlowInfo>, ModuleError> {
         let (sink, _events) = tokio::sync::mpsc::unbounded_channel();
         let recorder = crate::trace::Recorder::new("describe".into(), sink);
-        let shared = Arc::new(RunShared::new(quotas.clone(), RunEnv::isolated(), self.core.clone(), recorder));
+        let shared = Arc::new(RunShared::new(quotas.clone(), RunEnv::isolated(), self.core.clone(), recorder, None));
         let call = GuestCall::Describe { source: Arc::from(source) };
         tokio::select! {
             outcome = run_guest(shared, Role::Describe, call) => described(outcome),

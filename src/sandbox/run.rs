@@ -9,6 +9,7 @@ use super::instance::{GuestCall, Outcome, run_guest};
 use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
 use super::state::{GuestProtocolError, Role, RunShared};
 use crate::flowdef::FlowInfo;
+use crate::trace::bus::Committed;
 use crate::trace::{ErrorInfo, EventSink, Recorder, RunEvent, SpanKind, Status, now_us};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -36,6 +37,9 @@ pub struct RunRequest {
     pub sink: EventSink,
     /// Cancelling it ends the run `cancelled`.
     pub cancel: CancellationToken,
+    /// How far the store has got with the run's events, when a store
+    /// keeps them: the run waits there rather than run ahead of it.
+    pub committed: Option<Committed>,
 }
 
 impl RunRequest {
@@ -61,6 +65,7 @@ impl RunRequest {
             env,
             sink,
             cancel: CancellationToken::new(),
+            committed: None,
         };
         (request, events)
     }
@@ -68,6 +73,13 @@ impl RunRequest {
     /// The same request under the id the caller gave the run already.
     pub fn with_id(mut self, run_id: String) -> RunRequest {
         self.run_id = run_id;
+        self
+    }
+
+    /// The same request, kept within `MAX_EVENTS_AHEAD` events of what
+    /// the store has committed.
+    pub fn with_backpressure(mut self, committed: Committed) -> RunRequest {
+        self.committed = Some(committed);
         self
     }
 
@@ -107,7 +119,8 @@ impl Sandbox {
         let start_us = now_us();
         let quotas = request.quotas.clone();
         let recorder = Recorder::new(request.run_id.clone(), request.sink);
-        let shared = Arc::new(RunShared::new(quotas.clone(), request.env, self.core.clone(), recorder));
+        let shared =
+            Arc::new(RunShared::new(quotas.clone(), request.env, self.core.clone(), recorder, request.committed));
         let root = shared.ledger().recorder.start(None, SpanKind::Flow, &request.flow, Map::new(), request.line);
 
         let input_json = Value::Object(request.input).to_string();

@@ -10,6 +10,7 @@ use super::engine::{EpochTicker, TICK};
 use super::env::RunEnv;
 use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
 use crate::trace::Recorder;
+use crate::trace::bus::Committed;
 use std::sync::{Arc, Mutex, MutexGuard};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, StoreContextMut, UpdateDeadline};
@@ -18,6 +19,12 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// A busy guest yields to the async runtime this often, so timers, cancels
 /// and other runs on the same thread get their turn.
 const YIELD_EVERY_TICKS: u64 = 10;
+
+/// Most events of one run the store may have yet to commit before the
+/// run's guest waits: a span is two, so about 2,000 spans. The memory this
+/// allows is this many events per run at once (`--max-concurrent` bounds
+/// the runs), whatever pace a flow keeps.
+pub const MAX_EVENTS_AHEAD: u64 = 4096;
 
 /// A table may not grow past this (CPython needs ~200k function slots).
 const MAX_TABLE_ELEMENTS: usize = 262_144;
@@ -62,6 +69,9 @@ pub(crate) struct RunShared {
     pub env: RunEnv,
     pub core: Arc<SandboxCore>,
     ledger: Mutex<Ledger>,
+    /// What the store has committed of the run's events (none when no
+    /// store keeps them, as for the CLI).
+    committed: Option<Committed>,
 }
 
 /// The run's books, behind one lock that is never held across an await.
@@ -124,9 +134,28 @@ impl Ledger {
 }
 
 impl RunShared {
-    pub fn new(quotas: Quotas, env: RunEnv, core: Arc<SandboxCore>, recorder: Recorder) -> RunShared {
+    pub fn new(
+        quotas: Quotas,
+        env: RunEnv,
+        core: Arc<SandboxCore>,
+        recorder: Recorder,
+        committed: Option<Committed>,
+    ) -> RunShared {
         let ledger = Ledger { recorder, usage: Usage::default(), memory_in_use: 0, cpu_ticks: 0, host_cpu_us: 0 };
-        RunShared { quotas, env, core, ledger: Mutex::new(ledger) }
+        RunShared { quotas, env, core, ledger: Mutex::new(ledger), committed }
+    }
+
+    /// Back-pressure: while the store is more than `MAX_EVENTS_AHEAD` of
+    /// the run's events behind, wait before making more. Only host
+    /// functions called by the guest wait here, so the guest is what slows
+    /// down; events the host makes itself (closing spans at the end) are
+    /// bounded by the spans open.
+    pub async fn keep_pace(&self) {
+        let Some(committed) = &self.committed else { return };
+        let emitted = self.ledger().recorder.last_seq();
+        if emitted > MAX_EVENTS_AHEAD {
+            committed.reached(emitted - MAX_EVENTS_AHEAD).await;
+        }
     }
 
     pub fn ledger(&self) -> MutexGuard<'_, Ledger> {

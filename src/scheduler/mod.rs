@@ -362,7 +362,8 @@ impl Scheduler {
                     narrow_services: start.narrow_services,
                 };
                 let (request, mut events) = RunRequest::new(start.source, &start.info, start.input, start.quotas, env);
-                let request = request.with_id(run.run_id.clone()).with_cancel(cancel);
+                let request =
+                    request.with_id(run.run_id.clone()).with_cancel(cancel).with_backpressure(channel.committed());
                 let forward = async {
                     while let Some(event) = events.recv().await {
                         last_seq = event.seq();

@@ -107,6 +107,32 @@ impl RunChannel {
     pub fn is_finished(&self) -> bool {
         self.latest.borrow().1
     }
+
+    /// How far the store has got with this run's events, for the run to
+    /// wait on when it is too far ahead.
+    pub fn committed(&self) -> Committed {
+        Committed(self.latest.subscribe())
+    }
+}
+
+/// The seq of a run's latest event the store has committed (events reach
+/// the channel only once committed). A run that has made many more events
+/// than this waits here: the store's writer is never more than a bounded
+/// number of a run's events behind, and a run that outpaces it is slowed
+/// down rather than held in memory.
+#[derive(Clone)]
+pub struct Committed(watch::Receiver<(u64, bool)>);
+
+impl Committed {
+    /// Returns once every event up to `seq` is committed (or the run's
+    /// channel is finished or gone, when there is nothing left to wait for).
+    pub async fn reached(&self, seq: u64) {
+        let done = |&(committed, finished): &(u64, bool)| committed >= seq || finished;
+        if done(&self.0.borrow()) {
+            return;
+        }
+        let _ = self.0.clone().wait_for(done).await;
+    }
 }
 
 impl Drop for RunChannel {

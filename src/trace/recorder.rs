@@ -47,6 +47,11 @@ impl Recorder {
         self.spans_started
     }
 
+    /// The seq of the latest event emitted, 0 before any.
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
     /// How many spans are open.
     pub fn open_count(&self) -> usize {
         self.open.len()

@@ -1,4 +1,5 @@
 mod artefacts;
+mod backpressure;
 mod bench;
 mod boundary;
 mod builtin_flows;
