@@ -850,7 +850,7 @@ async fn span_figures(harness: &Harness, options: &BenchOptions, sizes: &Sizes) 
         label: "spans recorded and stored per second",
         value: stored,
         unit: "spans/s",
-        target: Some((">= 100,000", stored >= 100_000.0)),
+        target: Some((">= 250,000", stored >= 250_000.0)),
     });
     figures.push(Figure {
         key: "spans_stored_over_recorded",
