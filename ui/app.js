@@ -10,10 +10,13 @@ import { createRunsView } from "./views/runs.js";
 const views = { library: createLibraryView(), runs: createRunsView(), work: createEditorView() };
 let current = null;
 
-/** The view an address names, and what it is to open. */
+/** The view an address (`#/section/id?key=value`) names, and what it is to open. */
 function match(hash) {
-  const [, section, id] = (decodeURIComponent(hash.replace(/^#/, "")) || "/").split("/");
-  if (section === "runs" && !id) return { view: views.runs };
+  const at = hash.indexOf("?");
+  const path = at < 0 ? hash : hash.slice(0, at);
+  const params = new URLSearchParams(at < 0 ? "" : hash.slice(at + 1));
+  const [, section, id] = (decodeURIComponent(path.replace(/^#/, "")) || "/").split("/");
+  if (section === "runs" && !id) return { view: views.runs, route: { params } };
   if (section === "runs") return { view: views.work, route: { runId: id } };
   if (section === "flows" && id) return { view: views.work, route: { flow: id } };
   if (section === "new") return { view: views.work, route: { newFlow: true } };

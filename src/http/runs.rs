@@ -147,6 +147,8 @@ pub async fn start(
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     flow: Option<String>,
+    /// A part of the flow's name, in any case.
+    flow_contains: Option<String>,
     status: Option<String>,
     limit: Option<u32>,
     /// `next` from the previous page.
@@ -170,7 +172,9 @@ pub async fn list(
     if !(1..=500).contains(&limit) {
         return Err(AppError::bad_request("invalid_query", "limit must be between 1 and 500"));
     }
-    let runs = state.store.runs(RunFilter { flow: query.flow, status, before_us: query.before, limit }).await?;
+    let filter =
+        RunFilter { flow: query.flow, flow_contains: query.flow_contains, status, before_us: query.before, limit };
+    let runs = state.store.runs(filter).await?;
     let next = if runs.len() == limit as usize { runs.last().map(|r| r.created_us) } else { None };
     Ok(Json(json!({ "runs": runs, "next": next })))
 }

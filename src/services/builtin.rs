@@ -235,7 +235,7 @@ pub async fn call(
         }
         ("runs", "recent") => {
             let target = readable_runs(store, grants, &context, &text("flow")).await?;
-            let filter = RunFilter { flow: Some(target), status: None, before_us: None, limit: limit(20) };
+            let filter = RunFilter { flow: Some(target), limit: limit(20), ..RunFilter::default() };
             let mut runs = store.runs(filter).await.map_err(failed)?;
             // Each run's input and output may be a MiB; a flow reading recent
             // runs gets their shape, cut like span attributes.

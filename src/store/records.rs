@@ -125,7 +125,10 @@ pub struct NotOwner {
 /// Which runs to list, newest first.
 #[derive(Clone, Debug, Default)]
 pub struct RunFilter {
+    /// Runs of exactly this flow.
     pub flow: Option<String>,
+    /// Runs of flows whose name holds this, in any case (ASCII letters).
+    pub flow_contains: Option<String>,
     pub status: Option<Status>,
     /// Only runs created before this time (the previous page's `next`).
     pub before_us: Option<i64>,

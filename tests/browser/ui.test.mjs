@@ -294,10 +294,22 @@ test("a 100,000-span run opens from a deep link, with a bounded DOM, and its sea
   await closePage(page);
 });
 
-test("the runs list shows runs live and opens one", async () => {
+test("the runs list shows runs live, filters by a part of a flow's name kept in the address, and opens one", async () => {
   const page = await openPage("#/runs");
   await page.waitForSelector("#runs-rows tr[data-run]");
+  // The failing flow's runs (`divide`), found by a part of its name in another case.
+  await page.fill('[data-testid="runs-flow"]', "IVID");
+  const onlyDivide = () => {
+    const rows = [...document.querySelectorAll("#runs-rows tr[data-run]")];
+    return rows.length > 0 && rows.every((row) => row.children[1].textContent === "divide");
+  };
+  await page.waitForFunction(onlyDivide);
+  assert.equal(await page.evaluate(() => location.hash), "#/runs?flow=IVID");
+  await page.reload();
+  await page.waitForFunction(() => document.querySelector('[data-testid="runs-flow"]').value === "IVID");
+  await page.waitForFunction(onlyDivide);
   await page.selectOption('[data-testid="runs-status"]', "failed");
+  assert.equal(await page.evaluate(() => location.hash), "#/runs?flow=IVID&status=failed");
   await page.waitForFunction(() => [...document.querySelectorAll("#runs-rows tr[data-run]")].every((r) => r.querySelector("[data-status]")?.dataset.status === "failed"));
   await page.screenshot({ path: `${SHOTS}/runs.png` });
   await page.click("#runs-rows tr[data-run] a");

@@ -141,6 +141,9 @@ on_both_backends! {
 
         let runs = server.get("/api/runs?flow=greet").json();
         assert_eq!(runs["runs"].as_array().unwrap().len(), 1);
+        let like = server.get("/api/runs?flow_contains=REE").json();
+        assert_eq!(like["runs"].as_array().unwrap().iter().map(|r| r["flow"].clone()).collect::<Vec<_>>(), [json!("greet")]);
+        assert_eq!(server.get("/api/runs?flow=GREET").json()["runs"], json!([]), "flow is the exact name");
         assert_eq!(server.get("/api/runs?status=ok&limit=1").json()["runs"].as_array().unwrap().len(), 1);
         let metrics = server.get("/metrics").text();
         assert!(metrics.contains("hero_logic_runs_total{status=\"ok\"} 2"), "{metrics}");

@@ -1,5 +1,7 @@
-// The Runs view (`#/runs`): the newest runs, filtered by flow and status, kept
-// current by the server's run list stream while the view is shown.
+// The Runs view (`#/runs?flow=…&status=…`): the newest runs, filtered by a part
+// of the flow's name and by status, kept current by the server's run list
+// stream while the view is shown. The filters live in the address, so a
+// filtered list can be bookmarked, shared and reloaded.
 
 import { api, followRunList } from "../api.js";
 import { formatDuration } from "../tree.js";
@@ -24,7 +26,7 @@ export function createRunsView() {
 
   async function render() {
     const params = new URLSearchParams({ limit: "100" });
-    if (flowFilter.value.trim()) params.set("flow", flowFilter.value.trim());
+    if (flowFilter.value.trim()) params.set("flow_contains", flowFilter.value.trim());
     if (statusFilter.value) params.set("status", statusFilter.value);
     const { runs } = await api(`/api/runs?${params}`);
     rows.innerHTML = runs
@@ -37,8 +39,23 @@ export function createRunsView() {
       .join("") || `<tr><td colspan="5">No runs yet.</td></tr>`;
   }
 
-  flowFilter.addEventListener("input", renderSoon);
-  statusFilter.addEventListener("change", render);
+  /** The filters into the address, without a new history entry per key. */
+  function keepInAddress() {
+    const params = new URLSearchParams();
+    if (flowFilter.value.trim()) params.set("flow", flowFilter.value.trim());
+    if (statusFilter.value) params.set("status", statusFilter.value);
+    const query = params.toString();
+    history.replaceState(null, "", `#/runs${query ? `?${query}` : ""}`);
+  }
+
+  flowFilter.addEventListener("input", () => {
+    keepInAddress();
+    renderSoon();
+  });
+  statusFilter.addEventListener("change", () => {
+    keepInAddress();
+    render();
+  });
   rows.addEventListener("click", (event) => {
     const row = event.target.closest("tr[data-run]");
     if (row && event.target.tagName !== "A") location.hash = `#/runs/${encodeURIComponent(row.dataset.run)}`;
@@ -46,8 +63,10 @@ export function createRunsView() {
 
   return {
     name: "runs",
-    async enter() {
+    async enter({ params = new URLSearchParams() }) {
       state.shown = true;
+      flowFilter.value = params.get("flow") ?? "";
+      statusFilter.value = params.get("status") ?? "";
       await render();
       // Left while the list loaded: no stream for a hidden view.
       if (state.shown && !state.stopRunList) state.stopRunList = followRunList(renderSoon);

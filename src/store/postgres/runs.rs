@@ -25,13 +25,20 @@ impl PgStore {
                 "SELECT {RUN_COLUMNS} FROM runs
                  WHERE ($1::text IS NULL OR flow = $1) AND ($2::text IS NULL OR status = $2)
                    AND ($3::int8 IS NULL OR created_us < $3)
+                   AND ($5::text IS NULL OR strpos(lower(flow COLLATE \"C\"), $5) > 0)
                  ORDER BY created_us DESC, run_id DESC LIMIT $4"
             ))
             .await?;
         let rows = client
             .query(
                 &statement,
-                &[&filter.flow, &filter.status.map(Status::as_str), &filter.before_us, &i64::from(filter.limit)],
+                &[
+                    &filter.flow,
+                    &filter.status.map(Status::as_str),
+                    &filter.before_us,
+                    &i64::from(filter.limit),
+                    &filter.flow_contains.as_deref().map(str::to_ascii_lowercase),
+                ],
             )
             .await?;
         all(rows, run_from_row)

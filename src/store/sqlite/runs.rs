@@ -67,10 +67,17 @@ impl SqliteStore {
             let mut statement = conn.prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs
                  WHERE (?1 IS NULL OR flow = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR created_us < ?3)
+                   AND (?5 IS NULL OR instr(lower(flow), ?5) > 0)
                  ORDER BY created_us DESC, run_id DESC LIMIT ?4"
             ))?;
             let rows = statement.query_map(
-                params![filter.flow, filter.status.map(Status::as_str), filter.before_us, filter.limit],
+                params![
+                    filter.flow,
+                    filter.status.map(Status::as_str),
+                    filter.before_us,
+                    filter.limit,
+                    filter.flow_contains.as_deref().map(str::to_ascii_lowercase)
+                ],
                 run_from_row,
             )?;
             rows.collect()
