@@ -78,14 +78,24 @@ function startOrder(a, b) {
   return a.start_us - b.start_us || a.span_id - b.span_id;
 }
 
+/**
+ * Text as the filter compares it: lower case, without quotes, with `:` and
+ * `=` (and the spaces around them) alike, so `i=42`, `i: 42` and `"i": 42`
+ * all find the attribute `{"i": 42}`, whatever spacing JSON gave it.
+ */
+export function looseText(text) {
+  return text.toLowerCase().replace(/"/g, "").replace(/\s*[:=]\s*/g, "=");
+}
+
 /** Does a span match a filter text (name, kind, status, error or attributes)? */
 export function matches(span, filter) {
   const needle = filter.trim().toLowerCase();
   if (!needle) return true;
   if (span.name.toLowerCase().includes(needle)) return true;
   if (span.kind.includes(needle) || span.status.includes(needle)) return true;
-  if (span.error && JSON.stringify(span.error).toLowerCase().includes(needle)) return true;
-  return JSON.stringify(span.attrs || {}).toLowerCase().includes(needle);
+  const loose = looseText(needle);
+  if (span.error && looseText(JSON.stringify(span.error)).includes(loose)) return true;
+  return looseText(JSON.stringify(span.attrs || {})).includes(loose);
 }
 
 /**

@@ -85,6 +85,17 @@ test("a filter keeps matches and their ancestors, and opens collapsed ancestors"
   assert.deepEqual(layoutRows(model, { filter: "nothing like it" }), []);
 });
 
+test("an attribute matches however its key and value are written", () => {
+  const model = createModel();
+  addSpans(model, [span(1, null, "root"), span(2, 1, "step", { attrs: { i: 42, city: "Ghent" } }), span(3, 1, "other", { attrs: { i: 421 } })]);
+  for (const filter of ["i=42,", "i: 42,", '"i": 42,', '"i":42,', "city=ghent", "City : Ghent", '"city": "Ghent"']) {
+    assert.deepEqual(names(layoutRows(model, { filter })), ["root", "  step"], filter);
+  }
+  assert.deepEqual(names(layoutRows(model, { filter: "i=4" })), ["root", "  step", "  other"]);
+  assert.deepEqual(names(layoutRows(model, { filter: "type: ValueError" })), []);
+  assert.deepEqual(names(layoutRows(sample(), { filter: "type: ValueError" })), ["report_flow", "  report", "    format"]);
+});
+
 test("live events build the same tree, and replayed events are ignored", () => {
   seq = 0;
   const model = createModel();
