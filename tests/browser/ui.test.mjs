@@ -133,6 +133,13 @@ test("the library lists the built-in flows and its search box finds them", async
   await page.fill('[data-testid="library-search"]', "slowest steps");
   await page.waitForFunction(() => document.querySelector("#library-rows tr[data-flow]")?.dataset.flow === "optimize_flow");
   assert.match(await page.textContent("#library-rows .snippet"), /slowest/i);
+  // Hits are ranked by relevance against the best one, under that header; none is shown as worth nothing.
+  assert.equal(await page.textContent('[data-testid="library-last-column"]'), "relevance");
+  const relevance = await page.$$eval("#library-rows td.relevance", (cells) => cells.map((c) => c.textContent));
+  assert.equal(relevance[0], "100%");
+  assert.ok(relevance.every((text) => /^[1-9]\d*%$/.test(text)), relevance.join(" "));
+  await page.fill('[data-testid="library-search"]', "");
+  await page.waitForFunction(() => document.querySelector('[data-testid="library-last-column"]').textContent === "last run");
   await closePage(page);
 });
 

@@ -7,6 +7,8 @@ import { badge, byId, escapeHtml } from "../page.js";
 export function createLibraryView() {
   const search = byId("library-search");
   const rows = byId("library-rows");
+  // "last run" over the library, "relevance" over search hits.
+  const lastColumn = byId("library-last-column");
   const state = {
     // Searching waits for a pause in the typing.
     searchTimer: null,
@@ -14,6 +16,7 @@ export function createLibraryView() {
 
   async function render() {
     const query = search.value;
+    lastColumn.textContent = query.trim() ? "relevance" : "last run";
     if (query.trim()) {
       let hits;
       try {
@@ -22,11 +25,16 @@ export function createLibraryView() {
         rows.innerHTML = `<tr><td colspan="4">${escapeHtml(error.message)}</td></tr>`;
         return;
       }
-      rows.innerHTML = hits
+      // A hit whose score rounds to nothing matched only words most flows
+      // hold: it says nothing about the query. Relevance is shown against
+      // the best hit, which is what a reader compares.
+      const relevant = hits.filter((hit) => hit.score >= 0.005);
+      const best = relevant[0]?.score || 1;
+      rows.innerHTML = relevant
         .map(
           (hit) => `<tr data-flow="${escapeHtml(hit.name)}"><td><a href="#/flows/${encodeURIComponent(hit.name)}">${escapeHtml(hit.name)}</a></td>
           <td>${escapeHtml(hit.description)}<div class="snippet">${escapeHtml(hit.snippet).replace(/\[/g, "<mark>").replace(/\]/g, "</mark>")}</div></td>
-          <td>v${hit.version}</td><td>score ${hit.score.toFixed(2)}</td></tr>`,
+          <td>v${hit.version}</td><td class="relevance" title="score ${hit.score.toFixed(2)}">${Math.max(1, Math.round((100 * hit.score) / best))}%</td></tr>`,
         )
         .join("") || `<tr><td colspan="4">No flow matches.</td></tr>`;
       return;
