@@ -1,6 +1,7 @@
 // A span's details under the tree: status, duration and line, its error with
-// the traceback, attributes and log lines; for the root span, the run's usage
-// against its quotas.
+// the traceback, attributes and log lines; for the root span, the run's input
+// and output (pretty, with a copy button each) and its usage against its
+// quotas.
 
 import { api } from "./api.js";
 import { escapeHtml } from "./page.js";
@@ -29,21 +30,30 @@ export class Details {
       if (span.error.traceback) parts.push(`<pre data-testid="traceback">${escapeHtml(span.error.traceback)}</pre>`);
       parts.push("</div>");
     }
-    if (isRoot) parts.push('<div data-testid="usage"></div>');
+    if (isRoot) parts.push('<div data-testid="run-io" class="run-io"></div><div data-testid="usage"></div>');
     if (Object.keys(span.attrs || {}).length) parts.push(`<pre data-testid="attrs">${escapeHtml(JSON.stringify(span.attrs, null, 2))}</pre>`);
     const logs = model.logs.get(span.span_id) || [];
     if (logs.length) parts.push(`<pre data-testid="logs">${logs.map((l) => `${escapeHtml(l.stream)}: ${escapeHtml(l.text)}`).join("\n")}</pre>`);
     this.container.innerHTML = parts.join("");
-    if (isRoot) this.showUsage(this.container.querySelector('[data-testid="usage"]'), runId, model);
+    if (isRoot) this.showRun(runId, model);
+  }
+
+  /** The root's part: the run's input and output, then its usage. */
+  async showRun(runId, model) {
+    const ioBox = this.container.querySelector('[data-testid="run-io"]');
+    const usageBox = this.container.querySelector('[data-testid="usage"]');
+    // A finished run came with its run_finished event; ask only while it runs.
+    const finished = model.run?.run_id === runId ? model.run : null;
+    const run = finished || (await api(`/api/runs/${encodeURIComponent(runId)}`).catch(() => null));
+    if (!run || !ioBox.isConnected) return;
+    showInputOutput(ioBox, run);
+    await this.showUsage(usageBox, run);
   }
 
   /** The run's usage against its quotas, one row per quota that counts. */
-  async showUsage(box, runId, model) {
-    // A finished run's usage came with its run_finished event; ask only while it runs.
-    const finished = model.run?.run_id === runId ? model.run : null;
-    const run = finished || (await api(`/api/runs/${encodeURIComponent(runId)}`).catch(() => null));
+  async showUsage(box, run) {
     const table = await this.quotas().catch(() => []);
-    if (!run || !box.isConnected || !run.usage) return;
+    if (!box.isConnected || !run.usage) return;
     const rows = table
       .filter((quota) => quota.usage)
       .map((quota) => {
@@ -63,5 +73,31 @@ export class Details {
       throw error;
     });
     return this.quotaTable;
+  }
+}
+
+/** The run's input and, once it ended ok, its output, pretty-printed, each
+ * with a button that copies it. */
+function showInputOutput(box, run) {
+  const blocks = [["input", run.input ?? {}]];
+  // A run that did not end ok has no output; its error is on its span.
+  if (run.end_us && run.status === "ok") blocks.push(["output", run.output ?? null]);
+  box.innerHTML = blocks
+    .map(
+      ([name, value]) => `<div class="io-head">${name} <button type="button" class="copy" data-copy="${name}" data-testid="copy-${name}">copy</button></div>
+      <pre data-testid="run-${name}">${escapeHtml(JSON.stringify(value, null, 2))}</pre>`,
+    )
+    .join("");
+  for (const button of box.querySelectorAll("button[data-copy]")) {
+    button.addEventListener("click", async () => {
+      const text = box.querySelector(`[data-testid="run-${button.dataset.copy}"]`).textContent;
+      try {
+        await navigator.clipboard.writeText(text);
+        button.textContent = "copied";
+      } catch {
+        button.textContent = "copy failed";
+      }
+      setTimeout(() => (button.textContent = "copy"), 1500);
+    });
   }
 }

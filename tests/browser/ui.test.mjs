@@ -171,6 +171,11 @@ test("a flow written in the editor runs, and its tree grows before the run ends"
   // The root's details show the run's usage against its quotas.
   await page.waitForFunction(() => /wall time/.test(document.querySelector('[data-testid="details"]')?.textContent));
   assert.match(await page.textContent('[data-testid="details"]'), /memory\s*[\d.]+ \/ 128 MiB/);
+  // ... and its input and output, pretty-printed, each copyable.
+  assert.equal(await page.textContent('[data-testid="run-input"]'), JSON.stringify({ pause: 0.4 }, null, 2));
+  assert.equal(await page.textContent('[data-testid="run-output"]'), JSON.stringify({ steps: 4 }, null, 2));
+  await page.click('[data-testid="copy-output"]');
+  assert.equal(await page.evaluate(() => navigator.clipboard.readText()), JSON.stringify({ steps: 4 }, null, 2));
   await page.screenshot({ path: `${SHOTS}/run-finished.png` });
   await closePage(page);
 });
