@@ -3,6 +3,42 @@
 
 import { escapeHtml } from "./page.js";
 
+/** A value of each input type, to show what a field or the raw JSON takes. */
+const EXAMPLES = { string: "text", integer: 42, number: 1.5, boolean: true, object: {}, array: [], any: null };
+
+/** The raw JSON box's placeholder: an input these declared inputs accept,
+ * each input's default or an example of its type. */
+export function exampleInput(inputs) {
+  const example = {};
+  for (const [name, spec] of Object.entries(inputs || {})) {
+    example[name] = spec.default !== undefined && spec.default !== null ? spec.default : (EXAMPLES[spec.type] ?? null);
+  }
+  return JSON.stringify(example);
+}
+
+/** What a field holds as the input's value; a field of another type than
+ * string must hold JSON of its type. Throws an error naming the field and
+ * what it needs. */
+export function fieldValue(name, type, text) {
+  if (type === "string") return text;
+  const needs = `"${name}" needs ${type === "any" ? "a JSON value" : `a${/^[aeiou]/.test(type) ? "n" : ""} ${type}`}, like ${JSON.stringify(EXAMPLES[type] ?? 1)}`;
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error(`${needs}; "${text}" is not one`);
+  }
+  const fits = {
+    integer: Number.isInteger(value),
+    number: typeof value === "number",
+    boolean: typeof value === "boolean",
+    object: value !== null && typeof value === "object" && !Array.isArray(value),
+    array: Array.isArray(value),
+  }[type];
+  if (fits === false) throw new Error(`${needs}; "${text}" is not one`);
+  return value;
+}
+
 export class InputForm {
   /** @param {HTMLFormElement} form the element the fields are drawn in */
   constructor(form) {
@@ -23,7 +59,7 @@ export class InputForm {
         <input name="${escapeHtml(name)}" data-type="${escapeHtml(spec.type)}" data-testid="input-${escapeHtml(name)}" value="${escapeHtml(shown)}"></label>`;
     });
     this.form.innerHTML = `${fields.join("")}
-      <label style="flex: 1 1 100%">raw JSON input (used when not empty)<textarea name="__raw" data-testid="input-json" placeholder='{"who": "ada"}'></textarea></label>`;
+      <label style="flex: 1 1 100%">raw JSON input (used when not empty)<textarea name="__raw" data-testid="input-json" placeholder="${escapeHtml(exampleInput(this.inputs))}"></textarea></label>`;
     for (const field of this.fields()) {
       if (typed[field.name]) field.value = typed[field.name];
     }
@@ -34,15 +70,21 @@ export class InputForm {
     return JSON.stringify(inputs) === JSON.stringify(this.inputs);
   }
 
-  /** The run's input: the raw JSON when given, else the fields. Throws when
-   * the JSON (or a non-string field) does not parse. */
+  /** The run's input: the raw JSON when given, else the fields. Throws an
+   * error that says what is wrong: the raw JSON, or which field needs what. */
   read() {
     const raw = this.form.elements.__raw.value.trim();
-    if (raw) return JSON.parse(raw);
+    if (raw) {
+      try {
+        return JSON.parse(raw);
+      } catch (error) {
+        throw new Error(`the raw JSON input is not valid JSON: ${error.message}`);
+      }
+    }
     const input = {};
     for (const field of this.form.querySelectorAll("input[name]")) {
       if (field.value === "") continue;
-      input[field.name] = field.dataset.type === "string" ? field.value : JSON.parse(field.value);
+      input[field.name] = fieldValue(field.name, field.dataset.type, field.value);
     }
     return input;
   }

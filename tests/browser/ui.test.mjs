@@ -183,6 +183,13 @@ test("a flow written in the editor runs, and its tree grows before the run ends"
 test("a failing flow shows its traceback, and clicking the span highlights its line", async () => {
   const page = await openPage("#/new");
   await writeInEditor(page, FAILING_FLOW);
+  // The form follows the flow's inputs: its raw JSON example, and a field's own message.
+  await page.waitForSelector('[data-testid="input-by"]');
+  assert.equal(await page.getAttribute('[data-testid="input-json"]', "placeholder"), '{"by":42}');
+  await page.fill('[data-testid="input-by"]', "zero");
+  await page.click('[data-testid="run"]');
+  await page.waitForFunction(() => document.querySelector('[data-testid="editor-message"]').textContent.includes("needs"));
+  assert.equal(await page.textContent('[data-testid="editor-message"]'), '"by" needs an integer, like 42; "zero" is not one');
   await page.fill('[data-testid="input-json"]', '{"by": 0}');
   await page.click('[data-testid="run"]');
   await page.waitForSelector('[data-testid="run-title"][data-status="failed"]');

@@ -142,7 +142,7 @@ export function createEditorView() {
     try {
       input = form.read();
     } catch (error) {
-      setMessage(`the input is not valid JSON: ${error.message}`);
+      setMessage(error.message);
       return;
     }
     const unchanged = state.flow && editor.source === state.flow.source;
