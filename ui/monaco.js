@@ -117,17 +117,21 @@ export class Editor {
     this.monaco.editor.setModelMarkers(model, "hero_logic", [
       { startLineNumber: lineNumber, endLineNumber: lineNumber, startColumn: 1, endColumn: model.getLineMaxColumn(lineNumber), message, severity: this.monaco.MarkerSeverity.Error },
     ]);
-    if (reveal) this.revealLine(lineNumber);
+    if (reveal) this.revealLine(lineNumber, { scroll: true });
   }
 
   clearMarkers() {
     this.monaco.editor.setModelMarkers(this.editor.getModel(), "hero_logic", []);
   }
 
-  /** Scroll to a line and highlight it. */
-  revealLine(line) {
-    this.editor.revealLineInCenter(line);
-    this.editor.setPosition({ lineNumber: line, column: 1 });
+  /**
+   * Highlight a line; with `scroll`, bring it into view too. Never moves the
+   * cursor or takes the focus: the user may be typing while a run ends, and
+   * what they type must land where they put it. Scroll only when the user
+   * asked to see the line (clicked a span).
+   */
+  revealLine(line, { scroll = false } = {}) {
+    if (scroll) this.editor.revealLineInCenterIfOutsideViewport(line);
     this.decorations?.clear();
     this.decorations = this.editor.createDecorationsCollection([
       // The number is marked too: it says which line it is without reading the code.

@@ -10,7 +10,8 @@ import { initialTreeState, reduceTree } from "./tree_state.js";
 import { TreeView } from "./treeview.js";
 
 export class RunPane {
-  /** @param {{onSpanShown: (span) => void}} hooks `onSpanShown` hears of every span whose details open */
+  /** @param {{onSpanShown: (span, asked: boolean) => void}} hooks `onSpanShown` hears of every span
+   * whose details open, and whether the user asked for it (clicked it) */
   constructor({ onSpanShown }) {
     this.onSpanShown = onSpanShown;
     this.title = byId("run-title");
@@ -20,7 +21,7 @@ export class RunPane {
       onToggle: (spanId) => this.dispatch({ type: "toggle", spanId }),
       onSelect: (spanId) => {
         this.dispatch({ type: "select", spanId });
-        this.showDetails(this.model.spans.get(spanId));
+        this.showDetails(this.model.spans.get(spanId), true);
       },
     });
     /** The run shown, or null. */
@@ -83,6 +84,13 @@ export class RunPane {
     });
   }
 
+  /** A run was refused before it started: show none, and say so. */
+  refused() {
+    this.clear();
+    this.title.textContent = "Run refused";
+    this.title.dataset.status = "refused";
+  }
+
   /** Stop following the run and show none. */
   clear() {
     this.stop();
@@ -110,9 +118,9 @@ export class RunPane {
     if (root && this.tree.selected === null) this.showDetails(root);
   }
 
-  showDetails(span) {
+  showDetails(span, asked = false) {
     this.details.show(span, this.model, this.runId);
-    this.onSpanShown(span);
+    this.onSpanShown(span, asked);
   }
 
   async cancel() {

@@ -63,6 +63,8 @@ def nap(i):
     return i
 `;
 
+const SLOW_FLOW_START = SLOW_FLOW.slice(0, SLOW_FLOW.indexOf("def slow_steps"));
+
 let browser;
 
 before(async () => {
@@ -164,8 +166,16 @@ test("a flow written in the editor runs, and its tree grows before the run ends"
   assert.equal(midway.finished, null, "the run has not finished yet");
   assert.ok(midway.running >= 1 && midway.rows >= 2, JSON.stringify(midway));
   await page.screenshot({ path: `${SHOTS}/run-live.png` });
+  // The user goes on typing at the end of the source while the run ends:
+  // its end highlights the flow's line, and moves neither cursor nor focus.
+  await page.keyboard.press("Control+End");
 
   await page.waitForSelector('[data-testid="run-title"][data-status="ok"]', { timeout: 20_000 });
+  await page.waitForSelector(".monaco-editor .highlight-line");
+  await page.keyboard.type("# typed as the run ended");
+  const typed = await page.evaluate(() => window.monaco.editor.getEditors()[0].getValue());
+  assert.ok(typed.endsWith("# typed as the run ended"), typed);
+  assert.ok(typed.startsWith(SLOW_FLOW_START), "nothing landed at the flow's line");
   const statuses = await page.$$eval('[data-testid="tree"] [data-span-id]', (rows) => rows.map((r) => r.dataset.status));
   assert.deepEqual(statuses, ["ok", "ok", "ok", "ok", "ok"]);
   // The root's details show the run's usage against its quotas.
@@ -193,13 +203,38 @@ test("a failing flow shows its traceback, and clicking the span highlights its l
   await page.fill('[data-testid="input-json"]', '{"by": 0}');
   await page.click('[data-testid="run"]');
   await page.waitForSelector('[data-testid="run-title"][data-status="failed"]');
+  assert.equal(await page.textContent('[data-testid="flow-title"]'), "divide (unsaved source)");
   await page.click('[data-testid="tree"] [data-status="failed"] >> text=divide >> nth=-1');
   assert.match(await page.textContent('[data-testid="traceback"]'), /ZeroDivisionError/);
   // The line is highlighted, and its number in the gutter is marked.
   await page.waitForSelector(".monaco-editor .highlight-line");
   assert.equal((await page.textContent(".monaco-editor .highlight-line-number")).trim(), String(FAILING_LINE));
   await page.screenshot({ path: `${SHOTS}/run-failed.png` });
-  await closePage(page);
+  // A run the server refuses does not leave the previous run's tree as if it were its outcome.
+  await page.fill('[data-testid="input-json"]', '{"by": "zero"}');
+  await page.click('[data-testid="run"]');
+  await page.waitForSelector('[data-testid="run-title"][data-status="refused"]');
+  assert.equal(await page.textContent('[data-testid="run-title"]'), "Run refused");
+  assert.match(await page.textContent('[data-testid="editor-message"]'), /by/);
+  assert.equal(await page.$$eval('[data-testid="tree"] [data-span-id]', (rows) => rows.length), 0);
+  await closePage(page, [/status of 400 \(Bad Request\)/]);
+});
+
+test("a link to a run or a flow that is not there says so, with ways back", async () => {
+  const page = await openPage("#/runs/no-such-run");
+  await page.waitForSelector('[data-testid="not-found"]:not([hidden])');
+  assert.equal(await page.textContent("#work-missing-text"), "No run no-such-run");
+  assert.equal(await page.isVisible('[data-testid="editor"]'), false);
+  await page.click('[data-testid="not-found"] >> text=Back to the library');
+  await page.waitForSelector('[data-flow="service_agent"]');
+  await page.evaluate(() => (location.hash = "#/flows/no_such_flow"));
+  await page.waitForSelector('[data-testid="not-found"]:not([hidden])');
+  assert.equal(await page.textContent("#work-missing-text"), "No flow named no_such_flow");
+  await page.click('[data-testid="not-found"] >> text=A new flow');
+  await page.waitForSelector('[data-testid="not-found"]', { state: "hidden" });
+  await page.waitForFunction(() => document.querySelector('[data-testid="flow-title"]').textContent === "new flow");
+  assert.equal(await page.isVisible('[data-testid="editor"]'), true);
+  await closePage(page, [/status of 404 \(Not Found\)/]);
 });
 
 test("subflows run side by side are siblings with their own steps and overlapping bars", async () => {

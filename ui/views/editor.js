@@ -22,6 +22,8 @@ def hello(who):
 `;
 
 export function createEditorView() {
+  const workView = byId("work-view");
+  const missing = byId("work-missing");
   const editorElement = byId("editor");
   const title = byId("flow-title");
   const message = byId("editor-message");
@@ -158,9 +160,12 @@ export function createEditorView() {
       editor.clearMarkers();
       const { run_id } = await api("/api/runs", { method: "POST", body });
       setMessage("");
+      if (!unchanged && body.flow) title.textContent = `${body.flow} (unsaved source)`;
       history.replaceState(null, "", `#/runs/${encodeURIComponent(run_id)}`);
       runPane.watch(run_id);
     } catch (error) {
+      // The previous run's tree would read as this one's outcome.
+      runPane.refused();
       showError(error);
     }
   }
@@ -171,10 +176,18 @@ export function createEditorView() {
     if (line) state.editor.markError(line, error.message, true);
   }
 
-  /** A span's details point at its line in the editor; a failure's at the line that raised. */
-  function revealSpan(span) {
+  /** A span's details point at its line in the editor; a failure's at the
+   * line that raised. The editor scrolls there only when the user clicked. */
+  function revealSpan(span, asked) {
     const line = span?.error?.line || span?.line;
-    if (line && state.editor) state.editor.revealLine(line);
+    if (line && state.editor) state.editor.revealLine(line, { scroll: asked });
+  }
+
+  /** Show "not found" instead of the editor and the run pane (null: the panes). */
+  function showMissing(text) {
+    missing.hidden = text === null;
+    workView.classList.toggle("is-missing", text !== null);
+    byId("work-missing-text").textContent = text ?? "";
   }
 
   byId("run").addEventListener("click", run);
@@ -190,10 +203,16 @@ export function createEditorView() {
     async enter(route) {
       // Busy until the source is in: what a screen reader (or a test) waits for.
       editorElement.setAttribute("aria-busy", "true");
+      showMissing(null);
       try {
         if (route.runId) await openRun(route.runId);
         else if (route.flow) await openFlow(route.flow);
         else await openNew();
+      } catch (error) {
+        // A link to a run or a flow that is not there (any more): say so,
+        // with the ways back, rather than a blank editor.
+        if (error.status !== 404) throw error;
+        showMissing(route.runId ? `No run ${route.runId}` : `No flow named ${route.flow}`);
       } finally {
         editorElement.setAttribute("aria-busy", "false");
       }
