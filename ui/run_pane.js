@@ -23,6 +23,10 @@ export class RunPane {
         this.dispatch({ type: "select", spanId });
         this.showDetails(this.model.spans.get(spanId), true);
       },
+      onFollow: (on) => {
+        byId("follow").checked = on;
+        this.dispatch({ type: "follow", on });
+      },
     });
     /** The run shown, or null. */
     this.runId = null;

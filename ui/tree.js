@@ -197,3 +197,12 @@ export function visibleWindow(rowCount, rowHeight, scrollTop, viewportHeight, ov
   // Scrolled past the rows (they shrank under a filter): nothing to draw.
   return { first: Math.min(first, last), last };
 }
+
+/**
+ * Whether to follow the newest rows after the reader scrolled: scrolling
+ * away from the bottom stops following, scrolling back to it (within a row)
+ * follows again.
+ */
+export function followAfterScroll({ scrollTop, clientHeight, scrollHeight }, rowHeight) {
+  return scrollTop + clientHeight >= scrollHeight - rowHeight;
+}

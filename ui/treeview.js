@@ -4,7 +4,7 @@
 // events arrive. It keeps no state of its own beyond what it last drew; a
 // click is passed on as an intent for the owner to reduce.
 
-import { barPosition, createModel, formatDuration, isRunning, layoutRows, timeAxis, visibleWindow } from "./tree.js";
+import { barPosition, createModel, followAfterScroll, formatDuration, isRunning, layoutRows, timeAxis, visibleWindow } from "./tree.js";
 import { initialTreeState } from "./tree_state.js";
 
 const ROW_HEIGHT = 22;
@@ -13,8 +13,9 @@ const ICONS = { ok: "✓", failed: "✗", running: "●", queued: "…", timed_o
 export class TreeView {
   /**
    * @param {HTMLElement} container the scrolling element (holds a `.tree-spacer`)
-   * @param {{onToggle: (spanId) => void, onSelect: (spanId) => void}} intents
-   *   what a click on a row's toggle, or on the rest of a row, asks for
+   * @param {{onToggle: (spanId) => void, onSelect: (spanId) => void, onFollow: (on: boolean) => void}} intents
+   *   what a click on a row's toggle, or on the rest of a row, asks for, and
+   *   what the reader's scrolling says about following the newest rows
    */
   constructor(container, intents) {
     this.container = container;
@@ -29,7 +30,13 @@ export class TreeView {
     this.pending = false;
     this.tick = null;
     this.pool = [];
-    container.addEventListener("scroll", () => this.schedule());
+    // Where the view last scrolled itself to follow: a scroll to anywhere
+    // else is the reader's.
+    this.followedTo = null;
+    container.addEventListener("scroll", () => {
+      if (container.scrollTop !== this.followedTo) this.readerScrolled();
+      this.schedule();
+    });
     container.addEventListener("click", (event) => this.click(event));
     window.addEventListener("resize", () => this.schedule());
   }
@@ -63,6 +70,7 @@ export class TreeView {
       this.spacer.style.height = `${this.rows.length * ROW_HEIGHT}px`;
       if (state.follow && running) {
         this.container.scrollTop = Math.max(0, this.rows.length * ROW_HEIGHT - this.container.clientHeight);
+        this.followedTo = this.container.scrollTop;
       }
     }
     const nowUs = Date.now() * 1000;
@@ -103,6 +111,13 @@ export class TreeView {
     bar.className = `bar b-${span.status}`;
     bar.style.left = `${left * 100}%`;
     bar.style.width = `${width * 100}%`;
+  }
+
+  /** Up pauses following a live run; back at the bottom resumes it. */
+  readerScrolled() {
+    if (!isRunning(this.model)) return;
+    const follow = followAfterScroll(this.container, ROW_HEIGHT);
+    if (follow !== this.state.follow) this.intents.onFollow(follow);
   }
 
   click(event) {

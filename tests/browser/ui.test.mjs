@@ -220,6 +220,50 @@ test("a failing flow shows its traceback, and clicking the span highlights its l
   await closePage(page, [/status of 400 \(Bad Request\)/]);
 });
 
+test("scrolling up a live run's tree stops following it; back at the bottom it follows again", async () => {
+  const page = await openPage("#/runs");
+  const source = `import time
+from hero_logic import flow
+
+
+@flow(name="many_slow_steps")
+def many_slow_steps():
+    for i in range(100):
+        with flow.step(f"step {i}"):
+            time.sleep(0.08)
+    return 100
+`;
+  const runId = await page.evaluate(async (body) => {
+    const response = await fetch("/api/runs", { method: "POST", headers: { "Content-Type": "application/json" }, body });
+    return (await response.json()).run_id;
+  }, JSON.stringify({ source, input: {} }));
+  await page.evaluate((id) => (location.hash = `#/runs/${id}`), runId);
+  const rows = () => document.querySelectorAll('[data-testid="tree"] [data-span-id]').length;
+  const tree = '[data-testid="tree"]';
+  // Enough rows to scroll, and the view at the bottom: following.
+  await page.waitForFunction(() => {
+    const box = document.querySelector('[data-testid="tree"]');
+    return box.scrollHeight > box.clientHeight * 1.5;
+  });
+  assert.equal(await page.isChecked('[data-testid="follow"]'), true);
+  await page.$eval(tree, (box) => (box.scrollTop = 0));
+  await page.waitForFunction(() => !document.querySelector('[data-testid="follow"]').checked);
+  const spansThen = await page.evaluate(() => document.querySelector(".tree-spacer").offsetHeight);
+  await page.waitForFunction((then) => document.querySelector(".tree-spacer").offsetHeight > then + 44, spansThen);
+  assert.equal(await page.$eval(tree, (box) => box.scrollTop), 0, "the view stays where the reader scrolled it");
+  await page.$eval(tree, (box) => (box.scrollTop = box.scrollHeight));
+  await page.waitForFunction(() => document.querySelector('[data-testid="follow"]').checked);
+  const heightNow = await page.evaluate(() => document.querySelector(".tree-spacer").offsetHeight);
+  await page.waitForFunction((then) => document.querySelector(".tree-spacer").offsetHeight > then + 44, heightNow);
+  await page.waitForFunction(() => {
+    const box = document.querySelector('[data-testid="tree"]');
+    return box.scrollTop + box.clientHeight >= box.scrollHeight - 22;
+  });
+  assert.ok((await page.evaluate(rows)) > 0);
+  await page.evaluate((id) => fetch(`/api/runs/${id}/cancel`, { method: "POST" }), runId);
+  await closePage(page);
+});
+
 test("a link to a run or a flow that is not there says so, with ways back", async () => {
   const page = await openPage("#/runs/no-such-run");
   await page.waitForSelector('[data-testid="not-found"]:not([hidden])');

@@ -7,6 +7,7 @@ import {
   barPosition,
   collapseBelow,
   createModel,
+  followAfterScroll,
   formatDuration,
   layoutRows,
   timeAxis,
@@ -151,4 +152,12 @@ test("a 100,000-span run lays out, and only a window of it is drawn", () => {
   assert.deepEqual(window, { first: 49_990, last: 50_040 });
   assert.equal(visibleWindow(rows.length, 22, 0, 660).first, 0);
   assert.deepEqual(visibleWindow(3, 22, 22 * 50_000, 660), { first: 3, last: 3 }, "scrolled past a shrunken list");
+});
+
+test("scrolling up stops following the newest rows, scrolling back to the bottom follows again", () => {
+  assert.equal(followAfterScroll({ scrollTop: 0, clientHeight: 440, scrollHeight: 2200 }, 22), false);
+  assert.equal(followAfterScroll({ scrollTop: 1760, clientHeight: 440, scrollHeight: 2200 }, 22), true);
+  assert.equal(followAfterScroll({ scrollTop: 1745, clientHeight: 440, scrollHeight: 2200 }, 22), true, "within a row of the bottom");
+  assert.equal(followAfterScroll({ scrollTop: 1700, clientHeight: 440, scrollHeight: 2200 }, 22), false);
+  assert.equal(followAfterScroll({ scrollTop: 0, clientHeight: 440, scrollHeight: 300 }, 22), true, "rows that fit are all in view");
 });
