@@ -25,6 +25,7 @@ const FILES: &[(&str, &[u8])] = embedded![
     "ui/run_pane.js",
     "ui/details.js",
     "ui/input_form.js",
+    "ui/drafts.js",
     "ui/api.js",
     "ui/tree.js",
     "ui/tree_state.js",

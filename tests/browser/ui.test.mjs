@@ -264,6 +264,37 @@ def many_slow_steps():
   await closePage(page);
 });
 
+test("unsaved edits are kept per flow, come back after leaving or reloading, and go only on purpose", async () => {
+  const page = await openPage("#/flows/slow_steps");
+  await page.waitForSelector('[data-testid="editor"][aria-busy="false"]');
+  const editorText = () => window.monaco?.editor.getEditors()[0]?.getValue();
+  const stored = await page.evaluate(editorText);
+  assert.equal(await page.isVisible('[data-testid="discard-draft"]'), false);
+  await page.click(".monaco-editor .view-lines");
+  await page.keyboard.press("Control+End");
+  await page.keyboard.type("# a draft");
+  await page.waitForSelector('[data-testid="discard-draft"]', { state: "visible" });
+  await page.evaluate(() => (location.hash = "#/"));
+  await page.waitForSelector('[data-flow="service_agent"]');
+  await page.evaluate(() => (location.hash = "#/flows/slow_steps"));
+  await page.waitForFunction(() => window.monaco.editor.getEditors()[0].getValue().endsWith("# a draft"));
+  await page.reload();
+  await page.waitForFunction(() => window.monaco?.editor.getEditors()[0]?.getValue().endsWith("# a draft"));
+  await page.waitForSelector('[data-testid="discard-draft"]', { state: "visible" });
+  // Discarding asks first; declined, nothing changes.
+  page.once("dialog", (dialog) => dialog.dismiss());
+  await page.click('[data-testid="discard-draft"]');
+  assert.ok((await page.evaluate(editorText)).endsWith("# a draft"));
+  page.once("dialog", (dialog) => dialog.accept());
+  await page.click('[data-testid="discard-draft"]');
+  await page.waitForFunction((text) => window.monaco.editor.getEditors()[0].getValue() === text, stored);
+  await page.waitForSelector('[data-testid="discard-draft"]', { state: "hidden" });
+  await page.reload();
+  await page.waitForSelector('[data-testid="editor"][aria-busy="false"]');
+  assert.equal(await page.evaluate(editorText), stored, "a discarded draft does not come back");
+  await closePage(page);
+});
+
 test("a link to a run or a flow that is not there says so, with ways back", async () => {
   const page = await openPage("#/runs/no-such-run");
   await page.waitForSelector('[data-testid="not-found"]:not([hidden])');

@@ -3,6 +3,7 @@
 // input; beside it the run pane with the tree of the run started or opened.
 
 import { api } from "../api.js";
+import { Drafts } from "../drafts.js";
 import { InputForm } from "../input_form.js";
 import { Editor } from "../monaco.js";
 import { byId } from "../page.js";
@@ -28,6 +29,8 @@ export function createEditorView() {
   const title = byId("flow-title");
   const message = byId("editor-message");
   const form = new InputForm(byId("input-form"));
+  const discardButton = byId("discard-draft");
+  const drafts = new Drafts(localStorage);
   const runPane = new RunPane({ onSpanShown: revealSpan });
   const state = {
     /** Monaco, once it loaded (`ready` resolves to it). */
@@ -41,12 +44,17 @@ export function createEditorView() {
     checkedFlow: null,
     /** The check waits for a pause in the typing. */
     checkTimer: null,
+    /** The flow whose unsaved edits are kept as a draft (`name`, "" for a
+     * new flow) and the source they are edits of; null for a run's source. */
+    draft: null,
+    draftTimer: null,
   };
 
   function ensureEditor() {
     state.ready ??= Editor.create(editorElement, { run, save }).then((editor) => {
       state.editor = editor;
       editor.onChange(checkSoon);
+      editor.onChange(keepDraftSoon);
       return editor;
     });
     return state.ready;
@@ -71,6 +79,7 @@ export function createEditorView() {
     loaded("new flow");
     form.setInputs({ who: { type: "string", required: true } });
     setMessage("");
+    restoreDraft("", NEW_FLOW);
   }
 
   async function openFlow(name) {
@@ -80,6 +89,7 @@ export function createEditorView() {
     loaded(`${flow.name} v${flow.version}`);
     form.setInputs(flow.info.inputs);
     setMessage("");
+    restoreDraft(flow.name, flow.source);
   }
 
   /** Open a run from a deep link: its source in the editor, its tree beside. */
@@ -89,6 +99,8 @@ export function createEditorView() {
       api(`/api/runs/${encodeURIComponent(runId)}`),
       api(`/api/runs/${encodeURIComponent(runId)}/source`),
     ]);
+    state.draft = null;
+    showDiscard();
     if (source.source !== null && editor.source !== source.source) editor.source = source.source;
     state.flow = run.version ? await api(`/api/flows/${encodeURIComponent(run.flow)}?version=${run.version}`).catch(() => null) : null;
     loaded(run.version ? `${run.flow} v${run.version}` : `${run.flow} (unsaved source)`);
@@ -129,6 +141,11 @@ export function createEditorView() {
       const first = saved.flows[0];
       setMessage(`saved ${saved.flows.map((f) => `${f.name} v${f.version}`).join(", ")}`, true);
       state.flow = await api(`/api/flows/${encodeURIComponent(first.name)}`);
+      // Saved: the edits are the flow now, not a draft of it (or of a new flow).
+      if (state.draft) drafts.forget(state.draft.name);
+      state.draft = { name: state.flow.name, stored: state.flow.source };
+      drafts.forget(state.flow.name);
+      showDiscard();
       title.textContent = `${state.flow.name} v${state.flow.version}`;
       form.setInputs(state.flow.info.inputs);
       if (location.hash !== `#/flows/${first.name}`) history.replaceState(null, "", `#/flows/${encodeURIComponent(first.name)}`);
@@ -183,6 +200,46 @@ export function createEditorView() {
     if (line && state.editor) state.editor.revealLine(line, { scroll: asked });
   }
 
+  /** Bring back the unsaved edits of flow `name` ("" for a new flow) over
+   * its `stored` source, if this browser kept any. */
+  function restoreDraft(name, stored) {
+    state.draft = { name, stored };
+    const draft = drafts.get(name, stored);
+    if (draft !== null) {
+      state.editor.source = draft;
+      setMessage("your unsaved changes are back (kept in this browser until saved or discarded)");
+    }
+    showDiscard();
+  }
+
+  function keepDraftSoon() {
+    clearTimeout(state.draftTimer);
+    state.draftTimer = setTimeout(keepDraft, 300);
+    showDiscard();
+  }
+
+  function keepDraft() {
+    clearTimeout(state.draftTimer);
+    state.draftTimer = null;
+    if (state.draft && state.editor) drafts.keep(state.draft.name, state.editor.source, state.draft.stored);
+  }
+
+  /** "Discard changes" shows while the editor holds edits of a flow. */
+  function showDiscard() {
+    discardButton.hidden = !state.draft || !state.editor || state.editor.source === state.draft.stored;
+  }
+
+  function discardDraft() {
+    if (!state.draft) return;
+    const what = state.draft.name ? `your unsaved changes to ${state.draft.name}` : "this new flow's unsaved changes";
+    if (!confirm(`Discard ${what}?`)) return;
+    clearTimeout(state.draftTimer);
+    drafts.forget(state.draft.name);
+    state.editor.source = state.draft.stored;
+    setMessage("");
+    showDiscard();
+  }
+
   /** Show "not found" instead of the editor and the run pane (null: the panes). */
   function showMissing(text) {
     missing.hidden = text === null;
@@ -191,6 +248,9 @@ export function createEditorView() {
   }
 
   byId("run").addEventListener("click", run);
+  discardButton.addEventListener("click", discardDraft);
+  // Edits typed just before the tab closes are kept too.
+  window.addEventListener("pagehide", keepDraft);
   byId("save").addEventListener("click", save);
   byId("input-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -203,6 +263,8 @@ export function createEditorView() {
     async enter(route) {
       // Busy until the source is in: what a screen reader (or a test) waits for.
       editorElement.setAttribute("aria-busy", "true");
+      // The edits of the flow being left are kept before another one comes in.
+      keepDraft();
       showMissing(null);
       try {
         if (route.runId) await openRun(route.runId);
@@ -218,6 +280,7 @@ export function createEditorView() {
       }
     },
     leave() {
+      keepDraft();
       clearTimeout(state.checkTimer);
       state.checkTimer = null;
       runPane.clear();
