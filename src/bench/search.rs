@@ -1,7 +1,9 @@
 //! Library search at scale: a store filled with generated flows, searched in
-//! plain words through `Store::search_flows` (FTS5, BM25), against a baseline
-//! measured in the same run: the same words found by scanning every stored
-//! source with `LIKE`, which is what a library without an index would do.
+//! plain words through `Store::search_flows` (impact-ordered postings, BM25),
+//! against a baseline measured in the same run: the same words found by
+//! scanning every stored source with `LIKE`, which is what a library without
+//! an index would do. Its answers are held to FTS5 ranking every match: the
+//! share of FTS5's best ten that the search also gives.
 
 use super::stats::Latencies;
 use crate::flowdef::{FlowInfo, InputSpec};
@@ -16,16 +18,20 @@ pub struct SearchFigures {
     pub fill_s: f64,
     pub indexed: Latencies,
     pub scanned: Latencies,
+    /// Of FTS5's best ten for a query, how many the search gave, on average
+    /// (1.0: all of them).
+    pub overlap_at_10: f64,
 }
 
-/// A small deterministic generator, so every run searches the same library.
-struct Words {
+/// A small deterministic generator, so every run searches the same library
+/// (and tests hold the index to FTS5 on a library like it).
+pub(crate) struct Words {
     state: u64,
     vocabulary: Vec<String>,
 }
 
 impl Words {
-    fn new() -> Words {
+    pub(crate) fn new() -> Words {
         const SYLLABLES: [&str; 16] =
             ["ka", "lo", "mi", "ne", "ru", "ta", "vi", "zo", "pe", "sa", "dor", "fen", "gul", "hax", "jun", "wex"];
         let mut vocabulary = Vec::new();
@@ -55,12 +61,12 @@ impl Words {
         self.vocabulary[rank.min(self.vocabulary.len() - 1)].clone()
     }
 
-    fn sentence(&mut self, words: usize) -> String {
+    pub(crate) fn sentence(&mut self, words: usize) -> String {
         (0..words).map(|_| self.word()).collect::<Vec<_>>().join(" ")
     }
 }
 
-fn generated_flow(words: &mut Words, index: usize) -> (String, FlowInfo) {
+pub(crate) fn generated_flow(words: &mut Words, index: usize) -> (String, FlowInfo) {
     let name = format!("{}_{}_{index}", words.word(), words.word());
     let description = words.sentence(12);
     let doc = words.sentence(20);
@@ -119,6 +125,12 @@ pub async fn measure(flows: usize, queries: usize, scans: usize) -> Result<Searc
         indexed.push(started.elapsed());
     }
 
+    let mut overlap = 0.0;
+    let compared = texts.len().min(COMPARED_WITH_FTS5);
+    for text in texts.iter().take(compared) {
+        overlap += overlap_at_10(&store, text).await?;
+    }
+
     let mut scanned = Vec::with_capacity(scans);
     for text in texts.iter().take(scans) {
         let started = Instant::now();
@@ -126,7 +138,30 @@ pub async fn measure(flows: usize, queries: usize, scans: usize) -> Result<Searc
         scanned.push(started.elapsed());
     }
     store.close().await;
-    Ok(SearchFigures { flows, fill_s, indexed: Latencies::new(&indexed), scanned: Latencies::new(&scanned) })
+    Ok(SearchFigures {
+        flows,
+        fill_s,
+        indexed: Latencies::new(&indexed),
+        scanned: Latencies::new(&scanned),
+        overlap_at_10: overlap / compared.max(1) as f64,
+    })
+}
+
+/// Queries whose answers are compared with FTS5's (each FTS5 answer ranks
+/// every match, so this many, not all).
+const COMPARED_WITH_FTS5: usize = 200;
+
+/// The share of FTS5's best ten for `text` that the search also gives.
+async fn overlap_at_10(store: &Arc<Store>, text: &str) -> Result<f64> {
+    let names = |hits: Vec<crate::store::SearchHit>| -> std::collections::HashSet<String> {
+        hits.into_iter().map(|hit| hit.name).collect()
+    };
+    let found = names(store.search_flows(text, 10).await?);
+    let reference = names(store.search_flows_ranking_every_match(text, 10).await?);
+    if reference.is_empty() {
+        return Ok(if found.is_empty() { 1.0 } else { 0.0 });
+    }
+    Ok(reference.intersection(&found).count() as f64 / reference.len() as f64)
 }
 
 /// The baseline: the ten latest flows whose sources contain most of the

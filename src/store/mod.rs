@@ -174,6 +174,10 @@ impl Store {
         /// Full-text search over the latest version of every flow, in plain
         /// words (see `words`), best first.
         pub async fn search_flows(&self, query: &str, limit: u32) -> Result<Vec<SearchHit>>;
+        /// The same search ranking every flow that matches, without an index
+        /// that stops early (on SQLite, FTS5 alone): what `search_flows` is
+        /// held to.
+        pub async fn search_flows_ranking_every_match(&self, query: &str, limit: u32) -> Result<Vec<SearchHit>>;
         /// What search would be without its index: the flows whose sources
         /// hold most of the words, by reading every source (the baseline
         /// the benchmark compares with).

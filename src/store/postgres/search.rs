@@ -88,6 +88,12 @@ impl PgStore {
             .collect()
     }
 
+    /// PostgreSQL's search reads no early-stopping index: it is its own
+    /// reference.
+    pub async fn search_flows_ranking_every_match(&self, query_text: &str, limit: u32) -> Result<Vec<SearchHit>> {
+        self.search_flows(query_text, limit).await
+    }
+
     /// The baseline search benchmarks compare with: the latest flows whose
     /// sources contain most of the words, found by reading every source.
     pub async fn scan_sources(&self, text: &str, limit: u32) -> Result<Vec<String>> {

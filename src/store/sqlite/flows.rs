@@ -1,7 +1,7 @@
 //! Stored flows: every upload of a module stores each flow it declares as a
 //! new version, unless that flow's module source is unchanged.
 
-use super::SqliteStore;
+use super::{SqliteStore, search};
 use crate::flowdef::FlowInfo;
 use crate::store::records::{FlowSummary, FlowVersion, NotOwner, SavedFlow, Saver, StoredFlow, sha256_hex};
 use crate::trace::Status;
@@ -62,28 +62,30 @@ fn save_module(
     Ok(Ok(saved))
 }
 
-/// The search index holds each flow's latest version only, under the row id
-/// `flow_names` gives its name (FTS5 finds a row by id, not by a column).
+/// The search indexes (FTS5's and the impact-ordered postings) hold each
+/// flow's latest version only, under the row id `flow_names` gives its name
+/// (FTS5 finds a row by id, not by a column).
 fn index_latest(tx: &Transaction<'_>, info: &FlowInfo, source: &str) -> rusqlite::Result<()> {
     tx.prepare_cached("INSERT OR IGNORE INTO flow_names (name) VALUES (?1)")?.execute([&info.name])?;
     let id: i64 =
         tx.prepare_cached("SELECT id FROM flow_names WHERE name = ?1")?.query_row([&info.name], |row| row.get(0))?;
     tx.prepare_cached("DELETE FROM flows_fts WHERE rowid = ?1")?.execute([id])?;
-    let inputs: Vec<&str> = info.inputs.keys().map(String::as_str).collect();
+    let steps = info.steps.join(" ");
+    let inputs = info.inputs.keys().map(String::as_str).collect::<Vec<_>>().join(" ");
+    let fields: search::Fields<'_> = [
+        &info.name,
+        info.description.as_deref().unwrap_or_default(),
+        info.doc.as_deref().unwrap_or_default(),
+        &steps,
+        &inputs,
+        source,
+    ];
     tx.prepare_cached(
         "INSERT INTO flows_fts (rowid, name, description, doc, steps, inputs, source)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![
-        id,
-        info.name,
-        info.description,
-        info.doc,
-        info.steps.join(" "),
-        inputs.join(" "),
-        source
-    ])?;
-    Ok(())
+    .execute(params![id, info.name, info.description, info.doc, steps, inputs, source])?;
+    search::index_flow(tx, id, &fields)
 }
 
 const FLOW_SELECT: &str = "SELECT f.name, f.version, s.text, f.source_sha256, f.info, f.created_us
@@ -237,7 +239,12 @@ impl SqliteStore {
         Ok(self
             .job(move |conn| {
                 let tx = conn.transaction()?;
-                tx.execute("DELETE FROM flows_fts WHERE rowid = (SELECT id FROM flow_names WHERE name = ?1)", [&name])?;
+                let id: Option<i64> =
+                    tx.query_row("SELECT id FROM flow_names WHERE name = ?1", [&name], |row| row.get(0)).optional()?;
+                if let Some(id) = id {
+                    tx.execute("DELETE FROM flows_fts WHERE rowid = ?1", [id])?;
+                    search::unindex_flow(&tx, id)?;
+                }
                 tx.execute("DELETE FROM flow_names WHERE name = ?1", [&name])?;
                 let removed = tx.execute("DELETE FROM flows WHERE name = ?1", [&name])?;
                 tx.commit()?;

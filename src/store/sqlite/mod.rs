@@ -37,6 +37,7 @@ impl SqliteStore {
         let mut conn = Connection::open(path).with_context(|| format!("open the database {}", path.display()))?;
         schema::configure(&conn)?;
         schema::migrate(&mut conn).context("migrate the database schema")?;
+        search::build_index_if_missing(&mut conn).context("build the library's search index")?;
         let interrupted = runs::mark_interrupted(&mut conn, crate::trace::now_us())?;
         if interrupted > 0 {
             tracing::warn!(interrupted, "runs left unfinished by the previous process were marked interrupted");

@@ -150,6 +150,39 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE runs ADD COLUMN node TEXT;
     ",
+    // 9: the search index beside FTS5: each term's postings ordered by
+    // impact (a term's BM25 share in a flow), so a search reads the best
+    // flows first and stops early. `search::build_index` fills it at open,
+    // since only FTS5's tokenizer, reached from Rust, splits words as FTS5
+    // does; `built` says whether it holds the whole library.
+    "
+    CREATE TABLE search_terms (
+        id    INTEGER PRIMARY KEY,
+        term  TEXT NOT NULL UNIQUE,
+        flows INTEGER NOT NULL
+    );
+    CREATE TABLE search_postings (
+        term_id INTEGER NOT NULL,
+        impact  INTEGER NOT NULL,
+        flow_id INTEGER NOT NULL,
+        freq    REAL NOT NULL,
+        tokens  INTEGER NOT NULL,
+        PRIMARY KEY (term_id, impact DESC, flow_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX search_postings_by_flow ON search_postings (flow_id, term_id, freq);
+    CREATE TABLE search_flows (
+        flow_id INTEGER PRIMARY KEY,
+        tokens  INTEGER NOT NULL
+    );
+    CREATE TABLE search_library (
+        only             INTEGER PRIMARY KEY CHECK (only = 1),
+        flows            INTEGER NOT NULL,
+        tokens           INTEGER NOT NULL,
+        reference_tokens REAL NOT NULL,
+        built            INTEGER NOT NULL
+    );
+    INSERT INTO search_library VALUES (1, 0, 0, 0, 0);
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.
@@ -233,5 +266,42 @@ mod tests {
         };
         // "été" in quotes is 7 bytes of UTF-8 (5 characters).
         assert_eq!((held("a"), held("b")), (2 + 7 + 2 + 2, 3 + 4));
+    }
+
+    /// A store written before the search index existed gets it built at
+    /// open, and searches with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_from_before_the_search_index_gets_it_built_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            for migration in &MIGRATIONS[..8] {
+                conn.execute_batch(migration).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 8).unwrap();
+            conn.execute_batch(
+                r#"
+                INSERT INTO sources VALUES ('a', 'def rain(): forecast the rainfall');
+                INSERT INTO flows VALUES ('rain', 1, 'a', '{"description": "Rain report"}', 1, NULL);
+                INSERT INTO flow_names (id, name) VALUES (7, 'rain');
+                INSERT INTO flows_fts (rowid, name, description, source)
+                VALUES (7, 'rain', 'Rain report', 'def rain(): forecast the rainfall');
+                "#,
+            )
+            .unwrap();
+            migrate(&mut conn).unwrap();
+        }
+        let store = crate::store::Store::open(&crate::store::Database::Sqlite(path.clone())).await.unwrap();
+        let hits = store.search_flows("rainfall forec", 10).await.unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!((hits[0].name.as_str(), hits[0].version), ("rain", 1));
+        assert!(hits[0].snippet.contains("[forecast]"), "{}", hits[0].snippet);
+        store.close().await;
+        let conn = Connection::open(&path).unwrap();
+        let (flows, built): (i64, bool) = conn
+            .query_row("SELECT flows, built FROM search_library", [], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap();
+        assert_eq!((flows, built), (1, true));
     }
 }
