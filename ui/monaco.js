@@ -44,6 +44,7 @@ export class Editor {
   constructor(monaco, element, actions) {
     this.monaco = monaco;
     this.stubs = parseStubs("");
+    this.stubsText = null;
     this.decorations = null;
     this.editor = monaco.editor.create(element, {
       language: "python",
@@ -58,9 +59,13 @@ export class Editor {
     this.registerLanguageHelp();
   }
 
+  /** Fetch the server's stubs (again: they change as services are
+   * registered and removed); parsed only when they changed. */
   async loadStubs() {
-    const text = await apiText("/api/stubs/hero_logic.pyi");
-    if (text !== null) this.stubs = parseStubs(text);
+    const text = await apiText("/api/stubs/hero_logic.pyi").catch(() => null);
+    if (text === null || text === this.stubsText) return;
+    this.stubsText = text;
+    this.stubs = parseStubs(text);
   }
 
   registerLanguageHelp() {

@@ -5,7 +5,7 @@
 // Environment: HERO_LOGIC_URL (the server), HERO_LOGIC_BIG_RUN (a finished
 // run with 100,000 spans), HERO_LOGIC_SCREENSHOTS (where screenshots go),
 // HERO_LOGIC_TOKEN_URL and HERO_LOGIC_TEST_TOKEN (a second server that needs
-// that token).
+// that token), HERO_LOGIC_SERVICE_URL (a JSON-RPC service, not registered).
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -17,6 +17,7 @@ const BIG_RUN = process.env.HERO_LOGIC_BIG_RUN;
 const SHOTS = process.env.HERO_LOGIC_SCREENSHOTS;
 const TOKEN_URL = process.env.HERO_LOGIC_TOKEN_URL;
 const TOKEN = process.env.HERO_LOGIC_TEST_TOKEN;
+const SERVICE_URL = process.env.HERO_LOGIC_SERVICE_URL;
 assert.ok(BASE, "HERO_LOGIC_URL names the server");
 mkdirSync(SHOTS, { recursive: true });
 
@@ -367,6 +368,28 @@ test("the editor checks as you type: inputs follow the flow, errors are marked, 
   const offered = await page.$$eval(".suggest-widget .monaco-list-row", (rows) => rows.map((r) => r.getAttribute("aria-label")));
   for (const name of ["step", "invoke", "log"]) assert.ok(offered.some((label) => label.startsWith(name)), `${name} in ${offered}`);
   await page.screenshot({ path: `${SHOTS}/editor-completion.png` });
+  await page.keyboard.press("Escape");
+
+  // A service registered after the page loaded is offered too, without a reload.
+  const registered = await page.evaluate(async (url) => {
+    const response = await fetch("/api/services", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "weather_live", url }) });
+    return response.status;
+  }, SERVICE_URL);
+  assert.equal(registered, 201);
+  await writeInEditor(page, "from hero_logic import flow, services\n\n");
+  // Asked for again until the page's next look at the stubs (every few seconds) has it.
+  let serviceOffers = [];
+  for (let attempt = 0; attempt < 30 && !serviceOffers.some((label) => label.startsWith("weather_live")); attempt++) {
+    await page.click(".monaco-editor .view-lines");
+    await page.keyboard.press("Control+End");
+    await page.keyboard.type("services.wea");
+    await page.keyboard.press("Control+Space");
+    await page.waitForTimeout(300);
+    serviceOffers = await page.$$eval(".suggest-widget.visible .monaco-list-row", (rows) => rows.map((r) => r.getAttribute("aria-label")));
+    await page.keyboard.press("Escape");
+    for (let i = 0; i < "services.wea".length; i++) await page.keyboard.press("Backspace");
+  }
+  assert.ok(serviceOffers.some((label) => label.startsWith("weather_live")), `completion offers the service registered after the page loaded: ${serviceOffers}`);
   await closePage(page);
 });
 

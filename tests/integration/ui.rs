@@ -47,6 +47,8 @@ fn the_page_in_headless_chromium() {
 
     // A second server that needs a token, for the page's token prompt.
     let guarded = Server::start(&["--token", "page-s3cret"]);
+    // A real service for the page to register while it is open.
+    let service = super::services::Weather::http();
 
     let screenshots = Path::new(ROOT).join("target/ui-screenshots");
     // Screenshots from an earlier run must not stand in for this one's.
@@ -58,6 +60,7 @@ fn the_page_in_headless_chromium() {
         .env("HERO_LOGIC_BIG_RUN", &big_run)
         .env("HERO_LOGIC_TOKEN_URL", format!("http://{}", guarded.addr))
         .env("HERO_LOGIC_TEST_TOKEN", "page-s3cret")
+        .env("HERO_LOGIC_SERVICE_URL", &service.url)
         .env("HERO_LOGIC_SCREENSHOTS", &screenshots)
         .output()
         .expect("run node");

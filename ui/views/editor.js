@@ -22,6 +22,9 @@ def hello(who):
         return {"greeting": text.upper()}
 `;
 
+/** How often the editor asks for the stubs again. */
+const STUBS_EVERY_MS = 5000;
+
 export function createEditorView() {
   const workView = byId("work-view");
   const missing = byId("work-missing");
@@ -48,6 +51,8 @@ export function createEditorView() {
      * new flow) and the source they are edits of; null for a run's source. */
     draft: null,
     draftTimer: null,
+    /** Asks for the stubs again now and then while the view is shown. */
+    stubsTimer: null,
   };
 
   function ensureEditor() {
@@ -247,6 +252,20 @@ export function createEditorView() {
     byId("work-missing-text").textContent = text ?? "";
   }
 
+  /** Completion follows the services registered since the page loaded:
+   * the stubs are asked for again every few seconds while the editor is
+   * shown, and at once when the page gets the focus back (as after
+   * registering a service from a terminal). */
+  function followStubs(on) {
+    clearInterval(state.stubsTimer);
+    state.stubsTimer = on ? setInterval(refreshStubs, STUBS_EVERY_MS) : null;
+  }
+
+  function refreshStubs() {
+    if (state.stubsTimer) state.editor?.loadStubs();
+  }
+
+  window.addEventListener("focus", refreshStubs);
   byId("run").addEventListener("click", run);
   discardButton.addEventListener("click", discardDraft);
   // Edits typed just before the tab closes are kept too.
@@ -266,6 +285,7 @@ export function createEditorView() {
       // The edits of the flow being left are kept before another one comes in.
       keepDraft();
       showMissing(null);
+      followStubs(true);
       try {
         if (route.runId) await openRun(route.runId);
         else if (route.flow) await openFlow(route.flow);
@@ -281,6 +301,7 @@ export function createEditorView() {
     },
     leave() {
       keepDraft();
+      followStubs(false);
       clearTimeout(state.checkTimer);
       state.checkTimer = null;
       runPane.clear();
