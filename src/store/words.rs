@@ -10,12 +10,24 @@ const STOPWORDS: [&str; 40] = [
     "why", "will", "with", "you", "can", "give", "get",
 ];
 
-/// The words of a query that are searched for, lower-cased.
+/// Most words of a query searched for. A query is typed by a person or sent
+/// by a flow; past a few dozen words it says nothing more, and each word
+/// costs the search (FTS5's ranking grows with their square).
+pub const MAX_QUERY_WORDS: usize = 32;
+
+/// The words of a query that are searched for, lower-cased, each once, the
+/// first `MAX_QUERY_WORDS` of them.
 pub fn search_words(query: &str) -> Vec<String> {
-    let all: Vec<String> =
-        query.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
+    let mut all: Vec<String> = Vec::new();
+    for word in query.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase) {
+        if !all.contains(&word) {
+            all.push(word);
+        }
+    }
     let meaningful: Vec<String> = all.iter().filter(|w| !STOPWORDS.contains(&w.as_str())).cloned().collect();
-    if meaningful.is_empty() { all } else { meaningful }
+    let mut words = if meaningful.is_empty() { all } else { meaningful };
+    words.truncate(MAX_QUERY_WORDS);
+    words
 }
 
 /// The query as FTS5 (SQLite) reads it: `"word"*` terms joined by OR.
@@ -40,5 +52,15 @@ mod tests {
         assert_eq!(super::fts_query("  "), "");
         assert_eq!(super::tsquery("Weather: forecast's & !"), "weather:* | forecast:* | s:*");
         assert_eq!(super::tsquery("'); DROP"), "drop:*");
+    }
+
+    #[test]
+    fn a_word_is_searched_once_and_a_long_query_is_cut() {
+        assert_eq!(super::search_words("rain Rain RAIN wind rain"), ["rain", "wind"]);
+        let long: String = (0..1000).map(|i| format!("w{i} ")).collect();
+        let words = super::search_words(&long);
+        assert_eq!(words.len(), super::MAX_QUERY_WORDS);
+        assert_eq!((words[0].as_str(), words[31].as_str()), ("w0", "w31"));
+        assert_eq!(super::search_words(&"rain ".repeat(10_000)), ["rain"]);
     }
 }

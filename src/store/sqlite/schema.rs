@@ -152,7 +152,7 @@ const MIGRATIONS: &[&str] = &[
     ",
     // 9: the search index beside FTS5: each term's postings ordered by
     // impact (a term's BM25 share in a flow), so a search reads the best
-    // flows first and stops early. `search::build_index` fills it at open,
+    // flows first and stops early. `search::build_index_if_missing` fills it at open,
     // since only FTS5's tokenizer, reached from Rust, splits words as FTS5
     // does; `built` says whether it holds the whole library.
     "

@@ -13,6 +13,11 @@ use std::collections::HashMap;
 /// when the average drifts (cheap then); past it, one flow hardly moves the
 /// average, and the index is rebuilt at open once it has drifted far.
 const REIMPACT_UP_TO_FLOWS: i64 = 1_000;
+/// ... and holding at most this many words in all (postings are fewer):
+/// computing them again rewrites every posting while the store's one writer
+/// waits, so a few flows full of distinct words must not make each save do
+/// that (a flow can save flows). Past it, drift is corrected at open.
+const REIMPACT_UP_TO_TOKENS: i64 = 200_000;
 /// The drift of the average flow length that makes a small library's
 /// impacts be computed again.
 const REIMPACT_DRIFT: f64 = 0.01;
@@ -141,7 +146,7 @@ fn insert(conn: &Connection, flow_id: i64, terms: &Terms, reference_tokens: f64)
 fn keep_small_library_impacts_current(conn: &Connection) -> rusqlite::Result<()> {
     let library = Library::read(conn)?;
     let average = library.average_tokens();
-    if library.flows == 0 || library.flows > REIMPACT_UP_TO_FLOWS {
+    if library.flows == 0 || library.flows > REIMPACT_UP_TO_FLOWS || library.tokens > REIMPACT_UP_TO_TOKENS {
         return Ok(());
     }
     if (average / library.reference_tokens - 1.0).abs() <= REIMPACT_DRIFT {

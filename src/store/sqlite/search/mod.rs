@@ -31,6 +31,10 @@ impl SqliteStore {
         }
         let words = search_words(query);
         self.read(move |conn| {
+            // One snapshot for the whole search: the plan's totals, the
+            // postings it reads and the hits must be of the same library, or
+            // a save committed in between could break the bounds it stops on.
+            let conn = &conn.unchecked_transaction()?;
             let (best, snippet_query) = match plan::plan(conn, &words)? {
                 Some(plan) => {
                     let snippet_query = plan.snippet_query().unwrap_or_else(|| fts5_query.clone());
