@@ -8,9 +8,13 @@ import { escapeHtml } from "./page.js";
 import { formatDuration } from "./tree.js";
 
 export class Details {
-  /** @param {HTMLElement} container where the details are drawn */
-  constructor(container) {
+  /**
+   * @param {HTMLElement} container where the details are drawn
+   * @param {{onUseInput: (input) => void}} hooks `onUseInput`: the user wants a run's input in the run form
+   */
+  constructor(container, { onUseInput }) {
     this.container = container;
+    this.onUseInput = onUseInput;
     // The server's quota table (`GET /api/quotas`): the same for every run,
     // so asked once.
     this.quotaTable = null;
@@ -46,7 +50,7 @@ export class Details {
     const finished = model.run?.run_id === runId ? model.run : null;
     const run = finished || (await api(`/api/runs/${encodeURIComponent(runId)}`).catch(() => null));
     if (!run || !ioBox.isConnected) return;
-    showInputOutput(ioBox, run);
+    showInputOutput(ioBox, run, this.onUseInput);
     await this.showUsage(usageBox, run);
   }
 
@@ -77,17 +81,21 @@ export class Details {
 }
 
 /** The run's input and, once it ended ok, its output, pretty-printed, each
- * with a button that copies it. */
-function showInputOutput(box, run) {
+ * with a button that copies it; the input also with one that puts it in the
+ * run form. */
+function showInputOutput(box, run, onUseInput) {
   const blocks = [["input", run.input ?? {}]];
   // A run that did not end ok has no output; its error is on its span.
   if (run.end_us && run.status === "ok") blocks.push(["output", run.output ?? null]);
   box.innerHTML = blocks
     .map(
-      ([name, value]) => `<div class="io-head">${name} <button type="button" class="copy" data-copy="${name}" data-testid="copy-${name}">copy</button></div>
+      ([name, value]) => `<div class="io-head">${name} <button type="button" class="copy" data-copy="${name}" data-testid="copy-${name}">copy</button>${
+        name === "input" ? ' <button type="button" class="copy" data-testid="use-input" title="Put this input in the run form">use in form</button>' : ""
+      }</div>
       <pre data-testid="run-${name}">${escapeHtml(JSON.stringify(value, null, 2))}</pre>`,
     )
     .join("");
+  box.querySelector('[data-testid="use-input"]').addEventListener("click", () => onUseInput(run.input ?? {}));
   for (const button of box.querySelectorAll("button[data-copy]")) {
     button.addEventListener("click", async () => {
       const text = box.querySelector(`[data-testid="run-${button.dataset.copy}"]`).textContent;

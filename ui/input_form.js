@@ -65,6 +65,11 @@ export class InputForm {
     }
   }
 
+  /** Put `input` in the raw JSON box, which then wins over the fields. */
+  setRaw(input) {
+    this.form.elements.__raw.value = JSON.stringify(input, null, 2);
+  }
+
   /** Do the fields follow these declared inputs already? */
   declares(inputs) {
     return JSON.stringify(inputs) === JSON.stringify(this.inputs);

@@ -10,13 +10,21 @@ import { initialTreeState, reduceTree } from "./tree_state.js";
 import { TreeView } from "./treeview.js";
 
 export class RunPane {
-  /** @param {{onSpanShown: (span, asked: boolean) => void}} hooks `onSpanShown` hears of every span
-   * whose details open, and whether the user asked for it (clicked it) */
-  constructor({ onSpanShown }) {
+  /**
+   * @param {{onSpanShown: (span, asked: boolean) => void, onRunStarted: (runId) => void, onUseInput: (input) => void}} hooks
+   *   `onSpanShown` hears of every span whose details open, and whether the
+   *   user asked for it (clicked it); `onRunStarted` of a run started here
+   *   (Re-run); `onUseInput` of a run's input the user wants in the form
+   */
+  constructor({ onSpanShown, onRunStarted, onUseInput }) {
     this.onSpanShown = onSpanShown;
+    this.onRunStarted = onRunStarted;
     this.title = byId("run-title");
     this.cancelButton = byId("cancel");
-    this.details = new Details(byId("details"));
+    this.rerunButton = byId("rerun");
+    this.details = new Details(byId("details"), { onUseInput });
+    /** The run shown once it has finished (its record), for Re-run. */
+    this.finishedRun = null;
     this.view = new TreeView(byId("tree"), {
       onToggle: (spanId) => this.dispatch({ type: "toggle", spanId }),
       onSelect: (spanId) => {
@@ -44,6 +52,7 @@ export class RunPane {
     });
     byId("follow").addEventListener("change", (event) => this.dispatch({ type: "follow", on: event.target.checked }));
     this.cancelButton.addEventListener("click", () => this.cancel());
+    this.rerunButton.addEventListener("click", () => this.rerun());
   }
 
   /** Change the tree's state, and draw it on the next frame. */
@@ -68,6 +77,8 @@ export class RunPane {
     this.title.textContent = `run …${runId.slice(-12)}`;
     delete this.title.dataset.status;
     this.cancelButton.hidden = false;
+    this.rerunButton.hidden = true;
+    this.finishedRun = null;
     if (run && run.end_us) {
       const [{ spans }, { logs }] = await Promise.all([
         api(`/api/runs/${encodeURIComponent(runId)}/spans`),
@@ -105,6 +116,8 @@ export class RunPane {
     this.title.textContent = "No run yet";
     delete this.title.dataset.status;
     this.cancelButton.hidden = true;
+    this.rerunButton.hidden = true;
+    this.finishedRun = null;
   }
 
   stop() {
@@ -115,6 +128,8 @@ export class RunPane {
   finished(run) {
     this.stopFollowing = null;
     this.cancelButton.hidden = true;
+    this.finishedRun = run;
+    this.rerunButton.hidden = false;
     this.title.innerHTML = `run …${escapeHtml(run.run_id.slice(-12))} ${badge(run.status)}`;
     this.title.dataset.status = run.status;
     setStatus(`${run.flow}: ${run.status}`);
@@ -125,6 +140,25 @@ export class RunPane {
   showDetails(span, asked = false) {
     this.details.show(span, this.model, this.runId);
     this.onSpanShown(span, asked);
+  }
+
+  /** Run the finished run's flow again with its input: the same stored
+   * version, or the same source for a run of unsaved source. */
+  async rerun() {
+    const run = this.finishedRun;
+    if (!run) return;
+    try {
+      let body = { flow: run.flow, version: run.version, input: run.input };
+      if (run.version === null || run.version === undefined) {
+        const { source } = await api(`/api/runs/${encodeURIComponent(run.run_id)}/source`);
+        body = { source, flow: run.flow, input: run.input };
+      }
+      const { run_id } = await api("/api/runs", { method: "POST", body });
+      this.onRunStarted(run_id);
+      this.watch(run_id);
+    } catch (error) {
+      setStatus(error.message);
+    }
   }
 
   async cancel() {

@@ -187,6 +187,17 @@ test("a flow written in the editor runs, and its tree grows before the run ends"
   assert.equal(await page.textContent('[data-testid="run-output"]'), JSON.stringify({ steps: 4 }, null, 2));
   await page.click('[data-testid="copy-output"]');
   assert.equal(await page.evaluate(() => navigator.clipboard.readText()), JSON.stringify({ steps: 4 }, null, 2));
+  // Re-run: the same version with the same input, as a new run in the address.
+  const firstRun = await page.evaluate(() => location.hash);
+  await page.click('[data-testid="rerun"]');
+  await page.waitForFunction((first) => location.hash !== first && location.hash.startsWith("#/runs/"), firstRun);
+  await page.waitForSelector('[data-testid="run-title"][data-status="ok"]', { timeout: 20_000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="run-input"]')?.textContent === JSON.stringify({ pause: 0.4 }, null, 2));
+  const rerun = await page.evaluate(async () => (await fetch(`/api/runs/${location.hash.split("/")[2]}`)).json());
+  assert.deepEqual([rerun.flow, rerun.version, rerun.input, rerun.status], ["slow_steps", 1, { pause: 0.4 }, "ok"]);
+  // A run's input, put in the form.
+  await page.click('[data-testid="use-input"]');
+  assert.equal(await page.inputValue('[data-testid="input-json"]'), JSON.stringify({ pause: 0.4 }, null, 2));
   await page.screenshot({ path: `${SHOTS}/run-finished.png` });
   await closePage(page);
 });

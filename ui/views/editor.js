@@ -34,7 +34,11 @@ export function createEditorView() {
   const form = new InputForm(byId("input-form"));
   const discardButton = byId("discard-draft");
   const drafts = new Drafts(localStorage);
-  const runPane = new RunPane({ onSpanShown: revealSpan });
+  const runPane = new RunPane({
+    onSpanShown: revealSpan,
+    onRunStarted: (runId) => history.replaceState(null, "", `#/runs/${encodeURIComponent(runId)}`),
+    onUseInput: (input) => form.setRaw(input),
+  });
   const state = {
     /** Monaco, once it loaded (`ready` resolves to it). */
     editor: null,
