@@ -16,18 +16,21 @@ const STOPWORDS: [&str; 40] = [
 pub const MAX_QUERY_WORDS: usize = 32;
 
 /// The words of a query that are searched for, lower-cased, each once, the
-/// first `MAX_QUERY_WORDS` of them.
+/// first `MAX_QUERY_WORDS` of them. Reading stops once that many are found,
+/// and each list stays that short, so a huge query costs one pass at most.
 pub fn search_words(query: &str) -> Vec<String> {
-    let mut all: Vec<String> = Vec::new();
+    let mut meaningful: Vec<String> = Vec::new();
+    let mut common: Vec<String> = Vec::new();
     for word in query.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase) {
-        if !all.contains(&word) {
-            all.push(word);
+        let kept = if STOPWORDS.contains(&word.as_str()) { &mut common } else { &mut meaningful };
+        if kept.len() < MAX_QUERY_WORDS && !kept.contains(&word) {
+            kept.push(word);
+        }
+        if meaningful.len() == MAX_QUERY_WORDS {
+            break;
         }
     }
-    let meaningful: Vec<String> = all.iter().filter(|w| !STOPWORDS.contains(&w.as_str())).cloned().collect();
-    let mut words = if meaningful.is_empty() { all } else { meaningful };
-    words.truncate(MAX_QUERY_WORDS);
-    words
+    if meaningful.is_empty() { common } else { meaningful }
 }
 
 /// The query as FTS5 (SQLite) reads it: `"word"*` terms joined by OR.
