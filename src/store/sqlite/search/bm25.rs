@@ -12,6 +12,12 @@ pub const SATURATED: f64 = K1 + 1.0;
 /// docstring, steps, inputs, source. A flow's name says most about it.
 pub const FIELD_WEIGHTS: [f64; 6] = [10.0, 5.0, 2.0, 2.0, 1.0, 0.5];
 
+/// FTS5's own ranking with `FIELD_WEIGHTS`, as `rank MATCH` takes it.
+pub fn fts5_rank() -> String {
+    let weights: Vec<String> = FIELD_WEIGHTS.iter().map(f64::to_string).collect();
+    format!("bm25({})", weights.join(", "))
+}
+
 /// The weight FTS5 gives a word found in `matching` of `flows` flows; a word
 /// in half of them or more still counts, a little.
 pub fn idf(flows: f64, matching: f64) -> f64 {
@@ -54,5 +60,10 @@ mod tests {
         assert!(saturation(1000.0, 10.0, 10.0) < SATURATED);
         assert!(saturation(2.0, 10.0, 20.0) > saturation(2.0, 40.0, 20.0), "a longer flow says less per word");
         assert_eq!(saturation(0.0, 10.0, 10.0), 0.0);
+    }
+
+    #[test]
+    fn fts5_ranks_with_the_same_weights() {
+        assert_eq!(fts5_rank(), "bm25(10, 5, 2, 2, 1, 0.5)");
     }
 }

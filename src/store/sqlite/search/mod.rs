@@ -84,12 +84,11 @@ impl SqliteStore {
 /// weights, which scores every match.
 fn ranked_by_fts5(conn: &Connection, fts5_query: &str, limit: u32) -> rusqlite::Result<Vec<Ranked>> {
     let mut statement = conn.prepare_cached(
-        "SELECT rowid, -rank FROM flows_fts
-         WHERE flows_fts MATCH ?1 AND rank MATCH 'bm25(10.0, 5.0, 2.0, 2.0, 1.0, 0.5)'
-         ORDER BY rank LIMIT ?2",
+        "SELECT rowid, -rank FROM flows_fts WHERE flows_fts MATCH ?1 AND rank MATCH ?3 ORDER BY rank LIMIT ?2",
     )?;
-    let rows = statement
-        .query_map(params![fts5_query, limit], |row| Ok(Ranked { flow_id: row.get(0)?, score: row.get(1)? }))?;
+    let rows = statement.query_map(params![fts5_query, limit, bm25::fts5_rank()], |row| {
+        Ok(Ranked { flow_id: row.get(0)?, score: row.get(1)? })
+    })?;
     rows.collect()
 }
 
