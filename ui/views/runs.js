@@ -24,10 +24,18 @@ export function createRunsView() {
     state.renderTimer = setTimeout(render, 100);
   }
 
+  /** The filters as typed, each only when set: what the address keeps. */
+  function filters() {
+    const flow = flowFilter.value.trim();
+    const status = statusFilter.value;
+    return { ...(flow && { flow }), ...(status && { status }) };
+  }
+
   async function render() {
+    const { flow, status } = filters();
     const params = new URLSearchParams({ limit: "100" });
-    if (flowFilter.value.trim()) params.set("flow_contains", flowFilter.value.trim());
-    if (statusFilter.value) params.set("status", statusFilter.value);
+    if (flow) params.set("flow_contains", flow);
+    if (status) params.set("status", status);
     const { runs } = await api(`/api/runs?${params}`);
     rows.innerHTML = runs
       .map((run) => {
@@ -41,10 +49,7 @@ export function createRunsView() {
 
   /** The filters into the address, without a new history entry per key. */
   function keepInAddress() {
-    const params = new URLSearchParams();
-    if (flowFilter.value.trim()) params.set("flow", flowFilter.value.trim());
-    if (statusFilter.value) params.set("status", statusFilter.value);
-    const query = params.toString();
+    const query = new URLSearchParams(filters()).toString();
     history.replaceState(null, "", `#/runs${query ? `?${query}` : ""}`);
   }
 
