@@ -97,7 +97,7 @@ impl FlowResolver for StoredFlows {
                 None => (name, None),
             };
             let stored = self.store.flow(name, version).await.ok().flatten()?;
-            Some(ResolvedFlow { source: Arc::from(stored.source), info: stored.info })
+            Some(ResolvedFlow { source: Arc::from(stored.source), info: stored.info, version: Some(stored.version) })
         })
     }
 

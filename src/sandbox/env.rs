@@ -159,6 +159,9 @@ impl ServiceCaller for NoServices {
 pub struct ResolvedFlow {
     pub source: Arc<str>,
     pub info: FlowInfo,
+    /// The stored version it is, or None for a flow of the run's own module
+    /// (its subflow span then says so, and the page shows the right source).
+    pub version: Option<u32>,
 }
 
 /// Finds flows by name for `flow.invoke`.
@@ -178,7 +181,7 @@ pub struct ModuleFlows {
 impl ModuleFlows {
     pub fn find(&self, name: &str) -> Option<ResolvedFlow> {
         let info = self.flows.iter().find(|f| f.name == name)?;
-        Some(ResolvedFlow { source: self.source.clone(), info: info.clone() })
+        Some(ResolvedFlow { source: self.source.clone(), info: info.clone(), version: None })
     }
 }
 

@@ -80,7 +80,12 @@ pub(super) async fn run_subflow(
         ledger.keep(&run.quotas, size)?;
         ledger.usage.subflows += 1;
         ledger.usage.max_subflow_depth = ledger.usage.max_subflow_depth.max(u64::from(caller.depth) + 1);
-        let attrs = Map::from_iter([("input".to_string(), input)]);
+        let mut attrs = Map::from_iter([("input".to_string(), input)]);
+        // Which module the spans under this one ran in: a stored version
+        // (the page shows its source at their lines), or the run's own.
+        if let Some(version) = callee.version {
+            attrs.insert("flow_version".to_string(), json!(version));
+        }
         ledger.recorder.start(Some(caller.parent), SpanKind::Subflow, &callee.info.name, attrs, call.line)
     };
     let started = Instant::now();
