@@ -28,7 +28,7 @@
 //! - `server`: `serve(listener, config, shutdown)`, wiring it all together.
 //! - `idle_trim`: giving the allocator's free memory back once a burst is over.
 //! - `metrics`: what `/metrics` reports (prometheus-client, OpenMetrics text).
-//! - `services`: the service registry, JSON-RPC client, OpenRPC checks, built-ins,
+//! - `services`: the service registry, JSON-RPC client, OpenRPC checks, built-ins, health checks,
 //!   and the capabilities built-ins give flows (`grants`).
 //! - `library`: adding a module (described in the sandbox, then stored), and
 //!   how runs find flows (`pick_flow`, `StoredFlows`).

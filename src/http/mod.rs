@@ -64,6 +64,7 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, max_body_bytes: usize) -> Ro
         .route("/api/flows/{name}", get(flows::get).delete(flows::delete))
         .route("/api/services", post(services::register).get(services::list))
         .route("/api/services/{name}", axum::routing::delete(services::remove))
+        .route("/api/services/{name}/health", get(services::health))
         .route("/api/stubs/hero_logic.pyi", get(services::stubs))
         .route("/api/runs", post(runs::start).get(runs::list))
         .route("/api/runs/{id}", get(runs::get))

@@ -53,3 +53,14 @@ pub async fn stubs(State(state): State<Arc<AppState>>) -> Result<impl IntoRespon
     let services = state.services.list().await?;
     Ok(([(header::CONTENT_TYPE, "text/x-python; charset=utf-8")], crate::services::python_stubs(&services)))
 }
+
+/// `rpc.discover` once, timed: what the Services page shows as health.
+pub async fn health(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    match state.services.health(&name).await? {
+        Some(health) => Ok(Json(health)),
+        None => Err(AppError::not_found(format!("no registered service named '{name}'"))),
+    }
+}

@@ -6,12 +6,14 @@
 mod builtin;
 pub mod client;
 pub mod grants;
+mod health;
 mod openrpc;
 mod schema;
 mod stubs;
 
 pub use client::Endpoint;
 pub use grants::Grants;
+pub use health::Health;
 pub use openrpc::{CheckedDoc, MethodDoc, ParamDoc, ServiceDoc};
 pub use stubs::python_stubs;
 

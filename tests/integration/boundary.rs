@@ -63,7 +63,9 @@ fn a_foreign_page_can_neither_change_nor_read_anything() {
         let refused = server.request(method, &path, &foreign, body);
         assert_eq!((refused.status, code(&refused)), (403, json!("forbidden_origin")), "{method} {path}");
     }
-    for path in ["/api/runs", &format!("/api/runs/{run_id}"), "/api/flows/greet", "/metrics"] {
+    // Nor make the server call a service for it (a health check is a round trip).
+    for path in ["/api/runs", &format!("/api/runs/{run_id}"), "/api/flows/greet", "/metrics", "/api/services/kv/health"]
+    {
         let refused = server.request("GET", path, &[("Origin", "http://evil.example")], b"");
         assert_eq!(refused.status, 403, "GET {path}");
         // A foreign `<script src>` or `<img>` sends no Origin, but says where it comes from.
@@ -149,6 +151,7 @@ fn with_a_token_every_route_but_health_and_the_page_needs_it() {
         format!("/api/runs/{run_id}/source"),
         format!("/api/runs/{run_id}/otlp"),
         "/api/services".into(),
+        "/api/services/kv/health".into(),
         "/api/stubs/hero_logic.pyi".into(),
         "/metrics".into(),
         "/api/quotas".into(),

@@ -699,3 +699,32 @@ on_both_backends! {
         assert_eq!(hits["hits"][0]["name"], "inner", "{hits:#}");
     }
 }
+
+#[test]
+fn a_services_health_is_a_real_discover_round_trip_and_says_why_it_fails() {
+    let server = Server::start(&[]);
+    let weather = Weather::http();
+    assert_eq!(register(&server, "weather", &weather.url, json!({})).status, 201);
+    let healthy = server.get("/api/services/weather/health");
+    assert_eq!(healthy.status, 200, "{}", healthy.text());
+    let body = healthy.json();
+    assert_eq!(
+        (body["name"].clone(), body["ok"].clone(), body["error"].clone()),
+        (json!("weather"), json!(true), Value::Null)
+    );
+    let document: Value = serde_json::from_str(&std::fs::read_to_string(DOCUMENT).unwrap()).unwrap();
+    assert_eq!(body["methods"], json!(document["methods"].as_array().unwrap().len()));
+    assert!(body["ms"].as_f64().unwrap() > 0.0);
+    // A built-in lives in the server.
+    assert_eq!(server.get("/api/services/kv/health").json()["ok"], json!(true));
+
+    // The service's process is gone: the answer says so, and is not an error of the API.
+    drop(weather);
+    let failing = server.get("/api/services/weather/health");
+    assert_eq!(failing.status, 200);
+    let body = failing.json();
+    assert_eq!((body["ok"].clone(), body["methods"].clone()), (json!(false), Value::Null));
+    assert!(!body["error"].as_str().unwrap().is_empty(), "{body}");
+    let unknown = server.get("/api/services/nobody/health");
+    assert_eq!((unknown.status, unknown.json()["error"]["code"].clone()), (404, json!("not_found")));
+}
