@@ -118,24 +118,17 @@ function reconnecting(path, onEvent, retryMs) {
 
 /**
  * Follow one run's events: the history first, then live ones, until
- * `run_finished`. A dropped connection re-joins from the last seq
- * seen, so nothing is missed or repeated. Returns a function that stops.
+ * `run_finished`. `onEvents` gets them in batches, in order (a worker reads
+ * the socket: run_stream.js). Returns a function that stops.
  */
-export function followRun(runId, onEvent) {
-  let lastSeq = 0;
-  const path = () => `/api/runs/${encodeURIComponent(runId)}/events?from_seq=${lastSeq}`;
-  return reconnecting(
-    path,
-    (event) => {
-      if (event.type === "run_finished") {
-        onEvent(event);
-        return "stop";
-      }
-      if (typeof event.seq === "number") lastSeq = Math.max(lastSeq, event.seq);
-      onEvent(event);
-    },
-    300,
-  );
+export function followRun(runId, onEvents) {
+  const worker = new Worker("/ui/run_stream.js");
+  worker.onmessage = (message) => {
+    onEvents(message.data.events);
+    if (message.data.events.some((event) => event.type === "run_finished")) worker.terminate();
+  };
+  worker.postMessage({ url: socketUrl(`/api/runs/${encodeURIComponent(runId)}/events`), protocols: socketProtocols(), fromSeq: 0 });
+  return () => worker.terminate();
 }
 
 /** Follow the run list: `run_queued`, `run_started`, `run_finished`. */

@@ -4,8 +4,9 @@
 // quotas.
 
 import { api } from "./api.js";
-import { escapeHtml } from "./page.js";
-import { formatDuration } from "./tree.js";
+import { copyWithButton, escapeHtml } from "./page.js";
+import { formatDate, formatDuration, formatOffset } from "./time.js";
+import { timeAxis } from "./tree.js";
 
 export class Details {
   /**
@@ -23,12 +24,19 @@ export class Details {
   /** Show `span` (null: nothing) of the run `runId`, whose events are in `model`. */
   show(span, model, runId) {
     if (!span) {
-      this.container.innerHTML = "";
+      this.container.innerHTML = runId
+        ? '<p class="empty-note" data-testid="details-empty">Select a span (click it, or arrows and Enter in the tree) to see its attributes, logs and errors.</p>'
+        : '<p class="empty-note" data-testid="details-empty">No run shown: run the flow, or open one from the Runs list.</p>';
       return;
     }
     const isRoot = span.parent_id === null && runId;
+    const offset = span.start_us - timeAxis(model, span.start_us).start;
     const parts = [`<h3><span class="s-${escapeHtml(span.status)}">${escapeHtml(span.status)}</span> ${escapeHtml(span.kind)} <code>${escapeHtml(span.name)}</code>
-      ${span.end_us ? formatDuration(span.end_us - span.start_us) : "running"}${span.line ? ` · line ${span.line}` : ""}</h3>`];
+      ${span.end_us ? formatDuration(span.end_us - span.start_us) : "running"}${span.line ? ` · line ${span.line}` : ""}</h3>
+      <div class="span-when" data-testid="span-when">starts at +${formatOffset(offset)} · ${formatDate(span.start_us / 1000)}</div>`];
+    if (isRoot) {
+      parts.push(`<div class="run-id">run <code data-testid="run-id">${escapeHtml(runId)}</code></div>`);
+    }
     if (span.error) {
       parts.push(`<div data-testid="span-error"><strong>${escapeHtml(span.error.type)}</strong>: ${escapeHtml(span.error.message)}`);
       if (span.error.traceback) parts.push(`<pre data-testid="traceback">${escapeHtml(span.error.traceback)}</pre>`);
@@ -97,15 +105,6 @@ function showInputOutput(box, run, onUseInput) {
     .join("");
   box.querySelector('[data-testid="use-input"]').addEventListener("click", () => onUseInput(run.input ?? {}));
   for (const button of box.querySelectorAll("button[data-copy]")) {
-    button.addEventListener("click", async () => {
-      const text = box.querySelector(`[data-testid="run-${button.dataset.copy}"]`).textContent;
-      try {
-        await navigator.clipboard.writeText(text);
-        button.textContent = "copied";
-      } catch {
-        button.textContent = "copy failed";
-      }
-      setTimeout(() => (button.textContent = "copy"), 1500);
-    });
+    button.addEventListener("click", () => copyWithButton(button, box.querySelector(`[data-testid="run-${button.dataset.copy}"]`).textContent));
   }
 }

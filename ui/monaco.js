@@ -3,7 +3,8 @@
 // error markers, and jumping to a line.
 
 import { apiText } from "./api.js";
-import { completionsAt, hoverFor, parseStubs } from "./stubs.js";
+import { completionsAt, hoverFor, localTypes, parseStubs, snippetFor } from "./stubs.js";
+import { onThemeChange } from "./theme.js";
 
 const MONACO = "/vendor/monaco/vs";
 
@@ -46,8 +47,14 @@ export class Editor {
     this.stubs = parseStubs("");
     this.stubsText = null;
     this.decorations = null;
+    /** The model the user edits. Made here, not by the editor: a model the
+     * editor makes is disposed when another one is put in it. Another
+     * module's source is shown read-only in a model of its own
+     * (`showModule`), and this one comes back. */
+    this.ownModel = monaco.editor.createModel("", "python");
+    this.moduleModel = null;
     this.editor = monaco.editor.create(element, {
-      language: "python",
+      model: this.ownModel,
       automaticLayout: true,
       minimap: { enabled: false },
       fontSize: 13,
@@ -57,6 +64,7 @@ export class Editor {
     this.editor.addCommand(monaco.KeyMod.CtrlCmd | monaco.KeyCode.Enter, actions.run);
     this.editor.addCommand(monaco.KeyMod.CtrlCmd | monaco.KeyCode.KeyS, actions.save);
     this.registerLanguageHelp();
+    onThemeChange((theme) => monaco.editor.setTheme(theme === "dark" ? "vs-dark" : "vs"));
   }
 
   /** Fetch the server's stubs (again: they change as services are
@@ -77,14 +85,22 @@ export class Editor {
         const before = model.getLineContent(position.lineNumber).slice(0, position.column - 1);
         const word = model.getWordUntilPosition(position);
         const range = { startLineNumber: position.lineNumber, endLineNumber: position.lineNumber, startColumn: word.startColumn, endColumn: word.endColumn };
-        const suggestions = completionsAt(this.stubs, before).map((member) => ({
-          label: member.name,
-          kind: kinds[member.kind] ?? kinds.property,
-          detail: member.signature,
-          documentation: member.doc,
-          insertText: member.name,
-          range,
-        }));
+        // What `with flow.step(...) as s:` made `s` (up to this line).
+        const above = model.getValueInRange({ startLineNumber: 1, startColumn: 1, endLineNumber: position.lineNumber, endColumn: 1 });
+        const locals = localTypes(this.stubs, above);
+        const snippet = monaco.languages.CompletionItemInsertTextRule.InsertAsSnippet;
+        const suggestions = completionsAt(this.stubs, before, locals).map((member) => {
+          const insert = snippetFor(member);
+          return {
+            label: member.name,
+            kind: kinds[member.kind] ?? kinds.property,
+            detail: member.signature,
+            documentation: member.doc,
+            insertText: insert,
+            insertTextRules: insert === member.name ? undefined : snippet,
+            range,
+          };
+        });
         return { suggestions };
       },
     });
@@ -101,23 +117,56 @@ export class Editor {
     });
   }
 
+  /** The user's own source, even while another module is shown. */
   get source() {
-    return this.editor.getValue();
+    return this.ownModel.getValue();
   }
 
   set source(text) {
-    this.editor.setValue(text);
+    this.showOwn();
+    this.ownModel.setValue(text);
     this.clearMarkers();
+  }
+
+  /** Show another module's `text` read-only (a subflow's source), until `showOwn`. */
+  showModule(text) {
+    if (this.moduleModel?.getValue() === text) {
+      this.swapTo(this.moduleModel, true);
+      return;
+    }
+    const previous = this.moduleModel;
+    this.moduleModel = this.monaco.editor.createModel(text, "python");
+    this.swapTo(this.moduleModel, true);
+    previous?.dispose();
+  }
+
+  /** Back to the user's own source, editable. */
+  showOwn() {
+    this.swapTo(this.ownModel, false);
+  }
+
+  /** Put `model` in the editor; the line highlighted in the other one goes. */
+  swapTo(model, readOnly) {
+    if (this.editor.getModel() === model) return;
+    this.decorations?.clear();
+    this.decorations = null;
+    this.editor.setModel(model);
+    this.editor.updateOptions({ readOnly });
+  }
+
+  get showingOwn() {
+    return this.editor.getModel() === this.ownModel;
   }
 
   /** Call `listener` whenever the text changes. */
   onChange(listener) {
-    this.editor.onDidChangeModelContent(listener);
+    this.ownModel.onDidChangeContent(listener);
   }
 
   /** Mark an error on a line; `reveal` scrolls to it. */
   markError(line, message, reveal = false) {
-    const model = this.editor.getModel();
+    this.showOwn();
+    const model = this.ownModel;
     const lineNumber = Math.min(Math.max(1, line || 1), model.getLineCount());
     this.monaco.editor.setModelMarkers(model, "hero_logic", [
       { startLineNumber: lineNumber, endLineNumber: lineNumber, startColumn: 1, endColumn: model.getLineMaxColumn(lineNumber), message, severity: this.monaco.MarkerSeverity.Error },
@@ -126,7 +175,7 @@ export class Editor {
   }
 
   clearMarkers() {
-    this.monaco.editor.setModelMarkers(this.editor.getModel(), "hero_logic", []);
+    this.monaco.editor.setModelMarkers(this.ownModel, "hero_logic", []);
   }
 
   /**

@@ -14,5 +14,26 @@ export function badge(status) {
 
 /** The line in the header that says what just happened. */
 export function setStatus(text) {
-  byId("status").textContent = text;
+  const line = byId("status");
+  line.textContent = text;
+  line.classList.remove("error");
+}
+
+/** An error for the reader: in the header's status line, in red. */
+export function showError(error) {
+  const line = byId("status");
+  line.textContent = error?.message || String(error);
+  line.classList.add("error");
+}
+
+/** Copy `text` to the clipboard; the button says whether it worked. */
+export async function copyWithButton(button, text) {
+  const label = button.textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = "copied";
+  } catch {
+    button.textContent = "copy failed";
+  }
+  setTimeout(() => (button.textContent = label), 1500);
 }

@@ -4,8 +4,9 @@
 
 import { api, followRun } from "./api.js";
 import { Details } from "./details.js";
-import { badge, byId, escapeHtml, setStatus } from "./page.js";
-import { addSpans, applyEvent, createModel } from "./tree.js";
+import { LogPanel } from "./logs.js";
+import { badge, byId, copyWithButton, escapeHtml, setStatus, showError } from "./page.js";
+import { addLog, addSpans, applyEvent, createModel } from "./tree.js";
 import { initialTreeState, reduceTree } from "./tree_state.js";
 import { TreeView } from "./treeview.js";
 
@@ -25,12 +26,13 @@ export class RunPane {
     this.details = new Details(byId("details"), { onUseInput });
     /** The run shown once it has finished (its record), for Re-run. */
     this.finishedRun = null;
-    this.view = new TreeView(byId("tree"), {
+    this.copyIdButton = byId("copy-run-id");
+    this.view = new TreeView(byId("tree"), byId("ruler"), {
       onToggle: (spanId) => this.dispatch({ type: "toggle", spanId }),
-      onSelect: (spanId) => {
-        this.dispatch({ type: "select", spanId });
-        this.showDetails(this.model.spans.get(spanId), true);
-      },
+      onExpand: (spanId) => this.dispatch({ type: "expand", spanId }),
+      onCollapse: (spanId) => this.dispatch({ type: "collapse", spanId }),
+      onMove: (spanId) => this.dispatch({ type: "select", spanId }),
+      onSelect: (spanId) => this.open(spanId),
       onFollow: (on) => {
         byId("follow").checked = on;
         this.dispatch({ type: "follow", on });
@@ -53,12 +55,36 @@ export class RunPane {
     byId("follow").addEventListener("change", (event) => this.dispatch({ type: "follow", on: event.target.checked }));
     this.cancelButton.addEventListener("click", () => this.cancel());
     this.rerunButton.addEventListener("click", () => this.rerun());
+    this.copyIdButton.addEventListener("click", () => copyWithButton(this.copyIdButton, this.runId));
+    this.logs = new LogPanel(
+      { panel: byId("logs-panel"), filter: byId("log-filter"), lines: byId("log-lines"), tab: byId("tab-logs") },
+      { onSelectSpan: (spanId) => this.open(spanId) },
+    );
+    this.tabs = { details: [byId("tab-details"), byId("details")], logs: [byId("tab-logs"), byId("logs-panel")] };
+    for (const [name, [tab]] of Object.entries(this.tabs)) tab.addEventListener("click", () => this.showTab(name));
+  }
+
+  /** Select a span and open its details (from the tree, a key or a log line). */
+  open(spanId) {
+    this.dispatch({ type: "select", spanId });
+    this.showTab("details");
+    this.showDetails(this.model.spans.get(spanId), true);
+  }
+
+  /** Show the span's details or the run's logs under the tree. */
+  showTab(name) {
+    for (const [tabName, [tab, panel]] of Object.entries(this.tabs)) {
+      tab.setAttribute("aria-selected", String(tabName === name));
+      panel.hidden = tabName !== name;
+    }
+    this.logs.draw();
   }
 
   /** Change the tree's state, and draw it on the next frame. */
   dispatch(action) {
     this.tree = reduceTree(this.tree, action);
     this.view.show(this.model, this.tree);
+    this.logs.show(this.model);
   }
 
   /**
@@ -73,9 +99,11 @@ export class RunPane {
     const model = createModel();
     this.model = model;
     this.dispatch({ type: "reset" });
-    this.details.show(null);
+    this.details.show(null, model, runId);
     this.title.textContent = `run …${runId.slice(-12)}`;
+    this.title.title = `run ${runId}`;
     delete this.title.dataset.status;
+    this.copyIdButton.hidden = false;
     this.cancelButton.hidden = false;
     this.rerunButton.hidden = true;
     this.finishedRun = null;
@@ -86,16 +114,26 @@ export class RunPane {
       ]);
       if (this.model !== model) return; // another run was opened meanwhile
       addSpans(model, spans);
-      for (const line of logs) applyEvent(model, { type: "log", ...line });
+      for (const line of logs) addLog(model, line);
       applyEvent(model, { type: "run_finished", ...run });
       this.dispatch({ type: "loaded", model });
       this.finished(run);
       return;
     }
-    this.stopFollowing = followRun(runId, (event) => {
+    // Events come in batches (one per frame's worth of time): merged one by
+    // one, drawn once.
+    this.stopFollowing = followRun(runId, (events) => {
       if (this.model !== model) return;
-      if (applyEvent(model, event)) this.dispatch({ type: "eventArrived", event, model });
-      if (event.type === "run_finished") this.finished(event);
+      let tree = this.tree;
+      let finished = null;
+      for (const event of events) {
+        if (applyEvent(model, event)) tree = reduceTree(tree, { type: "eventArrived", event, model });
+        if (event.type === "run_finished") finished = event;
+      }
+      this.tree = tree;
+      this.view.show(model, tree);
+      this.logs.show(model);
+      if (finished) this.finished(finished);
     });
   }
 
@@ -114,7 +152,9 @@ export class RunPane {
     this.dispatch({ type: "reset" });
     this.details.show(null);
     this.title.textContent = "No run yet";
+    this.title.title = "";
     delete this.title.dataset.status;
+    this.copyIdButton.hidden = true;
     this.cancelButton.hidden = true;
     this.rerunButton.hidden = true;
     this.finishedRun = null;
@@ -139,7 +179,7 @@ export class RunPane {
 
   showDetails(span, asked = false) {
     this.details.show(span, this.model, this.runId);
-    this.onSpanShown(span, asked);
+    this.onSpanShown(span, asked, this.model);
   }
 
   /** Run the finished run's flow again with its input: the same stored
@@ -157,11 +197,11 @@ export class RunPane {
       this.onRunStarted(run_id);
       this.watch(run_id);
     } catch (error) {
-      setStatus(error.message);
+      showError(error);
     }
   }
 
   async cancel() {
-    if (this.runId) await api(`/api/runs/${encodeURIComponent(this.runId)}/cancel`, { method: "POST" }).catch((e) => setStatus(e.message));
+    if (this.runId) await api(`/api/runs/${encodeURIComponent(this.runId)}/cancel`, { method: "POST" }).catch(showError);
   }
 }

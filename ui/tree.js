@@ -10,9 +10,17 @@ export function createModel() {
     children: new Map(), // span_id -> [child span_id], in start order
     roots: [],
     logs: new Map(), // span_id -> [log line]
+    arrived: [], // span_id of every span, in the order they first arrived
+    logOrder: [], // every log line in the order the run wrote them, with its span_id
     lastSeq: 0,
     run: null, // the run_finished event, once it came
     version: 0, // bumped on every change, so a view knows when to redraw
+    // The run's time axis as far as it is known, kept as spans arrive so a
+    // frame need not look at every span: the first start, the last end,
+    // and how many spans are still open (they stretch the axis to now).
+    firstStartUs: Infinity,
+    lastEndUs: -Infinity,
+    open: 0,
   };
 }
 
@@ -33,9 +41,7 @@ export function applyEvent(model, event) {
   if (event.type === "span_started" || event.type === "span_ended") {
     putSpan(model, spanOf(event));
   } else if (event.type === "log") {
-    const lines = model.logs.get(event.span_id) || [];
-    lines.push({ seq: event.seq, ts_us: event.ts_us, stream: event.stream, text: event.text });
-    model.logs.set(event.span_id, lines);
+    addLog(model, event);
   } else {
     return false;
   }
@@ -49,15 +55,28 @@ export function addSpans(model, spans) {
   model.version++;
 }
 
+/** Add one log line (an event or a line of `GET /api/runs/{id}/logs`). */
+export function addLog(model, line) {
+  const kept = { seq: line.seq, ts_us: line.ts_us, stream: line.stream, text: line.text, span_id: line.span_id };
+  const lines = model.logs.get(line.span_id) || [];
+  lines.push(kept);
+  model.logs.set(line.span_id, lines);
+  model.logOrder.push(kept);
+}
+
 function spanOf(event) {
   const { type: _type, seq: _seq, ...span } = event;
   return span;
 }
 
 function putSpan(model, span) {
-  const known = model.spans.has(span.span_id);
+  const before = model.spans.get(span.span_id);
   model.spans.set(span.span_id, span);
-  if (known) return;
+  model.firstStartUs = Math.min(model.firstStartUs, span.start_us);
+  if (span.end_us !== null && span.end_us !== undefined) model.lastEndUs = Math.max(model.lastEndUs, span.end_us);
+  model.open += isOpen(span) - (before ? isOpen(before) : 0);
+  if (before) return;
+  model.arrived.push(span.span_id);
   const parent = span.parent_id;
   if (parent === null || parent === undefined) {
     model.roots.push(span.span_id);
@@ -74,6 +93,10 @@ function putSpan(model, span) {
   }
 }
 
+function isOpen(span) {
+  return span.end_us === null || span.end_us === undefined ? 1 : 0;
+}
+
 function startOrder(a, b) {
   return a.start_us - b.start_us || a.span_id - b.span_id;
 }
@@ -87,12 +110,14 @@ export function looseText(text) {
   return text.toLowerCase().replace(/"/g, "").replace(/\s*[:=]\s*/g, "=");
 }
 
-/** Does a span match a filter text (name, kind, status, error or attributes)? */
-export function matches(span, filter) {
+/** Does a span match a filter text (name, kind, status, error, attributes
+ * or one of its log lines, `logs`)? */
+export function matches(span, filter, logs = []) {
   const needle = filter.trim().toLowerCase();
   if (!needle) return true;
   if (span.name.toLowerCase().includes(needle)) return true;
   if (span.kind.includes(needle) || span.status.includes(needle)) return true;
+  if (logs.some((line) => line.text.toLowerCase().includes(needle))) return true;
   const loose = looseText(needle);
   if (span.error && looseText(JSON.stringify(span.error)).includes(loose)) return true;
   return looseText(JSON.stringify(span.attrs || {})).includes(loose);
@@ -108,7 +133,7 @@ export function layoutRows(model, { collapsed = new Set(), filter = "" } = {}) {
   if (filter.trim()) {
     keep = new Set();
     for (const span of model.spans.values()) {
-      if (!matches(span, filter)) continue;
+      if (!matches(span, filter, model.logs.get(span.span_id))) continue;
       let id = span.span_id;
       while (id !== null && id !== undefined && !keep.has(id)) {
         keep.add(id);
@@ -134,6 +159,88 @@ export function layoutRows(model, { collapsed = new Set(), filter = "" } = {}) {
   return rows;
 }
 
+/**
+ * Bring `rows` (as `layoutRows` made them, with no filter, `collapsed` as
+ * given) up to date with the spans that arrived since `model.arrived[from]`,
+ * in place, when each new span goes at the very end: the last child of a span
+ * on the path down to the last row, which is how a running flow grows.
+ * Returns false, touching nothing, when one does not: lay them all out again.
+ * A live run's frame then costs the new spans, not the whole tree.
+ */
+export function appendRows(model, rows, from, collapsed) {
+  const added = [];
+  // The path from the last row up to its root: span_id -> depth.
+  let path = null;
+  const pathOf = (row) => {
+    const depths = new Map();
+    let id = row.span.span_id;
+    let depth = row.depth;
+    while (id !== null && id !== undefined && depth >= 0) {
+      depths.set(id, depth--);
+      id = model.spans.get(id)?.parent_id;
+    }
+    return depths;
+  };
+  let last = rows[rows.length - 1];
+  // When each new span arrived: a span is at the end if every sibling after
+  // it arrived after it (they are appended after it, in turn).
+  const arrivedAt = new Map();
+  for (let i = from; i < model.arrived.length; i++) arrivedAt.set(model.arrived[i], i);
+  const lastSoFar = (siblings, id, i) => {
+    for (let k = siblings.length - 1; k >= 0 && siblings[k] !== id; k--) {
+      if (!(arrivedAt.get(siblings[k]) > i)) return false;
+    }
+    return true;
+  };
+  for (let i = from; i < model.arrived.length; i++) {
+    const span = model.spans.get(model.arrived[i]);
+    const parent = span.parent_id;
+    let depth;
+    if (parent === null || parent === undefined) {
+      if (!lastSoFar(model.roots, span.span_id, i)) return false;
+      depth = 0;
+    } else {
+      if (!lastSoFar(model.children.get(parent), span.span_id, i)) return false;
+      if (!last) return false;
+      path ??= pathOf(last);
+      const parentDepth = path.get(parent);
+      if (parentDepth === undefined) {
+        // A parent whose row is folded away adds nothing to draw;
+        // otherwise the new row is not at the end.
+        if (isHidden(model, model.spans.get(parent)?.parent_id, collapsed)) continue;
+        return false;
+      }
+      if (collapsed.has(parent)) {
+        // A folded span shows nothing under it, so it is the last row: it
+        // has children now, and shows it folded.
+        last.hasChildren = true;
+        last.collapsed = true;
+        continue;
+      }
+      depth = parentDepth + 1;
+    }
+    const row = { span, depth, hasChildren: false, collapsed: false };
+    added.push(row);
+    last = row;
+    path = pathOf(row);
+  }
+  for (const row of added) {
+    const parentRow = rows.length && row.span.parent_id === rows[rows.length - 1].span.span_id ? rows[rows.length - 1] : null;
+    if (parentRow) parentRow.hasChildren = true;
+    rows.push(row);
+  }
+  return true;
+}
+
+/** Is span `id`'s row out of sight: itself or an ancestor folded (null: no span)? */
+function isHidden(model, id, collapsed) {
+  while (id !== null && id !== undefined) {
+    if (collapsed.has(id)) return true;
+    id = model.spans.get(id)?.parent_id;
+  }
+  return false;
+}
+
 /** The spans to collapse so that nothing deeper than `depth` shows. */
 export function collapseBelow(model, depth) {
   const collapsed = new Set();
@@ -155,16 +262,21 @@ export function isRunning(model) {
   return !model.run && model.roots.some((id) => model.spans.get(id)?.status === "running");
 }
 
-/** The run's time axis: from its first start to its last end (or `nowUs`). */
+/** The run's time axis: from its first start to its last end (or `nowUs`
+ * while a span is open). */
 export function timeAxis(model, nowUs) {
-  let start = Infinity;
-  let end = -Infinity;
-  for (const span of model.spans.values()) {
-    start = Math.min(start, span.start_us);
-    end = Math.max(end, span.end_us ?? nowUs);
-  }
-  if (start === Infinity) return { start: 0, end: 1 };
+  if (model.firstStartUs === Infinity) return { start: 0, end: 1 };
+  const start = model.firstStartUs;
+  const end = model.open > 0 ? Math.max(model.lastEndUs, nowUs) : model.lastEndUs;
   return { start, end: Math.max(end, start + 1) };
+}
+
+/** The log lines of the run, in the order written, whose text (or span's
+ * name, `spanName(id)`) holds `filter`; all of them for an empty filter. */
+export function runLogs(model, filter, spanName) {
+  const needle = filter.trim().toLowerCase();
+  if (!needle) return model.logOrder;
+  return model.logOrder.filter((line) => line.text.toLowerCase().includes(needle) || spanName(line.span_id).toLowerCase().includes(needle));
 }
 
 /** Where a span's bar sits on the axis, as fractions of its width. */
@@ -178,16 +290,6 @@ export function barPosition(span, axis, nowUs) {
 
 function clamp(x) {
   return Math.min(1, Math.max(0, x));
-}
-
-/** A span's duration in words: `0.42 ms`, `1.3 s`, `2 min 5 s`. */
-export function formatDuration(us) {
-  if (us === null || us === undefined || us < 0) return "";
-  if (us < 1000) return `${(us / 1000).toFixed(2)} ms`;
-  if (us < 1_000_000) return `${(us / 1000).toFixed(us < 10_000 ? 2 : 1)} ms`;
-  const seconds = us / 1_000_000;
-  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
-  return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
 }
 
 /** The slice of rows a scrolled viewport shows, with a margin each side. */

@@ -4,7 +4,8 @@
 // events arrive. It keeps no state of its own beyond what it last drew; a
 // click is passed on as an intent for the owner to reduce.
 
-import { barPosition, createModel, followAfterScroll, formatDuration, isRunning, layoutRows, timeAxis, visibleWindow } from "./tree.js";
+import { formatDuration, formatOffset, rulerTicks } from "./time.js";
+import { appendRows, barPosition, createModel, followAfterScroll, isRunning, layoutRows, timeAxis, visibleWindow } from "./tree.js";
 import { initialTreeState } from "./tree_state.js";
 
 const ROW_HEIGHT = 22;
@@ -12,20 +13,26 @@ const ICONS = { ok: "✓", failed: "✗", running: "●", queued: "…", timed_o
 
 export class TreeView {
   /**
-   * @param {HTMLElement} container the scrolling element (holds a `.tree-spacer`)
-   * @param {{onToggle: (spanId) => void, onSelect: (spanId) => void, onFollow: (on: boolean) => void}} intents
-   *   what a click on a row's toggle, or on the rest of a row, asks for, and
-   *   what the reader's scrolling says about following the newest rows
+   * @param {HTMLElement} container the scrolling element (holds a `.tree-spacer` and an `.empty` note)
+   * @param {HTMLElement} ruler the time axis's ruler over the rows' bars
+   * @param {{onToggle: (spanId) => void, onSelect: (spanId) => void, onMove: (spanId) => void,
+   *   onExpand: (spanId) => void, onCollapse: (spanId) => void, onFollow: (on: boolean) => void}} intents
+   *   what a click on a row's toggle, or on the rest of a row, asks for
+   *   (`onSelect`: select and open); what the keys ask for (`onMove`: select
+   *   only; Enter is `onSelect`); what the reader's scrolling says about
+   *   following the newest rows
    */
-  constructor(container, intents) {
+  constructor(container, ruler, intents) {
     this.container = container;
+    this.ruler = ruler;
     this.spacer = container.querySelector(".tree-spacer");
+    this.empty = container.querySelector(".empty");
     this.intents = intents;
     this.model = createModel();
     this.state = initialTreeState();
     // What the rows were laid out from: a new model version, fold set or
     // filter (the reducers make new ones on change) lays them out again.
-    this.laidOut = { model: null, version: -1, collapsed: null, filter: null };
+    this.laidOut = { model: null, version: -1, collapsed: null, filter: null, arrived: 0 };
     this.rows = [];
     this.pending = false;
     this.tick = null;
@@ -34,16 +41,32 @@ export class TreeView {
     // else is the reader's.
     this.followedTo = null;
     container.addEventListener("scroll", () => {
-      if (container.scrollTop !== this.followedTo) this.readerScrolled();
+      if (this.followedTo === null || Math.abs(container.scrollTop - this.followedTo) > 1) this.readerScrolled();
       this.schedule();
     });
     container.addEventListener("click", (event) => this.click(event));
-    window.addEventListener("resize", () => this.schedule());
+    container.addEventListener("keydown", (event) => this.key(event));
+    // A bar's start, told when the pointer is on it rather than written each frame.
+    container.addEventListener("mouseover", (event) => {
+      const lane = event.target.closest?.(".lane");
+      if (lane) lane.title = `starts at +${formatOffset(lane.parentElement.startOffset ?? 0)}`;
+    });
+    // The viewport's height, read when it changes rather than each frame
+    // (a read after the frame's writes would force a layout).
+    this.viewportHeight = container.clientHeight;
+    new ResizeObserver(() => {
+      this.viewportHeight = container.clientHeight;
+      this.schedule();
+    }).observe(container);
+    this.rulerTicks = [];
   }
 
   /** Draw `model` as `state` says, on the next frame. */
   show(model, state) {
-    if (model !== this.model) this.container.scrollTop = 0;
+    if (model !== this.model) {
+      this.container.scrollTop = 0;
+      this.wasRunning = false;
+    }
     this.model = model;
     this.state = state;
     this.schedule();
@@ -62,55 +85,167 @@ export class TreeView {
   draw() {
     const { model, state } = this;
     const laidOut = this.laidOut;
-    const stale = laidOut.model !== model || laidOut.version !== model.version || laidOut.collapsed !== state.collapsed || laidOut.filter !== state.filter;
+    const sameTree = laidOut.model === model && laidOut.collapsed === state.collapsed && laidOut.filter === state.filter;
+    const stale = !sameTree || laidOut.version !== model.version;
     const running = isRunning(model);
+    let scrollTop = this.container.scrollTop;
     if (stale) {
-      this.rows = layoutRows(model, { collapsed: state.collapsed, filter: state.filter });
-      this.laidOut = { model, version: model.version, collapsed: state.collapsed, filter: state.filter };
+      // New spans of a live run mostly go at the end: add those rows alone.
+      const appended = sameTree && !state.filter.trim() && appendRows(model, this.rows, laidOut.arrived, state.collapsed);
+      if (!appended) this.rows = layoutRows(model, { collapsed: state.collapsed, filter: state.filter });
+      this.laidOut = { model, version: model.version, collapsed: state.collapsed, filter: state.filter, arrived: model.arrived.length };
       this.spacer.style.height = `${this.rows.length * ROW_HEIGHT}px`;
-      if (state.follow && running) {
-        this.container.scrollTop = Math.max(0, this.rows.length * ROW_HEIGHT - this.container.clientHeight);
-        this.followedTo = this.container.scrollTop;
+      this.empty.hidden = model.spans.size > 0;
+      // Following goes on through the frame that draws the run's last spans.
+      if (state.follow && (running || this.wasRunning)) {
+        scrollTop = Math.max(0, this.rows.length * ROW_HEIGHT - this.viewportHeight);
+        this.container.scrollTop = scrollTop;
+        // Not read back: a read would force a layout in the middle of the frame.
+        this.followedTo = scrollTop;
       }
     }
     const nowUs = Date.now() * 1000;
     const axis = timeAxis(model, nowUs);
-    const { first, last } = visibleWindow(this.rows.length, ROW_HEIGHT, this.container.scrollTop, this.container.clientHeight);
+    this.drawRuler(model.spans.size ? axis : null);
+    const { first, last } = visibleWindow(this.rows.length, ROW_HEIGHT, scrollTop, this.viewportHeight);
     const needed = last - first;
     while (this.pool.length < needed) {
       const element = document.createElement("div");
       element.className = "row";
+      element.setAttribute("role", "treeitem");
       element.innerHTML = '<span class="toggle"></span><span class="icon"></span><span class="kind"></span><span class="name"></span><span class="duration"></span><span class="lane"><span class="bar"></span></span>';
       this.container.appendChild(element);
       this.pool.push(element);
     }
     while (this.pool.length > needed) this.pool.pop().remove();
     for (let i = 0; i < needed; i++) this.fill(this.pool[i], this.rows[first + i], first + i, axis, nowUs);
+    const active = this.pool.find((element) => Number(element.dataset.spanId) === state.selected)?.id ?? "";
+    if (this.container.getAttribute("aria-activedescendant") !== active) {
+      if (active) this.container.setAttribute("aria-activedescendant", active);
+      else this.container.removeAttribute("aria-activedescendant");
+    }
+    this.wasRunning = running;
     // Running spans tick: keep drawing while the run goes on, and no longer.
     clearTimeout(this.tick);
     this.tick = running ? setTimeout(() => this.schedule(), 100) : null;
   }
 
   fill(element, row, index, axis, nowUs) {
-    const { span, depth } = row;
-    element.style.top = `${index * ROW_HEIGHT}px`;
-    element.style.paddingLeft = `${4 + depth * 14}px`;
-    element.dataset.spanId = span.span_id;
-    element.dataset.status = span.status;
-    element.classList.toggle("selected", this.state.selected === span.span_id);
+    // The row holds the span as it was laid out; the model has its latest state.
+    const span = this.model.spans.get(row.span.span_id) ?? row.span;
+    const { depth } = row;
+    const selected = this.state.selected === span.span_id;
     const [toggle, icon, kind, name, duration, lane] = element.children;
-    toggle.textContent = row.hasChildren ? (row.collapsed ? "▸" : "▾") : "";
-    icon.textContent = ICONS[span.status] || "?";
-    icon.className = `icon s-${span.status}`;
-    kind.textContent = span.kind === "step" ? "" : span.kind;
-    name.textContent = span.name;
-    name.title = span.name;
-    duration.textContent = formatDuration((span.end_us ?? nowUs) - span.start_us);
+    // What changes only with the span's row, its status or the reader's
+    // folds and selection: written only when it changed (a live run redraws
+    // the same rows every frame).
+    const key = `${index}|${span.span_id}|${span.status}|${depth}|${row.hasChildren}|${row.collapsed}|${selected}`;
+    if (element.rowKey !== key) {
+      element.rowKey = key;
+      element.style.top = `${index * ROW_HEIGHT}px`;
+      element.style.paddingLeft = `${4 + depth * 14}px`;
+      element.dataset.spanId = span.span_id;
+      element.dataset.status = span.status;
+      element.id = `span-row-${span.span_id}`;
+      element.classList.toggle("selected", selected);
+      element.setAttribute("aria-selected", String(selected));
+      element.setAttribute("aria-level", String(depth + 1));
+      element.setAttribute("aria-label", `${span.name}, ${span.status}`);
+      if (row.hasChildren) element.setAttribute("aria-expanded", String(!row.collapsed));
+      else element.removeAttribute("aria-expanded");
+      toggle.textContent = row.hasChildren ? (row.collapsed ? "▸" : "▾") : "";
+      icon.textContent = ICONS[span.status] || "?";
+      icon.className = `icon s-${span.status}`;
+      kind.textContent = span.kind === "step" ? "" : span.kind;
+      name.textContent = span.name;
+      name.title = span.name;
+      lane.firstChild.className = `bar b-${span.status}`;
+    }
+    const lasted = formatDuration((span.end_us ?? nowUs) - span.start_us);
+    if (duration.textContent !== lasted) duration.textContent = lasted;
+    // The bar moves by transform: no layout, however many rows redraw.
     const { left, width } = barPosition(span, axis, nowUs);
-    const bar = lane.firstChild;
-    bar.className = `bar b-${span.status}`;
-    bar.style.left = `${left * 100}%`;
-    bar.style.width = `${width * 100}%`;
+    lane.firstChild.style.transform = `translateX(${(left * 100).toFixed(3)}%) scaleX(${width.toFixed(5)})`;
+    element.startOffset = span.start_us - axis.start;
+  }
+
+  /** The ruler's ticks: as many elements as ticks, moved, relabelled only when their label changed. */
+  drawRuler(axis) {
+    const ticks = axis ? rulerTicks(axis.end - axis.start) : [];
+    const lane = this.ruler.firstElementChild;
+    while (this.rulerTicks.length < ticks.length) {
+      const tick = document.createElement("span");
+      tick.className = "tick";
+      lane.appendChild(tick);
+      this.rulerTicks.push(tick);
+    }
+    while (this.rulerTicks.length > ticks.length) this.rulerTicks.pop().remove();
+    ticks.forEach(({ at, label }, i) => {
+      const tick = this.rulerTicks[i];
+      if (tick.textContent !== label) tick.textContent = label;
+      tick.style.left = `${(at * 100).toFixed(2)}%`;
+    });
+  }
+
+  /**
+   * The keys of a tree (WAI-ARIA's tree pattern): up and down move, Home
+   * and End jump, right opens a folded span or goes to its first child,
+   * left folds an open one or goes to its parent, Enter opens the details.
+   */
+  key(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    // The rows as the state is now, not as the last frame drew them.
+    this.draw();
+    const rows = this.rows;
+    if (!rows.length) return;
+    let index = rows.findIndex((row) => row.span.span_id === this.state.selected);
+    const row = rows[index];
+    const moveTo = (at) => {
+      const target = rows[Math.max(0, Math.min(rows.length - 1, at))];
+      this.intents.onMove(target.span.span_id);
+      this.scrollToRow(rows.indexOf(target));
+    };
+    switch (event.key) {
+      case "ArrowDown":
+        moveTo(index < 0 ? 0 : index + 1);
+        break;
+      case "ArrowUp":
+        moveTo(index < 0 ? 0 : index - 1);
+        break;
+      case "Home":
+        moveTo(0);
+        break;
+      case "End":
+        moveTo(rows.length - 1);
+        break;
+      case "ArrowRight":
+        if (!row) moveTo(0);
+        else if (row.hasChildren && row.collapsed) this.intents.onExpand(row.span.span_id);
+        else if (row.hasChildren) moveTo(index + 1);
+        break;
+      case "ArrowLeft":
+        if (!row) moveTo(0);
+        else if (row.hasChildren && !row.collapsed) this.intents.onCollapse(row.span.span_id);
+        else if (row.span.parent_id !== null && row.span.parent_id !== undefined) {
+          index = rows.findIndex((r) => r.span.span_id === row.span.parent_id);
+          if (index >= 0) moveTo(index);
+        }
+        break;
+      case "Enter":
+        if (row) this.intents.onSelect(row.span.span_id);
+        break;
+      default:
+        return;
+    }
+    event.preventDefault();
+  }
+
+  /** Scroll just enough for row `index` to be in view. */
+  scrollToRow(index) {
+    const top = index * ROW_HEIGHT;
+    const box = this.container;
+    if (top < box.scrollTop) box.scrollTop = top;
+    else if (top + ROW_HEIGHT > box.scrollTop + box.clientHeight) box.scrollTop = top + ROW_HEIGHT - box.clientHeight;
   }
 
   /** Up pauses following a live run; back at the bottom resumes it. */
@@ -126,5 +261,6 @@ export class TreeView {
     const id = Number(element.dataset.spanId);
     if (event.target.classList.contains("toggle") && this.model.children.has(id)) this.intents.onToggle(id);
     else this.intents.onSelect(id);
+    this.container.focus({ preventScroll: true });
   }
 }

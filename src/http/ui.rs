@@ -32,6 +32,12 @@ const FILES: &[(&str, &[u8])] = embedded![
     "ui/treeview.js",
     "ui/stubs.js",
     "ui/monaco.js",
+    "ui/theme.js",
+    "ui/time.js",
+    "ui/run_stream.js",
+    "ui/logs.js",
+    "ui/quota_form.js",
+    "ui/views/services.js",
     "vendor/monaco/vs/loader.js",
     "vendor/monaco/vs/editor/editor.main.js",
     "vendor/monaco/vs/editor/editor.main.css",
@@ -50,12 +56,23 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
+/// Set to the checkout's root, the page's own files are read from there on
+/// each request instead of from the binary: edit `ui/`, reload, without a
+/// rebuild. Only the files `FILES` names are served, as without it.
+const UI_DIR_VAR: &str = "HERO_LOGIC_UI_DIR";
+
 fn serve(path: &str) -> Response {
     match FILES.iter().find(|(name, _)| *name == path) {
         Some((name, bytes)) => {
             // The page's own files change with the binary; Monaco is pinned.
             let cache = if name.starts_with("vendor/") { "public, max-age=86400" } else { "no-cache" };
-            (StatusCode::OK, [(header::CONTENT_TYPE, content_type(name)), (header::CACHE_CONTROL, cache)], *bytes)
+            let bytes = match std::env::var_os(UI_DIR_VAR) {
+                Some(root) if name.starts_with("ui/") => std::fs::read(std::path::Path::new(&root).join(name))
+                    .map(std::borrow::Cow::Owned)
+                    .unwrap_or(std::borrow::Cow::Borrowed(*bytes)),
+                _ => std::borrow::Cow::Borrowed(*bytes),
+            };
+            (StatusCode::OK, [(header::CONTENT_TYPE, content_type(name)), (header::CACHE_CONTROL, cache)], bytes)
                 .into_response()
         }
         None => AppError::not_found(format!("no such file: /{path}")).into_response(),

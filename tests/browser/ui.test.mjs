@@ -7,19 +7,14 @@
 // HERO_LOGIC_TOKEN_URL and HERO_LOGIC_TEST_TOKEN (a second server that needs
 // that token), HERO_LOGIC_SERVICE_URL (a JSON-RPC service, not registered).
 
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { BASE, SHOTS, closePage, openPage, writeInEditor } from "./support.mjs";
 
-const BASE = process.env.HERO_LOGIC_URL;
 const BIG_RUN = process.env.HERO_LOGIC_BIG_RUN;
-const SHOTS = process.env.HERO_LOGIC_SCREENSHOTS;
 const TOKEN_URL = process.env.HERO_LOGIC_TOKEN_URL;
 const TOKEN = process.env.HERO_LOGIC_TEST_TOKEN;
 const SERVICE_URL = process.env.HERO_LOGIC_SERVICE_URL;
-assert.ok(BASE, "HERO_LOGIC_URL names the server");
-mkdirSync(SHOTS, { recursive: true });
 
 const SLOW_FLOW = `import time
 from hero_logic import flow
@@ -65,65 +60,6 @@ def nap(i):
 `;
 
 const SLOW_FLOW_START = SLOW_FLOW.slice(0, SLOW_FLOW.indexOf("def slow_steps"));
-
-let browser;
-
-before(async () => {
-  const options = {
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  };
-  // Chromium now and then dies while starting up in a container; that is the
-  // browser's start, not the page under test, so try it again.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      browser = await chromium.launch(options);
-      return;
-    } catch (error) {
-      if (attempt === 3) throw error;
-      console.error(`chromium did not start (attempt ${attempt}): ${String(error).split("\n")[0]}`);
-    }
-  }
-});
-
-after(async () => {
-  await browser?.close();
-});
-
-/** A fresh page that records console errors and uncaught exceptions. */
-async function openPage(path, base = BASE) {
-  // The clipboard, to paste a flow into the editor as a user does.
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, permissions: ["clipboard-read", "clipboard-write"] });
-  const page = await context.newPage();
-  page.errors = [];
-  page.on("console", (message) => {
-    if (message.type() === "error") page.errors.push(message.text());
-  });
-  page.on("pageerror", (error) => page.errors.push(String(error)));
-  await page.goto(`${base}/${path}`);
-  return page;
-}
-
-/** Close a page, checking it logged no errors but the `expected` ones (the
- * browser logs every 4xx answer the page asked for and then showed). */
-async function closePage(page, expected = []) {
-  const unexpected = page.errors.filter((text) => !expected.some((pattern) => pattern.test(text)));
-  assert.deepEqual(unexpected, [], "the page logged no errors");
-  await page.context().close();
-}
-
-/** Replace what the editor holds with `source`, as a user would: select all,
- * paste. The page marks the editor busy until its own source is in, so the
- * paste is not overwritten by the template or the flow being opened. */
-async function writeInEditor(page, source) {
-  await page.waitForSelector('[data-testid="editor"][aria-busy="false"]');
-  await page.click(".monaco-editor .view-lines");
-  await page.keyboard.press("Control+A");
-  await page.evaluate((text) => navigator.clipboard.writeText(text), source);
-  await page.keyboard.press("Control+V");
-  // Monaco's own API reads back what the editor now holds.
-  await page.waitForFunction((text) => window.monaco.editor.getEditors()[0].getValue() === text, source);
-}
 
 test("the library lists the built-in flows and its search box finds them", async () => {
   const page = await openPage("#/");
@@ -334,8 +270,9 @@ test("subflows run side by side are siblings with their own steps and overlappin
       name: row.querySelector(".name").textContent,
       kind: row.querySelector(".kind").textContent,
       indent: parseFloat(row.style.paddingLeft),
-      left: parseFloat(row.querySelector(".bar").style.left),
-      width: parseFloat(row.querySelector(".bar").style.width),
+      // The bar is placed by `translateX(LEFT%) scaleX(WIDTH)`.
+      left: parseFloat(/translateX\(([\d.]+)%\)/.exec(row.querySelector(".bar").style.transform)[1]),
+      width: 100 * parseFloat(/scaleX\(([\d.]+)\)/.exec(row.querySelector(".bar").style.transform)[1]),
     })),
   );
   assert.deepEqual(rows.map((r) => r.name), ["fan_out", "fan", "nap", "sleep", "nap", "sleep", "nap", "sleep"]);

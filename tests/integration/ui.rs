@@ -70,9 +70,26 @@ fn the_page_in_headless_chromium() {
         println!("{}", line.trim_start_matches(['#', ' ']));
     }
     assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
-    for view in
-        ["library", "run-live", "run-finished", "run-failed", "editor-completion", "big-run", "runs", "token-asked"]
-    {
+    let views = [
+        "library",
+        "run-live",
+        "run-finished",
+        "run-failed",
+        "editor-completion",
+        "big-run",
+        "runs",
+        "token-asked",
+        "services-empty",
+        "services",
+        "run-logs",
+        "narrow",
+        "subflow-source",
+        "big-run-live",
+    ];
+    let themed = ["library", "runs", "services", "editor"]
+        .into_iter()
+        .flat_map(|view| [format!("{view}-light"), format!("{view}-dark")]);
+    for view in views.into_iter().map(String::from).chain(themed) {
         assert!(screenshots.join(format!("{view}.png")).exists(), "a screenshot of {view}");
     }
 }

@@ -1,7 +1,7 @@
 // The editor's completion and hover from the server's stubs: `node --test ui/tests/`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { completionsAt, hoverFor, parseStubs } from "../stubs.js";
+import { completionsAt, hoverFor, localTypes, parseStubs, snippetFor } from "../stubs.js";
 
 const STUB = `from typing import Any
 
@@ -53,4 +53,26 @@ test("services and their methods complete, without the deferred request forms", 
   assert.equal(hoverFor(stubs, ["services", "weather"]).doc, "Forecasts for a few cities.");
   assert.deepEqual(completionsAt(stubs, "nothing.here."), []);
   assert.deepEqual(completionsAt(stubs, "serv").map((c) => c.name), ["services"]);
+});
+
+test("a name bound by `with flow.step(...) as s:` completes as a Step", () => {
+  const stubs = parseStubs(STUB);
+  const source = 'with flow.step("a", x=1) as s:\n    pass\nwith open("f") as handle:\n    pass\n';
+  const locals = localTypes(stubs, source);
+  assert.deepEqual([...locals], [["s", "Step"]]);
+  assert.deepEqual(completionsAt(stubs, "    s.", locals).map((c) => c.name), ["set"]);
+  assert.deepEqual(completionsAt(stubs, "    handle.", locals), [], "what the stubs do not type offers nothing");
+  // Rebound to something else further down: no longer a Step.
+  assert.deepEqual([...localTypes(stubs, source + "with services.weather.forecast(city='x') as s:\n")], []);
+});
+
+test("completion inserts a method's required parameters as tab stops", () => {
+  const stubs = parseStubs(STUB);
+  const member = (text) => completionsAt(stubs, text)[0];
+  assert.equal(snippetFor(member("flow.ste")), "step(${1:name})");
+  assert.equal(snippetFor(member("flow.inv")), "invoke(${1:flow_name})");
+  assert.equal(snippetFor(member("services.weather.fore")), "forecast(city=${1:city})", "keyword-only, without the optional days");
+  assert.equal(snippetFor(member("services.ga")), "gather($0)");
+  assert.equal(snippetFor(member("services.wea")), "weather", "a property is its name");
+  assert.equal(snippetFor({ name: "m", kind: "method", params: "self, rows: list[tuple[str, dict[str, Any]]], *, key: str" }), "m(${1:rows}, key=${2:key})");
 });

@@ -2,14 +2,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  addLog,
   addSpans,
+  appendRows,
   applyEvent,
   barPosition,
   collapseBelow,
   createModel,
   followAfterScroll,
-  formatDuration,
   layoutRows,
+  matches,
+  runLogs,
   timeAxis,
   visibleWindow,
 } from "../tree.js";
@@ -132,12 +135,70 @@ test("the time axis spans the run, and running spans reach now", () => {
   assert.deepEqual(timeAxis(createModel(), 5), { start: 0, end: 1 });
 });
 
-test("durations read well", () => {
-  assert.equal(formatDuration(420), "0.42 ms");
-  assert.equal(formatDuration(12_500), "12.5 ms");
-  assert.equal(formatDuration(1_300_000), "1.30 s");
-  assert.equal(formatDuration(125_000_000), "2 min 5 s");
-  assert.equal(formatDuration(null), "");
+test("the time axis follows spans as they start and end, without looking at them all", () => {
+  const model = createModel();
+  applyEvent(model, started(span(1, null, "root", { start_us: 100 })));
+  assert.deepEqual(timeAxis(model, 900), { start: 100, end: 900 }, "an open span reaches now");
+  applyEvent(model, started(span(2, 1, "a", { start_us: 200 })));
+  applyEvent(model, ended(span(2, 1, "a", { start_us: 200, end_us: 400 })));
+  applyEvent(model, ended(span(1, null, "root", { start_us: 100, end_us: 500 })));
+  assert.equal(model.open, 0);
+  assert.deepEqual(timeAxis(model, 5_000), { start: 100, end: 500 }, "all closed: the last end");
+});
+
+test("a span matches the filter by its log lines; the run's logs keep the order written", () => {
+  const model = createModel();
+  addSpans(model, [span(1, null, "root"), span(2, 1, "fetch"), span(3, 1, "parse")]);
+  addLog(model, { seq: 10, span_id: 3, ts_us: 1, stream: "stdout", text: "Parsing 42 rows" });
+  addLog(model, { seq: 11, span_id: 2, ts_us: 2, stream: "stderr", text: "slow answer" });
+  assert.ok(matches(model.spans.get(3), "42 ROWS", model.logs.get(3)));
+  assert.ok(!matches(model.spans.get(2), "42 rows", model.logs.get(2)));
+  assert.deepEqual(layoutRows(model, { filter: "slow" }).map((r) => r.span.name), ["root", "fetch"]);
+  const name = (id) => model.spans.get(id).name;
+  assert.deepEqual(runLogs(model, "", name).map((l) => l.text), ["Parsing 42 rows", "slow answer"]);
+  assert.deepEqual(runLogs(model, "parse", name).map((l) => l.text), ["Parsing 42 rows"], "by its span's name too");
+});
+
+test("rows appended as a live run grows equal the rows laid out afresh, whatever the arrival order", () => {
+  // A random tree, its spans arriving in start order in random batches:
+  // after each batch, appendRows (or a fresh layout where it declines)
+  // gives exactly what layoutRows gives.
+  let random = 7;
+  const next = (n) => {
+    random = (random * 1103515245 + 12345) % 2147483648;
+    return random % n;
+  };
+  let appended = 0;
+  for (let round = 0; round < 50; round++) {
+    // Mostly as a running flow grows (under the newest span or one of its
+    // ancestors), now and then anywhere, as side-by-side subflows do.
+    const spans = [span(1, null, "root", { start_us: 0 })];
+    for (let id = 2; id <= 60; id++) {
+      let parent = spans[spans.length - 1];
+      for (let up = next(3); up > 0 && parent.parent_id !== null; up--) parent = spans.find((s) => s.span_id === parent.parent_id);
+      if (next(8) === 0) parent = spans[next(spans.length)];
+      spans.push(span(id, parent.span_id, `s${id}`, { start_us: id }));
+    }
+    if (round % 5 === 0) spans.push(span(61, null, "second root", { start_us: 61 }));
+    const collapsed = round % 3 === 0 ? new Set([spans[next(spans.length)].span_id]) : new Set();
+    const model = createModel();
+    let rows = [];
+    let from = 0;
+    for (let at = 0; at < spans.length; ) {
+      const batch = spans.slice(at, (at += 1 + next(6)));
+      for (const s of batch) applyEvent(model, started(s));
+      if (appendRows(model, rows, from, collapsed)) appended++;
+      else rows = layoutRows(model, { collapsed });
+      from = model.arrived.length;
+      const fresh = layoutRows(model, { collapsed });
+      assert.deepEqual(
+        rows.map((r) => [r.span.span_id, r.depth, r.hasChildren, r.collapsed]),
+        fresh.map((r) => [r.span.span_id, r.depth, r.hasChildren, r.collapsed]),
+        `round ${round}, after ${at} spans`,
+      );
+    }
+  }
+  assert.ok(appended > 100, `appending is the common case (${appended} batches)`);
 });
 
 test("a 100,000-span run lays out, and only a window of it is drawn", () => {

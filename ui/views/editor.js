@@ -6,7 +6,8 @@ import { api } from "../api.js";
 import { Drafts } from "../drafts.js";
 import { InputForm } from "../input_form.js";
 import { Editor } from "../monaco.js";
-import { byId } from "../page.js";
+import { byId, showError } from "../page.js";
+import { QuotaForm } from "../quota_form.js";
 import { RunPane } from "../run_pane.js";
 
 const NEW_FLOW = `from hero_logic import flow
@@ -32,10 +33,12 @@ export function createEditorView() {
   const title = byId("flow-title");
   const message = byId("editor-message");
   const form = new InputForm(byId("input-form"));
+  const quotaForm = new QuotaForm(byId("quota-fields"));
+  const banner = byId("source-banner");
   const discardButton = byId("discard-draft");
   const drafts = new Drafts(localStorage);
   const runPane = new RunPane({
-    onSpanShown: revealSpan,
+    onSpanShown: (span, asked, model) => revealSpan(span, asked, model).catch(showError),
     onRunStarted: (runId) => history.replaceState(null, "", `#/runs/${encodeURIComponent(runId)}`),
     onUseInput: (input) => form.setRaw(input),
   });
@@ -57,6 +60,8 @@ export function createEditorView() {
     draftTimer: null,
     /** Asks for the stubs again now and then while the view is shown. */
     stubsTimer: null,
+    /** Stored flows' sources shown for their subflow spans, by `name@version`. */
+    modules: {},
   };
 
   function ensureEditor() {
@@ -76,6 +81,7 @@ export function createEditorView() {
 
   /** Another source is in the editor: what was checked of the last one no longer holds. */
   function loaded(flowTitle) {
+    showOwnSource();
     title.textContent = flowTitle;
     state.checkedSource = null;
     state.checkedFlow = null;
@@ -167,8 +173,10 @@ export function createEditorView() {
   async function run() {
     const editor = await ensureEditor();
     let input;
+    let quotas;
     try {
       input = form.read();
+      quotas = quotaForm.read();
     } catch (error) {
       setMessage(error.message);
       return;
@@ -181,6 +189,7 @@ export function createEditorView() {
       await check();
     }
     const body = unchanged ? { flow: state.flow.name, input } : { source: editor.source, input };
+    if (quotas) body.quotas = quotas;
     if (!unchanged && (state.checkedFlow || state.flow)) body.flow = state.checkedFlow || state.flow.name;
     try {
       editor.clearMarkers();
@@ -202,11 +211,56 @@ export function createEditorView() {
     if (line) state.editor.markError(line, error.message, true);
   }
 
-  /** A span's details point at its line in the editor; a failure's at the
-   * line that raised. The editor scrolls there only when the user clicked. */
-  function revealSpan(span, asked) {
-    const line = span?.error?.line || span?.line;
-    if (line && state.editor) state.editor.revealLine(line, { scroll: asked });
+  /**
+   * A span's details point at its line in the editor; a failure's at the
+   * line that raised. The line is in the module that ran the span: a span
+   * under a subflow of another stored flow shows that flow's source,
+   * read-only, until "Back to your source". The editor scrolls there only
+   * when the user clicked.
+   */
+  async function revealSpan(span, asked, model) {
+    const editor = state.editor;
+    const line = span?.kind === "subflow" ? span.line : span?.error?.line || span?.line;
+    if (!line || !editor) return;
+    const module = moduleOf(model, span);
+    if (!module) {
+      showOwnSource();
+    } else {
+      // Only a span the user asked for swaps the editor's source.
+      if (!asked && editor.showingOwn) return;
+      const key = `${module.name}@${module.version}`;
+      state.modules[key] ??= api(`/api/flows/${encodeURIComponent(module.name)}?version=${module.version}`).catch((error) => {
+        delete state.modules[key];
+        throw error;
+      });
+      const flow = await state.modules[key];
+      if (state.editor !== editor) return;
+      editor.showModule(flow.source);
+      banner.hidden = false;
+      byId("source-banner-text").textContent = `Showing ${flow.name} v${flow.version}, where this span ran (read-only).`;
+    }
+    editor.revealLine(line, { scroll: asked });
+  }
+
+  /** The stored flow whose module ran `span`: the nearest subflow span above
+   * it that names a stored version; null for the run's own module. */
+  function moduleOf(model, span) {
+    let id = span.kind === "subflow" ? span.parent_id : span.span_id;
+    while (id !== null && id !== undefined) {
+      const above = model.spans.get(id);
+      if (!above) return null;
+      if (above.kind === "subflow" && above.span_id !== span.span_id) {
+        const version = above.attrs?.flow_version;
+        return Number.isInteger(version) ? { name: above.name, version } : null;
+      }
+      id = above.parent_id;
+    }
+    return null;
+  }
+
+  function showOwnSource() {
+    state.editor?.showOwn();
+    banner.hidden = true;
   }
 
   /** Bring back the unsaved edits of flow `name` ("" for a new flow) over
@@ -270,6 +324,7 @@ export function createEditorView() {
   }
 
   window.addEventListener("focus", refreshStubs);
+  byId("source-back").addEventListener("click", showOwnSource);
   byId("run").addEventListener("click", run);
   discardButton.addEventListener("click", discardDraft);
   // Edits typed just before the tab closes are kept too.
@@ -290,6 +345,7 @@ export function createEditorView() {
       keepDraft();
       showMissing(null);
       followStubs(true);
+      if (!quotaForm.table.length) api("/api/quotas").then((table) => quotaForm.setQuotas(table), showError);
       try {
         if (route.runId) await openRun(route.runId);
         else if (route.flow) await openFlow(route.flow);

@@ -4,8 +4,8 @@
 // filtered list can be bookmarked, shared and reloaded.
 
 import { api, followRunList } from "../api.js";
-import { formatDuration } from "../tree.js";
 import { badge, byId, escapeHtml } from "../page.js";
+import { formatDate, formatDuration, relativeTime } from "../time.js";
 
 export function createRunsView() {
   const flowFilter = byId("runs-flow");
@@ -37,14 +37,27 @@ export function createRunsView() {
     if (flow) params.set("flow_contains", flow);
     if (status) params.set("status", status);
     const { runs } = await api(`/api/runs?${params}`);
-    rows.innerHTML = runs
-      .map((run) => {
-        const duration = run.end_us && run.start_us ? formatDuration(run.end_us - run.start_us) : "";
-        const started = run.start_us ? new Date(run.start_us / 1000).toLocaleTimeString() : "";
-        return `<tr data-run="${escapeHtml(run.run_id)}"><td><a href="#/runs/${encodeURIComponent(run.run_id)}">${escapeHtml(run.run_id.slice(-12))}</a></td>
-          <td>${escapeHtml(run.flow)}</td><td>${badge(run.status)}</td><td>${started}</td><td>${duration}</td></tr>`;
-      })
-      .join("") || `<tr><td colspan="5">No runs yet.</td></tr>`;
+    const now = Date.now();
+    rows.innerHTML =
+      runs
+        .map((run) => {
+          const duration = run.end_us && run.start_us ? formatDuration(run.end_us - run.start_us) : "";
+          const at = run.start_us ?? run.created_us;
+          const started = at ? `<time datetime="${new Date(at / 1000).toISOString()}" title="${formatDate(at / 1000)}">${relativeTime(at / 1000, now)}</time>` : "";
+          const trigger = run.trigger?.kind ? `${escapeHtml(run.trigger.kind)}${run.attempt > 1 ? ` · attempt ${run.attempt}` : ""}` : "";
+          return `<tr data-run="${escapeHtml(run.run_id)}"><td><a href="#/runs/${encodeURIComponent(run.run_id)}" title="${escapeHtml(run.run_id)}"><code>…${escapeHtml(run.run_id.slice(-12))}</code></a></td>
+          <td>${escapeHtml(run.flow)}</td><td>${badge(run.status)}</td><td>${trigger}</td><td>${started}</td><td>${duration}</td></tr>`;
+        })
+        .join("") || emptyRow();
+  }
+
+  /** What an empty list says: nothing matches, or nothing ran yet and how to start. */
+  function emptyRow() {
+    const filtered = Object.keys(filters()).length > 0;
+    const text = filtered
+      ? 'No run matches these filters. <a href="#/runs">Show all runs</a>.'
+      : 'No runs yet. Open a flow from the <a href="#/">Library</a> (or write a <a href="#/new">new one</a>) and press Run ▶.';
+    return `<tr class="empty-row"><td colspan="6" data-testid="runs-empty">${text}</td></tr>`;
   }
 
   /** The filters into the address, without a new history entry per key. */
