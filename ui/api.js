@@ -123,12 +123,22 @@ function reconnecting(path, onEvent, retryMs) {
  */
 export function followRun(runId, onEvents) {
   const worker = new Worker("/ui/run_stream.js");
+  // Opened (again) with the token as it is now: it may have been asked for meanwhile.
+  const open = () => worker.postMessage({ url: socketUrl(`/api/runs/${encodeURIComponent(runId)}/events`), protocols: socketProtocols() });
+  let retry = null;
   worker.onmessage = (message) => {
+    if (message.data.closed) {
+      retry = setTimeout(open, 300);
+      return;
+    }
     onEvents(message.data.events);
     if (message.data.events.some((event) => event.type === "run_finished")) worker.terminate();
   };
-  worker.postMessage({ url: socketUrl(`/api/runs/${encodeURIComponent(runId)}/events`), protocols: socketProtocols(), fromSeq: 0 });
-  return () => worker.terminate();
+  open();
+  return () => {
+    clearTimeout(retry);
+    worker.terminate();
+  };
 }
 
 /** Follow the run list: `run_queued`, `run_started`, `run_finished`. */

@@ -53,6 +53,8 @@ export class Editor {
      * (`showModule`), and this one comes back. */
     this.ownModel = monaco.editor.createModel("", "python");
     this.moduleModel = null;
+    /** Told `true` when the user's own source comes back, `false` when another module's is shown. */
+    this.onSwap = null;
     this.editor = monaco.editor.create(element, {
       model: this.ownModel,
       automaticLayout: true,
@@ -152,6 +154,7 @@ export class Editor {
     this.decorations = null;
     this.editor.setModel(model);
     this.editor.updateOptions({ readOnly });
+    this.onSwap?.(model === this.ownModel);
   }
 
   get showingOwn() {

@@ -66,7 +66,17 @@ export class RunPane {
 
   /** Select a span and open its details (from the tree, a key or a log line). */
   open(spanId) {
+    // A span chosen from elsewhere (a log line) may be folded away or far
+    // down: open its ancestors, stop following, and scroll to it.
+    for (let id = this.model.spans.get(spanId)?.parent_id; id !== null && id !== undefined; id = this.model.spans.get(id)?.parent_id) {
+      this.dispatch({ type: "expand", spanId: id });
+    }
+    if (this.tree.follow && this.stopFollowing) {
+      byId("follow").checked = false;
+      this.dispatch({ type: "follow", on: false });
+    }
     this.dispatch({ type: "select", spanId });
+    this.view.reveal(spanId);
     this.showTab("details");
     this.showDetails(this.model.spans.get(spanId), true);
   }
@@ -188,10 +198,12 @@ export class RunPane {
     const run = this.finishedRun;
     if (!run) return;
     try {
-      let body = { flow: run.flow, version: run.version, input: run.input };
+      // The run's quotas too: a run started with quotas from the form runs
+      // again with them (the server caps them to its maxima).
+      let body = { flow: run.flow, version: run.version, input: run.input, quotas: run.quotas };
       if (run.version === null || run.version === undefined) {
         const { source } = await api(`/api/runs/${encodeURIComponent(run.run_id)}/source`);
-        body = { source, flow: run.flow, input: run.input };
+        body = { source, flow: run.flow, input: run.input, quotas: run.quotas };
       }
       const { run_id } = await api("/api/runs", { method: "POST", body });
       this.onRunStarted(run_id);

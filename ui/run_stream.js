@@ -4,14 +4,14 @@
 // needs to draw. Here they are parsed and handed over in batches, at most
 // one per animation frame's worth of time.
 //
-// Started by `followRun` (api.js) with one message:
-//   {url: "ws://…/api/runs/ID/events", protocols: [...], fromSeq: 0}
-// Posts `{events: [...]}` batches; the last one holds `run_finished`. A
-// dropped connection opens again from the last seq seen, so nothing is
-// missed or repeated.
+// `followRun` (api.js) sends `{url: "ws://…/api/runs/ID/events", protocols}`
+// to open the socket, from the last seq seen; the worker posts `{events:
+// [...]}` batches (the last one holds `run_finished`), and `{closed: true}`
+// when the socket dropped before the run's end: the page then sends the
+// open message again, with the token as it is now, so nothing is missed or
+// repeated.
 
 const BATCH_EVERY_MS = 16;
-const RETRY_MS = 300;
 
 let batch = [];
 let flushTimer = null;
@@ -41,11 +41,11 @@ function open({ url, protocols }) {
     flushTimer ??= setTimeout(flush, BATCH_EVERY_MS);
   };
   socket.onclose = () => {
-    if (!finished) setTimeout(() => open({ url, protocols }), RETRY_MS);
+    if (finished) return;
+    clearTimeout(flushTimer);
+    flush();
+    postMessage({ closed: true });
   };
 }
 
-onmessage = (message) => {
-  lastSeq = message.data.fromSeq || 0;
-  open(message.data);
-};
+onmessage = (message) => open(message.data);

@@ -2,24 +2,28 @@
 // run started as "3 min ago" with its date beside; the ruler's ticks over a
 // run's time axis. Pure functions (ui/tests/time.test.js).
 
-/** A duration in words: `420 µs`, `12.5 ms`, `1.30 s`, `2 min 5 s`. */
+/** A duration in words: `420 µs`, `12.5 ms`, `1.30 s`, `2 min 5 s`. Rounded
+ * before it is split into units, so 59.96 s reads `1 min 0 s`, never `60.0 s`. */
 export function formatDuration(us) {
   if (us === null || us === undefined || us < 0) return "";
-  if (us < 1000) return `${Math.round(us)} µs`;
-  if (us < 1_000_000) return `${(us / 1000).toFixed(us < 10_000 ? 2 : 1)} ms`;
+  if (Math.round(us) < 1000) return `${Math.round(us)} µs`;
+  const ms = us / 1000;
+  if (+ms.toFixed(ms < 10 ? 2 : 1) < 1000) return `${ms.toFixed(ms < 10 ? 2 : 1)} ms`;
   const seconds = us / 1_000_000;
-  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
-  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  if (+seconds.toFixed(seconds < 10 ? 2 : 1) < 60) return `${seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
+  const wholeSeconds = Math.round(seconds);
+  const minutes = Math.floor(wholeSeconds / 60);
+  if (minutes < 60) return `${minutes} min ${wholeSeconds % 60} s`;
+  const wholeMinutes = Math.round(seconds / 60);
+  return `${Math.floor(wholeMinutes / 60)} h ${wholeMinutes % 60} min`;
 }
 
 /** An offset on a ruler: as short as it can be, `0`, `250 µs`, `40 ms`, `1.5 s`. */
 export function formatOffset(us) {
   if (us === 0) return "0";
-  if (us < 1000) return `${Math.round(us)} µs`;
-  if (us < 1_000_000) return `${+(us / 1000).toFixed(2)} ms`;
-  if (us < 60_000_000) return `${+(us / 1_000_000).toFixed(2)} s`;
+  if (Math.round(us) < 1000) return `${Math.round(us)} µs`;
+  if (+(us / 1000).toFixed(2) < 1000) return `${+(us / 1000).toFixed(2)} ms`;
+  if (+(us / 1_000_000).toFixed(2) < 60) return `${+(us / 1_000_000).toFixed(2)} s`;
   return `${+(us / 60_000_000).toFixed(1)} min`;
 }
 

@@ -151,8 +151,14 @@ export function layoutRows(model, { collapsed = new Set(), filter = "" } = {}) {
     if (keep && !keep.has(id)) continue;
     const span = model.spans.get(id);
     const kids = model.children.get(id) || [];
-    const isCollapsed = collapsed.has(id) && !(keep && kids.some((k) => keep.has(k)));
-    rows.push({ span, depth, hasChildren: kids.length > 0, collapsed: isCollapsed && kids.length > 0 });
+    // Under a filter, a span's children are those the filter keeps, and a
+    // folded span with one of them is held open (`forcedOpen`).
+    const shown = keep ? kids.filter((k) => keep.has(k)) : kids;
+    const forcedOpen = collapsed.has(id) && keep !== null && shown.length > 0;
+    const isCollapsed = collapsed.has(id) && !forcedOpen;
+    const row = { span, depth, hasChildren: shown.length > 0, collapsed: isCollapsed && shown.length > 0 };
+    if (forcedOpen) row.forcedOpen = true;
+    rows.push(row);
     if (isCollapsed) continue;
     for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i], depth + 1]);
   }

@@ -143,7 +143,9 @@ export class TreeView {
     if (element.rowKey !== key) {
       element.rowKey = key;
       element.style.top = `${index * ROW_HEIGHT}px`;
-      element.style.paddingLeft = `${4 + depth * 14}px`;
+      // Indented by the toggle's margin, not the row's padding: every
+      // row's lane then has the same width, under the ruler's.
+      toggle.style.marginLeft = `${depth * 14}px`;
       element.dataset.spanId = span.span_id;
       element.dataset.status = span.status;
       element.id = `span-row-${span.span_id}`;
@@ -221,11 +223,12 @@ export class TreeView {
       case "ArrowRight":
         if (!row) moveTo(0);
         else if (row.hasChildren && row.collapsed) this.intents.onExpand(row.span.span_id);
-        else if (row.hasChildren) moveTo(index + 1);
+        else if (rows[index + 1]?.span.parent_id === row.span.span_id) moveTo(index + 1);
         break;
       case "ArrowLeft":
+        // A span a filter holds open cannot fold: left goes to its parent.
         if (!row) moveTo(0);
-        else if (row.hasChildren && !row.collapsed) this.intents.onCollapse(row.span.span_id);
+        else if (row.hasChildren && !row.collapsed && !row.forcedOpen) this.intents.onCollapse(row.span.span_id);
         else if (row.span.parent_id !== null && row.span.parent_id !== undefined) {
           index = rows.findIndex((r) => r.span.span_id === row.span.parent_id);
           if (index >= 0) moveTo(index);
@@ -238,6 +241,13 @@ export class TreeView {
         return;
     }
     event.preventDefault();
+  }
+
+  /** Bring span `spanId`'s row into view (once it is laid out). */
+  reveal(spanId) {
+    this.draw();
+    const index = this.rows.findIndex((row) => row.span.span_id === spanId);
+    if (index >= 0) this.scrollToRow(index);
   }
 
   /** Scroll just enough for row `index` to be in view. */

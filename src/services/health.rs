@@ -6,6 +6,10 @@ use serde::Serialize;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
+/// The longest a health check waits, whatever timeout the service was
+/// registered with: the page asks for every service's health when it opens.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One `rpc.discover` round trip to a service.
 #[derive(Debug, Serialize)]
 pub struct Health {
@@ -36,7 +40,7 @@ impl ServiceRegistry {
             &endpoint,
             "rpc.discover",
             Value::Object(Default::default()),
-            Duration::from_millis(stored.timeout_ms),
+            Duration::from_millis(stored.timeout_ms).min(HEALTH_TIMEOUT),
         )
         .await;
         let ms = started.elapsed().as_secs_f64() * 1000.0;

@@ -126,6 +126,8 @@ test("the run's logs are in one panel, in order, with their spans, searchable; t
   await page.click('[data-testid="log-line"] .log-span');
   await page.waitForFunction(() => /round 2/.test(document.querySelector('[data-testid="details"]').textContent));
   assert.equal(await page.getAttribute('[data-testid="tab-details"]', "aria-selected"), "true");
+  // ... and the tree shows it selected.
+  await page.waitForFunction(() => document.querySelector('[data-testid="tree"] .row.selected .name')?.textContent === "round 2");
   // The span filter searches log lines too: the step that printed the needle, with its root.
   await page.fill('[data-testid="tree-filter"]', "needle");
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="tree"] [data-span-id]').length === 2);
@@ -189,6 +191,16 @@ test("the keyboard: / focuses the filter, arrows move through the tree, left and
   await selected("round 0");
   await page.keyboard.press("End");
   await selected("round 2");
+  // Under a filter, a span held open by a match cannot fold: left goes to its parent.
+  await page.fill('[data-testid="tree-filter"]', "round 1");
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="tree"] [data-span-id]').length === 2);
+  await page.focus('[data-testid="tree"]');
+  await page.keyboard.press("End");
+  await selected("round 1");
+  await page.keyboard.press("ArrowLeft");
+  await selected("chatty");
+  await page.fill('[data-testid="tree-filter"]', "");
+  await page.focus('[data-testid="tree"]');
   // `/` anywhere but in a field puts the cursor in the view's filter.
   await page.keyboard.press("/");
   assert.equal(await page.evaluate(() => document.activeElement.dataset.testid), "tree-filter");
@@ -211,6 +223,11 @@ test("dark mode follows the system, has a toggle that is kept, and darkens Monac
       await page.click('[data-testid="theme-toggle"]');
       assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), "light");
       assert.equal(await background(), "rgb(250, 250, 250)");
+      // Every colour the light theme names is a colour (none left undefined).
+      const unset = await page.evaluate(() =>
+        ["--hover", "--selected", "--lane", "--code-bg", "--mark"].filter((name) => !/^#[0-9a-f]{6}$/.test(getComputedStyle(document.documentElement).getPropertyValue(name).trim())),
+      );
+      assert.deepEqual(unset, []);
     }
     for (const [view, route, ready] of [
       ["library", "#/", '[data-flow="service_agent"]'],
@@ -312,6 +329,11 @@ test("a span inside a subflow of another stored flow shows that flow's source, r
   await page.click('[data-testid="tree"] [data-span-id] >> text=inside callee');
   await page.waitForSelector('[data-testid="source-banner"]:not([hidden])');
   await page.click('[data-testid="source-back"]');
+  await page.waitForSelector('[data-testid="source-banner"]', { state: "hidden" });
+  // Running again puts the user's own source back at once, whatever was shown.
+  await page.click('[data-testid="tree"] [data-span-id] >> text=inside callee');
+  await page.waitForSelector('[data-testid="source-banner"]:not([hidden])');
+  await page.click('[data-testid="run"]');
   await page.waitForSelector('[data-testid="source-banner"]', { state: "hidden" });
   const back = await page.evaluate(() => ({
     text: window.monaco.editor.getEditors()[0].getValue(),

@@ -269,7 +269,7 @@ test("subflows run side by side are siblings with their own steps and overlappin
     elements.map((row) => ({
       name: row.querySelector(".name").textContent,
       kind: row.querySelector(".kind").textContent,
-      indent: parseFloat(row.style.paddingLeft),
+      indent: parseFloat(row.querySelector(".toggle").style.marginLeft),
       // The bar is placed by `translateX(LEFT%) scaleX(WIDTH)`.
       left: parseFloat(/translateX\(([\d.]+)%\)/.exec(row.querySelector(".bar").style.transform)[1]),
       width: 100 * parseFloat(/scaleX\(([\d.]+)\)/.exec(row.querySelector(".bar").style.transform)[1]),

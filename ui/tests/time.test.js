@@ -11,6 +11,12 @@ test("durations read in µs, ms, s, minutes and hours", () => {
   assert.equal(formatDuration(125_000_000), "2 min 5 s");
   assert.equal(formatDuration(7_380_000_000), "2 h 3 min");
   assert.equal(formatDuration(null), "");
+  // Rounded first, then split: no "60 s" or "1000 ms".
+  assert.equal(formatDuration(999.6), "1.00 ms");
+  assert.equal(formatDuration(999_960), "1.00 s");
+  assert.equal(formatDuration(59_960_000), "1 min 0 s");
+  assert.equal(formatDuration(119_600_000), "2 min 0 s");
+  assert.equal(formatDuration(3_599_700_000), "1 h 0 min");
 });
 
 test("offsets on the ruler are as short as they can be", () => {
@@ -19,6 +25,8 @@ test("offsets on the ruler are as short as they can be", () => {
   assert.equal(formatOffset(40_000), "40 ms");
   assert.equal(formatOffset(1_500_000), "1.5 s");
   assert.equal(formatOffset(90_000_000), "1.5 min");
+  assert.equal(formatOffset(999_999), "1 s");
+  assert.equal(formatOffset(59_999_000), "1 min");
 });
 
 test("how long ago, and the date beside it", () => {

@@ -39,7 +39,10 @@ export function createEditorView() {
   const drafts = new Drafts(localStorage);
   const runPane = new RunPane({
     onSpanShown: (span, asked, model) => revealSpan(span, asked, model).catch(showError),
-    onRunStarted: (runId) => history.replaceState(null, "", `#/runs/${encodeURIComponent(runId)}`),
+    onRunStarted: (runId) => {
+      showOwnSource();
+      history.replaceState(null, "", `#/runs/${encodeURIComponent(runId)}`);
+    },
     onUseInput: (input) => form.setRaw(input),
   });
   const state = {
@@ -62,11 +65,18 @@ export function createEditorView() {
     stubsTimer: null,
     /** Stored flows' sources shown for their subflow spans, by `name@version`. */
     modules: {},
+    /** Counts the spans shown, so a late module source knows it is stale. */
+    revealed: 0,
   };
 
   function ensureEditor() {
     state.ready ??= Editor.create(editorElement, { run, save }).then((editor) => {
       state.editor = editor;
+      // Whatever put the user's source back (an error marked on it, a new
+      // source), the banner about another module's goes.
+      editor.onSwap = (own) => {
+        if (own) banner.hidden = true;
+      };
       editor.onChange(checkSoon);
       editor.onChange(keepDraftSoon);
       return editor;
@@ -150,6 +160,7 @@ export function createEditorView() {
 
   async function save() {
     const editor = await ensureEditor();
+    showOwnSource();
     try {
       const saved = await api("/api/flows", { text: editor.source });
       editor.clearMarkers();
@@ -172,6 +183,7 @@ export function createEditorView() {
   /** Run what is in the editor, saved or not. */
   async function run() {
     const editor = await ensureEditor();
+    showOwnSource();
     let input;
     let quotas;
     try {
@@ -222,6 +234,9 @@ export function createEditorView() {
     const editor = state.editor;
     const line = span?.kind === "subflow" ? span.line : span?.error?.line || span?.line;
     if (!line || !editor) return;
+    // Only the latest span shown may put its source in the editor: a
+    // module's source that arrives after another span was shown is dropped.
+    const shown = ++state.revealed;
     const module = moduleOf(model, span);
     if (!module) {
       showOwnSource();
@@ -234,7 +249,7 @@ export function createEditorView() {
         throw error;
       });
       const flow = await state.modules[key];
-      if (state.editor !== editor) return;
+      if (state.editor !== editor || shown !== state.revealed) return;
       editor.showModule(flow.source);
       banner.hidden = false;
       byId("source-banner-text").textContent = `Showing ${flow.name} v${flow.version}, where this span ran (read-only).`;
@@ -258,7 +273,9 @@ export function createEditorView() {
     return null;
   }
 
+  /** The user's own source back in the editor; a module's source on its way is dropped. */
   function showOwnSource() {
+    state.revealed++;
     state.editor?.showOwn();
     banner.hidden = true;
   }
