@@ -30,6 +30,9 @@
 //! - `metrics`: what `/metrics` reports (prometheus-client, OpenMetrics text).
 //! - `services`: the service registry, JSON-RPC client, OpenRPC checks, built-ins,
 //!   and the capabilities built-ins give flows (`grants`).
+//! - `secrets`: values services need that flows never hold: sealed at rest
+//!   (`key`), filled into a service's headers on each call and taken out of
+//!   its answers (`headers`).
 //! - `library`: adding a module (described in the sandbox, then stored), and
 //!   how runs find flows (`pick_flow`, `StoredFlows`).
 //! - `builtin_flows`: the six flows of `flows/`, stored at start.
@@ -52,6 +55,7 @@ pub mod library;
 pub mod metrics;
 pub mod sandbox;
 pub mod scheduler;
+pub mod secrets;
 pub mod server;
 pub mod services;
 mod spelled;

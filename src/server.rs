@@ -118,10 +118,12 @@ pub async fn serve_when_ready(
     tracing::info!(flows = loaded.len(), "built-in flows stored (new or changed)");
     let bus = Arc::new(EventBus::default());
     let metrics = Arc::new(Metrics::default());
+    let secrets = Arc::new(crate::secrets::Secrets::new(store.clone(), config.data_dir.clone()));
     let services = Arc::new(
         ServiceRegistry::with_socket_dirs(store.clone(), config.service_socket_dirs.clone())
             .with_grants(config.grants.clone())
-            .with_kv_limit(config.kv_bytes_per_flow),
+            .with_kv_limit(config.kv_bytes_per_flow)
+            .with_secrets(secrets.clone()),
     );
     let scheduler = Arc::new(Scheduler::new(
         sandbox,
@@ -141,6 +143,7 @@ pub async fn serve_when_ready(
         store: store.clone(),
         scheduler: scheduler.clone(),
         services,
+        secrets,
         bus,
         metrics,
         max_quotas: config.max_quotas.clone(),

@@ -5,6 +5,7 @@ mod flows;
 mod output;
 mod render;
 mod run;
+mod secrets;
 mod serve;
 mod services;
 
@@ -44,6 +45,11 @@ pub enum Command {
     Services {
         #[command(subcommand)]
         command: services::ServicesCommand,
+    },
+    /// Set, list and remove the secrets services' headers name (values never shown).
+    Secrets {
+        #[command(subcommand)]
+        command: secrets::SecretsCommand,
     },
     /// Measure the sandbox against native python3; prints a table and a JSON line.
     Bench {
@@ -175,6 +181,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(*args, cache_dir).await,
             Command::Run(args) => run::run(*args, cache_dir).await,
             Command::Services { command } => services::run(command).await,
+            Command::Secrets { command } => secrets::run(command).await,
             Command::Flows { command } => flows::run(command, cache_dir).await,
             Command::Bench { quick, only } => crate::bench::run(crate::bench::BenchOptions { quick, only, cache_dir })
                 .await

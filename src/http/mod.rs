@@ -8,6 +8,7 @@ pub mod guard;
 mod meta;
 mod otlp;
 mod runs;
+mod secrets;
 mod services;
 mod ui;
 mod ws;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub scheduler: Arc<Scheduler>,
     pub services: Arc<ServiceRegistry>,
+    /// The secrets services' headers name.
+    pub secrets: Arc<crate::secrets::Secrets>,
     pub bus: Arc<EventBus>,
     pub metrics: Arc<Metrics>,
     /// The most a run may ask for; requests are capped to these.
@@ -64,6 +67,8 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, max_body_bytes: usize) -> Ro
         .route("/api/flows/{name}", get(flows::get).delete(flows::delete))
         .route("/api/services", post(services::register).get(services::list))
         .route("/api/services/{name}", axum::routing::delete(services::remove))
+        .route("/api/secrets", post(secrets::set).get(secrets::list))
+        .route("/api/secrets/{name}", axum::routing::delete(secrets::remove))
         .route("/api/stubs/hero_logic.pyi", get(services::stubs))
         .route("/api/runs", post(runs::start).get(runs::list))
         .route("/api/runs/{id}", get(runs::get))

@@ -20,7 +20,7 @@ mod writes;
 pub use postgres::{Notice, NoticeFeed};
 pub use records::{
     ClaimedRun, FlowSummary, FlowVersion, KvFull, Launch, NotOwner, RunFilter, RunRecord, SavedFlow, Saver, SearchHit,
-    StoredFlow, StoredService, SubflowRun, sha256_hex,
+    StoredFlow, StoredSecret, StoredService, SubflowRun, sha256_hex,
 };
 pub use words::{fts_query, search_words, tsquery};
 pub use writes::{Published, Write};
@@ -189,6 +189,13 @@ impl Store {
         pub async fn service(&self, name: &str) -> Result<Option<StoredService>>;
         /// Returns whether there was such a service.
         pub async fn remove_service(&self, name: &str) -> Result<bool>;
+
+        /// Store (or replace) a sealed secret (see `crate::secrets`).
+        pub async fn save_secret(&self, secret: StoredSecret) -> Result<()>;
+        pub async fn secrets(&self) -> Result<Vec<StoredSecret>>;
+        pub async fn secret(&self, name: &str) -> Result<Option<StoredSecret>>;
+        /// Returns whether there was such a secret.
+        pub async fn remove_secret(&self, name: &str) -> Result<bool>;
 
         pub async fn kv_get(&self, flow: &str, key: &str) -> Result<Option<Value>>;
         /// Set a key, unless the flow would then hold more than `limit` bytes
@@ -398,7 +405,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn kv_and_services_behave_alike() {
+    async fn kv_services_and_secrets_behave_alike() {
         for Opened { backend, store, .. } in both().await {
             assert_eq!(store.kv_set("f", "a%", &json!("été"), 20).await.unwrap(), Ok(()), "{backend}");
             assert_eq!(store.kv_bytes("f").await.unwrap(), 2 + 7, "{backend}: bytes of UTF-8");
@@ -416,11 +423,29 @@ mod tests {
                 document: json!({"methods": []}),
                 timeout_ms: 10,
                 created_us: 1,
+                headers: [("Authorization".to_string(), "Bearer {{secret:TOKEN}}".to_string())].into(),
             };
             store.save_service(service.clone()).await.unwrap();
             assert_eq!(store.service("weather").await.unwrap(), Some(service), "{backend}");
             assert!(store.remove_service("weather").await.unwrap(), "{backend}");
             assert!(store.services().await.unwrap().is_empty(), "{backend}");
+            let secret = StoredSecret {
+                name: "TOKEN".into(),
+                key_id: "k1".into(),
+                nonce: vec![0, 1, 255],
+                sealed: vec![9; 40],
+                created_us: 1,
+                updated_us: 1,
+            };
+            store.save_secret(secret.clone()).await.unwrap();
+            let replaced = StoredSecret { sealed: vec![8; 41], updated_us: 2, created_us: 5, ..secret.clone() };
+            store.save_secret(replaced.clone()).await.unwrap();
+            let kept = StoredSecret { created_us: 1, ..replaced };
+            assert_eq!(store.secret("TOKEN").await.unwrap(), Some(kept.clone()), "{backend}: created_us kept");
+            assert_eq!(store.secrets().await.unwrap(), [kept], "{backend}");
+            assert!(store.remove_secret("TOKEN").await.unwrap(), "{backend}");
+            assert!(!store.remove_secret("TOKEN").await.unwrap(), "{backend}");
+            assert_eq!(store.secret("TOKEN").await.unwrap(), None, "{backend}");
             store.close().await;
         }
     }

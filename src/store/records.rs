@@ -7,6 +7,7 @@ use crate::trace::{ErrorInfo, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// One run, whatever its state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,6 +155,24 @@ pub struct StoredService {
     pub document: Value,
     pub timeout_ms: u64,
     pub created_us: i64,
+    /// Headers added to each call, by name: templates that may name secrets
+    /// (`Bearer {{secret:NAME}}`), never their values.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A secret as the store keeps it: sealed with the node's key, so the
+/// database (its file, a backup, a replica) never holds the value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSecret {
+    pub name: String,
+    /// Which key sealed it (the first bytes of the key's SHA-256), so a node
+    /// given another key says so instead of failing to open it.
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    /// The value, encrypted and authenticated with the name as associated data.
+    pub sealed: Vec<u8>,
+    pub created_us: i64,
+    pub updated_us: i64,
 }
 
 /// A `kv` write refused: the flow would hold more than its limit.

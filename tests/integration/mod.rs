@@ -9,6 +9,7 @@ mod host_limits;
 mod library;
 mod nodes;
 mod quotas;
+mod secrets;
 mod server;
 pub mod server_support;
 mod services;

@@ -140,6 +140,19 @@ const MIGRATIONS: &[&str] = &[
         pid            BIGINT NOT NULL
     );
     ",
+    // 2: headers added to a service's calls (templates naming secrets),
+    // and the secrets, sealed with the nodes' key (`secrets::SecretKey`).
+    "
+    ALTER TABLE services ADD COLUMN headers TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE secrets (
+        name       TEXT PRIMARY KEY,
+        key_id     TEXT NOT NULL,
+        nonce      BYTEA NOT NULL,
+        sealed     BYTEA NOT NULL,
+        created_us BIGINT NOT NULL,
+        updated_us BIGINT NOT NULL
+    );
+    ",
 ];
 
 /// Bring the database up to the newest schema, one step per transaction.

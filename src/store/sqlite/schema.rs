@@ -183,6 +183,19 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO search_library VALUES (1, 0, 0, 0, 0);
     ",
+    // 10: headers added to a service's calls (templates naming secrets),
+    // and the secrets, sealed with the node's key (`secrets::SecretKey`).
+    "
+    ALTER TABLE services ADD COLUMN headers TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE secrets (
+        name       TEXT PRIMARY KEY,
+        key_id     TEXT NOT NULL,
+        nonce      BLOB NOT NULL,
+        sealed     BLOB NOT NULL,
+        created_us INTEGER NOT NULL,
+        updated_us INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.
