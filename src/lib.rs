@@ -22,7 +22,8 @@
 //!   runs of nodes that are gone, and the notices other nodes' commits carry.
 //! - `stream`: every message the WebSockets send (`StreamMessage`), documented once.
 //! - `scheduler`: the bounded run queue and each run's life from queued to stored.
-//! - `http`: the axum routes (flows, runs, WebSocket streams, metrics), `AppError`,
+//! - `http`: the axum routes (flows, runs, webhooks, secrets, WebSocket streams,
+//!   metrics), `AppError`,
 //!   the one guard every request passes (`guard`: Host, Origin, token) and
 //!   the accept loop with its connection limits (`conn`).
 //! - `server`: `serve(listener, config, shutdown)`, wiring it all together.

@@ -5,6 +5,7 @@ pub mod conn;
 pub mod error;
 mod flows;
 pub mod guard;
+mod hooks;
 mod meta;
 mod otlp;
 mod runs;
@@ -65,6 +66,12 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, max_body_bytes: usize) -> Ro
         .route("/api/flows/search", get(flows::search_or_get).delete(flows::delete_search))
         .route("/api/check", post(flows::check))
         .route("/api/flows/{name}", get(flows::get).delete(flows::delete))
+        .route("/api/flows/{name}/hooks", post(hooks::create).get(hooks::list))
+        .route("/api/hooks/{id}", axum::routing::delete(hooks::remove))
+        .route(
+            "/hooks/{id}",
+            post(hooks::fire).layer(DefaultBodyLimit::max(hooks::MAX_HOOK_BODY_BYTES.min(max_body_bytes))),
+        )
         .route("/api/services", post(services::register).get(services::list))
         .route("/api/services/{name}", axum::routing::delete(services::remove))
         .route("/api/secrets", post(secrets::set).get(secrets::list))

@@ -3,6 +3,7 @@
 //! with mode 0600 the first time a secret is sealed or opened.
 
 use crate::store::StoredSecret;
+use chacha20poly1305::aead::rand_core::RngCore;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
@@ -103,6 +104,14 @@ impl SecretKey {
             .map_err(|_| refused())?;
         String::from_utf8(plain).map_err(|_| refused())
     }
+}
+
+/// `bytes` random bytes from the operating system, in hex: for ids that
+/// are capabilities (a webhook's), which nobody may guess.
+pub fn random_hex(bytes: usize) -> String {
+    let mut random = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut random);
+    hex(&random)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -7,7 +7,7 @@ pub mod headers;
 mod key;
 
 pub use headers::{REDACTED, Redactor};
-pub use key::{KEY_ENV, KEY_FILE, SecretKey};
+pub use key::{KEY_ENV, KEY_FILE, SecretKey, random_hex};
 
 use crate::store::{Store, StoredSecret};
 use axum::http::{HeaderName, HeaderValue};

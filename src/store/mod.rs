@@ -20,7 +20,7 @@ mod writes;
 pub use postgres::{Notice, NoticeFeed};
 pub use records::{
     ClaimedRun, FlowSummary, FlowVersion, KvFull, Launch, NotOwner, RunFilter, RunRecord, SavedFlow, Saver, SearchHit,
-    StoredFlow, StoredSecret, StoredService, SubflowRun, sha256_hex,
+    StoredFlow, StoredHook, StoredSecret, StoredService, SubflowRun, Trigger, sha256_hex,
 };
 pub use words::{fts_query, search_words, tsquery};
 pub use writes::{Published, Write};
@@ -197,6 +197,14 @@ impl Store {
         /// Returns whether there was such a secret.
         pub async fn remove_secret(&self, name: &str) -> Result<bool>;
 
+        /// Store a new webhook.
+        pub async fn save_hook(&self, hook: StoredHook) -> Result<()>;
+        pub async fn hook(&self, hook_id: &str) -> Result<Option<StoredHook>>;
+        /// A flow's webhooks, oldest first.
+        pub async fn hooks(&self, flow: &str) -> Result<Vec<StoredHook>>;
+        /// Returns whether there was such a webhook.
+        pub async fn remove_hook(&self, hook_id: &str) -> Result<bool>;
+
         pub async fn kv_get(&self, flow: &str, key: &str) -> Result<Option<Value>>;
         /// Set a key, unless the flow would then hold more than `limit` bytes
         /// of keys and values (a write that shrinks what it holds always goes).
@@ -252,6 +260,7 @@ mod tests {
             end_us: None,
             last_seq: 0,
             node: Some("n1".into()),
+            trigger: Trigger::Webhook { hook_id: "h1".into() },
         }
     }
 
@@ -405,7 +414,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn kv_services_and_secrets_behave_alike() {
+    async fn kv_services_secrets_and_hooks_behave_alike() {
         for Opened { backend, store, .. } in both().await {
             assert_eq!(store.kv_set("f", "a%", &json!("été"), 20).await.unwrap(), Ok(()), "{backend}");
             assert_eq!(store.kv_bytes("f").await.unwrap(), 2 + 7, "{backend}: bytes of UTF-8");
@@ -446,6 +455,13 @@ mod tests {
             assert!(store.remove_secret("TOKEN").await.unwrap(), "{backend}");
             assert!(!store.remove_secret("TOKEN").await.unwrap(), "{backend}");
             assert_eq!(store.secret("TOKEN").await.unwrap(), None, "{backend}");
+            let hook = StoredHook { hook_id: "abc".into(), flow: "f".into(), created_us: 1 };
+            store.save_hook(hook.clone()).await.unwrap();
+            assert_eq!(store.hook("abc").await.unwrap(), Some(hook.clone()), "{backend}");
+            assert_eq!(store.hooks("f").await.unwrap(), [hook], "{backend}");
+            assert!(store.hooks("g").await.unwrap().is_empty(), "{backend}");
+            assert!(store.remove_hook("abc").await.unwrap(), "{backend}");
+            assert_eq!(store.hook("abc").await.unwrap(), None, "{backend}");
             store.close().await;
         }
     }

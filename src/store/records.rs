@@ -30,6 +30,29 @@ pub struct RunRecord {
     pub last_seq: u64,
     /// The node that executes (or executed) the run; None while it waits.
     pub node: Option<String>,
+    /// What started it. Runs stored before triggers were kept read as `api`.
+    #[serde(default)]
+    pub trigger: Trigger,
+}
+
+/// What started a run, kept with it: `{"kind": "api"}`,
+/// `{"kind": "webhook", "hook_id"}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Trigger {
+    /// `POST /api/runs` (the page, the API, a re-run).
+    #[default]
+    Api,
+    /// `POST /hooks/{hook_id}`.
+    Webhook { hook_id: String },
+}
+
+/// A webhook: an unguessable id that starts runs of one flow.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredHook {
+    pub hook_id: String,
+    pub flow: String,
+    pub created_us: i64,
 }
 
 /// What a node needs to start a run another node accepted into the shared

@@ -48,6 +48,7 @@ pub(super) fn run_from_row(row: &Row) -> Result<RunRecord> {
         end_us: row.try_get(12)?,
         last_seq: unsigned(row.try_get(13)?, "last_seq")?,
         node: row.try_get(14)?,
+        trigger: parse_opt(row, 15)?.unwrap_or_default(),
     })
 }
 

@@ -1,8 +1,8 @@
-//! Registered services, sealed secrets and the `kv` built-in's table.
+//! Registered services, sealed secrets, webhooks and the `kv` built-in's table.
 
 use super::rows::{SECRET_COLUMNS, SERVICE_COLUMNS, all, secret_from_row, service_from_row};
 use super::{PgStore, text};
-use crate::store::records::{KvFull, StoredSecret, StoredService};
+use crate::store::records::{KvFull, StoredHook, StoredSecret, StoredService};
 use anyhow::Result;
 use serde_json::Value;
 
@@ -80,6 +80,35 @@ impl PgStore {
     /// Returns whether there was such a secret.
     pub async fn remove_secret(&self, name: &str) -> Result<bool> {
         Ok(self.client().await?.execute("DELETE FROM secrets WHERE name = $1", &[&name]).await? > 0)
+    }
+
+    pub async fn save_hook(&self, hook: StoredHook) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO hooks (hook_id, flow, created_us) VALUES ($1, $2, $3)",
+                &[&hook.hook_id, &hook.flow, &hook.created_us],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn hook(&self, hook_id: &str) -> Result<Option<StoredHook>> {
+        let client = self.client().await?;
+        let row =
+            super::row(&client, "SELECT hook_id, flow, created_us FROM hooks WHERE hook_id = $1", &[&hook_id]).await?;
+        row.as_ref().map(hook_from_row).transpose()
+    }
+
+    pub async fn hooks(&self, flow: &str) -> Result<Vec<StoredHook>> {
+        let client = self.client().await?;
+        let sql = "SELECT hook_id, flow, created_us FROM hooks WHERE flow = $1 ORDER BY created_us";
+        all(super::rows(&client, sql, &[&flow]).await?, hook_from_row)
+    }
+
+    /// Returns whether there was such a webhook.
+    pub async fn remove_hook(&self, hook_id: &str) -> Result<bool> {
+        Ok(self.client().await?.execute("DELETE FROM hooks WHERE hook_id = $1", &[&hook_id]).await? > 0)
     }
 
     pub async fn kv_get(&self, flow: &str, key: &str) -> Result<Option<Value>> {
@@ -172,4 +201,8 @@ async fn lock_kv_held(tx: &deadpool_postgres::Transaction<'_>, flow: &str) -> Re
         .await?;
     let row = super::one_row(tx, "SELECT bytes FROM kv_usage WHERE flow = $1 FOR UPDATE", &[&flow]).await?;
     Ok(row.get::<_, i64>(0) as u64)
+}
+
+fn hook_from_row(row: &tokio_postgres::Row) -> Result<StoredHook> {
+    Ok(StoredHook { hook_id: row.try_get(0)?, flow: row.try_get(1)?, created_us: row.try_get(2)? })
 }

@@ -196,6 +196,17 @@ const MIGRATIONS: &[&str] = &[
         updated_us INTEGER NOT NULL
     ) WITHOUT ROWID;
     ",
+    // 11: what started each run (JSON; NULL for runs from before: the API),
+    // and the webhooks that start runs of a flow.
+    "
+    ALTER TABLE runs ADD COLUMN started_by TEXT;
+    CREATE TABLE hooks (
+        hook_id    TEXT PRIMARY KEY,
+        flow       TEXT NOT NULL,
+        created_us INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX hooks_by_flow ON hooks (flow, created_us);
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.

@@ -1,7 +1,7 @@
-//! Registered services, sealed secrets and the `kv` built-in's table.
+//! Registered services, sealed secrets, webhooks and the `kv` built-in's table.
 
 use super::SqliteStore;
-use crate::store::records::{KvFull, StoredSecret, StoredService};
+use crate::store::records::{KvFull, StoredHook, StoredSecret, StoredService};
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -17,6 +17,10 @@ fn service_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredService> 
         created_us: row.get(4)?,
         headers: serde_json::from_str(&row.get::<_, String>(5)?).unwrap_or_default(),
     })
+}
+
+fn hook_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredHook> {
+    Ok(StoredHook { hook_id: row.get(0)?, flow: row.get(1)?, created_us: row.get(2)? })
 }
 
 const SECRET_COLUMNS: &str = "name, key_id, nonce, sealed, created_us, updated_us";
@@ -121,6 +125,43 @@ impl SqliteStore {
     pub async fn remove_secret(&self, name: &str) -> Result<bool> {
         let name = name.to_string();
         Ok(self.job(move |conn| conn.execute("DELETE FROM secrets WHERE name = ?1", [name])).await?? > 0)
+    }
+
+    pub async fn save_hook(&self, hook: StoredHook) -> Result<()> {
+        self.job(move |conn| {
+            conn.execute(
+                "INSERT INTO hooks (hook_id, flow, created_us) VALUES (?1, ?2, ?3)",
+                params![hook.hook_id, hook.flow, hook.created_us],
+            )
+        })
+        .await??;
+        Ok(())
+    }
+
+    pub async fn hook(self: &Arc<Self>, hook_id: &str) -> Result<Option<StoredHook>> {
+        let hook_id = hook_id.to_string();
+        self.read(move |conn| {
+            conn.query_row("SELECT hook_id, flow, created_us FROM hooks WHERE hook_id = ?1", [hook_id], hook_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    pub async fn hooks(self: &Arc<Self>, flow: &str) -> Result<Vec<StoredHook>> {
+        let flow = flow.to_string();
+        self.read(move |conn| {
+            let mut statement =
+                conn.prepare_cached("SELECT hook_id, flow, created_us FROM hooks WHERE flow = ?1 ORDER BY created_us")?;
+            let rows = statement.query_map([flow], hook_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Returns whether there was such a webhook.
+    pub async fn remove_hook(&self, hook_id: &str) -> Result<bool> {
+        let hook_id = hook_id.to_string();
+        Ok(self.job(move |conn| conn.execute("DELETE FROM hooks WHERE hook_id = ?1", [hook_id])).await?? > 0)
     }
 
     pub async fn kv_get(self: &Arc<Self>, flow: &str, key: &str) -> Result<Option<Value>> {
