@@ -28,6 +28,8 @@
 //!   the accept loop with its connection limits (`conn`).
 //! - `server`: `serve(listener, config, shutdown)`, wiring it all together.
 //! - `idle_trim`: giving the allocator's free memory back once a burst is over.
+//! - `retention`: removing old finished runs (`--retain-runs`, `--retain-days`)
+//!   in small batches.
 //! - `metrics`: what `/metrics` reports (prometheus-client, OpenMetrics text).
 //! - `services`: the service registry, JSON-RPC client, OpenRPC checks, built-ins,
 //!   and the capabilities built-ins give flows (`grants`).
@@ -54,6 +56,7 @@ pub mod http;
 mod idle_trim;
 pub mod library;
 pub mod metrics;
+pub mod retention;
 pub mod sandbox;
 pub mod scheduler;
 pub mod secrets;

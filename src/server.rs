@@ -56,6 +56,8 @@ pub struct ServerConfig {
     /// How long running runs may go on after a shutdown signal before they
     /// are cancelled.
     pub shutdown_grace: Duration,
+    /// Which finished runs are kept (all, by default).
+    pub retention: crate::retention::Retention,
 }
 
 impl ServerConfig {
@@ -78,6 +80,7 @@ impl ServerConfig {
             max_quotas: Quotas::default(),
             max_body_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            retention: crate::retention::Retention::default(),
         }
     }
 }
@@ -115,6 +118,7 @@ pub async fn serve_when_ready(
     // However this function returns, the tasks it spawned below stop.
     let _stop_tasks_on_return = stopping.clone().drop_guard();
     crate::idle_trim::spawn(sandbox.clone(), stopping.clone());
+    crate::retention::spawn(store.clone(), config.retention, stopping.clone());
     tracing::info!(flows = loaded.len(), "built-in flows stored (new or changed)");
     let bus = Arc::new(EventBus::default());
     let metrics = Arc::new(Metrics::default());

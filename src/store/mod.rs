@@ -19,8 +19,8 @@ mod writes;
 
 pub use postgres::{Notice, NoticeFeed};
 pub use records::{
-    ClaimedRun, FlowSummary, FlowVersion, KvFull, Launch, NotOwner, RunFilter, RunRecord, SavedFlow, Saver, SearchHit,
-    StoredFlow, StoredHook, StoredSecret, StoredService, SubflowRun, Trigger, sha256_hex,
+    ClaimedRun, FlowSummary, FlowVersion, KvFull, Launch, NotOwner, Pruning, RunFilter, RunRecord, SavedFlow, Saver,
+    SearchHit, StoredFlow, StoredHook, StoredSecret, StoredService, SubflowRun, Trigger, sha256_hex,
 };
 pub use words::{fts_query, search_words, tsquery};
 pub use writes::{Published, Write};
@@ -141,6 +141,9 @@ impl Store {
         /// finished, newest first.
         pub async fn subflow_runs(&self, name: &str, limit: u32) -> Result<Vec<SubflowRun>>;
         pub async fn spans(&self, run_id: &str) -> Result<Vec<Span>>;
+        /// Remove finished runs `pruning` names, with their spans and logs,
+        /// at most `pruning.batch` in one transaction; how many.
+        pub async fn prune_runs(&self, pruning: Pruning) -> Result<u64>;
         pub async fn logs(&self, run_id: &str, after_seq: u64) -> Result<Vec<LogLine>>;
         /// A stored run's events after `after_seq`, at most `limit` of them,
         /// in seq order, for watchers joining late: each span's start (as
@@ -462,6 +465,47 @@ mod tests {
             assert!(store.hooks("g").await.unwrap().is_empty(), "{backend}");
             assert!(store.remove_hook("abc").await.unwrap(), "{backend}");
             assert_eq!(store.hook("abc").await.unwrap(), None, "{backend}");
+            store.close().await;
+        }
+    }
+
+    /// Retention removes finished runs past the newest N, or that ended
+    /// before a time, with their spans and logs, a batch at a time; a
+    /// running run stays, however old.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pruning_removes_old_finished_runs_with_their_spans_and_logs() {
+        for Opened { backend, store, .. } in both().await {
+            let mut running = run("r0");
+            (running.status, running.created_us) = (Status::Running, 0);
+            store.write(Write::RunCreated { launch: None, run: Box::new(running), source: Arc::from("source") });
+            for i in 1..=5 {
+                let id = format!("r{i}");
+                let mut created = run(&id);
+                created.created_us = i;
+                store.write(Write::RunCreated {
+                    launch: None,
+                    run: Box::new(created.clone()),
+                    source: Arc::from("source"),
+                });
+                store.write(Write::SpanEnded { span: span(&id, 1, Status::Ok), seq: 1, publish: None });
+                store.write(Write::Log { line: log(&id, 2, "x"), publish: None });
+                (created.status, created.end_us, created.last_seq) = (Status::Ok, Some(10 * i), 3);
+                store.write(Write::RunFinished { run: Box::new(created), stored: None });
+            }
+            store.flush().await.unwrap();
+            let keep_two = Pruning { keep_newest: Some(2), ended_before_us: None, batch: 2 };
+            assert_eq!(store.prune_runs(keep_two).await.unwrap(), 2, "{backend}: a batch at most");
+            assert_eq!(store.prune_runs(keep_two).await.unwrap(), 1, "{backend}");
+            assert_eq!(store.prune_runs(keep_two).await.unwrap(), 0, "{backend}");
+            let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+            let left = ids(store.runs(RunFilter { limit: 10, ..RunFilter::default() }).await.unwrap());
+            assert_eq!(left, ["r5", "r4", "r0"], "{backend}: the newest two, and the running one");
+            assert!(store.spans("r1").await.unwrap().is_empty(), "{backend}");
+            assert!(store.logs("r1", 0).await.unwrap().is_empty(), "{backend}");
+            assert!(store.run("r1").await.unwrap().is_none(), "{backend}");
+            let ended_early = Pruning { keep_newest: None, ended_before_us: Some(45), batch: 10 };
+            assert_eq!(store.prune_runs(ended_early).await.unwrap(), 1, "{backend}: r4 ended at 40");
+            assert_eq!(store.spans("r5").await.unwrap().len(), 1, "{backend}");
             store.close().await;
         }
     }

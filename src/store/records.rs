@@ -47,6 +47,16 @@ pub enum Trigger {
     Webhook { hook_id: String },
 }
 
+/// Which finished runs a prune removes, at most `batch` of them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pruning {
+    /// Those older than the newest this many runs (by creation).
+    pub keep_newest: Option<u64>,
+    /// Those that ended before this time.
+    pub ended_before_us: Option<i64>,
+    pub batch: u32,
+}
+
 /// A webhook: an unguessable id that starts runs of one flow.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct StoredHook {

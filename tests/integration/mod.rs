@@ -10,6 +10,7 @@ mod host_limits;
 mod library;
 mod nodes;
 mod quotas;
+mod retention;
 mod secrets;
 mod server;
 pub mod server_support;

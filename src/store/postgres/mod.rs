@@ -6,6 +6,7 @@
 
 mod flows;
 mod nodes;
+mod prune;
 mod queue;
 mod rows;
 mod runs;

@@ -2,6 +2,7 @@
 //! batches writes, and a small pool of read connections.
 
 mod flows;
+mod prune;
 mod rows;
 mod runs;
 mod schema;
