@@ -22,7 +22,9 @@
 //!   runs of nodes that are gone, and the notices other nodes' commits carry.
 //! - `stream`: every message the WebSockets send (`StreamMessage`), documented once.
 //! - `scheduler`: the bounded run queue and each run's life from queued to stored.
-//! - `http`: the axum routes (flows, runs, webhooks, secrets, WebSocket streams,
+//! - `schedules`: cron patterns, and starting each due tick's run once
+//!   across nodes.
+//! - `http`: the axum routes (flows, runs, webhooks, schedules, secrets, WebSocket streams,
 //!   metrics), `AppError`,
 //!   the one guard every request passes (`guard`: Host, Origin, token) and
 //!   the accept loop with its connection limits (`conn`).
@@ -59,6 +61,7 @@ pub mod metrics;
 pub mod retention;
 pub mod sandbox;
 pub mod scheduler;
+pub mod schedules;
 pub mod secrets;
 pub mod server;
 pub mod services;

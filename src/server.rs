@@ -138,6 +138,12 @@ pub async fn serve_when_ready(
         // Runs are kept under the name the node's lease is held by.
         SchedulerConfig { node: config.node.clone(), ..config.scheduler.clone() },
     ));
+    crate::schedules::spawn(
+        store.clone(),
+        scheduler.clone(),
+        Quotas::default().capped_by(&config.max_quotas),
+        stopping.clone(),
+    );
     if let Some(cluster) = &cluster {
         cluster.relay(scheduler.clone(), bus.clone(), store.clone());
         scheduler.join_cluster(cluster.clone());

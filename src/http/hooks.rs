@@ -7,7 +7,7 @@ use super::AppState;
 use super::error::{AppError, JsonBody};
 use super::runs::{accepted, checked_input, effective_quotas, submit};
 use crate::scheduler::{Client, StartRun};
-use crate::store::{StoredHook, Trigger, sha256_hex};
+use crate::store::{StoredHook, Trigger};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -78,20 +78,8 @@ pub async fn fire(
     };
     let quotas = effective_quotas(None, &state.max_quotas)?;
     let input = checked_input(&stored.info, &input, &quotas)?;
-    let source: Arc<str> = Arc::from(stored.source);
-    let start = StartRun {
-        info: stored.info,
-        version: Some(stored.version),
-        source_sha256: sha256_hex(&source),
-        source,
-        input,
-        narrow_services: None,
-        quotas,
-        module: None,
-        client: client.map(|Extension(client)| client),
-        claimed: false,
-        trigger: Trigger::Webhook { hook_id: hook.hook_id },
-    };
-    let submitted = submit(&state, start)?;
+    let client = client.map(|Extension(client)| client);
+    let trigger = Trigger::Webhook { hook_id: hook.hook_id };
+    let submitted = submit(&state, StartRun::stored(stored, input, quotas, client, trigger))?;
     accepted(&state, &submitted).await
 }

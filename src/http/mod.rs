@@ -9,6 +9,7 @@ mod hooks;
 mod meta;
 mod otlp;
 mod runs;
+mod schedules;
 mod secrets;
 mod services;
 mod ui;
@@ -74,6 +75,8 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, max_body_bytes: usize) -> Ro
         )
         .route("/api/services", post(services::register).get(services::list))
         .route("/api/services/{name}", axum::routing::delete(services::remove))
+        .route("/api/schedules", post(schedules::create).get(schedules::list))
+        .route("/api/schedules/{id}", axum::routing::delete(schedules::remove))
         .route("/api/secrets", post(secrets::set).get(secrets::list))
         .route("/api/secrets/{name}", axum::routing::delete(secrets::remove))
         .route("/api/stubs/hero_logic.pyi", get(services::stubs))

@@ -10,7 +10,7 @@ use crate::flowdef::{FlowInfo, ModuleError};
 use crate::library::StoredFlows;
 use crate::metrics::Metrics;
 use crate::sandbox::{ModuleFlows, Quotas, RunEnv, RunRequest, Sandbox, ServiceCaller};
-use crate::store::{Published, RunRecord, Store, Trigger, Write};
+use crate::store::{Published, RunRecord, Store, StoredFlow, Trigger, Write};
 use crate::stream::StreamMessage;
 use crate::trace::bus::{EventBus, RunChannel};
 use crate::trace::{ErrorInfo, RunEvent, Status, now_us};
@@ -98,6 +98,32 @@ pub struct StartRun {
     pub claimed: bool,
     /// What started it, kept with the run.
     pub trigger: Trigger,
+}
+
+impl StartRun {
+    /// A run of a stored flow with a checked input, as webhooks and
+    /// schedules start them.
+    pub fn stored(
+        stored: StoredFlow,
+        input: Map<String, Value>,
+        quotas: Quotas,
+        client: Option<Client>,
+        trigger: Trigger,
+    ) -> StartRun {
+        StartRun {
+            info: stored.info,
+            version: Some(stored.version),
+            source_sha256: stored.source_sha256,
+            source: Arc::from(stored.source),
+            input,
+            narrow_services: None,
+            quotas,
+            module: None,
+            client,
+            claimed: false,
+            trigger,
+        }
+    }
 }
 
 #[derive(Debug, PartialEq)]

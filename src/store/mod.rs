@@ -20,7 +20,7 @@ mod writes;
 pub use postgres::{Notice, NoticeFeed};
 pub use records::{
     ClaimedRun, FlowSummary, FlowVersion, KvFull, Launch, NotOwner, Pruning, RunFilter, RunRecord, SavedFlow, Saver,
-    SearchHit, StoredFlow, StoredHook, StoredSecret, StoredService, SubflowRun, Trigger, sha256_hex,
+    SearchHit, StoredFlow, StoredHook, StoredSchedule, StoredSecret, StoredService, SubflowRun, Trigger, sha256_hex,
 };
 pub use words::{fts_query, search_words, tsquery};
 pub use writes::{Published, Write};
@@ -207,6 +207,18 @@ impl Store {
         pub async fn hooks(&self, flow: &str) -> Result<Vec<StoredHook>>;
         /// Returns whether there was such a webhook.
         pub async fn remove_hook(&self, hook_id: &str) -> Result<bool>;
+
+        pub async fn save_schedule(&self, schedule: StoredSchedule) -> Result<()>;
+        /// Every schedule, oldest first.
+        pub async fn schedules(&self) -> Result<Vec<StoredSchedule>>;
+        /// Returns whether there was such a schedule.
+        pub async fn remove_schedule(&self, schedule_id: &str) -> Result<bool>;
+        /// The schedules due at `now_us` (next due then or before).
+        pub async fn due_schedules(&self, now_us: i64) -> Result<Vec<StoredSchedule>>;
+        /// Move a schedule's next tick from `due_us` to `next_us`, when it is
+        /// still `due_us`: true for the one node (or pass) that claims the
+        /// tick, false for every other.
+        pub async fn claim_tick(&self, schedule_id: &str, due_us: i64, next_us: i64) -> Result<bool>;
 
         pub async fn kv_get(&self, flow: &str, key: &str) -> Result<Option<Value>>;
         /// Set a key, unless the flow would then hold more than `limit` bytes
@@ -465,6 +477,31 @@ mod tests {
             assert!(store.hooks("g").await.unwrap().is_empty(), "{backend}");
             assert!(store.remove_hook("abc").await.unwrap(), "{backend}");
             assert_eq!(store.hook("abc").await.unwrap(), None, "{backend}");
+            store.close().await;
+        }
+    }
+
+    /// A schedule's tick is claimed once: the second claim of the same due
+    /// time (another node's, or a later pass's) changes nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_schedules_tick_is_claimed_once() {
+        for Opened { backend, store, .. } in both().await {
+            let schedule = StoredSchedule {
+                schedule_id: "s1".into(),
+                flow: "f".into(),
+                cron: "* * * * *".into(),
+                input: json!({"a": 1}),
+                next_us: 60_000_000,
+                created_us: 1,
+            };
+            store.save_schedule(schedule.clone()).await.unwrap();
+            assert!(store.due_schedules(59_999_999).await.unwrap().is_empty(), "{backend}: not yet due");
+            assert_eq!(store.due_schedules(60_000_000).await.unwrap(), [schedule], "{backend}");
+            assert!(store.claim_tick("s1", 60_000_000, 120_000_000).await.unwrap(), "{backend}");
+            assert!(!store.claim_tick("s1", 60_000_000, 120_000_000).await.unwrap(), "{backend}: claimed once");
+            assert_eq!(store.schedules().await.unwrap()[0].next_us, 120_000_000, "{backend}");
+            assert!(store.remove_schedule("s1").await.unwrap(), "{backend}");
+            assert!(store.schedules().await.unwrap().is_empty(), "{backend}");
             store.close().await;
         }
     }

@@ -45,6 +45,22 @@ pub enum Trigger {
     Api,
     /// `POST /hooks/{hook_id}`.
     Webhook { hook_id: String },
+    /// A schedule's tick: the time it was due (microseconds since the epoch).
+    Schedule { schedule_id: String, tick_us: i64 },
+}
+
+/// A schedule: runs of a flow at the times a cron pattern names.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredSchedule {
+    pub schedule_id: String,
+    pub flow: String,
+    /// 5 fields, or 6 with seconds first; times in UTC.
+    pub cron: String,
+    /// The input of every run it starts.
+    pub input: Value,
+    /// When it is next due; claimed by moving it on (`claim_tick`).
+    pub next_us: i64,
+    pub created_us: i64,
 }
 
 /// Which finished runs a prune removes, at most `batch` of them.

@@ -11,6 +11,7 @@ mod library;
 mod nodes;
 mod quotas;
 mod retention;
+mod schedules;
 mod secrets;
 mod server;
 pub mod server_support;

@@ -10,6 +10,7 @@ mod prune;
 mod queue;
 mod rows;
 mod runs;
+mod schedules;
 mod schema;
 mod search;
 mod services;

@@ -164,6 +164,18 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX hooks_by_flow ON hooks (flow, created_us);
     ",
+    // 4: schedules, each with the time it is next due.
+    "
+    CREATE TABLE schedules (
+        schedule_id TEXT PRIMARY KEY,
+        flow        TEXT NOT NULL,
+        cron        TEXT NOT NULL,
+        input       TEXT NOT NULL,
+        next_us     BIGINT NOT NULL,
+        created_us  BIGINT NOT NULL
+    );
+    CREATE INDEX schedules_by_next ON schedules (next_us);
+    ",
 ];
 
 /// Bring the database up to the newest schema, one step per transaction.

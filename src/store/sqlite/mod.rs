@@ -5,6 +5,7 @@ mod flows;
 mod prune;
 mod rows;
 mod runs;
+mod schedules;
 mod schema;
 mod search;
 mod services;

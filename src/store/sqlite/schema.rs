@@ -207,6 +207,18 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX hooks_by_flow ON hooks (flow, created_us);
     ",
+    // 12: schedules, each with the time it is next due.
+    "
+    CREATE TABLE schedules (
+        schedule_id TEXT PRIMARY KEY,
+        flow        TEXT NOT NULL,
+        cron        TEXT NOT NULL,
+        input       TEXT NOT NULL,
+        next_us     INTEGER NOT NULL,
+        created_us  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX schedules_by_next ON schedules (next_us);
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.

@@ -1,0 +1,85 @@
+//! `/api/schedules`: make, list and remove schedules (runs of a flow at
+//! the times a cron pattern names; `crate::schedules` starts them).
+
+use super::AppState;
+use super::error::{AppError, JsonBody};
+use super::runs::{checked_input, effective_quotas};
+use crate::schedules::{next_after, parse_cron, rfc3339};
+use crate::store::StoredSchedule;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    flow: String,
+    /// 5 fields, or 6 with seconds first.
+    cron: String,
+    #[serde(default = "empty_input")]
+    input: Value,
+    /// Only UTC for now; said, so a pattern is not read in another zone.
+    timezone: Option<String>,
+}
+
+fn empty_input() -> Value {
+    json!({})
+}
+
+fn answer(schedule: &StoredSchedule) -> Value {
+    json!({
+        "schedule_id": schedule.schedule_id,
+        "flow": schedule.flow,
+        "cron": schedule.cron,
+        "input": schedule.input,
+        "next": rfc3339(schedule.next_us),
+        "next_us": schedule.next_us,
+        "created_us": schedule.created_us,
+    })
+}
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<Response, AppError> {
+    if let Some(zone) = body.timezone.as_deref().filter(|zone| !matches!(*zone, "UTC" | "Etc/UTC")) {
+        return Err(AppError::bad_request(
+            "invalid_schedule",
+            format!("timezone '{zone}': schedules are in UTC only for now; write the pattern in UTC"),
+        ));
+    }
+    let cron = parse_cron(&body.cron).map_err(|e| AppError::bad_request("invalid_schedule", e))?;
+    let Some(stored) = state.store.flow(&body.flow, None).await? else {
+        return Err(AppError::not_found(format!("no flow named '{}'", body.flow)));
+    };
+    checked_input(&stored.info, &body.input, &effective_quotas(None, &state.max_quotas)?)?;
+    let now = crate::trace::now_us();
+    let next_us = next_after(&cron, now).map_err(|e| AppError::bad_request("invalid_schedule", e))?;
+    let schedule = StoredSchedule {
+        schedule_id: uuid::Uuid::now_v7().to_string(),
+        flow: body.flow,
+        cron: body.cron.trim().to_string(),
+        input: body.input,
+        next_us,
+        created_us: now,
+    };
+    state.store.save_schedule(schedule.clone()).await?;
+    Ok((StatusCode::CREATED, Json(answer(&schedule))).into_response())
+}
+
+pub async fn list(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
+    let schedules: Vec<Value> = state.store.schedules().await?.iter().map(answer).collect();
+    Ok(Json(json!({ "schedules": schedules })).into_response())
+}
+
+pub async fn remove(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, AppError> {
+    if state.store.remove_schedule(&id).await? {
+        Ok(Json(json!({ "schedule_id": id, "removed": true })).into_response())
+    } else {
+        Err(AppError::not_found("no schedule with this id"))
+    }
+}
