@@ -42,6 +42,60 @@ pub fn rfc3339(us: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Why a schedule cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// The pattern or the time zone.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no flow named '{0}'")]
+    NoFlow(String),
+    /// The input does not fit the flow's inputs.
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+/// Make a schedule of `flow` (which the library must hold) with `input`
+/// checked against its inputs, within `quotas`' input size; its first tick
+/// is the pattern's next time.
+pub async fn create(
+    store: &Store,
+    flow: &str,
+    cron_text: &str,
+    input: serde_json::Value,
+    timezone: Option<&str>,
+    quotas: &Quotas,
+) -> Result<StoredSchedule, ScheduleError> {
+    let input_bytes = input.to_string().len() as u64;
+    if input_bytes > quotas.input_bytes {
+        return Err(ScheduleError::Input(format!(
+            "the input is {input_bytes} bytes; the input_bytes quota is {}",
+            quotas.input_bytes
+        )));
+    }
+    if let Some(zone) = timezone.filter(|zone| !matches!(*zone, "UTC" | "Etc/UTC")) {
+        return Err(ScheduleError::Invalid(format!(
+            "timezone '{zone}': schedules are in UTC only for now; write the pattern in UTC"
+        )));
+    }
+    let cron = parse_cron(cron_text).map_err(ScheduleError::Invalid)?;
+    let stored = store.flow(flow, None).await?.ok_or_else(|| ScheduleError::NoFlow(flow.to_string()))?;
+    stored.info.check_input(&input).map_err(|e| ScheduleError::Input(e.to_string()))?;
+    let now = crate::trace::now_us();
+    let schedule = StoredSchedule {
+        schedule_id: uuid::Uuid::now_v7().to_string(),
+        flow: flow.to_string(),
+        cron: cron_text.trim().to_string(),
+        input,
+        next_us: next_after(&cron, now).map_err(ScheduleError::Invalid)?,
+        created_us: now,
+    };
+    store.save_schedule(schedule.clone()).await?;
+    Ok(schedule)
+}
+
 /// Look for due schedules until `stop` is cancelled.
 pub fn spawn(store: Arc<Store>, scheduler: Arc<Scheduler>, quotas: Quotas, stop: CancellationToken) {
     tokio::spawn(async move {

@@ -3,8 +3,8 @@
 
 use super::AppState;
 use super::error::{AppError, JsonBody};
-use super::runs::{checked_input, effective_quotas};
-use crate::schedules::{next_after, parse_cron, rfc3339};
+use crate::sandbox::Quotas;
+use crate::schedules::{ScheduleError, rfc3339};
 use crate::store::StoredSchedule;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -46,28 +46,15 @@ pub async fn create(
     State(state): State<Arc<AppState>>,
     JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Response, AppError> {
-    if let Some(zone) = body.timezone.as_deref().filter(|zone| !matches!(*zone, "UTC" | "Etc/UTC")) {
-        return Err(AppError::bad_request(
-            "invalid_schedule",
-            format!("timezone '{zone}': schedules are in UTC only for now; write the pattern in UTC"),
-        ));
-    }
-    let cron = parse_cron(&body.cron).map_err(|e| AppError::bad_request("invalid_schedule", e))?;
-    let Some(stored) = state.store.flow(&body.flow, None).await? else {
-        return Err(AppError::not_found(format!("no flow named '{}'", body.flow)));
-    };
-    checked_input(&stored.info, &body.input, &effective_quotas(None, &state.max_quotas)?)?;
-    let now = crate::trace::now_us();
-    let next_us = next_after(&cron, now).map_err(|e| AppError::bad_request("invalid_schedule", e))?;
-    let schedule = StoredSchedule {
-        schedule_id: uuid::Uuid::now_v7().to_string(),
-        flow: body.flow,
-        cron: body.cron.trim().to_string(),
-        input: body.input,
-        next_us,
-        created_us: now,
-    };
-    state.store.save_schedule(schedule.clone()).await?;
+    let quotas = Quotas::default().capped_by(&state.max_quotas);
+    let made =
+        crate::schedules::create(&state.store, &body.flow, &body.cron, body.input, body.timezone.as_deref(), &quotas);
+    let schedule = made.await.map_err(|e| match e {
+        ScheduleError::Invalid(message) => AppError::bad_request("invalid_schedule", message),
+        ScheduleError::NoFlow(_) => AppError::not_found(e.to_string()),
+        ScheduleError::Input(message) => AppError::bad_request("invalid_input", message),
+        ScheduleError::Store(error) => error.into(),
+    })?;
     Ok((StatusCode::CREATED, Json(answer(&schedule))).into_response())
 }
 

@@ -150,3 +150,27 @@ fn the_schedule_routes_refuse_foreign_pages_and_callers_without_the_token() {
     let listed = server.request("GET", "/api/schedules", &token, b"").json();
     assert_eq!(listed["schedules"], json!([]), "nothing was made");
 }
+
+/// `hero_logic schedules add|list|remove` on a data directory's store,
+/// checked as over HTTP.
+#[test]
+fn the_command_line_adds_lists_and_removes_schedules() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let greet = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/flows/greet.py");
+    let cli = |args: &[&str]| super::support::hero_logic().args(args).args(["--data-dir", data]).output().unwrap();
+    assert!(cli(&["flows", "add", greet]).status.success());
+    let refused = cli(&["schedules", "add", "greet", "* * *"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("5 fields"));
+    let wrong_input = cli(&["schedules", "add", "greet", "0 0 1 1 *", "--input", r#"{"whom": 1}"#]);
+    assert_eq!(wrong_input.status.code(), Some(2));
+    let added = cli(&["schedules", "add", "greet", "0 0 1 1 *", "--input", r#"{"who": "new year"}"#]);
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let listed: Value = serde_json::from_slice(&cli(&["schedules", "list", "--json"]).stdout).unwrap();
+    let id = listed["schedules"][0]["schedule_id"].as_str().unwrap().to_string();
+    assert_eq!(listed["schedules"][0]["input"], json!({"who": "new year"}));
+    assert!(cli(&["schedules", "remove", &id]).status.success());
+    assert_eq!(cli(&["schedules", "remove", &id]).status.code(), Some(2), "no such schedule");
+}
