@@ -22,14 +22,22 @@
 //!   runs of nodes that are gone, and the notices other nodes' commits carry.
 //! - `stream`: every message the WebSockets send (`StreamMessage`), documented once.
 //! - `scheduler`: the bounded run queue and each run's life from queued to stored.
-//! - `http`: the axum routes (flows, runs, WebSocket streams, metrics), `AppError`,
+//! - `schedules`: cron patterns, and starting each due tick's run once
+//!   across nodes.
+//! - `http`: the axum routes (flows, runs, webhooks, schedules, secrets, WebSocket streams,
+//!   metrics), `AppError`,
 //!   the one guard every request passes (`guard`: Host, Origin, token) and
 //!   the accept loop with its connection limits (`conn`).
 //! - `server`: `serve(listener, config, shutdown)`, wiring it all together.
 //! - `idle_trim`: giving the allocator's free memory back once a burst is over.
+//! - `retention`: removing old finished runs (`--retain-runs`, `--retain-days`)
+//!   in small batches.
 //! - `metrics`: what `/metrics` reports (prometheus-client, OpenMetrics text).
 //! - `services`: the service registry, JSON-RPC client, OpenRPC checks, built-ins, health checks,
 //!   and the capabilities built-ins give flows (`grants`).
+//! - `secrets`: values services need that flows never hold: sealed at rest
+//!   (`key`), filled into a service's headers on each call and taken out of
+//!   its answers (`headers`).
 //! - `library`: adding a module (described in the sandbox, then stored), and
 //!   how runs find flows (`pick_flow`, `StoredFlows`).
 //! - `builtin_flows`: the six flows of `flows/`, stored at start.
@@ -50,8 +58,11 @@ pub mod http;
 mod idle_trim;
 pub mod library;
 pub mod metrics;
+pub mod retention;
 pub mod sandbox;
 pub mod scheduler;
+pub mod schedules;
+pub mod secrets;
 pub mod server;
 pub mod services;
 mod spelled;

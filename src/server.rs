@@ -56,6 +56,8 @@ pub struct ServerConfig {
     /// How long running runs may go on after a shutdown signal before they
     /// are cancelled.
     pub shutdown_grace: Duration,
+    /// Which finished runs are kept (all, by default).
+    pub retention: crate::retention::Retention,
 }
 
 impl ServerConfig {
@@ -78,6 +80,7 @@ impl ServerConfig {
             max_quotas: Quotas::default(),
             max_body_bytes: 4 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(10),
+            retention: crate::retention::Retention::default(),
         }
     }
 }
@@ -115,13 +118,16 @@ pub async fn serve_when_ready(
     // However this function returns, the tasks it spawned below stop.
     let _stop_tasks_on_return = stopping.clone().drop_guard();
     crate::idle_trim::spawn(sandbox.clone(), stopping.clone());
+    crate::retention::spawn(store.clone(), config.retention, stopping.clone());
     tracing::info!(flows = loaded.len(), "built-in flows stored (new or changed)");
     let bus = Arc::new(EventBus::default());
     let metrics = Arc::new(Metrics::default());
+    let secrets = Arc::new(crate::secrets::Secrets::new(store.clone(), config.data_dir.clone()));
     let services = Arc::new(
         ServiceRegistry::with_socket_dirs(store.clone(), config.service_socket_dirs.clone())
             .with_grants(config.grants.clone())
-            .with_kv_limit(config.kv_bytes_per_flow),
+            .with_kv_limit(config.kv_bytes_per_flow)
+            .with_secrets(secrets.clone()),
     );
     let scheduler = Arc::new(Scheduler::new(
         sandbox,
@@ -132,6 +138,12 @@ pub async fn serve_when_ready(
         // Runs are kept under the name the node's lease is held by.
         SchedulerConfig { node: config.node.clone(), ..config.scheduler.clone() },
     ));
+    crate::schedules::spawn(
+        store.clone(),
+        scheduler.clone(),
+        Quotas::default().capped_by(&config.max_quotas),
+        stopping.clone(),
+    );
     if let Some(cluster) = &cluster {
         cluster.relay(scheduler.clone(), bus.clone(), store.clone());
         scheduler.join_cluster(cluster.clone());
@@ -141,6 +153,7 @@ pub async fn serve_when_ready(
         store: store.clone(),
         scheduler: scheduler.clone(),
         services,
+        secrets,
         bus,
         metrics,
         max_quotas: config.max_quotas.clone(),

@@ -106,6 +106,7 @@ mod tests {
             end_us: Some(3),
             last_seq: 7,
             node: Some("n1".into()),
+            trigger: Default::default(),
         }
     }
 

@@ -5,7 +5,8 @@ A service is a dict of method name to function (called with the request's
 params by name or by position) and its OpenRPC document, answered for
 `rpc.discover`. A function raises `RpcError` to answer a JSON-RPC error.
 `connections_accepted()` tells how many connections clients have opened: a
-client that keeps its connections alive opens few.
+client that keeps its connections alive opens few. `request_headers()`
+gives a method the HTTP headers of the request it is answering.
 """
 
 import argparse
@@ -26,6 +27,13 @@ class RpcError(Exception):
 
 _accepted = 0
 _accepted_lock = threading.Lock()
+# The request each handler thread is answering, for `request_headers()`.
+_current = threading.local()
+
+
+def request_headers():
+    """The HTTP headers of the request being answered, by name."""
+    return dict(getattr(_current, "headers", {}))
 
 
 def connections_accepted():
@@ -74,6 +82,7 @@ def handler_for(methods):
 
         def do_POST(self):
             length = int(self.headers.get("Content-Length", 0))
+            _current.headers = self.headers
             try:
                 request = json.loads(self.rfile.read(length))
                 if isinstance(request, list):

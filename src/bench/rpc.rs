@@ -49,7 +49,7 @@ pub async fn measure(sandbox: &Sandbox, python: &std::path::Path, calls: u32) ->
     let endpoint = Endpoint::parse(&url).map_err(anyhow::Error::msg)?;
     let started = Instant::now();
     for _ in 0..calls {
-        client::call(&endpoint, "cities", json!({}), Duration::from_secs(10))
+        client::call(&endpoint, "cities", json!({}), &[], Duration::from_secs(10))
             .await
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     }
@@ -57,7 +57,7 @@ pub async fn measure(sandbox: &Sandbox, python: &std::path::Path, calls: u32) ->
 
     let store = Arc::new(Store::open(&Database::Sqlite(dir.path().join("bench.db"))).await?);
     let registry = Arc::new(ServiceRegistry::new(store.clone()));
-    registry.register("weather", &url, None, None).await.map_err(anyhow::Error::msg)?;
+    registry.register("weather", &url, None, None, Default::default()).await.map_err(anyhow::Error::msg)?;
     let flows = sandbox.describe(LOOP, &Quotas::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let source: Arc<str> = Arc::from(LOOP);
     let env = RunEnv {

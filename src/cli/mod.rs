@@ -5,6 +5,8 @@ mod flows;
 mod output;
 mod render;
 mod run;
+mod schedules;
+mod secrets;
 mod serve;
 mod services;
 
@@ -44,6 +46,16 @@ pub enum Command {
     Services {
         #[command(subcommand)]
         command: services::ServicesCommand,
+    },
+    /// Add, list and remove cron schedules that start runs of a flow.
+    Schedules {
+        #[command(subcommand)]
+        command: schedules::SchedulesCommand,
+    },
+    /// Set, list and remove the secrets services' headers name (values never shown).
+    Secrets {
+        #[command(subcommand)]
+        command: secrets::SecretsCommand,
     },
     /// Measure the sandbox against native python3; prints a table and a JSON line.
     Bench {
@@ -175,6 +187,8 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(*args, cache_dir).await,
             Command::Run(args) => run::run(*args, cache_dir).await,
             Command::Services { command } => services::run(command).await,
+            Command::Secrets { command } => secrets::run(command).await,
+            Command::Schedules { command } => schedules::run(command).await,
             Command::Flows { command } => flows::run(command, cache_dir).await,
             Command::Bench { quick, only } => crate::bench::run(crate::bench::BenchOptions { quick, only, cache_dir })
                 .await

@@ -6,6 +6,7 @@ use super::render::render_run;
 use super::{CliError, QuotaArgs};
 use crate::library::{PickError, StoredFlows, pick_flow};
 use crate::sandbox::{ModuleFlows, NoServices, Quotas, RunEnv, RunRequest, Sandbox, SandboxOptions};
+use crate::secrets::Secrets;
 use crate::services::ServiceRegistry;
 use crate::trace::{LogLine, RunEvent, Span};
 use clap::Args;
@@ -75,7 +76,10 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
             // so a flow run here can invoke them.
             crate::builtin_flows::load(&sandbox, &store).await.map_err(|e| CliError::Failed(format!("{e:#}")))?;
             let env = RunEnv {
-                services: Arc::new(ServiceRegistry::new(store.clone())),
+                services: Arc::new(
+                    ServiceRegistry::new(store.clone())
+                        .with_secrets(Arc::new(Secrets::new(store.clone(), dir.to_path_buf()))),
+                ),
                 flows: Arc::new(StoredFlows { store: store.clone(), module: Some(module) }),
                 narrow_services: None,
             };

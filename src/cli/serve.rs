@@ -83,6 +83,14 @@ pub struct ServeArgs {
     /// waiting; more get HTTP 429 [default: a quarter of the queue]
     #[arg(long, value_name = "N")]
     pub queue_per_client: Option<usize>,
+    /// Keep at most the newest N runs: older finished runs are removed with
+    /// their spans and logs [default: keep every run]
+    #[arg(long, value_name = "N")]
+    pub retain_runs: Option<u64>,
+    /// Remove finished runs that ended more than D days ago, with their
+    /// spans and logs [default: keep every run]
+    #[arg(long, value_name = "D")]
+    pub retain_days: Option<u32>,
     /// Seconds running runs may go on after SIGINT/SIGTERM before they are cancelled.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub shutdown_grace: u64,
@@ -103,6 +111,9 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
             "refusing to listen on {} without a token: set --token or HERO_LOGIC_TOKEN, or listen on a loopback address",
             args.addr
         )));
+    }
+    if args.retain_runs == Some(0) || args.retain_days == Some(0) {
+        return Err(CliError::Usage("--retain-runs and --retain-days must be at least 1".into()));
     }
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| CliError::Usage(format!("--data-dir {}: {e}", args.data_dir.display())))?;
@@ -171,6 +182,7 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
     config.scheduler = scheduler;
     config.max_quotas = args.max.apply(Quotas::default()).map_err(CliError::Usage)?;
     config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace);
+    config.retention = crate::retention::Retention { runs: args.retain_runs, days: args.retain_days };
 
     let listener = listen(args.addr).map_err(|e| CliError::Usage(format!("cannot listen on {}: {e}", args.addr)))?;
     // Said once the store is open: a second node on a shared database (or

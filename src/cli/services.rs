@@ -3,6 +3,7 @@
 
 use super::CliError;
 use super::output::outln;
+use crate::secrets::Secrets;
 use crate::services::ServiceRegistry;
 use crate::store::{Database, Store};
 use clap::Subcommand;
@@ -23,6 +24,10 @@ pub enum ServicesCommand {
         /// Per-call timeout [default: 10000]
         #[arg(long, value_name = "MS")]
         timeout_ms: Option<u64>,
+        /// A header added to each call, `NAME: VALUE`; `{{secret:NAME}}` in
+        /// the value is that secret's value (repeatable).
+        #[arg(long = "header", value_name = "HEADER")]
+        headers: Vec<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -68,7 +73,16 @@ pub async fn open_database(data_dir: &std::path::Path, url: Option<&str>) -> Res
 
 pub async fn run(command: ServicesCommand) -> Result<ExitCode, CliError> {
     match command {
-        ServicesCommand::Add { name, url, openrpc, timeout_ms, store: store_args } => {
+        ServicesCommand::Add { name, url, openrpc, timeout_ms, headers, store: store_args } => {
+            let headers = headers
+                .iter()
+                .map(|header| {
+                    let (name, value) = header
+                        .split_once(':')
+                        .ok_or_else(|| CliError::Usage(format!("--header '{header}' is not NAME: VALUE")))?;
+                    Ok((name.trim().to_string(), value.trim().to_string()))
+                })
+                .collect::<Result<_, CliError>>()?;
             let document = match openrpc {
                 Some(file) => {
                     let text = std::fs::read_to_string(&file)
@@ -81,8 +95,9 @@ pub async fn run(command: ServicesCommand) -> Result<ExitCode, CliError> {
                 None => None,
             };
             let store = open_store(&store_args).await?;
-            let registry = ServiceRegistry::new(store.clone());
-            let info = registry.register(&name, &url, document, timeout_ms).await.map_err(CliError::Usage)?;
+            let secrets = Arc::new(Secrets::new(store.clone(), store_args.data_dir.clone()));
+            let registry = ServiceRegistry::new(store.clone()).with_secrets(secrets);
+            let info = registry.register(&name, &url, document, timeout_ms, headers).await.map_err(CliError::Usage)?;
             store.close().await;
             outln!("registered {} at {} ({})", info.name, info.url, info.doc.method_names().join(", "));
             Ok(ExitCode::SUCCESS)

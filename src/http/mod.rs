@@ -5,9 +5,12 @@ pub mod conn;
 pub mod error;
 mod flows;
 pub mod guard;
+mod hooks;
 mod meta;
 mod otlp;
 mod runs;
+mod schedules;
+mod secrets;
 mod services;
 mod ui;
 mod ws;
@@ -38,6 +41,8 @@ pub struct AppState {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     pub scheduler: Arc<Scheduler>,
     pub services: Arc<ServiceRegistry>,
+    /// The secrets services' headers name.
+    pub secrets: Arc<crate::secrets::Secrets>,
     pub bus: Arc<EventBus>,
     pub metrics: Arc<Metrics>,
     /// The most a run may ask for; requests are capped to these.
@@ -62,9 +67,19 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, max_body_bytes: usize) -> Ro
         .route("/api/flows/search", get(flows::search_or_get).delete(flows::delete_search))
         .route("/api/check", post(flows::check))
         .route("/api/flows/{name}", get(flows::get).delete(flows::delete))
+        .route("/api/flows/{name}/hooks", post(hooks::create).get(hooks::list))
+        .route("/api/hooks/{id}", axum::routing::delete(hooks::remove))
+        .route(
+            "/hooks/{id}",
+            post(hooks::fire).layer(DefaultBodyLimit::max(hooks::MAX_HOOK_BODY_BYTES.min(max_body_bytes))),
+        )
         .route("/api/services", post(services::register).get(services::list))
         .route("/api/services/{name}", axum::routing::delete(services::remove))
         .route("/api/services/{name}/health", get(services::health))
+        .route("/api/schedules", post(schedules::create).get(schedules::list))
+        .route("/api/schedules/{id}", axum::routing::delete(schedules::remove))
+        .route("/api/secrets", post(secrets::set).get(secrets::list))
+        .route("/api/secrets/{name}", axum::routing::delete(secrets::remove))
         .route("/api/stubs/hero_logic.pyi", get(services::stubs))
         .route("/api/runs", post(runs::start).get(runs::list))
         .route("/api/runs/{id}", get(runs::get))

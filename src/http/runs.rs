@@ -3,10 +3,11 @@
 
 use super::AppState;
 use super::error::{AppError, JsonBody, QueryParams};
+use crate::flowdef::FlowInfo;
 use crate::library::{PickError, pick_flow};
 use crate::sandbox::{ModuleFlows, Quotas};
-use crate::scheduler::{Client, StartRun, SubmitError};
-use crate::store::{RunFilter, RunRecord, sha256_hex};
+use crate::scheduler::{Client, StartRun, SubmitError, Submitted};
+use crate::store::{RunFilter, RunRecord, Trigger, sha256_hex};
 use crate::trace::Status;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -87,15 +88,7 @@ pub async fn start(
             return Err(AppError::bad_request("invalid_request", "name a stored flow in \"flow\", or send \"source\""));
         }
     };
-    let input_bytes = body.input.to_string().len() as u64;
-    if input_bytes > quotas.input_bytes {
-        return Err(AppError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "input_too_large",
-            format!("the input is {input_bytes} bytes; the input_bytes quota is {}", quotas.input_bytes),
-        ));
-    }
-    let input = info.check_input(&body.input).map_err(|e| AppError::bad_request("invalid_input", e.to_string()))?;
+    let input = checked_input(&info, &body.input, &quotas)?;
     let start = StartRun {
         info,
         version,
@@ -107,8 +100,40 @@ pub async fn start(
         module,
         client: client.map(|Extension(client)| client),
         claimed: false,
+        trigger: Trigger::Api,
     };
-    let submitted = state.scheduler.submit(start).map_err(|e| match e {
+    let submitted = submit(&state, start)?;
+    if query.wait {
+        let finished =
+            submitted.finished.await.map_err(|_| anyhow::anyhow!("the run's task ended without a result"))?;
+        // A run the database does not hold is not reported as if it were.
+        let finished = finished.map_err(|error| anyhow::anyhow!("the finished run was not stored: {error}"))?;
+        return Ok((StatusCode::OK, Json(finished)).into_response());
+    }
+    accepted(&state, &submitted).await
+}
+
+/// `input` checked against the flow's declared inputs, within the run's
+/// `input_bytes` quota.
+pub fn checked_input(
+    info: &FlowInfo,
+    input: &Value,
+    quotas: &Quotas,
+) -> Result<serde_json::Map<String, Value>, AppError> {
+    let input_bytes = input.to_string().len() as u64;
+    if input_bytes > quotas.input_bytes {
+        return Err(AppError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "input_too_large",
+            format!("the input is {input_bytes} bytes; the input_bytes quota is {}", quotas.input_bytes),
+        ));
+    }
+    info.check_input(input).map_err(|e| AppError::bad_request("invalid_input", e.to_string()))
+}
+
+/// Hand a run to the scheduler; a full queue is a 429 that says when to try again.
+pub fn submit(state: &AppState, start: StartRun) -> Result<Submitted, AppError> {
+    state.scheduler.submit(start).map_err(|e| match e {
         SubmitError::QueueFull { retry_after_secs } => {
             AppError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", "too many runs are waiting; try again shortly")
                 .with_header(header::RETRY_AFTER, &retry_after_secs.to_string())
@@ -124,14 +149,11 @@ pub async fn start(
         SubmitError::ShuttingDown => {
             AppError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
         }
-    })?;
-    if query.wait {
-        let finished =
-            submitted.finished.await.map_err(|_| anyhow::anyhow!("the run's task ended without a result"))?;
-        // A run the database does not hold is not reported as if it were.
-        let finished = finished.map_err(|error| anyhow::anyhow!("the finished run was not stored: {error}"))?;
-        return Ok((StatusCode::OK, Json(finished)).into_response());
-    }
+    })
+}
+
+/// The 202 for a run accepted, once the store holds it.
+pub async fn accepted(state: &AppState, submitted: &Submitted) -> Result<Response, AppError> {
     // Read-your-writes: once a client has the run id, GET /api/runs/{id} finds it.
     state.store.flush().await?;
     let run_id = submitted.run.run_id.clone();

@@ -9,6 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Deserialize)]
@@ -20,6 +21,9 @@ pub struct RegisterBody {
     /// The OpenRPC document; without it the host asks the service (`rpc.discover`).
     openrpc: Option<Value>,
     timeout_ms: Option<u64>,
+    /// Added to each call; `{{secret:NAME}}` in a value is the secret's value.
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
 }
 
 pub async fn register(
@@ -28,7 +32,7 @@ pub async fn register(
 ) -> Result<impl IntoResponse, AppError> {
     let info = state
         .services
-        .register(&body.name, &body.url, body.openrpc, body.timeout_ms)
+        .register(&body.name, &body.url, body.openrpc, body.timeout_ms, body.headers)
         .await
         .map_err(|message| AppError::bad_request("invalid_service", message))?;
     Ok((StatusCode::CREATED, Json(info)))

@@ -10,7 +10,7 @@ use crate::flowdef::{FlowInfo, ModuleError};
 use crate::library::StoredFlows;
 use crate::metrics::Metrics;
 use crate::sandbox::{ModuleFlows, Quotas, RunEnv, RunRequest, Sandbox, ServiceCaller};
-use crate::store::{Published, RunRecord, Store, Write};
+use crate::store::{Published, RunRecord, Store, StoredFlow, Trigger, Write};
 use crate::stream::StreamMessage;
 use crate::trace::bus::{EventBus, RunChannel};
 use crate::trace::{ErrorInfo, RunEvent, Status, now_us};
@@ -96,6 +96,34 @@ pub struct StartRun {
     /// Taken from the nodes' shared queue (accepted by another node, or by
     /// this one when it had no free place).
     pub claimed: bool,
+    /// What started it, kept with the run.
+    pub trigger: Trigger,
+}
+
+impl StartRun {
+    /// A run of a stored flow with a checked input, as webhooks and
+    /// schedules start them.
+    pub fn stored(
+        stored: StoredFlow,
+        input: Map<String, Value>,
+        quotas: Quotas,
+        client: Option<Client>,
+        trigger: Trigger,
+    ) -> StartRun {
+        StartRun {
+            info: stored.info,
+            version: Some(stored.version),
+            source_sha256: stored.source_sha256,
+            source: Arc::from(stored.source),
+            input,
+            narrow_services: None,
+            quotas,
+            module: None,
+            client,
+            claimed: false,
+            trigger,
+        }
+    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -220,6 +248,7 @@ impl Scheduler {
             end_us: None,
             last_seq: 0,
             node: Some(self.config.node.clone()),
+            trigger: start.trigger.clone(),
         };
         // With other nodes, a run that finds no free place here waits where
         // any of them can take it.

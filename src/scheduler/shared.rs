@@ -176,6 +176,7 @@ impl Scheduler {
             source,
             client: None,
             claimed: true,
+            trigger: run.trigger.clone(),
         };
         // Whoever waits for it hears of its end through the store's notices,
         // on whichever node that is (this one too).

@@ -8,7 +8,7 @@
 use crate::sandbox::CallFailure;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Bytes;
-use hyper::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use hyper::{Request, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -151,16 +151,25 @@ fn plain_authority(authority: &str) -> bool {
     host_ok && port_ok
 }
 
-/// Call `method` with named `params`; the result, or why there is none.
-pub async fn call(endpoint: &Endpoint, method: &str, params: Value, timeout: Duration) -> Result<Value, CallFailure> {
+/// Call `method` with named `params`, sending `headers` besides the host's
+/// own; the result, or why there is none.
+pub async fn call(
+    endpoint: &Endpoint,
+    method: &str,
+    params: Value,
+    headers: &[(HeaderName, HeaderValue)],
+    timeout: Duration,
+) -> Result<Value, CallFailure> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
     let uri = endpoint.uri().map_err(CallFailure::Transport)?;
     let exchange = async {
         match endpoint {
-            Endpoint::Http { authority, .. } => post(&POOLS.http, uri, body, authority).await,
-            Endpoint::Https { authority, .. } => post(POOLS.https()?, uri, body, authority).await,
-            Endpoint::Unix { socket } => post(&POOLS.unix(socket), uri, body, &socket.display().to_string()).await,
+            Endpoint::Http { authority, .. } => post(&POOLS.http, uri, body, headers, authority).await,
+            Endpoint::Https { authority, .. } => post(POOLS.https()?, uri, body, headers, authority).await,
+            Endpoint::Unix { socket } => {
+                post(&POOLS.unix(socket), uri, body, headers, &socket.display().to_string()).await
+            }
         }
     };
     let (status, response) = tokio::time::timeout(timeout, exchange)
@@ -291,13 +300,17 @@ async fn post<C: Connect + Clone + Send + Sync + 'static>(
     client: &Client<C, Body>,
     uri: Uri,
     body: String,
+    headers: &[(HeaderName, HeaderValue)],
     place: &str,
 ) -> Result<(u16, Bytes), CallFailure> {
-    let request = Request::post(uri)
+    let mut request = Request::post(uri)
         .header(CONTENT_TYPE, "application/json")
         .header(ACCEPT, "application/json")
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| CallFailure::Transport(format!("the request cannot be made: {e}")))?;
+    for (name, value) in headers {
+        request.headers_mut().insert(name.clone(), value.clone());
+    }
     let response = client.request(request).await.map_err(|e| request_failure(&e, place))?;
     let status = response.status().as_u16();
     let length = response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -458,7 +471,7 @@ mod tests {
     }
 
     async fn fails(endpoint: &Endpoint, timeout: Duration) -> CallFailure {
-        call(endpoint, "m", json!({}), timeout).await.unwrap_err()
+        call(endpoint, "m", json!({}), &[], timeout).await.unwrap_err()
     }
 
     #[tokio::test]

@@ -35,11 +35,18 @@ impl ServiceRegistry {
             Ok(endpoint) => endpoint,
             Err(problem) => return Ok(Some(failing(name, 0.0, problem))),
         };
+        // With the headers its calls carry (secrets filled in), as a flow's
+        // call would; what it answers is redacted like a flow's answer.
+        let filled = match self.fill(&stored.headers).await {
+            Ok(filled) => filled,
+            Err(problem) => return Ok(Some(failing(name, 0.0, problem))),
+        };
         let started = Instant::now();
         let answer = client::call(
             &endpoint,
             "rpc.discover",
             Value::Object(Default::default()),
+            &filled.headers,
             Duration::from_millis(stored.timeout_ms).min(HEALTH_TIMEOUT),
         )
         .await;
@@ -49,7 +56,7 @@ impl ServiceRegistry {
                 Some(methods) => healthy(ms, methods.len()),
                 None => failing(name, ms, "it answered rpc.discover without a methods list".into()),
             },
-            Err(failure) => failing(name, ms, describe(&failure)),
+            Err(failure) => failing(name, ms, describe(&filled.redactor.failure(failure))),
         }))
     }
 }

@@ -18,10 +18,11 @@ pub use openrpc::{CheckedDoc, MethodDoc, ParamDoc, ServiceDoc};
 pub use stubs::python_stubs;
 
 use crate::sandbox::{BoxFuture, CallContext, CallFailure, ServiceCaller};
+use crate::secrets::{Filled, Redactor, Secrets};
 use crate::store::{Store, StoredService};
 use anyhow::Result;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -37,6 +38,10 @@ pub struct ServiceInfo {
     pub url: String,
     pub builtin: bool,
     pub timeout_ms: u64,
+    /// The names of the headers added to its calls; never their values,
+    /// which may hold secrets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
     pub doc: ServiceDoc,
 }
 
@@ -49,6 +54,9 @@ pub struct ServiceRegistry {
     grants: Grants,
     /// Bytes of keys and values each flow may hold in `kv`.
     kv_bytes_per_flow: u64,
+    /// The secrets headers may name; without them, a service whose headers
+    /// name one cannot be registered or called.
+    secrets: Option<Arc<Secrets>>,
     /// Each registered service's document with its schemas compiled, kept
     /// while the stored document is the same one.
     checked: Mutex<HashMap<String, (Value, Arc<CheckedDoc>)>>,
@@ -59,6 +67,8 @@ struct Target {
     url: String,
     builtin: bool,
     timeout_ms: u64,
+    /// Header templates, filled in with secrets on each call.
+    headers: BTreeMap<String, String>,
     doc: Arc<CheckedDoc>,
 }
 
@@ -86,6 +96,7 @@ impl ServiceRegistry {
             socket_dirs: None,
             grants: Grants::default(),
             kv_bytes_per_flow: KV_BYTES_PER_FLOW,
+            secrets: None,
             checked: Mutex::default(),
         }
     }
@@ -98,6 +109,7 @@ impl ServiceRegistry {
             socket_dirs: Some(socket_dirs),
             grants: Grants::default(),
             kv_bytes_per_flow: KV_BYTES_PER_FLOW,
+            secrets: None,
             checked: Mutex::default(),
         }
     }
@@ -106,6 +118,21 @@ impl ServiceRegistry {
     pub fn with_grants(mut self, grants: Grants) -> ServiceRegistry {
         self.grants = grants;
         self
+    }
+
+    /// The same registry filling headers in with `secrets`.
+    pub fn with_secrets(mut self, secrets: Arc<Secrets>) -> ServiceRegistry {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// `headers` filled in for one call, and what to take out of its answer.
+    async fn fill(&self, headers: &BTreeMap<String, String>) -> Result<Filled, String> {
+        if headers.is_empty() {
+            return Ok(Filled { headers: Vec::new(), redactor: Redactor::default() });
+        }
+        let secrets = self.secrets.as_ref().ok_or("secrets are not available to this command")?;
+        secrets.fill(headers).await.map_err(|e| e.to_string())
     }
 
     /// The same registry letting each flow hold `bytes` in `kv`.
@@ -147,7 +174,8 @@ impl ServiceRegistry {
     async fn find(&self, name: &str) -> Result<Option<Target>, CallFailure> {
         if let Some(doc) = BUILTIN_DOCS.get(name) {
             let url = "builtin".to_string();
-            return Ok(Some(Target { url, builtin: true, timeout_ms: DEFAULT_TIMEOUT_MS, doc: doc.clone() }));
+            let headers = BTreeMap::new();
+            return Ok(Some(Target { url, builtin: true, timeout_ms: DEFAULT_TIMEOUT_MS, headers, doc: doc.clone() }));
         }
         let stored = self
             .store
@@ -156,7 +184,13 @@ impl ServiceRegistry {
             .map_err(|e| CallFailure::Transport(format!("the registry failed: {e:#}")))?;
         let Some(stored) = stored else { return Ok(None) };
         let doc = self.checked(&stored).map_err(CallFailure::Transport)?;
-        Ok(Some(Target { url: stored.url, builtin: false, timeout_ms: stored.timeout_ms, doc }))
+        Ok(Some(Target {
+            url: stored.url,
+            builtin: false,
+            timeout_ms: stored.timeout_ms,
+            headers: stored.headers,
+            doc,
+        }))
     }
 
     /// `stored`'s document checked: compiled at its first call, then kept.
@@ -173,13 +207,15 @@ impl ServiceRegistry {
     }
 
     /// Register a service: its document as given, or fetched with
-    /// `rpc.discover`. Returns what flows will see.
+    /// `rpc.discover`; `headers` are added to each call, secrets filled in.
+    /// Returns what flows will see.
     pub async fn register(
         &self,
         name: &str,
         url: &str,
         document: Option<Value>,
         timeout_ms: Option<u64>,
+        headers: BTreeMap<String, String>,
     ) -> Result<ServiceInfo, String> {
         if !is_identifier(name) {
             return Err(format!("'{name}' cannot be a service name: use a Python identifier (letters, digits, _)"));
@@ -192,18 +228,25 @@ impl ServiceRegistry {
         if timeout_ms == 0 {
             return Err("the timeout must be greater than 0 ms".into());
         }
+        let secrets = crate::secrets::headers::check(&headers)?;
+        if !secrets.is_empty() {
+            let store = self.secrets.as_ref().ok_or("secrets are not available to this command")?;
+            if let Some(missing) = store.missing(&secrets).await.map_err(|e| format!("the store failed: {e:#}"))? {
+                return Err(format!("no secret named '{missing}': set it first (POST /api/secrets)"));
+            }
+        }
         let document = match document {
             Some(document) => document,
-            None => client::call(
-                &endpoint,
-                "rpc.discover",
-                Value::Object(Default::default()),
-                Duration::from_millis(timeout_ms),
-            )
-            .await
-            .map_err(|e| {
-                format!("could not fetch the OpenRPC document with rpc.discover from {url}: {}", describe(&e))
-            })?,
+            None => {
+                let filled = self.fill(&headers).await?;
+                let discover = Value::Object(Default::default());
+                client::call(&endpoint, "rpc.discover", discover, &filled.headers, Duration::from_millis(timeout_ms))
+                    .await
+                    .map_err(|e| {
+                        let e = filled.redactor.failure(e);
+                        format!("could not fetch the OpenRPC document with rpc.discover from {url}: {}", describe(&e))
+                    })?
+            }
         };
         let checked =
             CheckedDoc::new(&document).map_err(|e| format!("the OpenRPC document of '{name}' is not usable: {e}"))?;
@@ -214,13 +257,15 @@ impl ServiceRegistry {
             document: document.clone(),
             timeout_ms,
             created_us: crate::trace::now_us(),
+            headers: headers.clone(),
         };
         self.store.save_service(stored).await.map_err(|e| format!("the store failed: {e:#}"))?;
         self.checked
             .lock()
             .expect("nothing panics while holding the lock")
             .insert(name.into(), (document, Arc::new(checked)));
-        Ok(ServiceInfo { name: name.into(), url: url.into(), builtin: false, timeout_ms, doc })
+        let headers = headers.into_keys().collect();
+        Ok(ServiceInfo { name: name.into(), url: url.into(), builtin: false, timeout_ms, headers, doc })
     }
 
     pub async fn remove(&self, name: &str) -> Result<bool> {
@@ -270,7 +315,13 @@ impl ServiceRegistry {
             return builtin::bounded(answer);
         }
         let endpoint = self.endpoint(&info.url).map_err(CallFailure::Transport)?;
-        client::call(&endpoint, method, params, Duration::from_millis(info.timeout_ms)).await
+        let filled = self.fill(&info.headers).await.map_err(CallFailure::Transport)?;
+        let timeout = Duration::from_millis(info.timeout_ms);
+        // What the service answers is redacted before the flow, its span or a log sees it.
+        match client::call(&endpoint, method, params, &filled.headers, timeout).await {
+            Ok(result) => Ok(filled.redactor.value(result)),
+            Err(failure) => Err(filled.redactor.failure(failure)),
+        }
     }
 }
 
@@ -288,7 +339,14 @@ impl ServiceCaller for ServiceRegistry {
 
 fn builtin_info(name: &str) -> Option<ServiceInfo> {
     let doc = BUILTIN_DOCS.get(name)?.doc.clone();
-    Some(ServiceInfo { name: name.into(), url: "builtin".into(), builtin: true, timeout_ms: DEFAULT_TIMEOUT_MS, doc })
+    Some(ServiceInfo {
+        name: name.into(),
+        url: "builtin".into(),
+        builtin: true,
+        timeout_ms: DEFAULT_TIMEOUT_MS,
+        headers: Vec::new(),
+        doc,
+    })
 }
 
 fn registered_info(stored: &StoredService) -> Result<ServiceInfo, String> {
@@ -297,6 +355,7 @@ fn registered_info(stored: &StoredService) -> Result<ServiceInfo, String> {
         url: stored.url.clone(),
         builtin: false,
         timeout_ms: stored.timeout_ms,
+        headers: stored.headers.keys().cloned().collect(),
         doc: ServiceDoc::parse(&stored.document)?,
     })
 }

@@ -19,8 +19,8 @@ mod writes;
 
 pub use postgres::{Notice, NoticeFeed};
 pub use records::{
-    ClaimedRun, FlowSummary, FlowVersion, KvFull, Launch, NotOwner, RunFilter, RunRecord, SavedFlow, Saver, SearchHit,
-    StoredFlow, StoredService, SubflowRun, sha256_hex,
+    ClaimedRun, FlowSummary, FlowVersion, KvFull, Launch, NotOwner, Pruning, RunFilter, RunRecord, SavedFlow, Saver,
+    SearchHit, StoredFlow, StoredHook, StoredSchedule, StoredSecret, StoredService, SubflowRun, Trigger, sha256_hex,
 };
 pub use words::{fts_query, search_words, tsquery};
 pub use writes::{Published, Write};
@@ -141,6 +141,9 @@ impl Store {
         /// finished, newest first.
         pub async fn subflow_runs(&self, name: &str, limit: u32) -> Result<Vec<SubflowRun>>;
         pub async fn spans(&self, run_id: &str) -> Result<Vec<Span>>;
+        /// Remove finished runs `pruning` names, with their spans and logs,
+        /// at most `pruning.batch` in one transaction; how many.
+        pub async fn prune_runs(&self, pruning: Pruning) -> Result<u64>;
         pub async fn logs(&self, run_id: &str, after_seq: u64) -> Result<Vec<LogLine>>;
         /// A stored run's events after `after_seq`, at most `limit` of them,
         /// in seq order, for watchers joining late: each span's start (as
@@ -189,6 +192,33 @@ impl Store {
         pub async fn service(&self, name: &str) -> Result<Option<StoredService>>;
         /// Returns whether there was such a service.
         pub async fn remove_service(&self, name: &str) -> Result<bool>;
+
+        /// Store (or replace) a sealed secret (see `crate::secrets`).
+        pub async fn save_secret(&self, secret: StoredSecret) -> Result<()>;
+        pub async fn secrets(&self) -> Result<Vec<StoredSecret>>;
+        pub async fn secret(&self, name: &str) -> Result<Option<StoredSecret>>;
+        /// Returns whether there was such a secret.
+        pub async fn remove_secret(&self, name: &str) -> Result<bool>;
+
+        /// Store a new webhook.
+        pub async fn save_hook(&self, hook: StoredHook) -> Result<()>;
+        pub async fn hook(&self, hook_id: &str) -> Result<Option<StoredHook>>;
+        /// A flow's webhooks, oldest first.
+        pub async fn hooks(&self, flow: &str) -> Result<Vec<StoredHook>>;
+        /// Returns whether there was such a webhook.
+        pub async fn remove_hook(&self, hook_id: &str) -> Result<bool>;
+
+        pub async fn save_schedule(&self, schedule: StoredSchedule) -> Result<()>;
+        /// Every schedule, oldest first.
+        pub async fn schedules(&self) -> Result<Vec<StoredSchedule>>;
+        /// Returns whether there was such a schedule.
+        pub async fn remove_schedule(&self, schedule_id: &str) -> Result<bool>;
+        /// The schedules due at `now_us` (next due then or before).
+        pub async fn due_schedules(&self, now_us: i64) -> Result<Vec<StoredSchedule>>;
+        /// Move a schedule's next tick from `due_us` to `next_us`, when it is
+        /// still `due_us`: true for the one node (or pass) that claims the
+        /// tick, false for every other.
+        pub async fn claim_tick(&self, schedule_id: &str, due_us: i64, next_us: i64) -> Result<bool>;
 
         pub async fn kv_get(&self, flow: &str, key: &str) -> Result<Option<Value>>;
         /// Set a key, unless the flow would then hold more than `limit` bytes
@@ -245,6 +275,7 @@ mod tests {
             end_us: None,
             last_seq: 0,
             node: Some("n1".into()),
+            trigger: Trigger::Webhook { hook_id: "h1".into() },
         }
     }
 
@@ -398,7 +429,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn kv_and_services_behave_alike() {
+    async fn kv_services_secrets_and_hooks_behave_alike() {
         for Opened { backend, store, .. } in both().await {
             assert_eq!(store.kv_set("f", "a%", &json!("été"), 20).await.unwrap(), Ok(()), "{backend}");
             assert_eq!(store.kv_bytes("f").await.unwrap(), 2 + 7, "{backend}: bytes of UTF-8");
@@ -416,11 +447,102 @@ mod tests {
                 document: json!({"methods": []}),
                 timeout_ms: 10,
                 created_us: 1,
+                headers: [("Authorization".to_string(), "Bearer {{secret:TOKEN}}".to_string())].into(),
             };
             store.save_service(service.clone()).await.unwrap();
             assert_eq!(store.service("weather").await.unwrap(), Some(service), "{backend}");
             assert!(store.remove_service("weather").await.unwrap(), "{backend}");
             assert!(store.services().await.unwrap().is_empty(), "{backend}");
+            let secret = StoredSecret {
+                name: "TOKEN".into(),
+                key_id: "k1".into(),
+                nonce: vec![0, 1, 255],
+                sealed: vec![9; 40],
+                created_us: 1,
+                updated_us: 1,
+            };
+            store.save_secret(secret.clone()).await.unwrap();
+            let replaced = StoredSecret { sealed: vec![8; 41], updated_us: 2, created_us: 5, ..secret.clone() };
+            store.save_secret(replaced.clone()).await.unwrap();
+            let kept = StoredSecret { created_us: 1, ..replaced };
+            assert_eq!(store.secret("TOKEN").await.unwrap(), Some(kept.clone()), "{backend}: created_us kept");
+            assert_eq!(store.secrets().await.unwrap(), [kept], "{backend}");
+            assert!(store.remove_secret("TOKEN").await.unwrap(), "{backend}");
+            assert!(!store.remove_secret("TOKEN").await.unwrap(), "{backend}");
+            assert_eq!(store.secret("TOKEN").await.unwrap(), None, "{backend}");
+            let hook = StoredHook { hook_id: "abc".into(), flow: "f".into(), created_us: 1 };
+            store.save_hook(hook.clone()).await.unwrap();
+            assert_eq!(store.hook("abc").await.unwrap(), Some(hook.clone()), "{backend}");
+            assert_eq!(store.hooks("f").await.unwrap(), [hook], "{backend}");
+            assert!(store.hooks("g").await.unwrap().is_empty(), "{backend}");
+            assert!(store.remove_hook("abc").await.unwrap(), "{backend}");
+            assert_eq!(store.hook("abc").await.unwrap(), None, "{backend}");
+            store.close().await;
+        }
+    }
+
+    /// A schedule's tick is claimed once: the second claim of the same due
+    /// time (another node's, or a later pass's) changes nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_schedules_tick_is_claimed_once() {
+        for Opened { backend, store, .. } in both().await {
+            let schedule = StoredSchedule {
+                schedule_id: "s1".into(),
+                flow: "f".into(),
+                cron: "* * * * *".into(),
+                input: json!({"a": 1}),
+                next_us: 60_000_000,
+                created_us: 1,
+            };
+            store.save_schedule(schedule.clone()).await.unwrap();
+            assert!(store.due_schedules(59_999_999).await.unwrap().is_empty(), "{backend}: not yet due");
+            assert_eq!(store.due_schedules(60_000_000).await.unwrap(), [schedule], "{backend}");
+            assert!(store.claim_tick("s1", 60_000_000, 120_000_000).await.unwrap(), "{backend}");
+            assert!(!store.claim_tick("s1", 60_000_000, 120_000_000).await.unwrap(), "{backend}: claimed once");
+            assert_eq!(store.schedules().await.unwrap()[0].next_us, 120_000_000, "{backend}");
+            assert!(store.remove_schedule("s1").await.unwrap(), "{backend}");
+            assert!(store.schedules().await.unwrap().is_empty(), "{backend}");
+            store.close().await;
+        }
+    }
+
+    /// Retention removes finished runs past the newest N, or that ended
+    /// before a time, with their spans and logs, a batch at a time; a
+    /// running run stays, however old.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pruning_removes_old_finished_runs_with_their_spans_and_logs() {
+        for Opened { backend, store, .. } in both().await {
+            let mut running = run("r0");
+            (running.status, running.created_us) = (Status::Running, 0);
+            store.write(Write::RunCreated { launch: None, run: Box::new(running), source: Arc::from("source") });
+            for i in 1..=5 {
+                let id = format!("r{i}");
+                let mut created = run(&id);
+                created.created_us = i;
+                store.write(Write::RunCreated {
+                    launch: None,
+                    run: Box::new(created.clone()),
+                    source: Arc::from("source"),
+                });
+                store.write(Write::SpanEnded { span: span(&id, 1, Status::Ok), seq: 1, publish: None });
+                store.write(Write::Log { line: log(&id, 2, "x"), publish: None });
+                (created.status, created.end_us, created.last_seq) = (Status::Ok, Some(10 * i), 3);
+                store.write(Write::RunFinished { run: Box::new(created), stored: None });
+            }
+            store.flush().await.unwrap();
+            let keep_two = Pruning { keep_newest: Some(2), ended_before_us: None, batch: 2 };
+            assert_eq!(store.prune_runs(keep_two).await.unwrap(), 2, "{backend}: a batch at most");
+            assert_eq!(store.prune_runs(keep_two).await.unwrap(), 1, "{backend}");
+            assert_eq!(store.prune_runs(keep_two).await.unwrap(), 0, "{backend}");
+            let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+            let left = ids(store.runs(RunFilter { limit: 10, ..RunFilter::default() }).await.unwrap());
+            assert_eq!(left, ["r5", "r4", "r0"], "{backend}: the newest two, and the running one");
+            assert!(store.spans("r1").await.unwrap().is_empty(), "{backend}");
+            assert!(store.logs("r1", 0).await.unwrap().is_empty(), "{backend}");
+            assert!(store.run("r1").await.unwrap().is_none(), "{backend}");
+            let ended_early = Pruning { keep_newest: None, ended_before_us: Some(45), batch: 10 };
+            assert_eq!(store.prune_runs(ended_early).await.unwrap(), 1, "{backend}: r4 ended at 40");
+            assert_eq!(store.spans("r5").await.unwrap().len(), 1, "{backend}");
             store.close().await;
         }
     }

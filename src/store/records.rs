@@ -7,6 +7,7 @@ use crate::trace::{ErrorInfo, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// One run, whatever its state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,6 +30,55 @@ pub struct RunRecord {
     pub last_seq: u64,
     /// The node that executes (or executed) the run; None while it waits.
     pub node: Option<String>,
+    /// What started it. Runs stored before triggers were kept read as `api`.
+    #[serde(default)]
+    pub trigger: Trigger,
+}
+
+/// What started a run, kept with it: `{"kind": "api"}`,
+/// `{"kind": "webhook", "hook_id"}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Trigger {
+    /// `POST /api/runs` (the page, the API, a re-run).
+    #[default]
+    Api,
+    /// `POST /hooks/{hook_id}`.
+    Webhook { hook_id: String },
+    /// A schedule's tick: the time it was due (microseconds since the epoch).
+    Schedule { schedule_id: String, tick_us: i64 },
+}
+
+/// A schedule: runs of a flow at the times a cron pattern names.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredSchedule {
+    pub schedule_id: String,
+    pub flow: String,
+    /// 5 fields, or 6 with seconds first; times in UTC.
+    pub cron: String,
+    /// The input of every run it starts.
+    pub input: Value,
+    /// When it is next due; claimed by moving it on (`claim_tick`).
+    pub next_us: i64,
+    pub created_us: i64,
+}
+
+/// Which finished runs a prune removes, at most `batch` of them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pruning {
+    /// Those older than the newest this many runs (by creation).
+    pub keep_newest: Option<u64>,
+    /// Those that ended before this time.
+    pub ended_before_us: Option<i64>,
+    pub batch: u32,
+}
+
+/// A webhook: an unguessable id that starts runs of one flow.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StoredHook {
+    pub hook_id: String,
+    pub flow: String,
+    pub created_us: i64,
 }
 
 /// What a node needs to start a run another node accepted into the shared
@@ -154,6 +204,24 @@ pub struct StoredService {
     pub document: Value,
     pub timeout_ms: u64,
     pub created_us: i64,
+    /// Headers added to each call, by name: templates that may name secrets
+    /// (`Bearer {{secret:NAME}}`), never their values.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A secret as the store keeps it: sealed with the node's key, so the
+/// database (its file, a backup, a replica) never holds the value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSecret {
+    pub name: String,
+    /// Which key sealed it (the first bytes of the key's SHA-256), so a node
+    /// given another key says so instead of failing to open it.
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    /// The value, encrypted and authenticated with the name as associated data.
+    pub sealed: Vec<u8>,
+    pub created_us: i64,
+    pub updated_us: i64,
 }
 
 /// A `kv` write refused: the flow would hold more than its limit.

@@ -14,6 +14,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     /// The PostgreSQL database it uses, when not SQLite in `data_dir`.
     pub database: Option<String>,
+    /// Where its stderr goes, when a test reads its logs.
+    pub log: Option<PathBuf>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -88,6 +90,17 @@ impl Server {
         server
     }
 
+    /// A server on a fresh data directory that logs everything at debug
+    /// level into `log` (beside the data directory), for tests that read it.
+    pub fn start_logging(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let log = dir.path().join("server.log");
+        let mut server = Server::spawn_logging(&data_dir, database_of(&data_dir), args, Some(&log));
+        server._dir = Some(dir);
+        server
+    }
+
     /// A node named `node` on the PostgreSQL database `url`, which other
     /// nodes may share.
     pub fn start_node(url: &str, node: &str, args: &[&str]) -> Server {
@@ -106,6 +119,14 @@ impl Server {
     }
 
     fn spawn(data_dir: &Path, database: Option<(String, String)>, args: &[&str]) -> Server {
+        Server::spawn_logging(data_dir, database, args, None)
+    }
+
+    fn spawn_logging(data_dir: &Path, database: Option<(String, String)>, args: &[&str], log: Option<&Path>) -> Server {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let database_args = match &database {
             Some((url, node)) => vec!["--database".to_string(), url.clone(), "--node".into(), node.clone()],
             None => Vec::new(),
@@ -115,8 +136,9 @@ impl Server {
             .arg(data_dir)
             .args(database_args)
             .args(args)
+            .envs(log.map(|_| ("HERO_LOGIC_LOG", "debug")))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start hero_logic serve");
         let mut line = String::new();
@@ -126,7 +148,14 @@ impl Server {
             .strip_prefix("listening on http://")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        Server { child, addr, data_dir: data_dir.to_path_buf(), database: database.map(|(url, _)| url), _dir: None }
+        Server {
+            child,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            database: database.map(|(url, _)| url),
+            log: log.map(Path::to_path_buf),
+            _dir: None,
+        }
     }
 
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {

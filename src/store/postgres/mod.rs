@@ -6,9 +6,11 @@
 
 mod flows;
 mod nodes;
+mod prune;
 mod queue;
 mod rows;
 mod runs;
+mod schedules;
 mod schema;
 mod search;
 mod services;

@@ -34,10 +34,11 @@ impl PgStore {
         // Read whole before the claim is committed: a run this node cannot
         // start stays in the queue (and the error says why).
         let run = run_from_row(&row)?;
-        let launch: Option<&str> = row.try_get(15)?;
+        let columns = RUN_COLUMNS.split(", ").count();
+        let launch: Option<&str> = row.try_get(columns)?;
         let launch = serde_json::from_str(launch.context("a queued run has no launch")?)
             .with_context(|| format!("read how to start run {}", run.run_id))?;
-        let source = row.try_get(16)?;
+        let source = row.try_get(columns + 1)?;
         // The node that accepted it learns it left the queue.
         send(&tx, [Notice::Run { run_id: run.run_id.clone(), by: None }]).await?;
         tx.commit().await?;

@@ -2,7 +2,7 @@
 //! SQLite backend's, so a record reads the same from either.
 
 use super::unsigned;
-use crate::store::records::{RunRecord, StoredFlow, StoredService};
+use crate::store::records::{RunRecord, StoredFlow, StoredSecret, StoredService};
 use crate::store::replay::SpanRow;
 use crate::trace::{LogLine, LogStream, Span, SpanKind, Status};
 use anyhow::{Context, Result};
@@ -48,6 +48,7 @@ pub(super) fn run_from_row(row: &Row) -> Result<RunRecord> {
         end_us: row.try_get(12)?,
         last_seq: unsigned(row.try_get(13)?, "last_seq")?,
         node: row.try_get(14)?,
+        trigger: parse_opt(row, 15)?.unwrap_or_default(),
     })
 }
 
@@ -94,7 +95,7 @@ pub(super) fn flow_from_row(row: &Row) -> Result<StoredFlow> {
     })
 }
 
-pub(super) const SERVICE_COLUMNS: &str = "name, url, document, timeout_ms, created_us";
+pub(super) const SERVICE_COLUMNS: &str = "name, url, document, timeout_ms, created_us, headers";
 
 pub(super) fn service_from_row(row: &Row) -> Result<StoredService> {
     let document: &str = row.try_get(2)?;
@@ -104,6 +105,20 @@ pub(super) fn service_from_row(row: &Row) -> Result<StoredService> {
         document: serde_json::from_str(document).unwrap_or(Value::Null),
         timeout_ms: unsigned(row.try_get(3)?, "timeout_ms")?,
         created_us: row.try_get(4)?,
+        headers: parse(row, 5)?,
+    })
+}
+
+pub(super) const SECRET_COLUMNS: &str = "name, key_id, nonce, sealed, created_us, updated_us";
+
+pub(super) fn secret_from_row(row: &Row) -> Result<StoredSecret> {
+    Ok(StoredSecret {
+        name: row.try_get(0)?,
+        key_id: row.try_get(1)?,
+        nonce: row.try_get(2)?,
+        sealed: row.try_get(3)?,
+        created_us: row.try_get(4)?,
+        updated_us: row.try_get(5)?,
     })
 }
 

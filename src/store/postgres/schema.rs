@@ -140,6 +140,42 @@ const MIGRATIONS: &[&str] = &[
         pid            BIGINT NOT NULL
     );
     ",
+    // 2: headers added to a service's calls (templates naming secrets),
+    // and the secrets, sealed with the nodes' key (`secrets::SecretKey`).
+    "
+    ALTER TABLE services ADD COLUMN headers TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE secrets (
+        name       TEXT PRIMARY KEY,
+        key_id     TEXT NOT NULL,
+        nonce      BYTEA NOT NULL,
+        sealed     BYTEA NOT NULL,
+        created_us BIGINT NOT NULL,
+        updated_us BIGINT NOT NULL
+    );
+    ",
+    // 3: what started each run (JSON; NULL for runs from before: the API),
+    // and the webhooks that start runs of a flow.
+    "
+    ALTER TABLE runs ADD COLUMN started_by TEXT;
+    CREATE TABLE hooks (
+        hook_id    TEXT PRIMARY KEY,
+        flow       TEXT NOT NULL,
+        created_us BIGINT NOT NULL
+    );
+    CREATE INDEX hooks_by_flow ON hooks (flow, created_us);
+    ",
+    // 4: schedules, each with the time it is next due.
+    "
+    CREATE TABLE schedules (
+        schedule_id TEXT PRIMARY KEY,
+        flow        TEXT NOT NULL,
+        cron        TEXT NOT NULL,
+        input       TEXT NOT NULL,
+        next_us     BIGINT NOT NULL,
+        created_us  BIGINT NOT NULL
+    );
+    CREATE INDEX schedules_by_next ON schedules (next_us);
+    ",
 ];
 
 /// Bring the database up to the newest schema, one step per transaction.

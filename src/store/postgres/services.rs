@@ -1,8 +1,8 @@
-//! Registered services and the `kv` built-in's table.
+//! Registered services, sealed secrets, webhooks and the `kv` built-in's table.
 
-use super::rows::{SERVICE_COLUMNS, all, service_from_row};
+use super::rows::{SECRET_COLUMNS, SERVICE_COLUMNS, all, secret_from_row, service_from_row};
 use super::{PgStore, text};
-use crate::store::records::{KvFull, StoredService};
+use crate::store::records::{KvFull, StoredHook, StoredSecret, StoredService};
 use anyhow::Result;
 use serde_json::Value;
 
@@ -12,15 +12,16 @@ impl PgStore {
         self.client()
             .await?
             .execute(
-                "INSERT INTO services (name, url, document, timeout_ms, created_us) VALUES ($1, $2, $3, $4, $5)
+                "INSERT INTO services (name, url, document, timeout_ms, created_us, headers) VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT (name) DO UPDATE SET url = excluded.url, document = excluded.document,
-                                                  timeout_ms = excluded.timeout_ms",
+                                                  timeout_ms = excluded.timeout_ms, headers = excluded.headers",
                 &[
                     &service.name,
                     &service.url,
                     &text(&service.document.to_string()),
                     &(service.timeout_ms as i64),
                     &service.created_us,
+                    &text(&serde_json::json!(service.headers).to_string()),
                 ],
             )
             .await?;
@@ -45,6 +46,69 @@ impl PgStore {
     /// Returns whether there was such a service.
     pub async fn remove_service(&self, name: &str) -> Result<bool> {
         Ok(self.client().await?.execute("DELETE FROM services WHERE name = $1", &[&name]).await? > 0)
+    }
+
+    /// Store (or replace) a sealed secret; replacing keeps when it was created.
+    pub async fn save_secret(&self, secret: StoredSecret) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO secrets (name, key_id, nonce, sealed, created_us, updated_us) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce,
+                                                  sealed = excluded.sealed, updated_us = excluded.updated_us",
+                &[&secret.name, &secret.key_id, &secret.nonce, &secret.sealed, &secret.created_us, &secret.updated_us],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn secrets(&self) -> Result<Vec<StoredSecret>> {
+        let client = self.client().await?;
+        all(
+            super::rows(&client, &format!("SELECT {SECRET_COLUMNS} FROM secrets ORDER BY name"), &[]).await?,
+            secret_from_row,
+        )
+    }
+
+    pub async fn secret(&self, name: &str) -> Result<Option<StoredSecret>> {
+        let client = self.client().await?;
+        let row =
+            super::row(&client, &format!("SELECT {SECRET_COLUMNS} FROM secrets WHERE name = $1"), &[&name]).await?;
+        row.as_ref().map(secret_from_row).transpose()
+    }
+
+    /// Returns whether there was such a secret.
+    pub async fn remove_secret(&self, name: &str) -> Result<bool> {
+        Ok(self.client().await?.execute("DELETE FROM secrets WHERE name = $1", &[&name]).await? > 0)
+    }
+
+    pub async fn save_hook(&self, hook: StoredHook) -> Result<()> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO hooks (hook_id, flow, created_us) VALUES ($1, $2, $3)",
+                &[&hook.hook_id, &hook.flow, &hook.created_us],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn hook(&self, hook_id: &str) -> Result<Option<StoredHook>> {
+        let client = self.client().await?;
+        let row =
+            super::row(&client, "SELECT hook_id, flow, created_us FROM hooks WHERE hook_id = $1", &[&hook_id]).await?;
+        row.as_ref().map(hook_from_row).transpose()
+    }
+
+    pub async fn hooks(&self, flow: &str) -> Result<Vec<StoredHook>> {
+        let client = self.client().await?;
+        let sql = "SELECT hook_id, flow, created_us FROM hooks WHERE flow = $1 ORDER BY created_us";
+        all(super::rows(&client, sql, &[&flow]).await?, hook_from_row)
+    }
+
+    /// Returns whether there was such a webhook.
+    pub async fn remove_hook(&self, hook_id: &str) -> Result<bool> {
+        Ok(self.client().await?.execute("DELETE FROM hooks WHERE hook_id = $1", &[&hook_id]).await? > 0)
     }
 
     pub async fn kv_get(&self, flow: &str, key: &str) -> Result<Option<Value>> {
@@ -137,4 +201,8 @@ async fn lock_kv_held(tx: &deadpool_postgres::Transaction<'_>, flow: &str) -> Re
         .await?;
     let row = super::one_row(tx, "SELECT bytes FROM kv_usage WHERE flow = $1 FOR UPDATE", &[&flow]).await?;
     Ok(row.get::<_, i64>(0) as u64)
+}
+
+fn hook_from_row(row: &tokio_postgres::Row) -> Result<StoredHook> {
+    Ok(StoredHook { hook_id: row.try_get(0)?, flow: row.try_get(1)?, created_us: row.try_get(2)? })
 }

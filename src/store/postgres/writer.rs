@@ -153,8 +153,9 @@ async fn insert_run(
 ) -> anyhow::Result<()> {
     let statement = tx
         .prepare_cached(
-            "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node, launch)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node, launch,
+                               started_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .await?;
     tx.execute(
@@ -170,6 +171,7 @@ async fn insert_run(
             &run.created_us,
             &run.node,
             &launch,
+            &serde_json::to_string(&run.trigger).unwrap_or_default(),
         ],
     )
     .await?;

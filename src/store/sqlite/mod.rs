@@ -2,8 +2,10 @@
 //! batches writes, and a small pool of read connections.
 
 mod flows;
+mod prune;
 mod rows;
 mod runs;
+mod schedules;
 mod schema;
 mod search;
 mod services;

@@ -47,6 +47,7 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         end_us: row.get(12)?,
         last_seq: row.get(13)?,
         node: row.get(14)?,
+        trigger: parse_opt(row.get(15)?, 15)?.unwrap_or_default(),
     })
 }
 

@@ -183,6 +183,42 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO search_library VALUES (1, 0, 0, 0, 0);
     ",
+    // 10: headers added to a service's calls (templates naming secrets),
+    // and the secrets, sealed with the node's key (`secrets::SecretKey`).
+    "
+    ALTER TABLE services ADD COLUMN headers TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE secrets (
+        name       TEXT PRIMARY KEY,
+        key_id     TEXT NOT NULL,
+        nonce      BLOB NOT NULL,
+        sealed     BLOB NOT NULL,
+        created_us INTEGER NOT NULL,
+        updated_us INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    ",
+    // 11: what started each run (JSON; NULL for runs from before: the API),
+    // and the webhooks that start runs of a flow.
+    "
+    ALTER TABLE runs ADD COLUMN started_by TEXT;
+    CREATE TABLE hooks (
+        hook_id    TEXT PRIMARY KEY,
+        flow       TEXT NOT NULL,
+        created_us INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX hooks_by_flow ON hooks (flow, created_us);
+    ",
+    // 12: schedules, each with the time it is next due.
+    "
+    CREATE TABLE schedules (
+        schedule_id TEXT PRIMARY KEY,
+        flow        TEXT NOT NULL,
+        cron        TEXT NOT NULL,
+        input       TEXT NOT NULL,
+        next_us     INTEGER NOT NULL,
+        created_us  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX schedules_by_next ON schedules (next_us);
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.

@@ -1,7 +1,7 @@
-//! Registered services and the `kv` built-in's table.
+//! Registered services, sealed secrets, webhooks and the `kv` built-in's table.
 
 use super::SqliteStore;
-use crate::store::records::{KvFull, StoredService};
+use crate::store::records::{KvFull, StoredHook, StoredSecret, StoredService};
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -15,17 +15,44 @@ fn service_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredService> 
         document: serde_json::from_str(&document).unwrap_or(Value::Null),
         timeout_ms: row.get(3)?,
         created_us: row.get(4)?,
+        headers: serde_json::from_str(&row.get::<_, String>(5)?).unwrap_or_default(),
+    })
+}
+
+fn hook_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredHook> {
+    Ok(StoredHook { hook_id: row.get(0)?, flow: row.get(1)?, created_us: row.get(2)? })
+}
+
+const SECRET_COLUMNS: &str = "name, key_id, nonce, sealed, created_us, updated_us";
+
+fn secret_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSecret> {
+    Ok(StoredSecret {
+        name: row.get(0)?,
+        key_id: row.get(1)?,
+        nonce: row.get(2)?,
+        sealed: row.get(3)?,
+        created_us: row.get(4)?,
+        updated_us: row.get(5)?,
     })
 }
 
 impl SqliteStore {
     /// Register (or replace) a service.
     pub async fn save_service(&self, service: StoredService) -> Result<()> {
+        let headers = serde_json::json!(service.headers).to_string();
         self.job(move |conn| {
             conn.execute(
-                "INSERT INTO services (name, url, document, timeout_ms, created_us) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (name) DO UPDATE SET url = excluded.url, document = excluded.document, timeout_ms = excluded.timeout_ms",
-                params![service.name, service.url, service.document.to_string(), service.timeout_ms, service.created_us],
+                "INSERT INTO services (name, url, document, timeout_ms, created_us, headers) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (name) DO UPDATE SET url = excluded.url, document = excluded.document,
+                                                  timeout_ms = excluded.timeout_ms, headers = excluded.headers",
+                params![
+                    service.name,
+                    service.url,
+                    service.document.to_string(),
+                    service.timeout_ms,
+                    service.created_us,
+                    headers
+                ],
             )
         })
         .await??;
@@ -34,8 +61,9 @@ impl SqliteStore {
 
     pub async fn services(self: &Arc<Self>) -> Result<Vec<StoredService>> {
         self.read(|conn| {
-            let mut statement =
-                conn.prepare_cached("SELECT name, url, document, timeout_ms, created_us FROM services ORDER BY name")?;
+            let mut statement = conn.prepare_cached(
+                "SELECT name, url, document, timeout_ms, created_us, headers FROM services ORDER BY name",
+            )?;
             let rows = statement.query_map([], service_from_row)?;
             rows.collect()
         })
@@ -46,7 +74,7 @@ impl SqliteStore {
         let name = name.to_string();
         self.read(move |conn| {
             conn.query_row(
-                "SELECT name, url, document, timeout_ms, created_us FROM services WHERE name = ?1",
+                "SELECT name, url, document, timeout_ms, created_us, headers FROM services WHERE name = ?1",
                 [name],
                 service_from_row,
             )
@@ -59,6 +87,81 @@ impl SqliteStore {
     pub async fn remove_service(&self, name: &str) -> Result<bool> {
         let name = name.to_string();
         Ok(self.job(move |conn| conn.execute("DELETE FROM services WHERE name = ?1", [name])).await?? > 0)
+    }
+
+    /// Store (or replace) a sealed secret; replacing keeps when it was created.
+    pub async fn save_secret(&self, secret: StoredSecret) -> Result<()> {
+        self.job(move |conn| {
+            conn.execute(
+                "INSERT INTO secrets (name, key_id, nonce, sealed, created_us, updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce,
+                                                  sealed = excluded.sealed, updated_us = excluded.updated_us",
+                params![secret.name, secret.key_id, secret.nonce, secret.sealed, secret.created_us, secret.updated_us],
+            )
+        })
+        .await??;
+        Ok(())
+    }
+
+    pub async fn secrets(self: &Arc<Self>) -> Result<Vec<StoredSecret>> {
+        self.read(|conn| {
+            let mut statement = conn.prepare_cached(&format!("SELECT {SECRET_COLUMNS} FROM secrets ORDER BY name"))?;
+            let rows = statement.query_map([], secret_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub async fn secret(self: &Arc<Self>, name: &str) -> Result<Option<StoredSecret>> {
+        let name = name.to_string();
+        self.read(move |conn| {
+            conn.query_row(&format!("SELECT {SECRET_COLUMNS} FROM secrets WHERE name = ?1"), [name], secret_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    /// Returns whether there was such a secret.
+    pub async fn remove_secret(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        Ok(self.job(move |conn| conn.execute("DELETE FROM secrets WHERE name = ?1", [name])).await?? > 0)
+    }
+
+    pub async fn save_hook(&self, hook: StoredHook) -> Result<()> {
+        self.job(move |conn| {
+            conn.execute(
+                "INSERT INTO hooks (hook_id, flow, created_us) VALUES (?1, ?2, ?3)",
+                params![hook.hook_id, hook.flow, hook.created_us],
+            )
+        })
+        .await??;
+        Ok(())
+    }
+
+    pub async fn hook(self: &Arc<Self>, hook_id: &str) -> Result<Option<StoredHook>> {
+        let hook_id = hook_id.to_string();
+        self.read(move |conn| {
+            conn.query_row("SELECT hook_id, flow, created_us FROM hooks WHERE hook_id = ?1", [hook_id], hook_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    pub async fn hooks(self: &Arc<Self>, flow: &str) -> Result<Vec<StoredHook>> {
+        let flow = flow.to_string();
+        self.read(move |conn| {
+            let mut statement =
+                conn.prepare_cached("SELECT hook_id, flow, created_us FROM hooks WHERE flow = ?1 ORDER BY created_us")?;
+            let rows = statement.query_map([flow], hook_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Returns whether there was such a webhook.
+    pub async fn remove_hook(&self, hook_id: &str) -> Result<bool> {
+        let hook_id = hook_id.to_string();
+        Ok(self.job(move |conn| conn.execute("DELETE FROM hooks WHERE hook_id = ?1", [hook_id])).await?? > 0)
     }
 
     pub async fn kv_get(self: &Arc<Self>, flow: &str, key: &str) -> Result<Option<Value>> {

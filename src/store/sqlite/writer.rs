@@ -123,8 +123,8 @@ fn store_write(
 
 fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node, started_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         run.run_id,
@@ -135,7 +135,8 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord) -> rusqlite::Resu
         run.input.to_string(),
         serde_json::to_string(&run.quotas).unwrap_or_default(),
         run.created_us,
-        run.node
+        run.node,
+        serde_json::to_string(&run.trigger).unwrap_or_default()
     ])?;
     Ok(())
 }

@@ -1,0 +1,176 @@
+//! Schedules: runs of a flow at the times a cron pattern names (UTC). Every
+//! node looks for due schedules a few times a second; a tick is claimed by
+//! moving the schedule's `next_us` on in one conditional UPDATE
+//! (`Store::claim_tick`), so of several nodes one starts the run. A
+//! schedule found due long ago (the server was down) runs once, and next
+//! at its first time after now.
+
+use crate::sandbox::Quotas;
+use crate::scheduler::{Scheduler, StartRun};
+use crate::store::{Store, StoredSchedule, Trigger};
+use chrono::{DateTime, SecondsFormat, Utc};
+use croner::Cron;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often each node looks for due schedules: the most a run starts late.
+const LOOK_EVERY: Duration = Duration::from_millis(200);
+
+/// A cron pattern of 5 fields, or 6 with seconds first.
+pub fn parse_cron(text: &str) -> Result<Cron, String> {
+    let fields = text.split_whitespace().count();
+    if !(5..=6).contains(&fields) {
+        return Err(format!(
+            "a cron pattern has 5 fields (minute hour day month weekday) or 6 with seconds first, not {fields}"
+        ));
+    }
+    text.parse::<Cron>().map_err(|e| format!("'{text}' is not a cron pattern: {e}"))
+}
+
+/// The first time after `after_us` that `cron` names, in microseconds.
+pub fn next_after(cron: &Cron, after_us: i64) -> Result<i64, String> {
+    let after = DateTime::<Utc>::from_timestamp_micros(after_us).ok_or("the time is out of range")?;
+    let next = cron.find_next_occurrence(&after, false).map_err(|e| format!("the pattern names no later time: {e}"))?;
+    Ok(next.timestamp_micros())
+}
+
+/// `us` as an RFC 3339 time in UTC.
+pub fn rfc3339(us: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(us)
+        .map(|time| time.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// Why a schedule cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// The pattern or the time zone.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no flow named '{0}'")]
+    NoFlow(String),
+    /// The input does not fit the flow's inputs.
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+/// Make a schedule of `flow` (which the library must hold) with `input`
+/// checked against its inputs, within `quotas`' input size; its first tick
+/// is the pattern's next time.
+pub async fn create(
+    store: &Store,
+    flow: &str,
+    cron_text: &str,
+    input: serde_json::Value,
+    timezone: Option<&str>,
+    quotas: &Quotas,
+) -> Result<StoredSchedule, ScheduleError> {
+    let input_bytes = input.to_string().len() as u64;
+    if input_bytes > quotas.input_bytes {
+        return Err(ScheduleError::Input(format!(
+            "the input is {input_bytes} bytes; the input_bytes quota is {}",
+            quotas.input_bytes
+        )));
+    }
+    if let Some(zone) = timezone.filter(|zone| !matches!(*zone, "UTC" | "Etc/UTC")) {
+        return Err(ScheduleError::Invalid(format!(
+            "timezone '{zone}': schedules are in UTC only for now; write the pattern in UTC"
+        )));
+    }
+    let cron = parse_cron(cron_text).map_err(ScheduleError::Invalid)?;
+    let stored = store.flow(flow, None).await?.ok_or_else(|| ScheduleError::NoFlow(flow.to_string()))?;
+    stored.info.check_input(&input).map_err(|e| ScheduleError::Input(e.to_string()))?;
+    let now = crate::trace::now_us();
+    let schedule = StoredSchedule {
+        schedule_id: uuid::Uuid::now_v7().to_string(),
+        flow: flow.to_string(),
+        cron: cron_text.trim().to_string(),
+        input,
+        next_us: next_after(&cron, now).map_err(ScheduleError::Invalid)?,
+        created_us: now,
+    };
+    store.save_schedule(schedule.clone()).await?;
+    Ok(schedule)
+}
+
+/// Look for due schedules until `stop` is cancelled.
+pub fn spawn(store: Arc<Store>, scheduler: Arc<Scheduler>, quotas: Quotas, stop: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = fire_due(&store, &scheduler, &quotas).await {
+                tracing::warn!(error = format!("{error:#}"), "looking for due schedules failed");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(LOOK_EVERY) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    });
+}
+
+async fn fire_due(store: &Store, scheduler: &Arc<Scheduler>, quotas: &Quotas) -> anyhow::Result<()> {
+    let now = crate::trace::now_us();
+    for schedule in store.due_schedules(now).await? {
+        let next = match parse_cron(&schedule.cron).and_then(|cron| next_after(&cron, now)) {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::warn!(schedule = schedule.schedule_id, error, "a schedule cannot be ticked");
+                continue;
+            }
+        };
+        if store.claim_tick(&schedule.schedule_id, schedule.next_us, next).await? {
+            start(store, scheduler, quotas, schedule).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Start the run of a claimed tick: the flow's latest version with the
+/// schedule's input. A tick whose run cannot start is logged and lost.
+async fn start(
+    store: &Store,
+    scheduler: &Arc<Scheduler>,
+    quotas: &Quotas,
+    schedule: StoredSchedule,
+) -> anyhow::Result<()> {
+    let Some(stored) = store.flow(&schedule.flow, None).await? else {
+        tracing::warn!(schedule = schedule.schedule_id, flow = schedule.flow, "a schedule's flow no longer exists");
+        return Ok(());
+    };
+    let input = match stored.info.check_input(&schedule.input) {
+        Ok(input) => input,
+        Err(error) => {
+            tracing::warn!(
+                schedule = schedule.schedule_id,
+                error = error.to_string(),
+                "a schedule's input no longer fits its flow"
+            );
+            return Ok(());
+        }
+    };
+    let trigger = Trigger::Schedule { schedule_id: schedule.schedule_id.clone(), tick_us: schedule.next_us };
+    if let Err(error) = scheduler.submit(StartRun::stored(stored, input, quotas.clone(), None, trigger)) {
+        tracing::warn!(schedule = schedule.schedule_id, error = format!("{error:?}"), "a scheduled run was refused");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_have_5_or_6_fields_and_name_their_next_time() {
+        let every_second = parse_cron("* * * * * *").unwrap();
+        assert_eq!(next_after(&every_second, 1_500_000).unwrap(), 2_000_000);
+        let hourly = parse_cron("0 * * * *").unwrap();
+        assert_eq!(next_after(&hourly, 1).unwrap(), 3_600_000_000);
+        assert!(parse_cron("* * * *").unwrap_err().contains("5 fields"));
+        assert!(parse_cron("* * * * * * *").unwrap_err().contains("not 7"));
+        assert!(parse_cron("61 * * * *").unwrap_err().contains("not a cron pattern"));
+        assert_eq!(rfc3339(2_000_000), "1970-01-01T00:00:02.000Z");
+    }
+}
