@@ -141,6 +141,8 @@ export class RunPane {
         if (event.type === "run_finished") finished = event;
       }
       this.tree = tree;
+      // Many events at once: the tree may skip frames (see TreeView.schedule).
+      this.view.streaming = !finished && events.length > 50;
       this.view.show(model, tree);
       this.logs.show(model);
       if (finished) this.finished(finished);

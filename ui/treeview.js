@@ -59,6 +59,9 @@ export class TreeView {
       this.schedule();
     }).observe(container);
     this.rulerTicks = [];
+    this.drawnAt = 0;
+    /** Set by the owner while a live run's events arrive in bulk. */
+    this.streaming = false;
   }
 
   /** Draw `model` as `state` says, on the next frame. */
@@ -76,8 +79,17 @@ export class TreeView {
   schedule() {
     if (this.pending) return;
     this.pending = true;
-    requestAnimationFrame(() => {
+    requestAnimationFrame((now) => {
+      // A run streaming faster than anyone reads redraws every other frame:
+      // the rows it shows are new each time, and the frames in between stay
+      // free for the reader's scrolling and typing.
+      if (this.streaming && now - this.drawnAt < 30) {
+        this.pending = false;
+        this.schedule();
+        return;
+      }
       this.pending = false;
+      this.drawnAt = now;
       this.draw();
     });
   }
