@@ -61,6 +61,8 @@ export function createServicesView() {
   async function checkHealth(name) {
     const cell = list.querySelector(`[data-service="${CSS.escape(name)}"] .health`);
     if (!cell) return;
+    // Only the latest check of a service is shown, whichever answers last.
+    const asked = (cell.asked = (cell.asked || 0) + 1);
     cell.textContent = "checking…";
     delete cell.dataset.health;
     let health;
@@ -69,7 +71,7 @@ export function createServicesView() {
     } catch (error) {
       health = { ok: false, error: error.message };
     }
-    if (!cell.isConnected) return;
+    if (!cell.isConnected || asked !== cell.asked) return;
     cell.dataset.health = health.ok ? "ok" : "failing";
     cell.className = `health ${health.ok ? "s-ok" : "s-failed"}`;
     cell.textContent = health.ok ? `✓ answers (${health.ms.toFixed(1)} ms, ${health.methods} methods)` : `✗ ${health.error}`;
