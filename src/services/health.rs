@@ -1,7 +1,7 @@
 //! A registered service's health, as the Services page shows it: does it
 //! answer `rpc.discover` within its timeout, how fast, with how many methods.
 
-use super::{ServiceRegistry, client, describe};
+use super::{ServiceRegistry, describe};
 use serde::Serialize;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -31,32 +31,24 @@ impl ServiceRegistry {
             return Ok(Some(healthy(0.0, doc.doc.method_names().len())));
         }
         let Some(stored) = self.store.service(name).await? else { return Ok(None) };
-        let endpoint = match self.endpoint(&stored.url) {
-            Ok(endpoint) => endpoint,
-            Err(problem) => return Ok(Some(failing(name, 0.0, problem))),
-        };
-        // With the headers its calls carry (secrets filled in), as a flow's
-        // call would; what it answers is redacted like a flow's answer.
-        let filled = match self.fill(&stored.headers).await {
-            Ok(filled) => filled,
-            Err(problem) => return Ok(Some(failing(name, 0.0, problem))),
-        };
+        // With the headers its calls carry, as a flow's call would.
         let started = Instant::now();
-        let answer = client::call(
-            &endpoint,
-            "rpc.discover",
-            Value::Object(Default::default()),
-            &filled.headers,
-            Duration::from_millis(stored.timeout_ms).min(HEALTH_TIMEOUT),
-        )
-        .await;
+        let answer = self
+            .send(
+                &stored.url,
+                &stored.headers,
+                "rpc.discover",
+                Value::Object(Default::default()),
+                Duration::from_millis(stored.timeout_ms).min(HEALTH_TIMEOUT),
+            )
+            .await;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(Some(match answer {
             Ok(document) => match document.get("methods").and_then(Value::as_array) {
                 Some(methods) => healthy(ms, methods.len()),
                 None => failing(name, ms, "it answered rpc.discover without a methods list".into()),
             },
-            Err(failure) => failing(name, ms, describe(&filled.redactor.failure(failure))),
+            Err(failure) => failing(name, ms, describe(&failure)),
         }))
     }
 }

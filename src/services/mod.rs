@@ -314,10 +314,22 @@ impl ServiceRegistry {
                     .await?;
             return builtin::bounded(answer);
         }
-        let endpoint = self.endpoint(&info.url).map_err(CallFailure::Transport)?;
-        let filled = self.fill(&info.headers).await.map_err(CallFailure::Transport)?;
-        let timeout = Duration::from_millis(info.timeout_ms);
-        // What the service answers is redacted before the flow, its span or a log sees it.
+        self.send(&info.url, &info.headers, method, params, Duration::from_millis(info.timeout_ms)).await
+    }
+
+    /// One call to a registered service at `url`, with its `headers` (secrets
+    /// filled in). What it answers is redacted of them before the flow, its
+    /// span, a log or an API answer sees it.
+    async fn send(
+        &self,
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, CallFailure> {
+        let endpoint = self.endpoint(url).map_err(CallFailure::Transport)?;
+        let filled = self.fill(headers).await.map_err(CallFailure::Transport)?;
         match client::call(&endpoint, method, params, &filled.headers, timeout).await {
             Ok(result) => Ok(filled.redactor.value(result)),
             Err(failure) => Err(filled.redactor.failure(failure)),
