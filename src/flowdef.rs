@@ -21,6 +21,88 @@ pub struct FlowInfo {
     /// Names of the `flow.step(...)` blocks written in the flow's function.
     #[serde(default)]
     pub steps: Vec<String>,
+    /// `@flow(retries=…)`: how a run that ends badly is run again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// `@flow(concurrency=…)`: how many of its runs may go on at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<ConcurrencyLimit>,
+}
+
+/// How a run that ends with one of `on` is run again: as a new run, up to
+/// `retries` more times, `delay_s` after it ended, the delay multiplied by
+/// `backoff` after each attempt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    pub retries: u32,
+    pub delay_s: f64,
+    pub backoff: f64,
+    pub on: Vec<crate::trace::Status>,
+}
+
+impl RetryPolicy {
+    /// The longest wait before an attempt, however the delay grows.
+    pub const MAX_DELAY_S: f64 = 7.0 * 24.0 * 3600.0;
+    pub const MAX_RETRIES: u32 = 100;
+
+    /// How long after attempt `attempt` (1-based) ended, which ended with
+    /// `status`, the next one starts; None when it is not run again.
+    pub fn next_after(&self, attempt: u32, status: crate::trace::Status) -> Option<std::time::Duration> {
+        if attempt > self.retries || !self.on.contains(&status) {
+            return None;
+        }
+        let delay = self.delay_s * self.backoff.powi(attempt.saturating_sub(1).min(1000) as i32);
+        Some(std::time::Duration::from_secs_f64(delay.clamp(0.0, Self::MAX_DELAY_S)))
+    }
+
+    fn check(&self, name: &str) -> Result<(), String> {
+        use crate::trace::Status;
+        let retryable = [Status::Failed, Status::TimedOut, Status::QuotaExceeded, Status::Cancelled];
+        let bad = |what: &str| Err(format!("flow {name}: {what}"));
+        if !(1..=Self::MAX_RETRIES).contains(&self.retries) {
+            return bad(&format!("retries must be from 1 to {}", Self::MAX_RETRIES));
+        }
+        if !(0.0..=Self::MAX_DELAY_S).contains(&self.delay_s) {
+            return bad(&format!("retry_delay must be from 0 to {} seconds", Self::MAX_DELAY_S));
+        }
+        if !(1.0..=10.0).contains(&self.backoff) {
+            return bad("retry_backoff must be from 1 to 10");
+        }
+        if self.on.is_empty() || self.on.len() > retryable.len() || self.on.iter().any(|s| !retryable.contains(s)) {
+            return bad("retry_on must list some of failed, timed_out, quota_exceeded, cancelled");
+        }
+        Ok(())
+    }
+}
+
+/// At most `limit` runs of the flow at once, on every node together; with
+/// `key`, that many per value of that input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConcurrencyLimit {
+    pub limit: u32,
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+impl ConcurrencyLimit {
+    pub const MAX: u32 = 10_000;
+    /// Longer values of the key input are kept as their SHA-256.
+    const KEY_BYTES: usize = 200;
+
+    /// The value of the key input in a run's `input`, as the slot table
+    /// keeps it: a string as itself, anything else as JSON; "" without a key.
+    pub fn slot_key(&self, input: &Map<String, Value>) -> String {
+        let Some(field) = &self.key else { return String::new() };
+        let text = match input.get(field) {
+            Some(Value::String(text)) => text.clone(),
+            Some(other) => other.to_string(),
+            None => "null".to_string(),
+        };
+        if text.len() <= Self::KEY_BYTES {
+            return text;
+        }
+        format!("sha256:{}", crate::store::sha256_hex(&text))
+    }
 }
 
 spelled! {
@@ -167,6 +249,19 @@ impl FlowInfo {
                 crate::sandbox::NAME_MAX_BYTES
             ));
         }
+        if let Some(retry) = &self.retry {
+            retry.check(name)?;
+        }
+        if let Some(concurrency) = &self.concurrency {
+            if !(1..=ConcurrencyLimit::MAX).contains(&concurrency.limit) {
+                return Err(format!("flow {name}: concurrency must be from 1 to {}", ConcurrencyLimit::MAX));
+            }
+            if let Some(key) = &concurrency.key
+                && !self.inputs.contains_key(key)
+            {
+                return Err(format!("flow {name}: concurrency_key must name one of its inputs"));
+            }
+        }
         Ok(())
     }
 
@@ -280,5 +375,43 @@ mod tests {
         assert_eq!(problem(json!({"who": "a", "times": 1.5})), "input 'times' must be an integer, not a number");
         assert_eq!(problem(json!({"who": "a", "x": 1})), "unknown input 'x' (it declares: times, who)");
         assert_eq!(problem(json!([1])), "the input must be a JSON object, not an array");
+    }
+
+    /// A module that reports a policy its SDK would refuse (the guest is
+    /// untrusted) is refused by the host all the same.
+    #[test]
+    fn the_host_refuses_retry_and_concurrency_policies_out_of_bounds() {
+        use crate::trace::Status;
+        let with = |retry: Value, concurrency: Value| {
+            let mut flow = serde_json::to_value(greet()).unwrap();
+            flow["retry"] = retry;
+            flow["concurrency"] = concurrency;
+            serde_json::from_value::<FlowInfo>(flow).unwrap().check_declaration()
+        };
+        let retry = |retries: u32, delay: f64, backoff: f64, on: Value| json!({"retries": retries, "delay_s": delay, "backoff": backoff, "on": on});
+        assert_eq!(with(retry(3, 1.0, 2.0, json!(["failed", "timed_out"])), json!({"limit": 2, "key": "who"})), Ok(()));
+        for (bad, says) in [
+            (retry(0, 1.0, 1.0, json!(["failed"])), "retries must be from 1 to 100"),
+            (retry(101, 1.0, 1.0, json!(["failed"])), "retries must be from 1 to 100"),
+            (retry(1, -1.0, 1.0, json!(["failed"])), "retry_delay"),
+            (retry(1, 1e9, 1.0, json!(["failed"])), "retry_delay"),
+            (retry(1, 1.0, 0.5, json!(["failed"])), "retry_backoff"),
+            (retry(1, 1.0, 1.0, json!(["ok"])), "retry_on"),
+            (retry(1, 1.0, 1.0, json!([])), "retry_on"),
+        ] {
+            assert!(with(bad.clone(), Value::Null).unwrap_err().contains(says), "{bad}");
+        }
+        assert!(with(Value::Null, json!({"limit": 0})).unwrap_err().contains("concurrency must be"));
+        assert!(with(Value::Null, json!({"limit": 1, "key": "nope"})).unwrap_err().contains("concurrency_key"));
+
+        let policy: RetryPolicy = serde_json::from_value(retry(2, 1.5, 2.0, json!(["failed"]))).unwrap();
+        let secs = |attempt, status| policy.next_after(attempt, status).map(|delay| delay.as_secs_f64());
+        assert_eq!((secs(1, Status::Failed), secs(2, Status::Failed)), (Some(1.5), Some(3.0)));
+        assert_eq!((secs(3, Status::Failed), secs(1, Status::TimedOut)), (None, None));
+        let limit = ConcurrencyLimit { limit: 1, key: Some("who".into()) };
+        let input = |value: Value| json!({ "who": value }).as_object().unwrap().clone();
+        assert_eq!(limit.slot_key(&input(json!("ada"))), "ada");
+        assert_eq!(limit.slot_key(&input(json!(7))), "7");
+        assert!(limit.slot_key(&input(json!("x".repeat(300)))).starts_with("sha256:"));
     }
 }

@@ -21,7 +21,8 @@
 //! - `cluster`: this node among others on PostgreSQL: its lease, ending the
 //!   runs of nodes that are gone, and the notices other nodes' commits carry.
 //! - `stream`: every message the WebSockets send (`StreamMessage`), documented once.
-//! - `scheduler`: the bounded run queue and each run's life from queued to stored.
+//! - `scheduler`: the bounded run queue and each run's life from queued to
+//!   stored, including waiting for a place under a concurrency limit (`limits`).
 //! - `schedules`: cron patterns, and starting each due tick's run once
 //!   across nodes.
 //! - `http`: the axum routes (flows, runs, webhooks, schedules, secrets, WebSocket streams,
@@ -32,6 +33,8 @@
 //! - `idle_trim`: giving the allocator's free memory back once a burst is over.
 //! - `retention`: removing old finished runs (`--retain-runs`, `--retain-days`)
 //!   in small batches.
+//! - `retries`: the next attempt of a run that ended badly, kept with its
+//!   end and started once across nodes when due.
 //! - `metrics`: what `/metrics` reports (prometheus-client, OpenMetrics text).
 //! - `services`: the service registry, JSON-RPC client, OpenRPC checks, built-ins, health checks,
 //!   and the capabilities built-ins give flows (`grants`).
@@ -59,6 +62,7 @@ mod idle_trim;
 pub mod library;
 pub mod metrics;
 pub mod retention;
+pub mod retries;
 pub mod sandbox;
 pub mod scheduler;
 pub mod schedules;

@@ -144,6 +144,7 @@ pub async fn serve_when_ready(
         Quotas::default().capped_by(&config.max_quotas),
         stopping.clone(),
     );
+    crate::retries::spawn(store.clone(), scheduler.clone(), stopping.clone());
     if let Some(cluster) = &cluster {
         cluster.relay(scheduler.clone(), bus.clone(), store.clone());
         scheduler.join_cluster(cluster.clone());

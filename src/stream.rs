@@ -107,6 +107,8 @@ mod tests {
             last_seq: 7,
             node: Some("n1".into()),
             trigger: Default::default(),
+            attempt: 1,
+            first_run_id: "r1".into(),
         }
     }
 

@@ -97,6 +97,8 @@ pub(crate) fn generated_flow(words: &mut Words, index: usize) -> (String, FlowIn
         services: Vec::new(),
         line: Some(4),
         steps,
+        retry: None,
+        concurrency: None,
     };
     (source, info)
 }

@@ -6,7 +6,7 @@ use super::error::{AppError, JsonBody, QueryParams};
 use crate::flowdef::FlowInfo;
 use crate::library::{PickError, pick_flow};
 use crate::sandbox::{ModuleFlows, Quotas};
-use crate::scheduler::{Client, StartRun, SubmitError, Submitted};
+use crate::scheduler::{Attempt, Client, StartRun, SubmitError, Submitted};
 use crate::store::{RunFilter, RunRecord, Trigger, sha256_hex};
 use crate::trace::Status;
 use axum::extract::{Path, State};
@@ -101,6 +101,7 @@ pub async fn start(
         client: client.map(|Extension(client)| client),
         claimed: false,
         trigger: Trigger::Api,
+        attempt: Attempt::default(),
     };
     let submitted = submit(&state, start)?;
     if query.wait {
@@ -175,6 +176,8 @@ pub struct ListQuery {
     limit: Option<u32>,
     /// `next` from the previous page.
     before: Option<i64>,
+    /// The attempts of one run (its id, or any attempt's `first_run_id`).
+    first_run_id: Option<String>,
 }
 
 pub async fn list(
@@ -194,8 +197,14 @@ pub async fn list(
     if !(1..=500).contains(&limit) {
         return Err(AppError::bad_request("invalid_query", "limit must be between 1 and 500"));
     }
-    let filter =
-        RunFilter { flow: query.flow, flow_contains: query.flow_contains, status, before_us: query.before, limit };
+    let filter = RunFilter {
+        flow: query.flow,
+        flow_contains: query.flow_contains,
+        status,
+        before_us: query.before,
+        first_run_id: query.first_run_id,
+        limit,
+    };
     let runs = state.store.runs(filter).await?;
     let next = if runs.len() == limit as usize { runs.last().map(|r| r.created_us) } else { None };
     Ok(Json(json!({ "runs": runs, "next": next })))
@@ -209,7 +218,17 @@ pub async fn get(
     State(state): State<Arc<AppState>>,
     Path(run_id): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
-    Ok(Json(known_run(&state, &run_id).await?))
+    let run = known_run(&state, &run_id).await?;
+    let retry_due = match run.status.is_final() {
+        true => state.store.retry_due(&run_id).await?,
+        false => None,
+    };
+    let mut answer = serde_json::to_value(&run).map_err(anyhow::Error::from)?;
+    // The next attempt waiting for its time, when the flow retries this run.
+    if let (Some(due_us), Value::Object(fields)) = (retry_due, &mut answer) {
+        fields.insert("retry_due_us".into(), due_us.into());
+    }
+    Ok(Json(answer))
 }
 
 /// The module source the run ran, stored or sent from the editor.
@@ -257,6 +276,10 @@ pub async fn cancel(
     // Waiting in the nodes' shared queue, or on another node.
     if !run.status.is_final() && state.scheduler.cancel_elsewhere(&run_id).await? {
         return Ok((StatusCode::ACCEPTED, Json(json!({"run_id": run_id, "status": "cancelling"}))));
+    }
+    // An ended run whose next attempt waits: that attempt is called off.
+    if run.status.is_final() && state.store.drop_retry(&run_id).await? {
+        return Ok((StatusCode::OK, Json(json!({"run_id": run_id, "status": run.status, "retry": "cancelled"}))));
     }
     Err(AppError::new(
         StatusCode::CONFLICT,

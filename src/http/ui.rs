@@ -33,6 +33,7 @@ const FILES: &[(&str, &[u8])] = embedded![
     "ui/stubs.js",
     "ui/monaco.js",
     "ui/theme.js",
+    "ui/attempts.js",
     "ui/time.js",
     "ui/run_stream.js",
     "ui/logs.js",

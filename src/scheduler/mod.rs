@@ -4,13 +4,14 @@
 //! several nodes on PostgreSQL, a run accepted while every place here is
 //! taken waits in the nodes' shared queue instead (`shared`).
 
+mod limits;
 mod shared;
 
 use crate::flowdef::{FlowInfo, ModuleError};
 use crate::library::StoredFlows;
 use crate::metrics::Metrics;
 use crate::sandbox::{ModuleFlows, Quotas, RunEnv, RunRequest, Sandbox, ServiceCaller};
-use crate::store::{Published, RunRecord, Store, StoredFlow, Trigger, Write};
+use crate::store::{Launch, Published, RunRecord, Store, StoredFlow, Trigger, Write};
 use crate::stream::StreamMessage;
 use crate::trace::bus::{EventBus, RunChannel};
 use crate::trace::{ErrorInfo, RunEvent, Status, now_us};
@@ -98,6 +99,23 @@ pub struct StartRun {
     pub claimed: bool,
     /// What started it, kept with the run.
     pub trigger: Trigger,
+    /// Which attempt it is, when its flow retries runs that end badly.
+    pub attempt: Attempt,
+}
+
+/// Which attempt of a run a new run is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    /// 1 for the first.
+    pub number: u32,
+    /// The first attempt's run; None for the first attempt itself.
+    pub first_run_id: Option<String>,
+}
+
+impl Default for Attempt {
+    fn default() -> Attempt {
+        Attempt { number: 1, first_run_id: None }
+    }
 }
 
 impl StartRun {
@@ -122,6 +140,7 @@ impl StartRun {
             client,
             claimed: false,
             trigger,
+            attempt: Attempt::default(),
         }
     }
 }
@@ -169,6 +188,8 @@ pub struct Scheduler {
     shared: Mutex<HashMap<String, shared::SharedWait>>,
     /// Told each time a worker's place frees, so the shared queue is looked at.
     freed: tokio::sync::Notify,
+    /// Told each time a run here gives back a place under a concurrency limit.
+    slot_freed: tokio::sync::Notify,
     tasks: TaskTracker,
     shutting_down: AtomicBool,
 }
@@ -199,6 +220,7 @@ impl Scheduler {
             cluster: std::sync::OnceLock::new(),
             shared: Mutex::new(HashMap::new()),
             freed: tokio::sync::Notify::new(),
+            slot_freed: tokio::sync::Notify::new(),
             tasks: TaskTracker::new(),
             shutting_down: AtomicBool::new(false),
         }
@@ -232,8 +254,11 @@ impl Scheduler {
             self.metrics.rejected_queue_full.inc();
             return Err(SubmitError::ClientQueueFull { waiting, retry_after_secs: 1 });
         }
+        let run_id = uuid::Uuid::now_v7().to_string();
         let run = RunRecord {
-            run_id: uuid::Uuid::now_v7().to_string(),
+            first_run_id: start.attempt.first_run_id.clone().unwrap_or_else(|| run_id.clone()),
+            attempt: start.attempt.number,
+            run_id,
             flow: start.info.name.clone(),
             version: start.version,
             source_sha256: start.source_sha256.clone(),
@@ -357,9 +382,21 @@ impl Scheduler {
         // A run claimed from the shared queue was counted as waiting by the
         // node that accepted it, not here.
         let counted = !start.claimed;
-        let permit = match place {
-            Some(place) => Some(place),
-            None => tokio::select! {
+        // What its next attempt needs, should this one end badly.
+        let retry = start.info.retry.clone().map(|policy| {
+            let launch = Launch {
+                info: start.info.clone(),
+                narrow_services: start.narrow_services.clone(),
+                module: start.module.as_ref().map(|module| module.flows.clone()),
+            };
+            (policy, launch)
+        });
+        let mut place = place;
+        let slot = self.wait_for_slot(&run, &start, &cancel, &mut place).await;
+        let permit = match (&slot, place) {
+            (Err(_), _) => None,
+            (Ok(_), Some(place)) => Some(place),
+            (Ok(_), None) => tokio::select! {
                 permit = self.permits.clone().acquire_owned() => permit.ok(),
                 _ = cancel.cancelled() => None,
             },
@@ -407,11 +444,15 @@ impl Scheduler {
                 run.end_us = Some(report.end_us);
             }
         }
+        if let Ok(Some(claim)) = &slot {
+            self.leave_slot(&claim.run_id).await;
+        }
         // The place is free again: the shared queue may hold a run for it.
         self.freed.notify_one();
         run.last_seq = last_seq + 1;
+        let retry = retry.and_then(|(policy, launch)| crate::retries::next_attempt(&policy, &run, launch));
         let (stored, committed) = oneshot::channel();
-        self.store.write(Write::RunFinished { run: Box::new(run.clone()), stored: Some(stored) });
+        self.store.write(Write::RunFinished { run: Box::new(run.clone()), stored: Some(stored), retry });
         let stored = committed.await.unwrap_or_else(|_| Err("the store's writer has stopped".into()));
         channel.finish(StreamMessage::RunFinished(&run).to_text());
         self.bus.close(&run.run_id);

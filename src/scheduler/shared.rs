@@ -7,7 +7,7 @@
 //! Whoever waits here for such a run's end (`?wait=true`) is told when a
 //! notice says its record is final, whichever node executed it.
 
-use super::{Client, Scheduler, StartRun, Submitted};
+use super::{Attempt, Client, Scheduler, StartRun, Submitted};
 use crate::cluster::Cluster;
 use crate::sandbox::ModuleFlows;
 use crate::store::{ClaimedRun, Launch, Notice, RunRecord, Write};
@@ -177,6 +177,10 @@ impl Scheduler {
             client: None,
             claimed: true,
             trigger: run.trigger.clone(),
+            attempt: Attempt {
+                number: run.attempt,
+                first_run_id: (run.first_run_id != run.run_id).then(|| run.first_run_id.clone()),
+            },
         };
         // Whoever waits for it hears of its end through the store's notices,
         // on whichever node that is (this one too).

@@ -19,8 +19,9 @@ mod writes;
 
 pub use postgres::{Notice, NoticeFeed};
 pub use records::{
-    ClaimedRun, FlowSummary, FlowVersion, KvFull, Launch, NotOwner, Pruning, RunFilter, RunRecord, SavedFlow, Saver,
-    SearchHit, StoredFlow, StoredHook, StoredSchedule, StoredSecret, StoredService, SubflowRun, Trigger, sha256_hex,
+    ClaimedRun, DueRetry, FlowSummary, FlowVersion, KvFull, Launch, NotOwner, PendingRetry, Pruning, RunFilter,
+    RunRecord, SavedFlow, Saver, SearchHit, SlotClaim, StoredFlow, StoredHook, StoredSchedule, StoredSecret,
+    StoredService, SubflowRun, Trigger, sha256_hex,
 };
 pub use words::{fts_query, search_words, tsquery};
 pub use writes::{Published, Write};
@@ -220,6 +221,22 @@ impl Store {
         /// tick, false for every other.
         pub async fn claim_tick(&self, schedule_id: &str, due_us: i64, next_us: i64) -> Result<bool>;
 
+        /// Next attempts due at `now_us`, the most overdue first (at most 100).
+        pub async fn due_retries(&self, now_us: i64) -> Result<Vec<DueRetry>>;
+        /// Move a next attempt's time from `due_us` to `until_us`, when it is
+        /// still `due_us`: true for the one node that claims it. The attempt's
+        /// `RunCreated` removes it; until then the later time is a lease.
+        pub async fn claim_retry(&self, run_id: &str, due_us: i64, until_us: i64) -> Result<bool>;
+        /// When the next attempt after run `run_id` is due, if one waits.
+        pub async fn retry_due(&self, run_id: &str) -> Result<Option<i64>>;
+        /// Forget the next attempt after run `run_id`; whether one waited.
+        pub async fn drop_retry(&self, run_id: &str) -> Result<bool>;
+        /// Ask for a place under a concurrency limit (the first call puts the
+        /// run in line): true once it holds one. Ask again when a place may
+        /// have freed; `leave_slot` when the run ends or stops waiting.
+        pub async fn enter_slot(&self, claim: SlotClaim) -> Result<bool>;
+        pub async fn leave_slot(&self, run_id: &str) -> Result<()>;
+
         pub async fn kv_get(&self, flow: &str, key: &str) -> Result<Option<Value>>;
         /// Set a key, unless the flow would then hold more than `limit` bytes
         /// of keys and values (a write that shrinks what it holds always goes).
@@ -276,6 +293,8 @@ mod tests {
             last_seq: 0,
             node: Some("n1".into()),
             trigger: Trigger::Webhook { hook_id: "h1".into() },
+            attempt: 1,
+            first_run_id: run_id.into(),
         }
     }
 
@@ -328,7 +347,7 @@ mod tests {
             (finished.status, finished.output, finished.start_us, finished.end_us, finished.last_seq) =
                 (Status::Ok, Some(json!({"z": 1, "y": 2})), Some(2), Some(9), 8);
             let (stored, committed) = tokio::sync::oneshot::channel();
-            store.write(Write::RunFinished { run: Box::new(finished.clone()), stored: Some(stored) });
+            store.write(Write::RunFinished { run: Box::new(finished.clone()), stored: Some(stored), retry: None });
             committed.await.unwrap().unwrap();
 
             let read = store.run("r1").await.unwrap().unwrap();
@@ -527,7 +546,7 @@ mod tests {
                 store.write(Write::SpanEnded { span: span(&id, 1, Status::Ok), seq: 1, publish: None });
                 store.write(Write::Log { line: log(&id, 2, "x"), publish: None });
                 (created.status, created.end_us, created.last_seq) = (Status::Ok, Some(10 * i), 3);
-                store.write(Write::RunFinished { run: Box::new(created), stored: None });
+                store.write(Write::RunFinished { run: Box::new(created), stored: None, retry: None });
             }
             store.flush().await.unwrap();
             let keep_two = Pruning { keep_newest: Some(2), ended_before_us: None, batch: 2 };
@@ -626,7 +645,7 @@ mod tests {
         store.write(Write::SpanEnded { span: span("held", 1, Status::Ok), seq: 2, publish: None });
         let mut late = run("held");
         (late.status, late.last_seq, late.node) = (Status::Ok, 3, Some("a".into()));
-        store.write(Write::RunFinished { run: Box::new(late), stored: None });
+        store.write(Write::RunFinished { run: Box::new(late), stored: None, retry: None });
         store.flush().await.unwrap();
         assert_eq!(store.run("held").await.unwrap().unwrap().status, Status::Interrupted);
         assert_eq!(store.spans("held").await.unwrap()[0].status, Status::Interrupted);

@@ -33,10 +33,28 @@ pub struct RunRecord {
     /// What started it. Runs stored before triggers were kept read as `api`.
     #[serde(default)]
     pub trigger: Trigger,
+    /// Which attempt of a flow's retries this run is: 1 for the first.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// The run of attempt 1 (this run's own id when it is that run).
+    #[serde(default)]
+    pub first_run_id: String,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+impl RunRecord {
+    /// `first_run_id` as stored: only for the attempts after the first.
+    pub(crate) fn first_run_id_if_not_own(&self) -> Option<&str> {
+        (self.first_run_id != self.run_id && !self.first_run_id.is_empty()).then_some(self.first_run_id.as_str())
+    }
 }
 
 /// What started a run, kept with it: `{"kind": "api"}`,
-/// `{"kind": "webhook", "hook_id"}`.
+/// `{"kind": "webhook", "hook_id"}`, `{"kind": "schedule", "schedule_id",
+/// "tick_us"}`, `{"kind": "retry", "retry_of"}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Trigger {
@@ -47,6 +65,8 @@ pub enum Trigger {
     Webhook { hook_id: String },
     /// A schedule's tick: the time it was due (microseconds since the epoch).
     Schedule { schedule_id: String, tick_us: i64 },
+    /// `@flow(retries=…)`: the next attempt after run `retry_of` ended badly.
+    Retry { retry_of: String },
 }
 
 /// A schedule: runs of a flow at the times a cron pattern names.
@@ -91,6 +111,37 @@ pub struct Launch {
     pub narrow_services: Option<Vec<String>>,
     /// For source sent from the editor, the flows its module declares.
     pub module: Option<Vec<FlowInfo>>,
+}
+
+/// The next attempt of a run that ended badly, waiting for its time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingRetry {
+    /// The attempt that ended badly.
+    pub run_id: String,
+    /// When the next attempt is due (microseconds since the epoch).
+    pub due_us: i64,
+    /// How to start it (the flow as declared, the services it may call).
+    pub launch: Launch,
+}
+
+/// A next attempt found due: the attempt before it, and how to start it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DueRetry {
+    pub run_id: String,
+    pub due_us: i64,
+    pub launch: Launch,
+}
+
+/// A run asking for a place among the `limit` its flow's concurrency limit
+/// allows for `slot_key` (one value of the key input; "" without a key).
+/// Places are given in the order runs were created.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlotClaim {
+    pub run_id: String,
+    pub flow: String,
+    pub slot_key: String,
+    pub limit: u32,
+    pub created_us: i64,
 }
 
 /// A run taken from the shared queue: its record (now this node's), what
@@ -182,6 +233,8 @@ pub struct RunFilter {
     pub status: Option<Status>,
     /// Only runs created before this time (the previous page's `next`).
     pub before_us: Option<i64>,
+    /// The attempts of one run: that run and its retries.
+    pub first_run_id: Option<String>,
     pub limit: u32,
 }
 

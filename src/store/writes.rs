@@ -4,7 +4,7 @@
 //! writers share what is decided here: which rows a batch writes, and what
 //! happens once it is committed (or not).
 
-use super::records::{Launch, RunRecord};
+use super::records::{Launch, PendingRetry, RunRecord};
 use crate::trace::bus::RunChannel;
 use crate::trace::{LogLine, Span};
 use std::collections::HashMap;
@@ -39,9 +39,12 @@ pub enum Write {
         start_us: i64,
     },
     /// The run's final state; `stored` is told once it is committed.
+    /// `retry` is its next attempt, kept in the same transaction so that a
+    /// crash cannot lose it; the next attempt's `RunCreated` takes it away.
     RunFinished {
         run: Box<RunRecord>,
         stored: Option<Committed>,
+        retry: Option<Box<PendingRetry>>,
     },
     /// A span opened (`seq` is its start event) or ended (its end event).
     SpanStarted {

@@ -5,6 +5,7 @@ mod boundary;
 mod builtin_flows;
 mod cli;
 mod escapes;
+mod flow_control;
 mod hooks;
 mod host_limits;
 mod library;

@@ -1,17 +1,23 @@
 // The Runs view (`#/runs?flow=…&status=…`): the newest runs, filtered by a part
 // of the flow's name and by status, kept current by the server's run list
 // stream while the view is shown. The filters live in the address, so a
-// filtered list can be bookmarked, shared and reloaded.
+// filtered list can be bookmarked, shared and reloaded. A retried run's
+// attempts are listed together (`attempts.js`); `?first_run_id=…` lists
+// only the attempts of one run.
 
 import { api, followRunList } from "../api.js";
 import { badge, byId, escapeHtml } from "../page.js";
 import { formatDate, formatDuration, relativeTime } from "../time.js";
+import { groupAttempts, isRetried } from "../attempts.js";
 
 export function createRunsView() {
   const flowFilter = byId("runs-flow");
   const statusFilter = byId("runs-status");
   const rows = byId("runs-rows");
+  const attemptsNote = byId("runs-attempts");
   const state = {
+    // Only the attempts of this run, when the address names one.
+    firstRunId: "",
     shown: false,
     // Stops the run list stream; null when it is not open.
     stopRunList: null,
@@ -28,25 +34,34 @@ export function createRunsView() {
   function filters() {
     const flow = flowFilter.value.trim();
     const status = statusFilter.value;
-    return { ...(flow && { flow }), ...(status && { status }) };
+    const firstRunId = state.firstRunId;
+    return { ...(flow && { flow }), ...(status && { status }), ...(firstRunId && { first_run_id: firstRunId }) };
   }
 
   async function render() {
-    const { flow, status } = filters();
+    const { flow, status, first_run_id } = filters();
     const params = new URLSearchParams({ limit: "100" });
     if (flow) params.set("flow_contains", flow);
     if (status) params.set("status", status);
+    if (first_run_id) params.set("first_run_id", first_run_id);
+    attemptsNote.hidden = !first_run_id;
+    attemptsNote.innerHTML = first_run_id
+      ? `Attempts of run <code>…${escapeHtml(first_run_id.slice(-12))}</code> · <a href="#/runs">show all runs</a>`
+      : "";
     const { runs } = await api(`/api/runs?${params}`);
     const now = Date.now();
     rows.innerHTML =
-      runs
-        .map((run) => {
+      groupAttempts(runs)
+        .map(({ run, earlier, attempts }) => {
           const duration = run.end_us && run.start_us ? formatDuration(run.end_us - run.start_us) : "";
           const at = run.start_us ?? run.created_us;
           const started = at ? `<time datetime="${new Date(at / 1000).toISOString()}" title="${formatDate(at / 1000)}">${relativeTime(at / 1000, now)}</time>` : "";
-          const trigger = run.trigger?.kind ? `${escapeHtml(run.trigger.kind)}${run.attempt > 1 ? ` · attempt ${run.attempt}` : ""}` : "";
-          return `<tr data-run="${escapeHtml(run.run_id)}"><td><a href="#/runs/${encodeURIComponent(run.run_id)}" title="${escapeHtml(run.run_id)}"><code>…${escapeHtml(run.run_id.slice(-12))}</code></a></td>
-          <td>${escapeHtml(run.flow)}</td><td>${badge(run.status)}</td><td>${trigger}</td><td>${started}</td><td>${duration}</td></tr>`;
+          const kind = run.trigger?.kind ? escapeHtml(run.trigger.kind) : "";
+          const attempt = attempts > 1 || isRetried(run)
+            ? ` · <a href="#/runs?first_run_id=${encodeURIComponent(run.first_run_id)}" title="every attempt of this run" data-testid="attempt">attempt ${run.attempt ?? 1}</a>`
+            : "";
+          return `<tr data-run="${escapeHtml(run.run_id)}"${earlier ? ' class="earlier-attempt" data-testid="earlier-attempt"' : ""}><td>${earlier ? '<span class="attempt-mark" aria-hidden="true">↳ </span>' : ""}<a href="#/runs/${encodeURIComponent(run.run_id)}" title="${escapeHtml(run.run_id)}"><code>…${escapeHtml(run.run_id.slice(-12))}</code></a></td>
+          <td>${escapeHtml(run.flow)}</td><td>${badge(run.status)}</td><td>${kind}${attempt}</td><td>${started}</td><td>${duration}</td></tr>`;
         })
         .join("") || emptyRow();
   }
@@ -85,6 +100,7 @@ export function createRunsView() {
       state.shown = true;
       flowFilter.value = params.get("flow") ?? "";
       statusFilter.value = params.get("status") ?? "";
+      state.firstRunId = params.get("first_run_id") ?? "";
       await render();
       // Left while the list loaded: no stream for a hidden view.
       if (state.shown && !state.stopRunList) state.stopRunList = followRunList(renderSoon);

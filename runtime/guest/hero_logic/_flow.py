@@ -189,12 +189,14 @@ def _close(step, exc):
 class _FlowSpec:
     """What `@flow` records about a function: the metadata `describe` returns."""
 
-    def __init__(self, func, name, inputs, description, services):
+    def __init__(self, func, name, inputs, description, services, retry, concurrency):
         self.func = func
         self.name = name
         self.inputs = inputs
         self.description = description
         self.services = services
+        self.retry = retry
+        self.concurrency = concurrency
         self.doc = (func.__doc__ or "").strip() or None
         self.line = func.__code__.co_firstlineno
 
@@ -206,6 +208,8 @@ class _FlowSpec:
             "inputs": self.inputs,
             "services": self.services,
             "line": self.line,
+            "retry": self.retry,
+            "concurrency": self.concurrency,
         }
 
 
@@ -235,6 +239,48 @@ def _normalise_input(flow_name, key, spec):
     }
 
 
+#: How a run may end that a retry is asked for by `retry_on`.
+RETRYABLE = ("failed", "timed_out", "quota_exceeded", "cancelled")
+
+
+def _number(where, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValueError(f"{where} must be a number from {low} to {high}, not {value!r}")
+    return value
+
+
+def _retry_policy(flow_name, retries, delay, backoff, retry_on):
+    """What `retries=`, `retry_delay=`, `retry_backoff=` and `retry_on=`
+    declare, as the host keeps it; None when the flow is not retried."""
+    where = f"flow {flow_name!r}:"
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 100:
+        raise ValueError(f"{where} retries must be an integer from 0 to 100, not {retries!r}")
+    delay = _number(f"{where} retry_delay", delay, 0, 7 * 24 * 3600)
+    backoff = _number(f"{where} retry_backoff", backoff, 1, 10)
+    on = ["failed"] if retry_on is None else retry_on
+    if isinstance(on, str) or not all(status in RETRYABLE for status in on):
+        raise ValueError(f"{where} retry_on must be a list of {', '.join(RETRYABLE)}, not {retry_on!r}")
+    if retries == 0:
+        if retry_on is not None or delay or backoff != 1:
+            raise ValueError(f"{where} retry_on, retry_delay and retry_backoff need retries=N")
+        return None
+    return {"retries": retries, "delay_s": delay, "backoff": backoff, "on": sorted(set(on))}
+
+
+def _concurrency_limit(flow_name, limit, key, inputs):
+    """What `concurrency=` and `concurrency_key=` declare; None without a limit."""
+    where = f"flow {flow_name!r}:"
+    if limit is None:
+        if key is not None:
+            raise ValueError(f"{where} concurrency_key needs concurrency=K")
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
+        raise ValueError(f"{where} concurrency must be an integer from 1 to 10000, not {limit!r}")
+    if key is not None and key not in inputs:
+        raise ValueError(f"{where} concurrency_key {key!r} is not one of its inputs")
+    return {"limit": limit, "key": key}
+
+
 class _Flow:
     """`flow` is both the decorator that declares a flow and the namespace a flow
     uses while it runs: `flow.step`, `flow.log`, `flow.invoke`, `flow.invoke_many`,
@@ -243,7 +289,20 @@ class _Flow:
     Failed = Failed
     SubflowFailed = SubflowFailed
 
-    def __call__(self, name=None, *, inputs=None, description=None, services=None):
+    def __call__(
+        self,
+        name=None,
+        *,
+        inputs=None,
+        description=None,
+        services=None,
+        retries=0,
+        retry_delay=0,
+        retry_backoff=1,
+        retry_on=None,
+        concurrency=None,
+        concurrency_key=None,
+    ):
         """Declare a flow.
 
         name: the flow's name (default: the function's name).
@@ -253,8 +312,16 @@ class _Flow:
             checks a run's input against these before the run starts.
         description: one line for the library (default: the docstring's first line).
         services: the registered services this flow may call; any other is refused.
+        retries: run a run that ends `failed` again, as a new run, up to this many
+            more times; `retry_delay` seconds after it ended, the delay multiplied
+            by `retry_backoff` after each attempt. `retry_on` lists the endings
+            retried (default `["failed"]`; also `timed_out`, `quota_exceeded`,
+            `cancelled`).
+        concurrency: at most this many runs of the flow at once, on all nodes;
+            the others wait `queued`. `concurrency_key="field"` counts the runs
+            of each value of that input apart.
         """
-        if callable(name) and inputs is None and description is None and services is None:
+        if callable(name):
             return self()(name)
 
         def declare(func):
@@ -270,7 +337,9 @@ class _Flow:
                 raise TypeError(f"flow {flow_name!r}: services must be a list of service names")
             if any(spec.name == flow_name for spec in registry):
                 raise ValueError(f"flow {flow_name!r} is declared twice in this module")
-            registry.append(_FlowSpec(func, flow_name, declared, summary, allowed))
+            retry = _retry_policy(flow_name, retries, retry_delay, retry_backoff, retry_on)
+            limit = _concurrency_limit(flow_name, concurrency, concurrency_key, declared)
+            registry.append(_FlowSpec(func, flow_name, declared, summary, allowed, retry, limit))
             func.__hero_logic_flow__ = flow_name
             return func
 

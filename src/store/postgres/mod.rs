@@ -4,6 +4,7 @@
 //! through a pool of connections. Commits that carry events notify the other
 //! nodes (`NOTIFY hero_logic`), which is how their watchers follow a run.
 
+mod flow_control;
 mod flows;
 mod nodes;
 mod prune;

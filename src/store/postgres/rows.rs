@@ -49,6 +49,8 @@ pub(super) fn run_from_row(row: &Row) -> Result<RunRecord> {
         last_seq: unsigned(row.try_get(13)?, "last_seq")?,
         node: row.try_get(14)?,
         trigger: parse_opt(row, 15)?.unwrap_or_default(),
+        attempt: unsigned(i64::from(row.try_get::<_, i32>(16)?), "attempt")?,
+        first_run_id: row.try_get::<_, Option<String>>(17)?.unwrap_or_else(|| row.get(0)),
     })
 }
 

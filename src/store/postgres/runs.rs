@@ -26,6 +26,7 @@ impl PgStore {
                  WHERE ($1::text IS NULL OR flow = $1) AND ($2::text IS NULL OR status = $2)
                    AND ($3::int8 IS NULL OR created_us < $3)
                    AND ($5::text IS NULL OR strpos(lower(flow COLLATE \"C\"), $5) > 0)
+                   AND ($6::text IS NULL OR run_id = $6 OR first_run_id = $6)
                  ORDER BY created_us DESC, run_id DESC LIMIT $4"
             ))
             .await?;
@@ -38,6 +39,7 @@ impl PgStore {
                     &filter.before_us,
                     &i64::from(filter.limit),
                     &filter.flow_contains.as_deref().map(str::to_ascii_lowercase),
+                    &filter.first_run_id,
                 ],
             )
             .await?;

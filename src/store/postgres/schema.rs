@@ -176,6 +176,28 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX schedules_by_next ON schedules (next_us);
     ",
+    // 5: retries (each run's attempt, the first attempt's run when it is
+    // not the first, and the attempts waiting to start) and concurrency
+    // limits (a row per run that needs a place: waiting, or holding one).
+    "
+    ALTER TABLE runs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE runs ADD COLUMN first_run_id TEXT;
+    CREATE INDEX runs_by_first_run ON runs (first_run_id) WHERE first_run_id IS NOT NULL;
+    CREATE TABLE retries (
+        run_id TEXT PRIMARY KEY,
+        due_us BIGINT NOT NULL,
+        launch TEXT NOT NULL
+    );
+    CREATE INDEX retries_by_due ON retries (due_us);
+    CREATE TABLE run_slots (
+        run_id     TEXT PRIMARY KEY,
+        flow       TEXT NOT NULL,
+        slot_key   TEXT NOT NULL,
+        created_us BIGINT NOT NULL,
+        held       BOOLEAN NOT NULL DEFAULT FALSE
+    );
+    CREATE INDEX run_slots_by_flow ON run_slots (flow, slot_key, held, created_us);
+    ",
 ];
 
 /// Bring the database up to the newest schema, one step per transaction.

@@ -5,7 +5,7 @@
 
 use super::nodes::Notice;
 use super::text;
-use crate::store::records::RunRecord;
+use crate::store::records::{RunRecord, Trigger};
 use crate::store::writes::{Committed, MAX_BATCH, Write, merge_short_spans, settle};
 use crate::trace::ErrorInfo;
 use deadpool_postgres::{Pool, Transaction};
@@ -123,6 +123,9 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
                 let launch = launch.as_ref().map(serde_json::to_string).transpose()?;
                 notices.queued |= launch.is_some();
                 insert_run(&tx, run, launch.as_deref().map(text)).await?;
+                if let Trigger::Retry { retry_of } = &run.trigger {
+                    super::exec(&tx, "DELETE FROM retries WHERE run_id = $1", &[retry_of]).await?;
+                }
             }
             Write::RunStarted { run_id, start_us } => {
                 let statement = tx
@@ -132,7 +135,18 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
                     .await?;
                 tx.execute(&statement, &[run_id, start_us]).await?;
             }
-            Write::RunFinished { run, .. } => finish_run(&tx, run).await?,
+            Write::RunFinished { run, retry, .. } => {
+                finish_run(&tx, run).await?;
+                if let Some(retry) = retry {
+                    super::exec(
+                        &tx,
+                        "INSERT INTO retries (run_id, due_us, launch) VALUES ($1, $2, $3)
+                         ON CONFLICT (run_id) DO UPDATE SET due_us = EXCLUDED.due_us, launch = EXCLUDED.launch",
+                        &[&retry.run_id, &retry.due_us, &text(&serde_json::to_string(&retry.launch)?)],
+                    )
+                    .await?;
+                }
+            }
             Write::SpanStarted { .. } if merged.skip_start[index] => {}
             Write::SpanStarted { span, seq, .. } => spans.push(span, Some(*seq), None),
             Write::SpanEnded { span, seq, .. } => spans.push(span, merged.start_seq[index], Some(*seq)),
@@ -154,8 +168,8 @@ async fn insert_run(
     let statement = tx
         .prepare_cached(
             "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node, launch,
-                               started_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                               started_by, attempt, first_run_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .await?;
     tx.execute(
@@ -172,6 +186,8 @@ async fn insert_run(
             &run.node,
             &launch,
             &serde_json::to_string(&run.trigger).unwrap_or_default(),
+            &(run.attempt as i32),
+            &run.first_run_id_if_not_own(),
         ],
     )
     .await?;

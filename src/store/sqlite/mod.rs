@@ -1,6 +1,7 @@
 //! The embedded backend: one SQLite file (WAL), one writer thread that
 //! batches writes, and a small pool of read connections.
 
+mod flow_control;
 mod flows;
 mod prune;
 mod rows;

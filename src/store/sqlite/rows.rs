@@ -48,6 +48,8 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         last_seq: row.get(13)?,
         node: row.get(14)?,
         trigger: parse_opt(row.get(15)?, 15)?.unwrap_or_default(),
+        attempt: row.get(16)?,
+        first_run_id: row.get::<_, Option<String>>(17)?.map_or_else(|| row.get(0), Ok)?,
     })
 }
 

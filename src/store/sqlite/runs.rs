@@ -68,6 +68,7 @@ impl SqliteStore {
                 "SELECT {RUN_COLUMNS} FROM runs
                  WHERE (?1 IS NULL OR flow = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR created_us < ?3)
                    AND (?5 IS NULL OR instr(lower(flow), ?5) > 0)
+                   AND (?6 IS NULL OR run_id = ?6 OR first_run_id = ?6)
                  ORDER BY created_us DESC, run_id DESC LIMIT ?4"
             ))?;
             let rows = statement.query_map(
@@ -76,7 +77,8 @@ impl SqliteStore {
                     filter.status.map(Status::as_str),
                     filter.before_us,
                     filter.limit,
-                    filter.flow_contains.as_deref().map(str::to_ascii_lowercase)
+                    filter.flow_contains.as_deref().map(str::to_ascii_lowercase),
+                    filter.first_run_id
                 ],
                 run_from_row,
             )?;

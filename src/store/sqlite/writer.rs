@@ -1,7 +1,7 @@
 //! The one writer: a thread that owns the write connection and applies
 //! writes in batches, one transaction per batch.
 
-use crate::store::records::RunRecord;
+use crate::store::records::{RunRecord, Trigger};
 use crate::store::writes::{Committed, MAX_BATCH, Write, merge_short_spans, settle};
 use crate::trace::{ErrorInfo, Span};
 use rusqlite::{Connection, params};
@@ -95,12 +95,25 @@ fn store_write(
         Write::RunCreated { run, source, launch: _ } => {
             super::flows::ensure_source(tx, &run.source_sha256, source)?;
             insert_run(tx, run)?;
+            if let Trigger::Retry { retry_of } = &run.trigger {
+                tx.prepare_cached("DELETE FROM retries WHERE run_id = ?1")?.execute([retry_of])?;
+            }
         }
         Write::RunStarted { run_id, start_us } => {
             tx.prepare_cached("UPDATE runs SET status = 'running', start_us = ?2 WHERE run_id = ?1")?
                 .execute(params![run_id, start_us])?;
         }
-        Write::RunFinished { run, .. } => finish_run(tx, run)?,
+        Write::RunFinished { run, retry, .. } => {
+            finish_run(tx, run)?;
+            if let Some(retry) = retry {
+                tx.prepare_cached("INSERT OR REPLACE INTO retries (run_id, due_us, launch) VALUES (?1, ?2, ?3)")?
+                    .execute(params![
+                        retry.run_id,
+                        retry.due_us,
+                        serde_json::to_string(&retry.launch).unwrap_or_default()
+                    ])?;
+            }
+        }
         Write::SpanStarted { .. } if skip_start => {}
         Write::SpanStarted { span, seq, .. } => upsert_span(tx, span, Some(*seq), None)?,
         Write::SpanEnded { span, seq, .. } => upsert_span(tx, span, start_seq, Some(*seq))?,
@@ -123,8 +136,9 @@ fn store_write(
 
 fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node, started_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node, started_by,
+                           attempt, first_run_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         run.run_id,
@@ -136,7 +150,9 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord) -> rusqlite::Resu
         serde_json::to_string(&run.quotas).unwrap_or_default(),
         run.created_us,
         run.node,
-        serde_json::to_string(&run.trigger).unwrap_or_default()
+        serde_json::to_string(&run.trigger).unwrap_or_default(),
+        run.attempt,
+        run.first_run_id_if_not_own()
     ])?;
     Ok(())
 }

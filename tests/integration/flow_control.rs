@@ -1,0 +1,244 @@
+//! Retries and concurrency limits, as a flow declares them, against the
+//! real server on either database, on one node and on two.
+
+use super::server_support::{Server, eventually};
+use crate::on_both_backends;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Fails every time; each attempt waits 0.3 s, then 0.6 s, after the last.
+const ALWAYS_FAILS: &str = r#"
+from hero_logic import flow
+
+@flow(name="always_fails", retries=2, retry_delay=0.3, retry_backoff=2)
+def always_fails():
+    raise flow.Failed("not today")
+"#;
+
+/// Fails on its first attempt only: it counts its attempts in `kv`.
+const FAILS_ONCE: &str = r#"
+from hero_logic import flow, services
+
+@flow(name="fails_once", inputs={"key": "string"}, services=["kv"], retries=3)
+def fails_once(key):
+    seen = (services.kv.get(key=key) or 0) + 1
+    services.kv.set(key=key, value=seen)
+    if seen == 1:
+        raise RuntimeError("first attempt")
+    return {"attempts": seen}
+"#;
+
+/// Sleeps past its wall-time quota: retried only when `retry_on` says so.
+const TIMES_OUT: &str = r#"
+import time
+from hero_logic import flow
+
+@flow(name="times_out", retries=1)
+def times_out():
+    time.sleep(5)
+
+@flow(name="times_out_retried", retries=1, retry_on=["timed_out"])
+def times_out_retried():
+    time.sleep(5)
+"#;
+
+/// One run at a time per tenant.
+const ONE_AT_A_TIME: &str = r#"
+import time
+from hero_logic import flow
+
+@flow(name="one_at_a_time", inputs={"tenant": "string", "sleep": "number"}, concurrency=1, concurrency_key="tenant")
+def one_at_a_time(tenant, sleep):
+    time.sleep(sleep)
+    return tenant
+"#;
+
+/// The attempts of the run `first`, oldest first.
+fn attempts(server: &Server, first: &str) -> Vec<Value> {
+    let mut runs = server.get(&format!("/api/runs?first_run_id={first}")).json()["runs"].as_array().unwrap().clone();
+    runs.sort_by_key(|run| run["attempt"].as_u64());
+    runs
+}
+
+fn finished(server: &Server, run_id: &str) -> Value {
+    eventually("the run to end", || !matches!(server.run_status(run_id).as_str(), "queued" | "running"));
+    server.get(&format!("/api/runs/{run_id}")).json()
+}
+
+fn us(run: &Value, field: &str) -> i64 {
+    run[field].as_i64().unwrap_or_else(|| panic!("{field} of {run}"))
+}
+
+/// Runs that went on at the same time, as pairs of run ids.
+fn overlapping(runs: &[Value]) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    for (i, a) in runs.iter().enumerate() {
+        for b in &runs[i + 1..] {
+            if us(a, "start_us") < us(b, "end_us") && us(b, "start_us") < us(a, "end_us") {
+                pairs.push((a["run_id"].to_string(), b["run_id"].to_string()));
+            }
+        }
+    }
+    pairs
+}
+
+fn one_at_a_time(server: &Server, tenant: &str, sleep: f64) -> String {
+    server.start_run(json!({"flow": "one_at_a_time", "input": {"tenant": tenant, "sleep": sleep}}))
+}
+
+on_both_backends! {
+    #[test]
+    fn a_failing_run_is_attempted_again_after_growing_delays_until_its_retries_are_spent() {
+        let server = Server::start(&[]);
+        assert_eq!(server.upload(ALWAYS_FAILS).status, 201);
+        let first = server.start_run(json!({"flow": "always_fails"}));
+        eventually("three attempts", || attempts(&server, &first).len() == 3);
+        let runs = attempts(&server, &first);
+        for run in &runs {
+            finished(&server, run["run_id"].as_str().unwrap());
+        }
+        let runs = attempts(&server, &first);
+        let numbers: Vec<_> = runs.iter().map(|run| run["attempt"].clone()).collect();
+        assert_eq!(numbers, [json!(1), json!(2), json!(3)]);
+        assert!(runs.iter().all(|run| run["status"] == "failed" && run["first_run_id"] == json!(first)), "{runs:?}");
+        assert_eq!(runs[0]["trigger"], json!({"kind": "api"}));
+        for (before, after) in runs.iter().zip(&runs[1..]) {
+            assert_eq!(after["trigger"], json!({"kind": "retry", "retry_of": before["run_id"]}));
+            assert_eq!(after["flow"], before["flow"]);
+            assert_eq!(after["source_sha256"], before["source_sha256"]);
+        }
+        // Attempt k+1 starts no sooner than 0.3 s × 2^(k-1) after attempt k ended.
+        assert!(us(&runs[1], "created_us") - us(&runs[0], "end_us") >= 300_000, "{runs:?}");
+        assert!(us(&runs[2], "created_us") - us(&runs[1], "end_us") >= 600_000, "{runs:?}");
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(attempts(&server, &first).len(), 3, "no attempt after the retries are spent");
+        assert!(server.get(&format!("/api/runs/{first}")).json().get("retry_due_us").is_none());
+    }
+
+    #[test]
+    fn a_retry_that_succeeds_ends_the_attempts_and_keeps_the_input() {
+        let server = Server::start(&[]);
+        assert_eq!(server.upload(FAILS_ONCE).status, 201);
+        let first = server.start_run(json!({"flow": "fails_once", "input": {"key": "k1"}}));
+        eventually("a second attempt", || attempts(&server, &first).len() == 2);
+        let second = attempts(&server, &first)[1]["run_id"].as_str().unwrap().to_string();
+        let second = finished(&server, &second);
+        assert_eq!((second["status"].clone(), second["output"].clone()), (json!("ok"), json!({"attempts": 2})));
+        assert_eq!(second["input"], json!({"key": "k1"}));
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(attempts(&server, &first).len(), 2, "an ok run is not retried");
+    }
+
+    #[test]
+    fn timeouts_are_retried_only_when_retry_on_names_them() {
+        let server = Server::start(&[]);
+        assert_eq!(server.upload(TIMES_OUT).status, 201);
+        let quotas = json!({"wall_time_ms": 200});
+        let plain = server.start_run(json!({"flow": "times_out", "quotas": quotas}));
+        let retried = server.start_run(json!({"flow": "times_out_retried", "quotas": quotas}));
+        eventually("the retried one's second attempt", || attempts(&server, &retried).len() == 2);
+        let second = finished(&server, attempts(&server, &retried)[1]["run_id"].as_str().unwrap());
+        assert_eq!((second["status"].clone(), second["quotas"]["wall_time_ms"].clone()), (json!("timed_out"), json!(200)));
+        assert_eq!(finished(&server, &plain)["status"], "timed_out");
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(attempts(&server, &plain).len(), 1, "timed_out is not retried by default");
+    }
+
+    #[test]
+    fn a_waiting_retry_can_be_called_off_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut server = Server::start_on(&data, &[]);
+        let slow = ALWAYS_FAILS.replace("retry_delay=0.3", "retry_delay=2");
+        assert_eq!(server.upload(&slow).status, 201);
+        let first = server.start_run(json!({"flow": "always_fails"}));
+        let ended = finished(&server, &first);
+        let due = ended["retry_due_us"].as_i64().expect("a waiting attempt is shown");
+        assert!(due >= us(&ended, "end_us") + 2_000_000, "{ended}");
+        // Stopped and started again before it is due: it still starts.
+        assert_eq!(server.terminate().code(), Some(0));
+        let server = Server::start_on(&data, &[]);
+        eventually("the second attempt, after the restart", || attempts(&server, &first).len() == 2);
+        let second = attempts(&server, &first)[1]["run_id"].as_str().unwrap().to_string();
+        finished(&server, &second);
+        let called_off = server.request("POST", &format!("/api/runs/{second}/cancel"), &[], b"");
+        assert_eq!((called_off.status, called_off.json()["retry"].clone()), (200, json!("cancelled")), "{}", called_off.text());
+        std::thread::sleep(Duration::from_millis(3000));
+        assert_eq!(attempts(&server, &first).len(), 2, "the called-off attempt never started");
+        let again = server.request("POST", &format!("/api/runs/{second}/cancel"), &[], b"");
+        assert_eq!(again.status, 409, "{}", again.text());
+    }
+
+    #[test]
+    fn runs_over_a_concurrency_limit_wait_queued_and_never_overlap() {
+        let server = Server::start(&[]);
+        assert_eq!(server.upload(ONE_AT_A_TIME).status, 201);
+        let a: Vec<String> = (0..3).map(|_| one_at_a_time(&server, "a", 0.6)).collect();
+        let b: Vec<String> = (0..2).map(|_| one_at_a_time(&server, "b", 0.6)).collect();
+        assert_eq!(server.run_status(a[2].as_str()), "queued", "it waits its turn");
+        let cancelled = one_at_a_time(&server, "a", 0.6);
+        assert_eq!(server.request("POST", &format!("/api/runs/{cancelled}/cancel"), &[], b"").status, 202);
+        let runs_a: Vec<Value> = a.iter().map(|id| finished(&server, id)).collect();
+        let runs_b: Vec<Value> = b.iter().map(|id| finished(&server, id)).collect();
+        assert!(runs_a.iter().chain(&runs_b).all(|run| run["status"] == "ok"), "none fails: {runs_a:?} {runs_b:?}");
+        assert_eq!(overlapping(&runs_a), [], "{runs_a:?}");
+        assert_eq!(overlapping(&runs_b), [], "{runs_b:?}");
+        // Each tenant has its own place: their first runs went on together.
+        assert_eq!(overlapping(&[runs_a[0].clone(), runs_b[0].clone()]).len(), 1, "{runs_a:?} {runs_b:?}");
+        // In the order they came.
+        let starts: Vec<i64> = runs_a.iter().map(|run| us(run, "start_us")).collect();
+        assert!(starts.windows(2).all(|pair| pair[0] < pair[1]), "{starts:?}");
+        let cancelled = finished(&server, &cancelled);
+        assert_eq!((cancelled["status"].clone(), cancelled["start_us"].clone()), (json!("cancelled"), Value::Null));
+        // A place given back by a cancelled waiter or an ended run is free.
+        let last = finished(&server, &one_at_a_time(&server, "a", 0.0));
+        assert_eq!(last["status"], "ok");
+    }
+}
+
+/// On two nodes sharing PostgreSQL, the limit counts the runs of both, and
+/// each attempt of a retried run starts once.
+#[test]
+fn on_two_nodes_the_limit_holds_across_them_and_each_attempt_starts_once() {
+    let url = hero_logic::throwaway_postgres::fresh_database();
+    let a = Server::start_node(&url, "node-a", &[]);
+    let b = Server::start_node(&url, "node-b", &[]);
+    assert_eq!(a.upload(ONE_AT_A_TIME).status, 201);
+    assert_eq!(a.upload(ALWAYS_FAILS).status, 201);
+    let ids: Vec<String> = (0..6).map(|i| one_at_a_time(if i % 2 == 0 { &a } else { &b }, "shared", 0.3)).collect();
+    let runs: Vec<Value> = ids.iter().map(|id| finished(&a, id)).collect();
+    assert!(runs.iter().all(|run| run["status"] == "ok"), "{runs:?}");
+    assert_eq!(overlapping(&runs), [], "{runs:?}");
+    let nodes: std::collections::BTreeSet<_> = runs.iter().map(|run| run["node"].to_string()).collect();
+    assert_eq!(nodes.len(), 2, "both nodes ran some: {nodes:?}");
+
+    let first = b.start_run(json!({"flow": "always_fails"}));
+    eventually("three attempts", || attempts(&a, &first).len() == 3);
+    std::thread::sleep(Duration::from_millis(1500));
+    let numbers: Vec<_> = attempts(&a, &first).iter().map(|run| run["attempt"].clone()).collect();
+    assert_eq!(numbers, [json!(1), json!(2), json!(3)], "each attempt once, whichever node starts it");
+}
+
+/// What a flow declares is checked: in the sandbox with a line to fix, and
+/// by the host whatever the module reports.
+#[test]
+fn bad_retry_and_concurrency_declarations_are_refused_with_a_reason() {
+    let server = Server::start(&[]);
+    for (declaration, message) in [
+        ("retries=-1", "retries must be an integer from 0 to 100"),
+        ("retries=2, retry_on=['ok']", "retry_on must be a list of"),
+        ("retry_delay=5", "need retries=N"),
+        ("retries=1, retry_backoff=0.5", "retry_backoff must be a number from 1 to 10"),
+        ("concurrency=0", "concurrency must be an integer from 1 to 10000"),
+        ("concurrency=2, concurrency_key='tenant'", "concurrency_key 'tenant' is not one of its inputs"),
+        ("concurrency_key='who'", "concurrency_key needs concurrency=K"),
+    ] {
+        let source = format!(
+            "from hero_logic import flow\n\n@flow(name='bad', inputs={{'who': 'string'}}, {declaration})\ndef bad(who):\n    pass\n"
+        );
+        let refused = server.upload(&source);
+        assert_eq!(refused.status, 400, "{declaration}: {}", refused.text());
+        assert!(refused.text().contains(message), "{declaration}: {}", refused.text());
+    }
+    assert_eq!(server.get("/api/flows/bad").status, 404, "nothing refused was stored");
+}
