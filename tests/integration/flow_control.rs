@@ -15,18 +15,9 @@ def always_fails():
     raise flow.Failed("not today")
 "#;
 
-/// Fails on its first attempt only: it counts its attempts in `kv`.
-const FAILS_ONCE: &str = r#"
-from hero_logic import flow, services
-
-@flow(name="fails_once", inputs={"key": "string"}, services=["kv"], retries=3)
-def fails_once(key):
-    seen = (services.kv.get(key=key) or 0) + 1
-    services.kv.set(key=key, value=seen)
-    if seen == 1:
-        raise RuntimeError("first attempt")
-    return {"attempts": seen}
-"#;
+/// Fails on its first `fail_first` attempts (it counts them in `kv`); one
+/// charge per customer at a time. The README's example.
+const CHARGE: &str = include_str!("../../examples/flows/charge.py");
 
 /// Sleeps past its wall-time quota: retried only when `retry_on` says so.
 const TIMES_OUT: &str = r#"
@@ -118,14 +109,16 @@ on_both_backends! {
     #[test]
     fn a_retry_that_succeeds_ends_the_attempts_and_keeps_the_input() {
         let server = Server::start(&[]);
-        assert_eq!(server.upload(FAILS_ONCE).status, 201);
-        let first = server.start_run(json!({"flow": "fails_once", "input": {"key": "k1"}}));
+        assert_eq!(server.upload(CHARGE).status, 201);
+        let input = json!({"customer": "acme", "cents": 500, "fail_first": 1});
+        let first = server.start_run(json!({"flow": "charge", "input": input}));
         eventually("a second attempt", || attempts(&server, &first).len() == 2);
         let second = attempts(&server, &first)[1]["run_id"].as_str().unwrap().to_string();
         let second = finished(&server, &second);
-        assert_eq!((second["status"].clone(), second["output"].clone()), (json!("ok"), json!({"attempts": 2})));
-        assert_eq!(second["input"], json!({"key": "k1"}));
-        std::thread::sleep(Duration::from_millis(800));
+        let output = json!({"customer": "acme", "charged": 500, "attempts": 2});
+        assert_eq!((second["status"].clone(), second["output"].clone()), (json!("ok"), output));
+        assert_eq!(second["input"], input);
+        std::thread::sleep(Duration::from_millis(1500));
         assert_eq!(attempts(&server, &first).len(), 2, "an ok run is not retried");
     }
 
