@@ -1,4 +1,5 @@
-//! Schedules: runs of a flow at the times a cron pattern names (UTC). Every
+//! Schedules: runs of a flow at the times a cron pattern names, read in the
+//! schedule's time zone (an IANA name; UTC unless one is given). Every
 //! node looks for due schedules a few times a second; a tick is claimed by
 //! moving the schedule's `next_us` on in one conditional UPDATE
 //! (`Store::claim_tick`), so of several nodes one starts the run. A
@@ -9,6 +10,7 @@ use crate::sandbox::Quotas;
 use crate::scheduler::{Scheduler, StartRun};
 use crate::store::{Store, StoredSchedule, Trigger};
 use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
 use croner::Cron;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,10 +30,25 @@ pub fn parse_cron(text: &str) -> Result<Cron, String> {
     text.parse::<Cron>().map_err(|e| format!("'{text}' is not a cron pattern: {e}"))
 }
 
-/// The first time after `after_us` that `cron` names, in microseconds.
-pub fn next_after(cron: &Cron, after_us: i64) -> Result<i64, String> {
+/// A time zone by its IANA name (`Europe/Brussels`); UTC when none is given.
+pub fn parse_timezone(name: Option<&str>) -> Result<Tz, String> {
+    match name {
+        None => Ok(Tz::UTC),
+        Some(name) => name.parse::<Tz>().map_err(|_| {
+            let name = crate::sandbox::clip_str(name, 60);
+            format!("'{name}' is not a time zone: name one as the IANA database does, such as Europe/Brussels or UTC")
+        }),
+    }
+}
+
+/// The first time after `after_us` that `cron` names, read as wall-clock
+/// time in `zone` (so `0 9 * * *` is 9 o'clock there, summer or winter), in
+/// microseconds since the epoch.
+pub fn next_after(cron: &Cron, zone: Tz, after_us: i64) -> Result<i64, String> {
     let after = DateTime::<Utc>::from_timestamp_micros(after_us).ok_or("the time is out of range")?;
-    let next = cron.find_next_occurrence(&after, false).map_err(|e| format!("the pattern names no later time: {e}"))?;
+    let next = cron
+        .find_next_occurrence(&after.with_timezone(&zone), false)
+        .map_err(|e| format!("the pattern names no later time: {e}"))?;
     Ok(next.timestamp_micros())
 }
 
@@ -75,11 +92,7 @@ pub async fn create(
             quotas.input_bytes
         )));
     }
-    if let Some(zone) = timezone.filter(|zone| !matches!(*zone, "UTC" | "Etc/UTC")) {
-        return Err(ScheduleError::Invalid(format!(
-            "timezone '{zone}': schedules are in UTC only for now; write the pattern in UTC"
-        )));
-    }
+    let zone = parse_timezone(timezone).map_err(ScheduleError::Invalid)?;
     let cron = parse_cron(cron_text).map_err(ScheduleError::Invalid)?;
     let stored = store.flow(flow, None).await?.ok_or_else(|| ScheduleError::NoFlow(flow.to_string()))?;
     stored.info.check_input(&input).map_err(|e| ScheduleError::Input(e.to_string()))?;
@@ -89,7 +102,8 @@ pub async fn create(
         flow: flow.to_string(),
         cron: cron_text.trim().to_string(),
         input,
-        next_us: next_after(&cron, now).map_err(ScheduleError::Invalid)?,
+        timezone: zone.name().to_string(),
+        next_us: next_after(&cron, zone, now).map_err(ScheduleError::Invalid)?,
         created_us: now,
     };
     store.save_schedule(schedule.clone()).await?;
@@ -114,7 +128,8 @@ pub fn spawn(store: Arc<Store>, scheduler: Arc<Scheduler>, quotas: Quotas, stop:
 async fn fire_due(store: &Store, scheduler: &Arc<Scheduler>, quotas: &Quotas) -> anyhow::Result<()> {
     let now = crate::trace::now_us();
     for schedule in store.due_schedules(now).await? {
-        let next = match parse_cron(&schedule.cron).and_then(|cron| next_after(&cron, now)) {
+        let zone = parse_timezone(Some(&schedule.timezone));
+        let next = match parse_cron(&schedule.cron).and_then(|cron| next_after(&cron, zone?, now)) {
             Ok(next) => next,
             Err(error) => {
                 tracing::warn!(schedule = schedule.schedule_id, error, "a schedule cannot be ticked");
@@ -165,12 +180,36 @@ mod tests {
     #[test]
     fn patterns_have_5_or_6_fields_and_name_their_next_time() {
         let every_second = parse_cron("* * * * * *").unwrap();
-        assert_eq!(next_after(&every_second, 1_500_000).unwrap(), 2_000_000);
+        assert_eq!(next_after(&every_second, Tz::UTC, 1_500_000).unwrap(), 2_000_000);
         let hourly = parse_cron("0 * * * *").unwrap();
-        assert_eq!(next_after(&hourly, 1).unwrap(), 3_600_000_000);
+        assert_eq!(next_after(&hourly, Tz::UTC, 1).unwrap(), 3_600_000_000);
         assert!(parse_cron("* * * *").unwrap_err().contains("5 fields"));
         assert!(parse_cron("* * * * * * *").unwrap_err().contains("not 7"));
         assert!(parse_cron("61 * * * *").unwrap_err().contains("not a cron pattern"));
         assert_eq!(rfc3339(2_000_000), "1970-01-01T00:00:02.000Z");
+    }
+
+    /// A pattern names wall-clock times in its zone: 9 o'clock in Brussels
+    /// is 08:00 UTC in winter and 07:00 UTC in summer.
+    #[test]
+    fn patterns_are_read_in_their_time_zone_across_daylight_saving() {
+        let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().timestamp_micros();
+        let nine = parse_cron("0 9 * * *").unwrap();
+        let brussels = parse_timezone(Some("Europe/Brussels")).unwrap();
+        assert_eq!(
+            rfc3339(next_after(&nine, brussels, at("2026-01-15T12:00:00Z")).unwrap()),
+            "2026-01-16T08:00:00.000Z"
+        );
+        assert_eq!(
+            rfc3339(next_after(&nine, brussels, at("2026-07-15T12:00:00Z")).unwrap()),
+            "2026-07-16T07:00:00.000Z"
+        );
+        let kolkata = parse_timezone(Some("Asia/Kolkata")).unwrap();
+        assert_eq!(
+            rfc3339(next_after(&nine, kolkata, at("2026-07-15T12:00:00Z")).unwrap()),
+            "2026-07-16T03:30:00.000Z"
+        );
+        assert_eq!(parse_timezone(None).unwrap(), Tz::UTC);
+        assert!(parse_timezone(Some("Mars/Olympus")).unwrap_err().contains("is not a time zone"));
     }
 }

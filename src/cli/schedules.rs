@@ -11,13 +11,16 @@ use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
 pub enum SchedulesCommand {
-    /// Run a flow at the times a cron pattern names (UTC; 5 fields, or 6 with seconds first).
+    /// Run a flow at the times a cron pattern names (5 fields, or 6 with seconds first).
     Add {
         flow: String,
         cron: String,
         /// The input of every run, as JSON.
         #[arg(long, default_value = "{}")]
         input: String,
+        /// The IANA time zone the pattern is read in, such as Europe/Brussels.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -39,11 +42,12 @@ pub enum SchedulesCommand {
 
 pub async fn run(command: SchedulesCommand) -> Result<ExitCode, CliError> {
     match command {
-        SchedulesCommand::Add { flow, cron, input, store: store_args } => {
+        SchedulesCommand::Add { flow, cron, input, timezone, store: store_args } => {
             let input =
                 serde_json::from_str(&input).map_err(|e| CliError::Usage(format!("--input is not JSON: {e}")))?;
             let store = open_store(&store_args).await?;
-            let made = crate::schedules::create(&store, &flow, &cron, input, None, &Default::default()).await;
+            let made =
+                crate::schedules::create(&store, &flow, &cron, input, Some(&timezone), &Default::default()).await;
             store.close().await;
             let schedule = made.map_err(|e| match e {
                 ScheduleError::Store(error) => CliError::Failed(format!("{error:#}")),
@@ -61,7 +65,9 @@ pub async fn run(command: SchedulesCommand) -> Result<ExitCode, CliError> {
                 outln!("{}", serde_json::json!({ "schedules": schedules }));
             } else {
                 for s in &schedules {
-                    outln!("{}  {:<20} {:<16} next {}", s.schedule_id, s.flow, s.cron, rfc3339(s.next_us));
+                    let cron =
+                        if s.timezone == "UTC" { s.cron.clone() } else { format!("{} ({})", s.cron, s.timezone) };
+                    outln!("{}  {:<20} {:<16} next {}", s.schedule_id, s.flow, cron, rfc3339(s.next_us));
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -22,7 +22,7 @@ pub struct CreateBody {
     cron: String,
     #[serde(default = "empty_input")]
     input: Value,
-    /// Only UTC for now; said, so a pattern is not read in another zone.
+    /// The IANA time zone the pattern is read in; UTC when left out.
     timezone: Option<String>,
 }
 
@@ -36,6 +36,7 @@ fn answer(schedule: &StoredSchedule) -> Value {
         "flow": schedule.flow,
         "cron": schedule.cron,
         "input": schedule.input,
+        "timezone": schedule.timezone,
         "next": rfc3339(schedule.next_us),
         "next_us": schedule.next_us,
         "created_us": schedule.created_us,

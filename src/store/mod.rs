@@ -510,6 +510,7 @@ mod tests {
                 flow: "f".into(),
                 cron: "* * * * *".into(),
                 input: json!({"a": 1}),
+                timezone: "Europe/Brussels".into(),
                 next_us: 60_000_000,
                 created_us: 1,
             };

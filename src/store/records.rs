@@ -74,10 +74,12 @@ pub enum Trigger {
 pub struct StoredSchedule {
     pub schedule_id: String,
     pub flow: String,
-    /// 5 fields, or 6 with seconds first; times in UTC.
+    /// 5 fields, or 6 with seconds first, read in `timezone`.
     pub cron: String,
     /// The input of every run it starts.
     pub input: Value,
+    /// The IANA time zone the pattern is read in (`UTC` unless one was given).
+    pub timezone: String,
     /// When it is next due; claimed by moving it on (`claim_tick`).
     pub next_us: i64,
     pub created_us: i64,

@@ -50,7 +50,7 @@ on_both_backends! {
         for (body, status, error) in [
             (json!({"flow": "greet", "cron": "* * *"}), 400, "invalid_schedule"),
             (json!({"flow": "greet", "cron": "61 * * * *"}), 400, "invalid_schedule"),
-            (json!({"flow": "greet", "cron": "* * * * *", "timezone": "Europe/Brussels"}), 400, "invalid_schedule"),
+            (json!({"flow": "greet", "cron": "* * * * *", "timezone": "Mars/Olympus"}), 400, "invalid_schedule"),
             (json!({"flow": "greet", "cron": "* * * * *", "input": {"whom": 1}}), 400, "invalid_input"),
             (json!({"flow": "nope", "cron": "* * * * *"}), 404, "not_found"),
             (json!({"flow": "greet"}), 400, "invalid_request"),
@@ -70,6 +70,13 @@ on_both_backends! {
 
         let removed = server.request("DELETE", &format!("/api/schedules/{id}"), &[], b"");
         assert_eq!(removed.status, 200);
+        // A pattern in a time zone: 9:00 in Kolkata (UTC+5:30, no summer time) is 3:30 UTC.
+        let body = json!({"flow": "greet", "cron": "0 9 * * *", "input": {"who": "india"}, "timezone": "Asia/Kolkata"});
+        let zoned = server.post_json("/api/schedules", &body);
+        assert_eq!((zoned.status, zoned.json()["timezone"].clone()), (201, json!("Asia/Kolkata")), "{}", zoned.text());
+        assert!(zoned.json()["next"].as_str().unwrap().ends_with("T03:30:00.000Z"), "{}", zoned.text());
+        let zoned_id = zoned.json()["schedule_id"].as_str().unwrap().to_string();
+        assert_eq!(server.request("DELETE", &format!("/api/schedules/{zoned_id}"), &[], b"").status, 200);
         std::thread::sleep(Duration::from_millis(1500));
         let after_delete = scheduled(&server).len();
         std::thread::sleep(Duration::from_millis(2500));
@@ -166,11 +173,26 @@ fn the_command_line_adds_lists_and_removes_schedules() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("5 fields"));
     let wrong_input = cli(&["schedules", "add", "greet", "0 0 1 1 *", "--input", r#"{"whom": 1}"#]);
     assert_eq!(wrong_input.status.code(), Some(2));
-    let added = cli(&["schedules", "add", "greet", "0 0 1 1 *", "--input", r#"{"who": "new year"}"#]);
+    let unknown_zone = cli(&["schedules", "add", "greet", "0 0 1 1 *", "--timezone", "Mars/Olympus"]);
+    assert_eq!(unknown_zone.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown_zone.stderr).contains("is not a time zone"));
+    let added = cli(&[
+        "schedules",
+        "add",
+        "greet",
+        "0 0 1 1 *",
+        "--input",
+        r#"{"who": "new year"}"#,
+        "--timezone",
+        "Pacific/Auckland",
+    ]);
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    // Midnight on New Year's Day in Auckland is still the 31st in UTC.
+    assert!(String::from_utf8_lossy(&added.stdout).contains("-12-31T11:00:00.000Z"), "{:?}", added);
     let listed: Value = serde_json::from_slice(&cli(&["schedules", "list", "--json"]).stdout).unwrap();
     let id = listed["schedules"][0]["schedule_id"].as_str().unwrap().to_string();
     assert_eq!(listed["schedules"][0]["input"], json!({"who": "new year"}));
+    assert_eq!(listed["schedules"][0]["timezone"], json!("Pacific/Auckland"));
     assert!(cli(&["schedules", "remove", &id]).status.success());
     assert_eq!(cli(&["schedules", "remove", &id]).status.code(), Some(2), "no such schedule");
 }

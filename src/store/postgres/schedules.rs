@@ -8,7 +8,7 @@ use super::rows::all;
 use crate::store::records::StoredSchedule;
 use anyhow::{Context, Result};
 
-const COLUMNS: &str = "schedule_id, flow, cron, input, next_us, created_us";
+const COLUMNS: &str = "schedule_id, flow, cron, input, next_us, created_us, timezone";
 
 fn schedule_from_row(row: &tokio_postgres::Row) -> Result<StoredSchedule> {
     let input: &str = row.try_get(3)?;
@@ -19,6 +19,7 @@ fn schedule_from_row(row: &tokio_postgres::Row) -> Result<StoredSchedule> {
         input: serde_json::from_str(input).context("a schedule's input")?,
         next_us: row.try_get(4)?,
         created_us: row.try_get(5)?,
+        timezone: row.try_get(6)?,
     })
 }
 
@@ -27,7 +28,7 @@ impl PgStore {
         let client = self.client().await?;
         super::exec(
             &client,
-            &format!("INSERT INTO schedules ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
+            &format!("INSERT INTO schedules ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
             &[
                 &schedule.schedule_id,
                 &schedule.flow,
@@ -35,6 +36,7 @@ impl PgStore {
                 &super::text(&schedule.input.to_string()),
                 &schedule.next_us,
                 &schedule.created_us,
+                &schedule.timezone,
             ],
         )
         .await?;

@@ -198,6 +198,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX run_slots_by_flow ON run_slots (flow, slot_key, held, created_us);
     ",
+    // 6: the time zone a schedule's pattern is read in.
+    "
+    ALTER TABLE schedules ADD COLUMN timezone TEXT NOT NULL DEFAULT 'UTC';
+    ",
 ];
 
 /// Bring the database up to the newest schema, one step per transaction.

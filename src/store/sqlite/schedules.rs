@@ -6,7 +6,7 @@ use anyhow::Result;
 use rusqlite::params;
 use std::sync::Arc;
 
-const COLUMNS: &str = "schedule_id, flow, cron, input, next_us, created_us";
+const COLUMNS: &str = "schedule_id, flow, cron, input, next_us, created_us, timezone";
 
 fn schedule_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSchedule> {
     Ok(StoredSchedule {
@@ -16,6 +16,7 @@ fn schedule_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSchedule
         input: serde_json::from_str(&row.get::<_, String>(3)?).unwrap_or_default(),
         next_us: row.get(4)?,
         created_us: row.get(5)?,
+        timezone: row.get(6)?,
     })
 }
 
@@ -23,14 +24,15 @@ impl SqliteStore {
     pub async fn save_schedule(&self, schedule: StoredSchedule) -> Result<()> {
         self.job(move |conn| {
             conn.execute(
-                &format!("INSERT INTO schedules ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                &format!("INSERT INTO schedules ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
                 params![
                     schedule.schedule_id,
                     schedule.flow,
                     schedule.cron,
                     schedule.input.to_string(),
                     schedule.next_us,
-                    schedule.created_us
+                    schedule.created_us,
+                    schedule.timezone
                 ],
             )
         })
