@@ -5,7 +5,9 @@
 //!
 //! - `sandbox`: the wasmtime engines (a warm pool and a burst pool, `engine`),
 //!   the guest component, a fresh instance per guest call (`instance`), what an instance and a run hold (`state`), the
-//!   host functions (`host`, a thin table over `rpc` and `subflow`), quotas
+//!   host functions (`host`, a thin table over `rpc` and `subflow`), the
+//!   run's journal of every answer the host gives (`journal`, with the WASI
+//!   clocks, random and sleeps the host defines itself in `journal_wasi`), quotas
 //!   (one table, `quotas`), the bounds on what a guest makes the host read
 //!   and keep (`bounds`), and `Sandbox::run` / `Sandbox::describe`.
 //! - `spelled`: `spelled!`, enums with one spelling each (statuses, span

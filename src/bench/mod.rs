@@ -5,6 +5,7 @@
 
 mod cli;
 mod http_path;
+mod journal;
 mod native;
 mod nodes;
 mod rpc;
@@ -62,6 +63,9 @@ pub enum Section {
     /// `hero_logic run FILE` once per process against native `python3 -S`,
     /// and the cold start.
     Cli,
+    /// The journal: trivial runs and clock reads journaled to the store
+    /// against the same with no journal.
+    Journal,
 }
 
 struct Sizes {
@@ -78,6 +82,8 @@ struct Sizes {
     search_scans: usize,
     waiting_runs: usize,
     waiting_sleep_s: f64,
+    /// Clock reads in each run of the journal's measurement.
+    clock_reads: u64,
 }
 
 impl Sizes {
@@ -97,6 +103,7 @@ impl Sizes {
                 search_scans: 10,
                 waiting_runs: 50,
                 waiting_sleep_s: 1.0,
+                clock_reads: 2_000,
             }
         } else {
             Sizes {
@@ -113,6 +120,7 @@ impl Sizes {
                 search_scans: 30,
                 waiting_runs: 1_000,
                 waiting_sleep_s: 5.0,
+                clock_reads: 50_000,
             }
         }
     }
@@ -148,6 +156,7 @@ impl Harness {
             services: self.service.clone(),
             flows: Arc::new(ModuleFlows { source: source.clone(), flows: flows.clone() }),
             narrow_services: None,
+            journal: None,
         };
         Ok(Prepared { source, info: flows[0].clone(), env })
     }
@@ -198,6 +207,11 @@ pub async fn run(options: BenchOptions) -> Result<()> {
         print_report(&figures, SPANS_BASELINE, cores, options.quick);
         return Ok(());
     }
+    if options.only == Some(Section::Journal) {
+        let figures = journal::figures(&harness, sizes.latency_runs, sizes.clock_reads).await?;
+        print_report(&figures, journal::JOURNAL_BASELINE, cores, options.quick);
+        return Ok(());
+    }
     let native = Native::find()?;
     if options.only == Some(Section::Server) {
         let figures = http_figures(&harness, native.as_ref(), &options, &sizes).await?;
@@ -218,6 +232,7 @@ pub async fn run(options: BenchOptions) -> Result<()> {
 
     figures.extend(run_figures(&harness, native.as_ref(), &sizes, cores).await?);
     figures.extend(http_figures(&harness, native.as_ref(), &options, &sizes).await?);
+    figures.extend(journal::figures(&harness, sizes.latency_runs, sizes.clock_reads).await?);
 
     // The host's overhead per service call, against calling it directly.
     if let Some(native) = &native {

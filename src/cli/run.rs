@@ -82,10 +82,14 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
                 ),
                 flows: Arc::new(StoredFlows { store: store.clone(), module: Some(module) }),
                 narrow_services: None,
+                journal: None,
             };
             (env, Some(store))
         }
-        None => (RunEnv { services: Arc::new(NoServices), flows: Arc::new(module), narrow_services: None }, None),
+        None => (
+            RunEnv { services: Arc::new(NoServices), flows: Arc::new(module), narrow_services: None, journal: None },
+            None,
+        ),
     };
     let (request, mut events) = RunRequest::new(source, info, arguments, quotas, env);
     let report = sandbox.run(request).await;

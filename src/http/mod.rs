@@ -88,6 +88,7 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, max_body_bytes: usize) -> Ro
         .route("/api/runs/{id}/logs", get(runs::logs))
         .route("/api/runs/{id}/cancel", post(runs::cancel))
         .route("/api/runs/{id}/otlp", get(runs::otlp))
+        .route("/api/runs/{id}/journal", get(runs::journal))
         .route("/api/runs/{id}/events", get(ws::run_events))
         .route("/api/events", get(ws::run_list_events))
         .fallback(not_found)

@@ -288,6 +288,17 @@ pub async fn cancel(
     ))
 }
 
+/// The run's journal: every answer the host gave each of its instances.
+pub async fn journal(
+    State(state): State<Arc<AppState>>,
+    Path(run_id): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    let run = known_run(&state, &run_id).await?;
+    let entries = state.store.journal(&run_id).await?;
+    let bytes = run.usage.as_ref().map(|usage| usage.journal_bytes);
+    Ok(Json(json!({ "run_id": run_id, "journal_bytes": bytes, "entries": entries })))
+}
+
 pub async fn otlp(
     State(state): State<Arc<AppState>>,
     Path(run_id): Path<String>,

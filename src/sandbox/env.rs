@@ -109,6 +109,9 @@ pub struct CallContext<'a> {
     pub allowed: &'a [String],
     /// The calling run: what a built-in does for it is charged to it.
     pub run: &'a dyn CallingRun,
+    /// The call's `Idempotency-Key`: the run, the instance and the call's
+    /// place in its journal, the same on every replay of the run.
+    pub call_key: &'a str,
 }
 
 /// The run a built-in works for: the instances it causes and the bytes it
@@ -208,6 +211,8 @@ pub struct RunEnv {
     /// When set, the run may call only these services, even where a flow
     /// declares more: a request can narrow what its flows may call, never widen it.
     pub narrow_services: Option<Vec<String>>,
+    /// Where the run's journal goes; None keeps none (`hero_logic run`).
+    pub journal: Option<Arc<dyn super::journal::JournalSink>>,
 }
 
 impl RunEnv {
@@ -227,6 +232,7 @@ impl RunEnv {
             services: Arc::new(NoServices),
             flows: Arc::new(ModuleFlows { source: Arc::from(""), flows: Vec::new() }),
             narrow_services: None,
+            journal: None,
         }
     }
 }

@@ -27,7 +27,8 @@ impl Host for HostState {
             return Ok(Err(not_while_describing()));
         };
         let call = ServiceCall::parse(service, method, &params_json, line, &self.run.quotas)?;
-        call_service(self.run.clone(), &Caller { flow, allowed, chain }, parent, call).await
+        let slot = self.journal.as_mut().expect("a running instance journals").reserve();
+        call_service(self.run.clone(), &Caller { flow, allowed, chain }, parent, call, slot).await
     }
 
     async fn rpc_gather(&mut self, calls: Vec<RpcRequest>) -> wasmtime::Result<Vec<Result<String, CallError>>> {
@@ -41,7 +42,13 @@ impl Host for HostState {
             .into_iter()
             .map(|c| ServiceCall::parse(c.service, c.method, &c.params_json, c.line, &self.run.quotas))
             .collect::<wasmtime::Result<Vec<_>>>()?;
-        let pending = calls.into_iter().map(|call| call_service(self.run.clone(), &caller, parent, call));
+        // Each call's place in the journal is the order it was asked in.
+        let journal = self.journal.as_mut().expect("a running instance journals");
+        let slots: Vec<_> = calls.iter().map(|_| journal.reserve()).collect();
+        let pending = calls
+            .into_iter()
+            .zip(slots)
+            .map(|(call, slot)| call_service(self.run.clone(), &caller, parent, call, slot));
         // In order, at most MAX_CONCURRENT_CALLS in flight.
         let answers: Vec<_> =
             futures_util::stream::iter(pending).buffered(MAX_CONCURRENT_CALLS).collect::<Vec<_>>().await;
@@ -133,7 +140,8 @@ impl Host for HostState {
     ) -> wasmtime::Result<Result<String, String>> {
         self.run.keep_pace().await;
         let caller = self.subflow_caller()?;
-        Ok(run_subflow(self.run.clone(), caller, InvokeRequest { flow, input_json, line }).await?.outcome)
+        let place = self.subflow_place()?;
+        Ok(run_subflow(self.run.clone(), caller, InvokeRequest { flow, input_json, line }, place).await?.outcome)
     }
 
     async fn invoke_gather(
@@ -146,11 +154,12 @@ impl Host for HostState {
         refuse_large_gather("flow.invoke_many", calls.len())?;
         let concurrency = (concurrency as usize).clamp(1, MAX_CONCURRENT_SUBFLOWS);
         let mut answers: Vec<Option<SubflowAnswer>> = calls.iter().map(|_| None).collect();
+        let places = calls.iter().map(|_| self.subflow_place()).collect::<wasmtime::Result<Vec<_>>>()?;
         let run = &self.run;
-        let mut running = futures_util::stream::iter(calls.into_iter().enumerate())
-            .map(|(index, call)| {
+        let mut running = futures_util::stream::iter(calls.into_iter().zip(places).enumerate())
+            .map(|(index, (call, place))| {
                 let caller = caller.clone();
-                async move { (index, run_subflow(run.clone(), caller, call).await) }
+                async move { (index, run_subflow(run.clone(), caller, call, place).await) }
             })
             .buffer_unordered(concurrency);
         // Taken as they end, not in order, so that a trap in any subflow stops

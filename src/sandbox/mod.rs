@@ -3,7 +3,8 @@
 //! only doors out.
 //!
 //! `Sandbox::describe` reports the flows a module declares; `Sandbox::run`
-//! runs one, records its spans through the run's event sink, enforces its
+//! runs one, records its spans through the run's event sink, journals every
+//! answer the host gives it (`journal`, `journal_wasi`), enforces its
 //! quotas and returns a `RunReport`.
 
 mod bounds;
@@ -12,6 +13,8 @@ mod engine;
 mod env;
 mod host;
 mod instance;
+mod journal;
+mod journal_wasi;
 mod quotas;
 mod rpc;
 mod run;
@@ -26,6 +29,7 @@ pub use env::{
     BoxFuture, CallContext, CallFailure, CallingRun, FlowResolver, ModuleFlows, NoServices, ResolvedFlow, RunEnv,
     ServiceCaller,
 };
+pub use journal::{Entry as JournalEntry, JournalSink, RpcOutcome};
 pub use quotas::{FlagUnit, MIB, QUOTAS, Quota, QuotaDef, QuotaExceeded, Quotas, Usage};
 pub use run::{RunReport, RunRequest};
 pub use state::MAX_EVENTS_AHEAD;
@@ -143,6 +147,7 @@ impl Sandbox {
 fn instance_pool(engine: Engine, component: &Component, slots: u32) -> Result<InstancePool> {
     let mut linker = Linker::<HostState>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    journal_wasi::add_to_linker(&mut linker)?;
     bindings::FlowGuest::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
     let pre = bindings::FlowGuestPre::new(linker.instantiate_pre(component)?)?;
     Ok(InstancePool { engine, pre, free_slots: tokio::sync::Semaphore::new(slots as usize) })

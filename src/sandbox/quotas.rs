@@ -171,6 +171,11 @@ quota_table! {
         flag: "max-input-bytes" in Count, usage: None, label: "input bytes",
         help: "Largest input (and service call parameters, subflow input), in bytes of JSON",
     }
+    JournalBytes {
+        name: "journal_bytes", field: journal_bytes, default: 16 * MIB, min: 4096, unit: " bytes",
+        flag: "max-journal-bytes" in Count, usage: Some("journal_bytes"), label: "journal bytes",
+        help: "Most bytes of the run's journal: every answer the host gives it (service results, subflow outputs, clock reads, random bytes, sleeps)",
+    }
 }
 
 impl Quota {
@@ -247,6 +252,9 @@ pub struct Usage {
     pub output_bytes: u64,
     pub subflows: u64,
     pub max_subflow_depth: u64,
+    /// Runs stored before the journal existed have no such field.
+    #[serde(default)]
+    pub journal_bytes: u64,
 }
 
 impl Usage {
@@ -257,6 +265,7 @@ impl Usage {
             Quota::RpcCalls => Some(&mut self.rpc_calls),
             Quota::LogBytes => Some(&mut self.log_bytes),
             Quota::StoredBytes => Some(&mut self.stored_bytes),
+            Quota::JournalBytes => Some(&mut self.journal_bytes),
             _ => None,
         }
     }

@@ -6,6 +6,7 @@ use super::bindings::hero_logic::flow::host::{CallError, RpcFailure};
 use super::bounds::{bound_error, clip_name, clip_value, parse_object};
 use super::env::{BoxFuture, CallContext, CallFailure, CallingRun};
 use super::instance::{GuestCall, Outcome, run_guest};
+use super::journal::{Entry, JournalSlot, RpcOutcome, digest};
 use super::quotas::{Quota, QuotaExceeded, Quotas};
 use super::state::{Role, RunShared, protocol_error};
 use crate::flowdef::{FlowInfo, ModuleError};
@@ -61,6 +62,45 @@ pub(super) async fn call_service(
     caller: &Caller<'_>,
     parent: u64,
     call: ServiceCall,
+    slot: JournalSlot,
+) -> wasmtime::Result<Result<String, CallError>> {
+    let params_sha256 = digest(&call.params.to_string());
+    let name = format!("{}.{}", call.service, call.method);
+    let answer = make_call(&run, caller, parent, call, &slot).await?;
+    let outcome = match &answer {
+        Ok(result) => RpcOutcome::Ok(serde_json::from_str(result).unwrap_or(Value::Null)),
+        Err(error) => rpc_outcome(error),
+    };
+    slot.write(&run, &Entry::Rpc { call: name, params_sha256, outcome }).map_err(wasmtime::Error::new)?;
+    Ok(answer)
+}
+
+/// The journal's record of a failed call: its `call-error` case and what it carries.
+fn rpc_outcome(error: &CallError) -> RpcOutcome {
+    let (case, message, code, data) = match error {
+        CallError::UnknownService(message) => ("unknown_service", message, None, None),
+        CallError::UnknownMethod(message) => ("unknown_method", message, None, None),
+        CallError::PermissionDenied(message) => ("permission_denied", message, None, None),
+        CallError::InvalidParams(message) => ("invalid_params", message, None, None),
+        CallError::RpcError(failure) => (
+            "rpc_error",
+            &failure.message,
+            Some(failure.code),
+            Some(serde_json::from_str(&failure.data_json).unwrap_or(Value::Null)),
+        ),
+        CallError::ServiceUnavailable(message) => ("service_unavailable", message, None, None),
+        CallError::ServiceTimeout(message) => ("service_timeout", message, None, None),
+        CallError::NotAvailable(message) => ("not_available", message, None, None),
+    };
+    RpcOutcome::Err { case: case.to_string(), message: message.clone(), code, data }
+}
+
+async fn make_call(
+    run: &Arc<RunShared>,
+    caller: &Caller<'_>,
+    parent: u64,
+    call: ServiceCall,
+    slot: &JournalSlot,
 ) -> wasmtime::Result<Result<String, CallError>> {
     let Caller { flow, allowed, chain } = *caller;
     let name = format!("{}.{}", call.service, call.method);
@@ -77,7 +117,8 @@ pub(super) async fn call_service(
     let outcome = if allowed.iter().any(|a| a == "*" || *a == call.service) {
         let run_id = run.ledger().recorder.run_id().to_string();
         let calling = RunAccount(run.clone());
-        let context = CallContext { run_id: &run_id, flow, chain, allowed, run: &calling };
+        let call_key = slot.call_key(&run_id);
+        let context = CallContext { run_id: &run_id, flow, chain, allowed, run: &calling, call_key: &call_key };
         run.env.services.call(context, &call.service, &call.method, call.params).await
     } else {
         Err(CallFailure::PermissionDenied { service: call.service.clone(), allowed: allowed.to_vec() })

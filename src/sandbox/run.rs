@@ -130,7 +130,8 @@ impl Sandbox {
             let call = GuestCall::Run { source: request.source, entry: request.flow.clone(), input_json };
             let allowed = shared.env.allowed_services(&request.services).into();
             let chain = Arc::from([request.flow.clone()]);
-            let role = Role::Run { flow: request.flow.clone(), depth: 0, allowed, under: root, chain };
+            let stream = Arc::from("0");
+            let role = Role::Run { flow: request.flow.clone(), depth: 0, allowed, under: root, chain, stream };
             tokio::select! {
                 outcome = run_guest(shared.clone(), role, call) => Ending::Guest(outcome),
                 _ = tokio::time::sleep(quotas.wall_time()) => Ending::TimedOut,

@@ -8,6 +8,7 @@
 use super::bindings::FlowGuestPre;
 use super::engine::{EpochTicker, TICK};
 use super::env::RunEnv;
+use super::journal::InstanceJournal;
 use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
 use crate::trace::Recorder;
 use crate::trace::bus::Committed;
@@ -175,7 +176,8 @@ pub(crate) enum Role {
     /// run's root span, or the `subflow` span that started it.
     /// `chain` names the flows from the run's root down to this one: a
     /// capability holds only when every flow in it holds it.
-    Run { flow: String, depth: u32, allowed: Arc<[String]>, under: u64, chain: Arc<[String]> },
+    /// `stream` names the instance's stream of the run's journal.
+    Run { flow: String, depth: u32, allowed: Arc<[String]>, under: u64, chain: Arc<[String]>, stream: Arc<str> },
 }
 
 pub(crate) struct HostState {
@@ -188,6 +190,13 @@ pub(crate) struct HostState {
     /// Step spans this instance opened and has not closed: it may close only
     /// the innermost of them, never a span the host or another instance owns.
     pub(super) open_steps: Vec<u64>,
+    /// This instance's stream of the run's journal; None while a module is
+    /// only loaded to be described.
+    pub(super) journal: Option<InstanceJournal>,
+    /// Where the instance's monotonic clock starts.
+    pub(super) clock_start: std::time::Instant,
+    /// The instance's random stream, once it has asked for random bytes.
+    pub(super) random: Option<chacha20::ChaCha20>,
 }
 
 impl HostState {
@@ -195,7 +204,35 @@ impl HostState {
         // No preopened directories, no environment, no arguments, no network:
         // the host functions are the only doors out.
         let wasi = WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
-        HostState { wasi, table: ResourceTable::new(), run, role, memory_bytes: 0, open_steps: Vec::new() }
+        let journal = match &role {
+            Role::Run { stream, .. } => Some(InstanceJournal::new(stream.clone())),
+            Role::Describe => None,
+        };
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            run,
+            role,
+            memory_bytes: 0,
+            open_steps: Vec::new(),
+            journal,
+            clock_start: std::time::Instant::now(),
+            random: None,
+        }
+    }
+
+    /// The resource table, for host functions the sandbox defines itself.
+    pub(super) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// Write the answer `entry` in this instance's next place in the
+    /// journal (none while describing).
+    pub(super) fn journal(&mut self, entry: &super::journal::Entry) -> wasmtime::Result<()> {
+        if let Some(journal) = &mut self.journal {
+            journal.reserve().write(&self.run, entry).map_err(wasmtime::Error::new)?;
+        }
+        Ok(())
     }
 
     /// Called by wasmtime whenever the guest has run past its epoch deadline,

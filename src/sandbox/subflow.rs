@@ -4,6 +4,7 @@
 use super::bindings::hero_logic::flow::host::{InvokeRequest, SubflowAnswer};
 use super::bounds::{clip_name, clip_value, parse_object};
 use super::instance::{GuestCall, Outcome, run_guest};
+use super::journal::{Entry, JournalSlot, digest};
 use super::quotas::{Quota, QuotaExceeded};
 use super::state::{HostState, Role, RunShared, protocol_error};
 use crate::trace::{ErrorInfo, SpanKind, Status};
@@ -41,6 +42,21 @@ pub(super) struct SubflowCaller {
     chain: Arc<[String]>,
 }
 
+/// Where one subflow goes in the journal: the caller's entry for its
+/// answer, and the stream of its own instance.
+pub(super) struct SubflowPlace {
+    pub answer: JournalSlot,
+    pub stream: Arc<str>,
+}
+
+impl HostState {
+    /// The places of the next subflow this instance starts.
+    pub(super) fn subflow_place(&mut self) -> wasmtime::Result<SubflowPlace> {
+        let journal = self.journal.as_mut().ok_or_else(|| protocol_error("flow.invoke needs a running flow"))?;
+        Ok(SubflowPlace { answer: journal.reserve(), stream: journal.next_subflow_stream() })
+    }
+}
+
 /// Run one subflow in a fresh instance under a `subflow` span. An unknown
 /// flow or an input its declaration refuses is an answer (no span, no
 /// instance); a trap, such as a quota, is the whole run's and stops the caller.
@@ -48,9 +64,36 @@ pub(super) async fn run_subflow(
     run: Arc<RunShared>,
     caller: SubflowCaller,
     call: InvokeRequest,
+    place: SubflowPlace,
 ) -> wasmtime::Result<SubflowAnswer> {
-    let refused =
-        |error: ErrorInfo| SubflowAnswer { outcome: Err(error.to_json_string()), span_id: None, duration_us: 0 };
+    let input_sha256 = digest(&call.input_json);
+    let requested = call.flow.clone();
+    let answer = start_subflow(&run, caller, call, place.stream).await?;
+    let (flow, version) = answer.1.unwrap_or((requested, None));
+    let answer = answer.0;
+    let entry = Entry::Subflow {
+        flow,
+        version,
+        input_sha256,
+        outcome: answer.outcome.clone(),
+        duration_us: answer.duration_us,
+    };
+    place.answer.write(&run, &entry).map_err(wasmtime::Error::new)?;
+    Ok(answer)
+}
+
+/// The answer, and the flow and version that ran (None when refused).
+type Started = (SubflowAnswer, Option<(String, Option<u32>)>);
+
+async fn start_subflow(
+    run: &Arc<RunShared>,
+    caller: SubflowCaller,
+    call: InvokeRequest,
+    stream: Arc<str>,
+) -> wasmtime::Result<Started> {
+    let refused = |error: ErrorInfo| {
+        (SubflowAnswer { outcome: Err(error.to_json_string()), span_id: None, duration_us: 0 }, None)
+    };
     let resolver = run.env.flows.clone();
     // Looking a flow up is host work done for the run: charged to its CPU.
     let looking = Instant::now();
@@ -100,6 +143,7 @@ pub(super) async fn run_subflow(
         allowed: run.env.allowed_services(&callee.info.services).into(),
         under: span_id,
         chain: caller.chain.iter().cloned().chain([callee.info.name.clone()]).collect(),
+        stream,
     };
     let outcome = Box::pin(run_guest(run.clone(), role, guest_call)).await;
     let (status, attrs, error, answer) = match outcome {
@@ -123,5 +167,6 @@ pub(super) async fn run_subflow(
     ledger.recorder.close_under(span_id, Status::Failed, Some(&ErrorInfo::left_open()));
     ledger.recorder.end(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
     let duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    Ok(SubflowAnswer { outcome: answer, span_id: Some(span_id), duration_us })
+    let ran = Some((callee.info.name.clone(), callee.version));
+    Ok((SubflowAnswer { outcome: answer, span_id: Some(span_id), duration_us }, ran))
 }

@@ -10,7 +10,7 @@ mod shared;
 use crate::flowdef::{FlowInfo, ModuleError};
 use crate::library::StoredFlows;
 use crate::metrics::Metrics;
-use crate::sandbox::{ModuleFlows, Quotas, RunEnv, RunRequest, Sandbox, ServiceCaller};
+use crate::sandbox::{JournalSink, ModuleFlows, Quotas, RunEnv, RunRequest, Sandbox, ServiceCaller};
 use crate::store::{Launch, Published, RunRecord, Store, StoredFlow, Trigger, Write};
 use crate::stream::StreamMessage;
 use crate::trace::bus::{EventBus, RunChannel};
@@ -426,6 +426,7 @@ impl Scheduler {
                     services: self.services.clone(),
                     flows: Arc::new(StoredFlows { store: self.store.clone(), module: start.module }),
                     narrow_services: start.narrow_services,
+                    journal: Some(Arc::new(StoreJournal::new(self.store.clone(), run.run_id.clone()))),
                 };
                 let (request, mut events) = RunRequest::new(start.source, &start.info, start.input, start.quotas, env);
                 let request =
@@ -479,5 +480,24 @@ impl Scheduler {
             }
         };
         self.store.write(write);
+    }
+}
+
+/// A run's journal, written to the store with the run's spans: batched,
+/// so an answer reaches the guest without waiting for the database.
+pub struct StoreJournal {
+    store: Arc<Store>,
+    run_id: String,
+}
+
+impl StoreJournal {
+    pub fn new(store: Arc<Store>, run_id: String) -> StoreJournal {
+        StoreJournal { store, run_id }
+    }
+}
+
+impl JournalSink for StoreJournal {
+    fn append(&self, stream: &str, index: u32, _entry: &crate::sandbox::JournalEntry, text: String) {
+        self.store.write(Write::Journal { run_id: self.run_id.clone(), stream: Arc::from(stream), index, entry: text });
     }
 }

@@ -114,7 +114,7 @@ pub fn random_hex(bytes: usize) -> String {
     hex(&random)
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -4,7 +4,7 @@
 //! what the service answers (`headers::Redactor`).
 
 pub mod headers;
-mod key;
+pub(crate) mod key;
 
 pub use headers::{REDACTED, Redactor};
 pub use key::{KEY_ENV, KEY_FILE, SecretKey, random_hex};

@@ -37,6 +37,7 @@ impl ServiceRegistry {
             .send(
                 &stored.url,
                 &stored.headers,
+                None,
                 "rpc.discover",
                 Value::Object(Default::default()),
                 Duration::from_millis(stored.timeout_ms).min(HEALTH_TIMEOUT),

@@ -314,22 +314,31 @@ impl ServiceRegistry {
                     .await?;
             return builtin::bounded(answer);
         }
-        self.send(&info.url, &info.headers, method, params, Duration::from_millis(info.timeout_ms)).await
+        let timeout = Duration::from_millis(info.timeout_ms);
+        self.send(&info.url, &info.headers, Some(context.call_key), method, params, timeout).await
     }
 
     /// One call to a registered service at `url`, with its `headers` (secrets
-    /// filled in). What it answers is redacted of them before the flow, its
-    /// span, a log or an API answer sees it.
+    /// filled in) and, for a flow's call, its `Idempotency-Key`. What it
+    /// answers is redacted of the secrets before the flow, its span, a log
+    /// or an API answer sees it.
     async fn send(
         &self,
         url: &str,
         headers: &BTreeMap<String, String>,
+        idempotency_key: Option<&str>,
         method: &str,
         params: Value,
         timeout: Duration,
     ) -> Result<Value, CallFailure> {
         let endpoint = self.endpoint(url).map_err(CallFailure::Transport)?;
-        let filled = self.fill(headers).await.map_err(CallFailure::Transport)?;
+        let mut filled = self.fill(headers).await.map_err(CallFailure::Transport)?;
+        if let Some(key) = idempotency_key {
+            // The host's, whatever the service was registered with.
+            filled.headers.retain(|(name, _)| name.as_str() != "idempotency-key");
+            let value = axum::http::HeaderValue::from_str(key).map_err(|e| CallFailure::Transport(e.to_string()))?;
+            filled.headers.push((axum::http::HeaderName::from_static("idempotency-key"), value));
+        }
         match client::call(&endpoint, method, params, &filled.headers, timeout).await {
             Ok(result) => Ok(filled.redactor.value(result)),
             Err(failure) => Err(filled.redactor.failure(failure)),

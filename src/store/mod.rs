@@ -19,8 +19,8 @@ mod writes;
 
 pub use postgres::{Notice, NoticeFeed};
 pub use records::{
-    ClaimedRun, DueRetry, FlowSummary, FlowVersion, KvFull, Launch, NotOwner, PendingRetry, Pruning, RunFilter,
-    RunRecord, SavedFlow, Saver, SearchHit, SlotClaim, StoredFlow, StoredHook, StoredSchedule, StoredSecret,
+    ClaimedRun, DueRetry, FlowSummary, FlowVersion, JournalRow, KvFull, Launch, NotOwner, PendingRetry, Pruning,
+    RunFilter, RunRecord, SavedFlow, Saver, SearchHit, SlotClaim, StoredFlow, StoredHook, StoredSchedule, StoredSecret,
     StoredService, SubflowRun, Trigger, sha256_hex,
 };
 pub use words::{fts_query, search_words, tsquery};
@@ -221,6 +221,8 @@ impl Store {
         /// tick, false for every other.
         pub async fn claim_tick(&self, schedule_id: &str, due_us: i64, next_us: i64) -> Result<bool>;
 
+        /// A run's journal, each instance's stream in order.
+        pub async fn journal(&self, run_id: &str) -> Result<Vec<JournalRow>>;
         /// Next attempts due at `now_us`, the most overdue first (at most 100).
         pub async fn due_retries(&self, now_us: i64) -> Result<Vec<DueRetry>>;
         /// Move a next attempt's time from `due_us` to `until_us`, when it is

@@ -126,6 +126,14 @@ pub struct PendingRetry {
     pub launch: Launch,
 }
 
+/// One entry of a run's journal: entry `index` of an instance's `stream`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JournalRow {
+    pub stream: String,
+    pub index: u32,
+    pub entry: Value,
+}
+
 /// A next attempt found due: the attempt before it, and how to start it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DueRetry {

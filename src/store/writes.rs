@@ -61,6 +61,14 @@ pub enum Write {
         line: LogLine,
         publish: Option<Published>,
     },
+    /// An answer the host gave one of the run's instances: entry `index` of
+    /// its `stream` of the journal, as JSON.
+    Journal {
+        run_id: String,
+        stream: Arc<str>,
+        index: u32,
+        entry: String,
+    },
 }
 
 impl Write {
@@ -68,7 +76,7 @@ impl Write {
     pub(crate) fn run_seq(&self) -> (&str, Option<u64>) {
         match self {
             Write::RunCreated { run, .. } | Write::RunFinished { run, .. } => (&run.run_id, None),
-            Write::RunStarted { run_id, .. } => (run_id, None),
+            Write::RunStarted { run_id, .. } | Write::Journal { run_id, .. } => (run_id, None),
             Write::SpanStarted { span, seq, .. } | Write::SpanEnded { span, seq, .. } => (&span.run_id, Some(*seq)),
             Write::Log { line, .. } => (&line.run_id, Some(line.seq)),
         }
@@ -89,7 +97,10 @@ pub(crate) fn settle(batch: impl IntoIterator<Item = Write>, outcome: &Result<()
                     event.channel.publish(event.text);
                 }
             }
-            Write::RunFinished { stored: None, .. } | Write::RunCreated { .. } | Write::RunStarted { .. } => {}
+            Write::RunFinished { stored: None, .. }
+            | Write::RunCreated { .. }
+            | Write::RunStarted { .. }
+            | Write::Journal { .. } => {}
         }
     }
 }

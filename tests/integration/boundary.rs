@@ -150,6 +150,7 @@ fn with_a_token_every_route_but_health_and_the_page_needs_it() {
         format!("/api/runs/{run_id}/logs"),
         format!("/api/runs/{run_id}/source"),
         format!("/api/runs/{run_id}/otlp"),
+        format!("/api/runs/{run_id}/journal"),
         "/api/services".into(),
         "/api/services/kv/health".into(),
         "/api/stubs/hero_logic.pyi".into(),

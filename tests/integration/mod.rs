@@ -8,6 +8,7 @@ mod escapes;
 mod flow_control;
 mod hooks;
 mod host_limits;
+mod journal;
 mod library;
 mod nodes;
 mod quotas;

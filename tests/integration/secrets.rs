@@ -132,6 +132,7 @@ on_both_backends! {
             format!("/api/runs/{run_id}/spans"),
             format!("/api/runs/{run_id}/logs"),
             format!("/api/runs/{run_id}/otlp"),
+            format!("/api/runs/{run_id}/journal"),
             format!("/api/runs/{run_id}/source"),
             "/metrics".into(),
         ];

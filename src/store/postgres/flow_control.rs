@@ -1,15 +1,31 @@
-//! Retries waiting for their time, and the places of concurrency limits,
-//! shared by every node. A retry is claimed like a schedule's tick (one
+//! Runs' journals; retries waiting for their time, and the places of
+//! concurrency limits, shared by every node. A retry is claimed like a schedule's tick (one
 //! conditional UPDATE); a place is given under a transaction-scoped
 //! advisory lock on its flow and key, so two nodes never count the same
 //! free place.
 
 use super::PgStore;
 use super::text;
-use crate::store::records::{DueRetry, SlotClaim};
+use crate::store::records::{DueRetry, JournalRow, SlotClaim};
 use anyhow::Result;
 
 impl PgStore {
+    pub async fn journal(&self, run_id: &str) -> Result<Vec<JournalRow>> {
+        let client = self.client().await?;
+        let sql = "SELECT stream, idx, entry FROM journal WHERE run_id = $1 ORDER BY stream COLLATE \"C\", idx";
+        let rows = super::rows(&client, sql, &[&run_id]).await?;
+        rows.iter()
+            .map(|row| {
+                let entry: &str = row.try_get(2)?;
+                Ok(JournalRow {
+                    stream: row.try_get(0)?,
+                    index: super::unsigned(i64::from(row.try_get::<_, i32>(1)?), "idx")?,
+                    entry: serde_json::from_str(entry)?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn due_retries(&self, now_us: i64) -> Result<Vec<DueRetry>> {
         let client = self.client().await?;
         let rows = super::rows(

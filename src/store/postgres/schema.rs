@@ -202,6 +202,16 @@ const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE schedules ADD COLUMN timezone TEXT NOT NULL DEFAULT 'UTC';
     ",
+    // 7: each run's journal: every answer the host gave each instance.
+    "
+    CREATE TABLE journal (
+        run_id TEXT NOT NULL,
+        stream TEXT NOT NULL,
+        idx    INTEGER NOT NULL,
+        entry  TEXT NOT NULL,
+        PRIMARY KEY (run_id, stream, idx)
+    );
+    ",
 ];
 
 /// Bring the database up to the newest schema, one step per transaction.

@@ -102,15 +102,18 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
     let merged = merge_short_spans(writes.iter());
     let mut spans = SpanRows::default();
     let mut logs = LogRows::default();
+    let mut journal = JournalRows::default();
     let mut notices = Notices::default();
     for (index, write) in writes.iter().enumerate() {
         let (run_id, seq) = write.run_seq();
         if ended.contains(run_id) {
             continue;
         }
-        match seq {
-            Some(seq) => notices.event(run_id, seq),
-            None => notices.run(run_id),
+        match (seq, write) {
+            // Nobody watches a journal: no notice for it.
+            (_, Write::Journal { .. }) => {}
+            (Some(seq), _) => notices.event(run_id, seq),
+            (None, _) => notices.run(run_id),
         }
         match write {
             Write::RunCreated { run, source, launch } => {
@@ -151,10 +154,12 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
             Write::SpanStarted { span, seq, .. } => spans.push(span, Some(*seq), None),
             Write::SpanEnded { span, seq, .. } => spans.push(span, merged.start_seq[index], Some(*seq)),
             Write::Log { line, .. } => logs.push(line),
+            Write::Journal { run_id, stream, index, entry } => journal.push(run_id, stream, *index, entry),
         }
     }
     spans.write(&tx).await?;
     logs.write(&tx).await?;
+    journal.write(&tx).await?;
     super::nodes::send(&tx, notices.all(node)).await?;
     tx.commit().await?;
     Ok(())
@@ -343,6 +348,39 @@ impl LogRows {
             .await?;
         tx.execute(&statement, &[&self.run_id, &self.seq, &self.span_id, &self.ts_us, &self.stream, &self.text])
             .await?;
+        Ok(())
+    }
+}
+
+/// A batch's journal entries, inserted with one statement.
+#[derive(Default)]
+struct JournalRows {
+    run_id: Vec<String>,
+    stream: Vec<String>,
+    index: Vec<i32>,
+    entry: Vec<String>,
+}
+
+impl JournalRows {
+    fn push(&mut self, run_id: &str, stream: &str, index: u32, entry: &str) {
+        self.run_id.push(run_id.to_string());
+        self.stream.push(stream.to_string());
+        self.index.push(index as i32);
+        self.entry.push(text(entry).into_owned());
+    }
+
+    async fn write(&self, tx: &Transaction<'_>) -> anyhow::Result<()> {
+        if self.run_id.is_empty() {
+            return Ok(());
+        }
+        let statement = tx
+            .prepare_cached(
+                "INSERT INTO journal (run_id, stream, idx, entry)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::text[])
+                 ON CONFLICT (run_id, stream, idx) DO NOTHING",
+            )
+            .await?;
+        tx.execute(&statement, &[&self.run_id, &self.stream, &self.index, &self.entry]).await?;
         Ok(())
     }
 }

@@ -1,14 +1,32 @@
-//! Retries waiting for their time, and the places of concurrency limits.
+//! Runs' journals; retries waiting for their time, and the places of
+//! concurrency limits.
 //! On one node every change goes through the writer's connection, one at a
 //! time, so a place is never given twice.
 
 use super::SqliteStore;
-use crate::store::records::{DueRetry, SlotClaim};
+use crate::store::records::{DueRetry, JournalRow, SlotClaim};
 use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 use std::sync::Arc;
 
 impl SqliteStore {
+    pub async fn journal(self: &Arc<Self>, run_id: &str) -> Result<Vec<JournalRow>> {
+        let run_id = run_id.to_string();
+        let rows = self
+            .read(move |conn| {
+                let mut statement = conn
+                    .prepare_cached("SELECT stream, idx, entry FROM journal WHERE run_id = ?1 ORDER BY stream, idx")?;
+                let rows = statement.query_map([run_id], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, u32>(1)?, row.get::<_, String>(2)?))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(stream, index, entry)| Ok(JournalRow { stream, index, entry: serde_json::from_str(&entry)? }))
+            .collect()
+    }
+
     pub async fn due_retries(self: &Arc<Self>, now_us: i64) -> Result<Vec<DueRetry>> {
         let rows = self
             .read(move |conn| {

@@ -39,6 +39,8 @@ impl SqliteStore {
             for run_id in &doomed {
                 tx.execute("DELETE FROM spans WHERE run_id = ?1", [run_id])?;
                 tx.execute("DELETE FROM logs WHERE run_id = ?1", [run_id])?;
+                tx.execute("DELETE FROM journal WHERE run_id = ?1", [run_id])?;
+                tx.execute("DELETE FROM retries WHERE run_id = ?1", [run_id])?;
                 tx.execute("DELETE FROM runs WHERE run_id = ?1", [run_id])?;
             }
             tx.commit()?;

@@ -117,6 +117,10 @@ fn store_write(
         Write::SpanStarted { .. } if skip_start => {}
         Write::SpanStarted { span, seq, .. } => upsert_span(tx, span, Some(*seq), None)?,
         Write::SpanEnded { span, seq, .. } => upsert_span(tx, span, start_seq, Some(*seq))?,
+        Write::Journal { run_id, stream, index, entry } => {
+            tx.prepare_cached("INSERT OR IGNORE INTO journal (run_id, stream, idx, entry) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![run_id, &**stream, index, entry])?;
+        }
         Write::Log { line, .. } => {
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO logs (run_id, seq, span_id, ts_us, stream, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

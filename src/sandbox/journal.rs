@@ -1,0 +1,124 @@
+//! The run's journal: every answer the host gives the guest, in the order
+//! each instance received them. Nothing a flow does outside its own memory
+//! escapes the host — service calls, subflows, clock reads, random bytes
+//! and sleeps all cross a host function or a WASI import the host provides
+//! (`journal_wasi`) — and WebAssembly is deterministic given the same
+//! answers, so the journal is what replaying a run needs.
+//!
+//! Each instance of a run writes its own stream: the run's first instance
+//! is `0`, and the k-th subflow an instance starts is its stream followed
+//! by `.k`, so subflows running side by side never interleave their
+//! entries and each stream's order is the instance's own. Entries are
+//! charged to the run's `journal_bytes` quota and handed to the run's
+//! `JournalSink` (the store's writer, batched with the run's spans).
+
+use super::quotas::{Quota, QuotaExceeded};
+use super::state::RunShared;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// One answer the host gave an instance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    /// `wasi:clocks/wall-clock.now`.
+    WallClock { seconds: u64, nanoseconds: u32 },
+    /// `wasi:clocks/monotonic-clock.now`, in ns since the instance started.
+    MonotonicClock { ns: u64 },
+    /// The seed of every random byte the instance gets (`wasi:random`, secure
+    /// and insecure alike), as hex: 32 bytes from the operating system, taken
+    /// at the instance's first ask, keying a ChaCha20 stream. One entry
+    /// stands for them all, however many the guest asks for.
+    RandomSeed { hex: String },
+    /// A sleep: a monotonic-clock subscription for `ns` from when it was made
+    /// (a duration, or an instant turned into one).
+    Sleep { ns: u64 },
+    /// A service call: which, a digest of its parameters (to tell the same
+    /// call from another), and what the flow was told.
+    Rpc { call: String, params_sha256: String, outcome: RpcOutcome },
+    /// A subflow: which flow and version ran, with what input, and how it ended.
+    Subflow {
+        flow: String,
+        version: Option<u32>,
+        input_sha256: String,
+        outcome: Result<String, String>,
+        duration_us: u64,
+    },
+}
+
+/// How a service call ended, as the flow was told: the JSON result, or the
+/// `call-error` case and what it carries.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RpcOutcome {
+    Ok(Value),
+    Err { case: String, message: String, code: Option<i64>, data: Option<Value> },
+}
+
+/// Where a run's journal goes (the store, for runs the server keeps).
+pub trait JournalSink: Send + Sync {
+    fn append(&self, stream: &str, index: u32, entry: &Entry, text: String);
+}
+
+/// One instance's stream of the journal.
+pub(crate) struct InstanceJournal {
+    /// `0` for the run's first instance; `0.2` for the third subflow it starts.
+    pub stream: Arc<str>,
+    /// The index of the next entry.
+    next: u32,
+    /// Subflows this instance has started, which name their streams.
+    subflows: u32,
+}
+
+impl InstanceJournal {
+    pub fn new(stream: Arc<str>) -> InstanceJournal {
+        InstanceJournal { stream, next: 0, subflows: 0 }
+    }
+
+    /// The place of the next entry, taken now: calls made side by side
+    /// (`services.gather`) keep the order the guest asked them in, whatever
+    /// order they end in.
+    pub fn reserve(&mut self) -> JournalSlot {
+        let slot = JournalSlot { stream: self.stream.clone(), index: self.next };
+        self.next += 1;
+        slot
+    }
+
+    /// The stream of the next subflow this instance starts.
+    pub fn next_subflow_stream(&mut self) -> Arc<str> {
+        let stream = format!("{}.{}", self.stream, self.subflows);
+        self.subflows += 1;
+        Arc::from(stream)
+    }
+}
+
+/// A reserved place in an instance's stream.
+#[derive(Clone, Debug)]
+pub(crate) struct JournalSlot {
+    pub stream: Arc<str>,
+    pub index: u32,
+}
+
+impl JournalSlot {
+    /// The `Idempotency-Key` of the service call in this place: the same on
+    /// every replay and resume of the run, different for every other call.
+    pub fn call_key(&self, run_id: &str) -> String {
+        format!("{run_id}/{}/{}", self.stream, self.index)
+    }
+
+    /// Write `entry` in this place, charged to the run's `journal_bytes`.
+    pub fn write(&self, run: &RunShared, entry: &Entry) -> Result<(), QuotaExceeded> {
+        let Some(sink) = &run.env.journal else { return Ok(()) };
+        let text = serde_json::to_string(entry).expect("journal entries serialize");
+        run.ledger().charge(&run.quotas, Quota::JournalBytes, text.len() as u64)?;
+        sink.append(&self.stream, self.index, entry, text);
+        Ok(())
+    }
+}
+
+/// SHA-256 of a JSON value's text, in hex: what tells one call's
+/// parameters (or a subflow's input) from another's.
+pub(crate) fn digest(text: &str) -> String {
+    crate::store::sha256_hex(text)
+}
