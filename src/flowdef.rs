@@ -75,6 +75,23 @@ impl RetryPolicy {
     }
 }
 
+/// JSON text with every object's keys sorted.
+fn canonical_json(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .iter()
+                .map(|key| format!("{}:{}", Value::from(key.as_str()), canonical_json(&map[*key])))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
 /// At most `limit` runs of the flow at once, on every node together; with
 /// `key`, that many per value of that input.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,14 +107,13 @@ impl ConcurrencyLimit {
     const KEY_BYTES: usize = 200;
 
     /// The value of the key input in a run's `input`, as the slot table
-    /// keeps it: a string as itself, anything else as JSON; "" without a key.
+    /// keeps it: its JSON with object keys sorted, so equal values share a
+    /// key whatever their order and `7` is not `"7"` (a value left out is
+    /// `null`); longer than 200 bytes, its SHA-256 (which, unquoted, no
+    /// value's JSON can equal). "" without a key.
     pub fn slot_key(&self, input: &Map<String, Value>) -> String {
         let Some(field) = &self.key else { return String::new() };
-        let text = match input.get(field) {
-            Some(Value::String(text)) => text.clone(),
-            Some(other) => other.to_string(),
-            None => "null".to_string(),
-        };
+        let text = canonical_json(input.get(field).unwrap_or(&Value::Null));
         if text.len() <= Self::KEY_BYTES {
             return text;
         }
@@ -410,8 +426,12 @@ mod tests {
         assert_eq!((secs(3, Status::Failed), secs(1, Status::TimedOut)), (None, None));
         let limit = ConcurrencyLimit { limit: 1, key: Some("who".into()) };
         let input = |value: Value| json!({ "who": value }).as_object().unwrap().clone();
-        assert_eq!(limit.slot_key(&input(json!("ada"))), "ada");
-        assert_eq!(limit.slot_key(&input(json!(7))), "7");
+        assert_eq!(limit.slot_key(&input(json!("ada"))), r#""ada""#);
+        assert_ne!(limit.slot_key(&input(json!(7))), limit.slot_key(&input(json!("7"))));
+        assert_ne!(limit.slot_key(&input(json!(null))), limit.slot_key(&input(json!("null"))));
+        assert_eq!(limit.slot_key(&input(json!({"b": 1, "a": [{"d": 2, "c": 3}]}))), r#"{"a":[{"c":3,"d":2}],"b":1}"#);
+        assert_eq!(limit.slot_key(&input(json!({"a": 2, "b": 1}))), limit.slot_key(&input(json!({"b": 1, "a": 2}))));
+        assert_eq!(limit.slot_key(&input(json!("a\u{0}b"))), r#""a\u0000b""#, "no NUL reaches the store");
         assert!(limit.slot_key(&input(json!("x".repeat(300)))).starts_with("sha256:"));
     }
 }

@@ -75,6 +75,14 @@ async fn start(store: &Store, scheduler: &Arc<Scheduler>, due: DueRetry, lease_u
         store.drop_retry(&due.run_id).await?;
         return Ok(());
     };
+    // A stored flow removed since: its runs are not run again.
+    if let Some(version) = before.version
+        && store.flow(&before.flow, Some(version)).await?.is_none()
+    {
+        tracing::info!(run_id = due.run_id, flow = before.flow, "the flow was removed; its next attempt is dropped");
+        store.drop_retry(&due.run_id).await?;
+        return Ok(());
+    }
     let source: Arc<str> = Arc::from(source);
     let input = match &before.input {
         serde_json::Value::Object(input) => input.clone(),

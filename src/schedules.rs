@@ -34,11 +34,16 @@ pub fn parse_cron(text: &str) -> Result<Cron, String> {
 pub fn parse_timezone(name: Option<&str>) -> Result<Tz, String> {
     match name {
         None => Ok(Tz::UTC),
-        Some(name) => name.parse::<Tz>().map_err(|_| {
+        // In any case: `europe/brussels` is Europe/Brussels, kept so spelled.
+        Some(name) => name.parse::<Tz>().ok().or_else(|| find_ignoring_case(name)).ok_or_else(|| {
             let name = crate::sandbox::clip_str(name, 60);
             format!("'{name}' is not a time zone: name one as the IANA database does, such as Europe/Brussels or UTC")
         }),
     }
+}
+
+fn find_ignoring_case(name: &str) -> Option<Tz> {
+    chrono_tz::TZ_VARIANTS.iter().copied().find(|zone| zone.name().eq_ignore_ascii_case(name))
 }
 
 /// The first time after `after_us` that `cron` names, read as wall-clock
@@ -211,5 +216,6 @@ mod tests {
         );
         assert_eq!(parse_timezone(None).unwrap(), Tz::UTC);
         assert!(parse_timezone(Some("Mars/Olympus")).unwrap_err().contains("is not a time zone"));
+        assert_eq!(parse_timezone(Some("europe/BRUSSELS")).unwrap().name(), "Europe/Brussels");
     }
 }

@@ -145,6 +145,12 @@ pub async fn serve_when_ready(
         stopping.clone(),
     );
     crate::retries::spawn(store.clone(), scheduler.clone(), stopping.clone());
+    // Places under concurrency limits held by runs a dead process had in hand.
+    match store.sweep_slots().await {
+        Ok(0) => {}
+        Ok(swept) => tracing::info!(swept, "gave back the places of runs that ended without giving them back"),
+        Err(error) => tracing::warn!(error = format!("{error:#}"), "sweeping concurrency places failed"),
+    }
     if let Some(cluster) = &cluster {
         cluster.relay(scheduler.clone(), bus.clone(), store.clone());
         scheduler.join_cluster(cluster.clone());

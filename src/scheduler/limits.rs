@@ -6,8 +6,9 @@
 //! again whenever a place may have freed: a run here gave one back, a
 //! notice says a run changed on another node, or a moment has passed.
 
-use super::{Scheduler, StartRun};
+use super::{Counted, Scheduler, StartRun};
 use crate::store::{Notice, RunRecord, SlotClaim};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
@@ -16,6 +17,10 @@ use tokio_util::sync::CancellationToken;
 /// How often a waiting run asks again when nothing says a place freed
 /// (a process sharing the database without notices, a lost notice).
 const ASK_EVERY: Duration = Duration::from_millis(500);
+
+/// Runs waiting for a place under a concurrency limit a node keeps, per
+/// place of its queue (`--queue-capacity`).
+pub(super) const WAITING_FOR_PLACES_PER_QUEUE_PLACE: usize = 16;
 
 /// The run was cancelled while it waited for a place.
 pub(super) struct CancelledWaiting;
@@ -30,24 +35,33 @@ impl Scheduler {
         start: &StartRun,
         cancel: &CancellationToken,
         place: &mut Option<OwnedSemaphorePermit>,
+        counted: &mut Counted,
     ) -> Result<Option<SlotClaim>, CancelledWaiting> {
         let Some(limit) = &start.info.concurrency else { return Ok(None) };
+        // Source sent from the editor is not the stored flow of that name:
+        // its runs count apart, so trying a module never holds (or takes)
+        // the stored flow's places.
+        let flow = match run.version {
+            Some(_) => run.flow.clone(),
+            None => format!("{} (source {})", run.flow, &run.source_sha256[..12.min(run.source_sha256.len())]),
+        };
         let claim = SlotClaim {
             run_id: run.run_id.clone(),
-            flow: run.flow.clone(),
+            flow,
             slot_key: limit.slot_key(&start.input),
             limit: limit.limit,
             created_us: run.created_us,
         };
         let mut notices = self.cluster.get().map(|cluster| cluster.notices.subscribe());
-        loop {
+        let mut waited = false;
+        let granted = loop {
             // Listening before asking, so a place freed between the answer
             // and the wait is not missed.
             let freed = self.slot_freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
             match self.store.enter_slot(claim.clone()).await {
-                Ok(true) => return Ok(Some(claim)),
+                Ok(true) => break true,
                 Ok(false) => {}
                 Err(error) => tracing::warn!(
                     run_id = run.run_id,
@@ -58,16 +72,33 @@ impl Scheduler {
             if place.take().is_some() {
                 self.freed.notify_one();
             }
+            if !waited {
+                // Out of the queue while it waits for a place: runs of other
+                // flows are not refused for it.
+                waited = true;
+                self.uncount(counted);
+                self.waiting_for_places.fetch_add(1, Ordering::SeqCst);
+            }
             tokio::select! {
                 _ = &mut freed => {}
                 _ = run_changed(&mut notices) => {}
                 _ = tokio::time::sleep(ASK_EVERY) => {}
-                _ = cancel.cancelled() => {
-                    self.leave_slot(&claim.run_id).await;
-                    return Err(CancelledWaiting);
-                }
+                _ = cancel.cancelled() => break false,
+            }
+        };
+        if waited {
+            self.waiting_for_places.fetch_sub(1, Ordering::SeqCst);
+            if granted {
+                // Waiting for a worker now, as a queued run does.
+                self.waiting.fetch_add(1, Ordering::SeqCst);
+                counted.in_queue = true;
             }
         }
+        if !granted {
+            self.leave_slot(&claim.run_id).await;
+            return Err(CancelledWaiting);
+        }
+        Ok(Some(claim))
     }
 
     /// Give back a run's place (or its turn in line) and wake the runs

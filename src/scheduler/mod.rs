@@ -103,6 +103,14 @@ pub struct StartRun {
     pub attempt: Attempt,
 }
 
+/// Where a run waiting to start is counted, until it starts.
+pub(super) struct Counted {
+    /// In the queue's `waiting`.
+    in_queue: bool,
+    /// In this client's share of the queue.
+    for_client: Option<Client>,
+}
+
 /// Which attempt of a run a new run is.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Attempt {
@@ -175,13 +183,22 @@ pub struct Scheduler {
     permits: Arc<Semaphore>,
     /// Places for loading modules to describe them, as many as workers.
     describing: Semaphore,
-    /// Accepted runs not yet holding a permit.
+    /// Accepted runs not yet holding a permit (those waiting for a place
+    /// under a concurrency limit apart).
     waiting: AtomicUsize,
+    /// Runs waiting for a place under their flow's concurrency limit: they
+    /// wait without a worker and outside the queue, so other flows' runs
+    /// are not refused for them; at most `MAX_WAITING_FOR_PLACES_PER_SLOT`
+    /// times the queue's capacity.
+    waiting_for_places: AtomicUsize,
     /// Of those, each client's (clients with none are not kept).
     waiting_by_client: Mutex<HashMap<Client, usize>>,
     /// Cancel handles of every accepted, unfinished run this node executes
     /// (or will).
     active: Mutex<HashMap<String, CancellationToken>>,
+    /// Runs someone cancelled (not a shutdown): their flow's retries stop
+    /// with them, whatever `retry_on` says.
+    cancelled_by_request: Mutex<std::collections::HashSet<String>>,
     /// With several nodes: the cluster, and the runs this node put in the
     /// shared queue that have not ended (see `shared`).
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
@@ -215,8 +232,10 @@ impl Scheduler {
             permits,
             describing,
             waiting: AtomicUsize::new(0),
+            waiting_for_places: AtomicUsize::new(0),
             waiting_by_client: Mutex::new(HashMap::new()),
             active: Mutex::new(HashMap::new()),
+            cancelled_by_request: Mutex::new(Default::default()),
             cluster: std::sync::OnceLock::new(),
             shared: Mutex::new(HashMap::new()),
             freed: tokio::sync::Notify::new(),
@@ -226,8 +245,10 @@ impl Scheduler {
         }
     }
 
+    /// Runs accepted here and not started: waiting for a worker, or for a
+    /// place under a concurrency limit.
     pub fn queued(&self) -> usize {
-        self.waiting.load(Ordering::SeqCst)
+        self.waiting.load(Ordering::SeqCst) + self.waiting_for_places.load(Ordering::SeqCst)
     }
 
     /// Runs holding a worker's place.
@@ -238,6 +259,12 @@ impl Scheduler {
     pub fn submit(self: &Arc<Self>, start: StartRun) -> Result<Submitted, SubmitError> {
         if self.shutting_down.load(Ordering::SeqCst) {
             return Err(SubmitError::ShuttingDown);
+        }
+        let most_waiting_for_places = self.config.queue_capacity.max(1) * limits::WAITING_FOR_PLACES_PER_QUEUE_PLACE;
+        if start.info.concurrency.is_some() && self.waiting_for_places.load(Ordering::SeqCst) >= most_waiting_for_places
+        {
+            self.metrics.rejected_queue_full.inc();
+            return Err(SubmitError::QueueFull { retry_after_secs: 1 });
         }
         let admitted = self.waiting.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |waiting| {
             let free_workers = self.permits.available_permits();
@@ -320,6 +347,16 @@ impl Scheduler {
         Ok(())
     }
 
+    /// The run no longer waits in the queue (nor in its client's share).
+    fn uncount(&self, counted: &mut Counted) {
+        if std::mem::take(&mut counted.in_queue) {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+        if let Some(client) = counted.for_client.take() {
+            self.give_client_place(client);
+        }
+    }
+
     fn give_client_place(&self, client: Client) {
         let mut by_client = self.waiting_by_client.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(waiting) = by_client.get_mut(&client) {
@@ -338,10 +375,12 @@ impl Scheduler {
         self.sandbox.describe(source, quotas).await
     }
 
-    /// Cancel a queued or running run. False when it is not going on.
+    /// Cancel a queued or running run, and any attempt after it (a
+    /// shutdown's cancels leave retries be). False when it is not going on.
     pub fn cancel(&self, run_id: &str) -> bool {
         match self.active.lock().unwrap_or_else(|p| p.into_inner()).get(run_id) {
             Some(token) => {
+                self.cancelled_by_request.lock().unwrap_or_else(|p| p.into_inner()).insert(run_id.to_string());
                 token.cancel();
                 true
             }
@@ -381,7 +420,7 @@ impl Scheduler {
     ) {
         // A run claimed from the shared queue was counted as waiting by the
         // node that accepted it, not here.
-        let counted = !start.claimed;
+        let mut counted = Counted { in_queue: !start.claimed, for_client: start.client.filter(|_| !start.claimed) };
         // What its next attempt needs, should this one end badly.
         let retry = start.info.retry.clone().map(|policy| {
             let launch = Launch {
@@ -392,7 +431,7 @@ impl Scheduler {
             (policy, launch)
         });
         let mut place = place;
-        let slot = self.wait_for_slot(&run, &start, &cancel, &mut place).await;
+        let slot = self.wait_for_slot(&run, &start, &cancel, &mut place, &mut counted).await;
         let permit = match (&slot, place) {
             (Err(_), _) => None,
             (Ok(_), Some(place)) => Some(place),
@@ -401,12 +440,7 @@ impl Scheduler {
                 _ = cancel.cancelled() => None,
             },
         };
-        if counted {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            if let Some(client) = start.client {
-                self.give_client_place(client);
-            }
-        }
+        self.uncount(&mut counted);
         let started = Instant::now();
         let mut last_seq = 0;
         match permit {
@@ -451,7 +485,10 @@ impl Scheduler {
         // The place is free again: the shared queue may hold a run for it.
         self.freed.notify_one();
         run.last_seq = last_seq + 1;
-        let retry = retry.and_then(|(policy, launch)| crate::retries::next_attempt(&policy, &run, launch));
+        let called_off = self.cancelled_by_request.lock().unwrap_or_else(|p| p.into_inner()).remove(&run.run_id);
+        let retry = retry
+            .filter(|_| !called_off)
+            .and_then(|(policy, launch)| crate::retries::next_attempt(&policy, &run, launch));
         let (stored, committed) = oneshot::channel();
         self.store.write(Write::RunFinished { run: Box::new(run.clone()), stored: Some(stored), retry });
         let stored = committed.await.unwrap_or_else(|_| Err("the store's writer has stopped".into()));

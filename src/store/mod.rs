@@ -238,6 +238,9 @@ impl Store {
         /// have freed; `leave_slot` when the run ends or stops waiting.
         pub async fn enter_slot(&self, claim: SlotClaim) -> Result<bool>;
         pub async fn leave_slot(&self, run_id: &str) -> Result<()>;
+        /// Give back the places of runs that have ended (a process died
+        /// with them in hand); how many.
+        pub async fn sweep_slots(&self) -> Result<u64>;
 
         pub async fn kv_get(&self, flow: &str, key: &str) -> Result<Option<Value>>;
         /// Set a key, unless the flow would then hold more than `limit` bytes

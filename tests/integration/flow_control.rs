@@ -235,3 +235,60 @@ fn bad_retry_and_concurrency_declarations_are_refused_with_a_reason() {
     }
     assert_eq!(server.get("/api/flows/bad").status, 404, "nothing refused was stored");
 }
+
+/// Cancelling a run stops its flow's retries, even where `retry_on` names
+/// `cancelled`; a removed flow's waiting attempt never starts; retention
+/// keeps a run whose next attempt waits.
+#[test]
+fn retries_stop_when_cancelled_or_their_flow_is_removed_and_retention_keeps_what_they_need() {
+    let server = Server::start(&["--retain-runs", "1"]);
+    let endless = r#"
+import time
+from hero_logic import flow
+
+@flow(name="endless", retries=5, retry_delay=0, retry_on=["failed", "cancelled"])
+def endless():
+    time.sleep(10)
+"#;
+    assert_eq!(server.upload(endless).status, 201);
+    let first = server.start_run(json!({"flow": "endless"}));
+    eventually("the run to start", || server.run_status(first.as_str()) == "running");
+    assert_eq!(server.request("POST", &format!("/api/runs/{first}/cancel"), &[], b"").status, 202);
+    assert_eq!(finished(&server, &first)["status"], "cancelled");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(attempts(&server, &first).len(), 1, "a cancel by request ends the chain");
+
+    let slow = ALWAYS_FAILS.replace("retry_delay=0.3", "retry_delay=2");
+    assert_eq!(server.upload(&slow).status, 201);
+    let doomed = server.start_run(json!({"flow": "always_fails"}));
+    finished(&server, &doomed);
+    // Newer runs than it, past --retain-runs 1: it stays while its attempt waits.
+    for _ in 0..2 {
+        assert_eq!(server.run_wait(json!({"flow": "endless", "quotas": {"wall_time_ms": 50}}))["status"], "timed_out");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.get(&format!("/api/runs/{doomed}")).status, 200, "kept for its next attempt");
+    assert_eq!(server.request("DELETE", "/api/flows/always_fails", &[], b"").status, 200);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(attempts(&server, &doomed).len() <= 1, "a removed flow is not run again");
+}
+
+/// Runs waiting for a place under a concurrency limit wait outside the
+/// queue: other flows' runs are not refused for them.
+#[test]
+fn runs_waiting_for_a_place_leave_the_queue_to_other_flows() {
+    let server = Server::start(&["--max-concurrent", "2", "--queue-capacity", "2", "--queue-per-client", "2"]);
+    assert_eq!(server.upload(ONE_AT_A_TIME).status, 201);
+    let waiting: Vec<String> = (0..6).map(|_| one_at_a_time(&server, "t", 1.0)).collect();
+    eventually("five waiting for the place", || {
+        waiting.iter().filter(|id| server.run_status(id.as_str()) == "queued").count() == 5
+    });
+    let other =
+        server.run_wait(json!({"source": "from hero_logic import flow\n\n@flow\ndef other():\n    return 1\n"}));
+    assert_eq!(other["status"], "ok", "{other}");
+    let health = server.get("/healthz").json();
+    assert!(health["runs_queued"].as_u64().unwrap() >= 4, "waiting runs are still counted as queued: {health}");
+    for id in &waiting {
+        server.request("POST", &format!("/api/runs/{id}/cancel"), &[], b"");
+    }
+}

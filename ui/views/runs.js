@@ -40,7 +40,8 @@ export function createRunsView() {
 
   async function render() {
     const { flow, status, first_run_id } = filters();
-    const params = new URLSearchParams({ limit: "100" });
+    // A run has at most 101 attempts: list them all.
+    const params = new URLSearchParams({ limit: first_run_id ? "500" : "100" });
     if (flow) params.set("flow_contains", flow);
     if (status) params.set("status", status);
     if (first_run_id) params.set("first_run_id", first_run_id);

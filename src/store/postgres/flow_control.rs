@@ -110,6 +110,16 @@ impl PgStore {
         Ok(granted)
     }
 
+    pub async fn sweep_slots(&self) -> Result<u64> {
+        let client = self.client().await?;
+        super::exec(
+            &client,
+            "DELETE FROM run_slots s USING runs r WHERE r.run_id = s.run_id AND r.status NOT IN ('queued', 'running')",
+            &[],
+        )
+        .await
+    }
+
     pub async fn leave_slot(&self, run_id: &str) -> Result<()> {
         let client = self.client().await?;
         super::exec(&client, "DELETE FROM run_slots WHERE run_id = $1", &[&run_id]).await?;

@@ -38,7 +38,6 @@ impl PgStore {
         super::exec(&tx, "DELETE FROM spans WHERE run_id = ANY($1)", &[&doomed]).await?;
         super::exec(&tx, "DELETE FROM logs WHERE run_id = ANY($1)", &[&doomed]).await?;
         super::exec(&tx, "DELETE FROM journal WHERE run_id = ANY($1)", &[&doomed]).await?;
-        super::exec(&tx, "DELETE FROM retries WHERE run_id = ANY($1)", &[&doomed]).await?;
         super::exec(&tx, "DELETE FROM runs WHERE run_id = ANY($1)", &[&doomed]).await?;
         tx.commit().await?;
         Ok(doomed.len() as u64)

@@ -73,6 +73,19 @@ impl SqliteStore {
         Ok(self.job(move |conn| enter_slot(conn, &claim)).await??)
     }
 
+    pub async fn sweep_slots(&self) -> Result<u64> {
+        let swept = self
+            .job(|conn| {
+                conn.execute(
+                    "DELETE FROM run_slots WHERE run_id IN
+                         (SELECT run_id FROM runs WHERE status NOT IN ('queued', 'running'))",
+                    [],
+                )
+            })
+            .await??;
+        Ok(swept as u64)
+    }
+
     pub async fn leave_slot(&self, run_id: &str) -> Result<()> {
         let run_id = run_id.to_string();
         self.job(move |conn| conn.execute("DELETE FROM run_slots WHERE run_id = ?1", [run_id])).await??;

@@ -27,6 +27,7 @@ impl SqliteStore {
                 let mut statement = tx.prepare_cached(
                     "SELECT run_id FROM runs
                      WHERE status NOT IN ('queued', 'running')
+                       AND run_id NOT IN (SELECT run_id FROM retries)
                        AND ((?1 IS NOT NULL AND (created_us, run_id) < (?1, ?2)) OR end_us < ?3)
                      LIMIT ?4",
                 )?;
@@ -40,7 +41,6 @@ impl SqliteStore {
                 tx.execute("DELETE FROM spans WHERE run_id = ?1", [run_id])?;
                 tx.execute("DELETE FROM logs WHERE run_id = ?1", [run_id])?;
                 tx.execute("DELETE FROM journal WHERE run_id = ?1", [run_id])?;
-                tx.execute("DELETE FROM retries WHERE run_id = ?1", [run_id])?;
                 tx.execute("DELETE FROM runs WHERE run_id = ?1", [run_id])?;
             }
             tx.commit()?;

@@ -64,11 +64,17 @@ impl SqliteStore {
 
     pub async fn runs(self: &Arc<Self>, filter: RunFilter) -> Result<Vec<RunRecord>> {
         self.read(move |conn| {
+            // A run's attempts are found by their index (an `?6 IS NULL OR`
+            // would have SQLite scan every run instead).
+            let attempts = match filter.first_run_id {
+                Some(_) => "AND (run_id = ?6 OR first_run_id = ?6)",
+                None => "AND ?6 IS NULL",
+            };
             let mut statement = conn.prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs
                  WHERE (?1 IS NULL OR flow = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR created_us < ?3)
                    AND (?5 IS NULL OR instr(lower(flow), ?5) > 0)
-                   AND (?6 IS NULL OR run_id = ?6 OR first_run_id = ?6)
+                   {attempts}
                  ORDER BY created_us DESC, run_id DESC LIMIT ?4"
             ))?;
             let rows = statement.query_map(
