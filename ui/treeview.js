@@ -107,7 +107,9 @@ export class TreeView {
       if (!appended) this.rows = layoutRows(model, { collapsed: state.collapsed, filter: state.filter });
       this.laidOut = { model, version: model.version, collapsed: state.collapsed, filter: state.filter, arrived: model.arrived.length };
       this.spacer.style.height = `${this.rows.length * ROW_HEIGHT}px`;
-      this.empty.hidden = model.spans.size > 0;
+      // Written only when it changes: even an unchanged value marks the
+      // element for a style pass.
+      if (this.empty.hidden !== model.spans.size > 0) this.empty.hidden = model.spans.size > 0;
       // Following goes on through the frame that draws the run's last spans.
       if (state.follow && (running || this.wasRunning)) {
         scrollTop = Math.max(0, this.rows.length * ROW_HEIGHT - this.viewportHeight);
@@ -197,7 +199,11 @@ export class TreeView {
     ticks.forEach(({ at, label }, i) => {
       const tick = this.rulerTicks[i];
       if (tick.textContent !== label) tick.textContent = label;
-      tick.style.left = `${(at * 100).toFixed(2)}%`;
+      const left = `${(at * 100).toFixed(2)}%`;
+      if (tick.at !== left) {
+        tick.at = left;
+        tick.style.left = left;
+      }
     });
   }
 
