@@ -121,7 +121,11 @@ export class TreeView {
     const nowUs = Date.now() * 1000;
     const axis = timeAxis(model, nowUs);
     this.drawRuler(model.spans.size ? axis : null);
-    const { first, last } = visibleWindow(this.rows.length, ROW_HEIGHT, scrollTop, this.viewportHeight);
+    // Rows drawn beyond the viewport are there for the reader's scrolling;
+    // a run followed while it streams in bulk replaces every row each draw,
+    // and scrolling stops following (and draws them), so it draws none.
+    const overscan = this.streaming && state.follow ? 0 : undefined;
+    const { first, last } = visibleWindow(this.rows.length, ROW_HEIGHT, scrollTop, this.viewportHeight, overscan);
     const needed = last - first;
     while (this.pool.length < needed) {
       const element = document.createElement("div");
