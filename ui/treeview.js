@@ -101,6 +101,7 @@ export class TreeView {
     const stale = !sameTree || laidOut.version !== model.version;
     const running = isRunning(model);
     let scrollTop = this.container.scrollTop;
+    let followTo = null;
     if (stale) {
       // New spans of a live run mostly go at the end: add those rows alone.
       const appended = sameTree && !state.filter.trim() && appendRows(model, this.rows, laidOut.arrived, state.collapsed);
@@ -113,9 +114,7 @@ export class TreeView {
       // Following goes on through the frame that draws the run's last spans.
       if (state.follow && (running || this.wasRunning)) {
         scrollTop = Math.max(0, this.rows.length * ROW_HEIGHT - this.viewportHeight);
-        this.container.scrollTop = scrollTop;
-        // Not read back: a read would force a layout in the middle of the frame.
-        this.followedTo = scrollTop;
+        followTo = scrollTop;
       }
     }
     const nowUs = Date.now() * 1000;
@@ -141,6 +140,14 @@ export class TreeView {
     if (this.container.getAttribute("aria-activedescendant") !== active) {
       if (active) this.container.setAttribute("aria-activedescendant", active);
       else this.container.removeAttribute("aria-activedescendant");
+    }
+    // Scrolled last: the browser lays the tree out to scroll it, and with
+    // every write of the frame already made, that layout is the frame's
+    // only one (scrolled before the rows were written, it would lay out
+    // twice). Not read back: a read would force another.
+    if (followTo !== null) {
+      this.container.scrollTop = followTo;
+      this.followedTo = followTo;
     }
     this.wasRunning = running;
     // Running spans tick: keep drawing while the run goes on, and no longer.
