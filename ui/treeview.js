@@ -456,24 +456,20 @@ class RowPainter {
     const laneLeft = width - PAD_RIGHT - laneWidth;
     const durationRight = laneLeft - GAP;
     const nameRight = durationRight - DURATION - GAP;
-    // Row by row, cell by cell: one font and alignment set per cell, not per row.
+    // Cell by cell rather than row by row, and rows of one status together:
+    // each font, alignment and colour is set once a paint, not once a row.
     const shown = [];
+    const byStatus = new Map();
     for (let i = first; i < last; i++) {
       const row = rows[i];
+      const span = model.spans.get(row.span.span_id) ?? row.span;
       const toggleLeft = PAD_LEFT + row.depth * INDENT;
-      shown.push({ row, span: model.spans.get(row.span.span_id) ?? row.span, top: (i - first) * ROW_HEIGHT, toggleLeft, iconLeft: toggleLeft + TOGGLE + GAP });
+      const cell = { row, span, top: (i - first) * ROW_HEIGHT, toggleLeft, iconLeft: toggleLeft + TOGGLE + GAP, nameLeft: 0 };
+      shown.push(cell);
+      if (!byStatus.has(span.status)) byStatus.set(span.status, []);
+      byStatus.get(span.status).push(cell);
     }
 
-    this.cells(g, style.font, "center", (y) => {
-      g.fillStyle = style.muted;
-      for (const { row, top, toggleLeft } of shown) if (row.hasChildren) g.fillText(row.collapsed ? "▸" : "▾", toggleLeft + TOGGLE / 2, top + y);
-    });
-    this.cells(g, style.bold, "center", (y) => {
-      for (const { span, top, iconLeft } of shown) {
-        g.fillStyle = style.colours[span.status] || style.fg;
-        g.fillText(ICONS[span.status] || "?", iconLeft + TOGGLE / 2, top + y);
-      }
-    });
     // A step's kind is not shown, but its (empty) cell still has a gap after it.
     this.cells(g, style.small, "left", (y) => {
       g.fillStyle = style.muted;
@@ -486,26 +482,35 @@ class RowPainter {
         }
       }
     });
-    this.cells(g, style.font, "left", (y) => {
+    this.cells(g, style.font, "center", (y) => {
+      g.fillStyle = style.muted;
+      for (const { row, top, toggleLeft } of shown) if (row.hasChildren) g.fillText(row.collapsed ? "▸" : "▾", toggleLeft + TOGGLE / 2, top + y);
+      g.textAlign = "right";
+      for (const { span, top } of shown) g.fillText(formatDuration((span.end_us ?? nowUs) - span.start_us), durationRight, top + y);
+      g.textAlign = "left";
       g.fillStyle = style.fg;
       for (const { span, top, nameLeft } of shown) g.fillText(fitted(g, span.name, nameRight - nameLeft), nameLeft, top + y);
     });
-    this.cells(g, style.font, "right", (y) => {
-      g.fillStyle = style.muted;
-      for (const { span, top } of shown) g.fillText(formatDuration((span.end_us ?? nowUs) - span.start_us), durationRight, top + y);
+    this.cells(g, style.bold, "center", (y) => {
+      for (const [status, cells] of byStatus) {
+        g.fillStyle = style.colours[status] || style.fg;
+        for (const { top, iconLeft } of cells) g.fillText(ICONS[status] || "?", iconLeft + TOGGLE / 2, top + y);
+      }
     });
 
-    // The lanes in one path, one fill; each bar over its lane.
+    // The lanes in one path, one fill; the bars in one path a status.
     const laneTop = (ROW_HEIGHT - LANE_HEIGHT) / 2;
     g.fillStyle = style.lane;
     g.beginPath();
     for (const { top } of shown) g.roundRect(laneLeft, top + laneTop, laneWidth, LANE_HEIGHT, LANE_RADIUS);
     g.fill();
-    for (const { span, top } of shown) {
-      const { left, width: share } = barPosition(span, axis, nowUs);
-      g.fillStyle = style.colours[span.status] || style.fg;
+    for (const [status, cells] of byStatus) {
+      g.fillStyle = style.colours[status] || style.fg;
       g.beginPath();
-      g.roundRect(laneLeft + left * laneWidth, top + laneTop, Math.max(1, share * laneWidth), LANE_HEIGHT, LANE_RADIUS);
+      for (const { span, top } of cells) {
+        const { left, width: share } = barPosition(span, axis, nowUs);
+        g.roundRect(laneLeft + left * laneWidth, top + laneTop, share * laneWidth, LANE_HEIGHT, LANE_RADIUS);
+      }
       g.fill();
     }
   }
