@@ -209,7 +209,7 @@ export class TreeView {
       if (painted) return;
       // Indented by the toggle's margin, not the row's padding: every
       // row's lane then has the same width, under the ruler's.
-      toggle.style.marginLeft = `${depth * 14}px`;
+      toggle.style.marginLeft = `${depth * INDENT}px`;
       toggle.textContent = row.hasChildren ? (row.collapsed ? "▸" : "▾") : "";
       icon.textContent = ICONS[span.status] || "?";
       icon.className = `icon s-${span.status}`;
