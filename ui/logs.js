@@ -34,7 +34,10 @@ export class LogPanel {
   show(model) {
     this.model = model;
     const count = model.logOrder.length;
-    this.tab.textContent = count ? `Logs (${count})` : "Logs";
+    // Written only when it changes: a new text lays the tabs out again, and
+    // a live run calls this for every batch of events.
+    const label = count ? `Logs (${count})` : "Logs";
+    if (this.tab.textContent !== label) this.tab.textContent = label;
     if (!this.panel.hidden) this.timer ??= setTimeout(() => this.draw(), 100);
   }
 

@@ -105,6 +105,8 @@ export class RunPane {
    */
   async watch(runId, run = null) {
     this.stop();
+    // A run left while its events poured in must not leave the next one drawn as streaming.
+    this.view.streaming = false;
     this.runId = runId;
     const model = createModel();
     this.model = model;
@@ -159,6 +161,7 @@ export class RunPane {
   /** Stop following the run and show none. */
   clear() {
     this.stop();
+    this.view.streaming = false;
     this.runId = null;
     this.model = createModel();
     this.dispatch({ type: "reset" });

@@ -3,10 +3,17 @@
 // view (virtual scrolling), at most once per animation frame however many
 // events arrive. It keeps no state of its own beyond what it last drew; a
 // click is passed on as an intent for the owner to reduce.
+//
+// A run followed while it streams in bulk has new rows in view at every
+// draw. Laying out and painting their text and bars as elements is most of
+// such a frame, so then the rows stay in the DOM as empty tree items (the
+// ARIA tree, clicks, keys and selection work as ever) and `RowPainter`
+// paints their text and bars on one canvas over them.
 
 import { formatDuration, formatOffset, rulerTicks } from "./time.js";
 import { appendRows, barPosition, createModel, followAfterScroll, isRunning, layoutRows, timeAxis, visibleWindow } from "./tree.js";
 import { initialTreeState } from "./tree_state.js";
+import { onThemeChange } from "./theme.js";
 
 const ROW_HEIGHT = 22;
 const ICONS = { ok: "✓", failed: "✗", running: "●", queued: "…", timed_out: "⏱", quota_exceeded: "!", cancelled: "⊘", interrupted: "↯" };
@@ -54,10 +61,20 @@ export class TreeView {
     // The viewport's height, read when it changes rather than each frame
     // (a read after the frame's writes would force a layout).
     this.viewportHeight = container.clientHeight;
+    this.viewportWidth = container.clientWidth;
     new ResizeObserver(() => {
       this.viewportHeight = container.clientHeight;
+      this.viewportWidth = container.clientWidth;
+      this.painter.restyle();
       this.schedule();
     }).observe(container);
+    this.painter = new RowPainter(container);
+    onThemeChange(() => {
+      this.painter.restyle();
+      this.schedule();
+    });
+    /** Whether the rows' text and bars are on the painter's canvas. */
+    this.painted = false;
     this.rulerTicks = [];
     this.drawnAt = 0;
     /** Set by the owner while a live run's events arrive in bulk. */
@@ -101,25 +118,40 @@ export class TreeView {
     const stale = !sameTree || laidOut.version !== model.version;
     const running = isRunning(model);
     let scrollTop = this.container.scrollTop;
+    let followTo = null;
     if (stale) {
       // New spans of a live run mostly go at the end: add those rows alone.
       const appended = sameTree && !state.filter.trim() && appendRows(model, this.rows, laidOut.arrived, state.collapsed);
       if (!appended) this.rows = layoutRows(model, { collapsed: state.collapsed, filter: state.filter });
       this.laidOut = { model, version: model.version, collapsed: state.collapsed, filter: state.filter, arrived: model.arrived.length };
       this.spacer.style.height = `${this.rows.length * ROW_HEIGHT}px`;
-      this.empty.hidden = model.spans.size > 0;
+      // Written only when it changes: even an unchanged value marks the
+      // element for a style pass.
+      if (this.empty.hidden !== model.spans.size > 0) this.empty.hidden = model.spans.size > 0;
       // Following goes on through the frame that draws the run's last spans.
       if (state.follow && (running || this.wasRunning)) {
         scrollTop = Math.max(0, this.rows.length * ROW_HEIGHT - this.viewportHeight);
-        this.container.scrollTop = scrollTop;
-        // Not read back: a read would force a layout in the middle of the frame.
-        this.followedTo = scrollTop;
+        followTo = scrollTop;
       }
     }
     const nowUs = Date.now() * 1000;
     const axis = timeAxis(model, nowUs);
     this.drawRuler(model.spans.size ? axis : null);
-    const { first, last } = visibleWindow(this.rows.length, ROW_HEIGHT, scrollTop, this.viewportHeight);
+    // Rows drawn beyond the viewport are there for the reader's scrolling;
+    // a run followed while it streams in bulk replaces every row each draw,
+    // and scrolling stops following (and draws them), so it draws none.
+    const painted = this.streaming && state.follow;
+    const overscan = painted ? 0 : undefined;
+    const { first, last } = visibleWindow(this.rows.length, ROW_HEIGHT, scrollTop, this.viewportHeight, overscan);
+    // Painted before the rows are written: its first paint reads the
+    // page's colours, and a read after writes would force a style pass.
+    if (painted) this.painter.paint({ rows: this.rows, first, last, model, axis, nowUs, width: this.viewportWidth });
+    if (painted !== this.painted) {
+      this.painted = painted;
+      // The rows' cells are hidden (or shown again) by the container's class.
+      this.container.classList.toggle("painted", painted);
+      if (!painted) this.painter.hide();
+    }
     const needed = last - first;
     while (this.pool.length < needed) {
       const element = document.createElement("div");
@@ -136,6 +168,14 @@ export class TreeView {
       if (active) this.container.setAttribute("aria-activedescendant", active);
       else this.container.removeAttribute("aria-activedescendant");
     }
+    // Scrolled last: the browser lays the tree out to scroll it, and with
+    // every write of the frame already made, that layout is the frame's
+    // only one (scrolled before the rows were written, it would lay out
+    // twice). Not read back: a read would force another.
+    if (followTo !== null) {
+      this.container.scrollTop = followTo;
+      this.followedTo = followTo;
+    }
     this.wasRunning = running;
     // Running spans tick: keep drawing while the run goes on, and no longer.
     clearTimeout(this.tick);
@@ -148,16 +188,14 @@ export class TreeView {
     const { depth } = row;
     const selected = this.state.selected === span.span_id;
     const [toggle, icon, kind, name, duration, lane] = element.children;
+    const painted = this.painted;
     // What changes only with the span's row, its status or the reader's
     // folds and selection: written only when it changed (a live run redraws
     // the same rows every frame).
-    const key = `${index}|${span.span_id}|${span.status}|${depth}|${row.hasChildren}|${row.collapsed}|${selected}`;
+    const key = `${index}|${span.span_id}|${span.status}|${depth}|${row.hasChildren}|${row.collapsed}|${selected}|${painted}`;
     if (element.rowKey !== key) {
       element.rowKey = key;
       element.style.top = `${index * ROW_HEIGHT}px`;
-      // Indented by the toggle's margin, not the row's padding: every
-      // row's lane then has the same width, under the ruler's.
-      toggle.style.marginLeft = `${depth * 14}px`;
       element.dataset.spanId = span.span_id;
       element.dataset.status = span.status;
       element.id = `span-row-${span.span_id}`;
@@ -167,6 +205,11 @@ export class TreeView {
       element.setAttribute("aria-label", `${span.name}, ${span.status}`);
       if (row.hasChildren) element.setAttribute("aria-expanded", String(!row.collapsed));
       else element.removeAttribute("aria-expanded");
+      // Painted rows have their cells hidden: what they would show is on the canvas.
+      if (painted) return;
+      // Indented by the toggle's margin, not the row's padding: every
+      // row's lane then has the same width, under the ruler's.
+      toggle.style.marginLeft = `${depth * INDENT}px`;
       toggle.textContent = row.hasChildren ? (row.collapsed ? "▸" : "▾") : "";
       icon.textContent = ICONS[span.status] || "?";
       icon.className = `icon s-${span.status}`;
@@ -175,6 +218,7 @@ export class TreeView {
       name.title = span.name;
       lane.firstChild.className = `bar b-${span.status}`;
     }
+    if (painted) return;
     const lasted = formatDuration((span.end_us ?? nowUs) - span.start_us);
     if (duration.textContent !== lasted) duration.textContent = lasted;
     // The bar moves by transform: no layout, however many rows redraw.
@@ -197,7 +241,11 @@ export class TreeView {
     ticks.forEach(({ at, label }, i) => {
       const tick = this.rulerTicks[i];
       if (tick.textContent !== label) tick.textContent = label;
-      tick.style.left = `${(at * 100).toFixed(2)}%`;
+      const left = `${(at * 100).toFixed(2)}%`;
+      if (tick.at !== left) {
+        tick.at = left;
+        tick.style.left = left;
+      }
     });
   }
 
@@ -281,8 +329,219 @@ export class TreeView {
     const element = event.target.closest(".row");
     if (!element) return;
     const id = Number(element.dataset.spanId);
-    if (event.target.classList.contains("toggle") && this.model.children.has(id)) this.intents.onToggle(id);
+    // A painted row has no toggle element: its toggle is where it would be.
+    const onToggle = this.painted ? toggleHit(Number(element.getAttribute("aria-level")) - 1, event.offsetX) : event.target.classList.contains("toggle");
+    if (onToggle && this.model.children.has(id)) this.intents.onToggle(id);
     else this.intents.onSelect(id);
     this.container.focus({ preventScroll: true });
+  }
+}
+
+// Where a row's cells sit, as style.css lays them out (`.row`): padding
+// 0 8px 0 4px, 6px between cells, a 14px toggle indented 14px a level, a
+// 14px icon, the kind, the name, the duration (at least 64px, right
+// aligned) and the lane (a share of the row's inner width, 8px high,
+// rounded 2px).
+const PAD_LEFT = 4;
+const PAD_RIGHT = 8;
+const GAP = 6;
+const TOGGLE = 14;
+const INDENT = 14;
+const DURATION = 64;
+const LANE_HEIGHT = 8;
+const LANE_RADIUS = 2;
+
+/** Is `x` (from a row's left edge) on the toggle of a row at `depth`? */
+function toggleHit(depth, x) {
+  const left = PAD_LEFT + depth * INDENT;
+  return x >= left && x < left + TOGGLE;
+}
+
+/** The widest a character of the rows' 12px text is: a name this many
+ * pixels a character fits without measuring it. */
+const WIDEST_CHAR = 12;
+
+/** `text` as it fits in `room` pixels in `g`'s font: cut, with an ellipsis, as the row's cell does. */
+function fitted(g, text, room) {
+  // Most names are short: measured only when they might not fit.
+  if (text.length * WIDEST_CHAR <= room || g.measureText(text).width <= room) return text;
+  let fits = 0;
+  let over = text.length;
+  while (over - fits > 1) {
+    const mid = (fits + over) >> 1;
+    if (g.measureText(`${text.slice(0, mid)}…`).width <= room) fits = mid;
+    else over = mid;
+  }
+  return `${text.slice(0, fits)}…`;
+}
+
+/**
+ * The text and bars of the rows in view, painted on one canvas laid over
+ * the (empty) row elements: a frame then costs a few canvas calls per row
+ * rather than the style, layout and paint of its cells. The canvas is
+ * transparent, so the rows' own hover and selection backgrounds show
+ * through, and lets the pointer through to them.
+ */
+class RowPainter {
+  constructor(container) {
+    this.container = container;
+    this.canvas = null;
+    this.style = null;
+  }
+
+  /** The colours, fonts or size changed: read them again at the next paint. */
+  restyle() {
+    this.style = null;
+  }
+
+  hide() {
+    if (this.canvas) this.canvas.hidden = true;
+  }
+
+  /** Colours and fonts as style.css gives them, read once (not each frame:
+   * a read after the frame's writes would force a style pass). */
+  readStyle() {
+    const css = getComputedStyle(this.container);
+    const value = (name) => css.getPropertyValue(name).trim();
+    const family = css.fontFamily;
+    const colours = {};
+    for (const status of Object.keys(ICONS)) colours[status] = value(`--${status}`);
+    return {
+      fg: value("--fg"),
+      muted: value("--muted"),
+      lane: value("--lane"),
+      colours,
+      laneShare: parseFloat(value("--lane-share")) / 100 || 0.3,
+      font: `12px ${family}`,
+      bold: `bold 12px ${family}`,
+      small: `11px ${family}`,
+      kindWidths: new Map(),
+      baselines: new Map(),
+    };
+  }
+
+  canvasFor(width, height) {
+    if (!this.canvas) {
+      this.canvas = document.createElement("canvas");
+      this.canvas.className = "row-paint";
+      this.canvas.setAttribute("aria-hidden", "true");
+      this.container.appendChild(this.canvas);
+    }
+    const canvas = this.canvas;
+    canvas.hidden = false;
+    const scale = window.devicePixelRatio || 1;
+    if (canvas.cssWidth !== width || canvas.cssHeight !== height || canvas.scale !== scale) {
+      Object.assign(canvas, { cssWidth: width, cssHeight: height, scale });
+      canvas.width = Math.round(width * scale);
+      canvas.height = Math.round(height * scale);
+      canvas.style.width = `${width}px`;
+      canvas.style.height = `${height}px`;
+    }
+    return canvas;
+  }
+
+  /** Paint rows `first` to `last` (exclusive) of `rows`, `width` wide, on
+   * the run's time `axis` at `nowUs`. */
+  paint({ rows, first, last, model, axis, nowUs, width }) {
+    this.style ??= this.readStyle();
+    const style = this.style;
+    const canvas = this.canvasFor(width, Math.max(1, (last - first) * ROW_HEIGHT));
+    // Moved with the rows it covers by a transform: no layout.
+    canvas.style.transform = `translateY(${first * ROW_HEIGHT}px)`;
+    const g = canvas.getContext("2d");
+    g.setTransform(canvas.scale, 0, 0, canvas.scale, 0, 0);
+    g.clearRect(0, 0, canvas.cssWidth, canvas.cssHeight);
+    g.textBaseline = "alphabetic";
+    const laneWidth = (width - PAD_LEFT - PAD_RIGHT) * style.laneShare;
+    const laneLeft = width - PAD_RIGHT - laneWidth;
+    const durationRight = laneLeft - GAP;
+    const nameRight = durationRight - DURATION - GAP;
+    // Cell by cell rather than row by row, and rows of one status together:
+    // each font, alignment and colour is set once a paint, not once a row.
+    const shown = [];
+    const byStatus = new Map();
+    for (let i = first; i < last; i++) {
+      const row = rows[i];
+      const span = model.spans.get(row.span.span_id) ?? row.span;
+      const toggleLeft = PAD_LEFT + row.depth * INDENT;
+      const cell = { row, span, top: (i - first) * ROW_HEIGHT, toggleLeft, iconLeft: toggleLeft + TOGGLE + GAP, nameLeft: 0 };
+      shown.push(cell);
+      if (!byStatus.has(span.status)) byStatus.set(span.status, []);
+      byStatus.get(span.status).push(cell);
+    }
+
+    // A step's kind is not shown, but its (empty) cell still has a gap after it.
+    this.cells(g, style.small, "left", (y) => {
+      g.fillStyle = style.muted;
+      for (const cell of shown) {
+        cell.nameLeft = cell.iconLeft + TOGGLE + GAP;
+        if (cell.span.kind === "step") cell.nameLeft += GAP;
+        else {
+          g.fillText(cell.span.kind, cell.nameLeft, cell.top + y);
+          cell.nameLeft += this.kindWidth(g, cell.span.kind) + GAP;
+        }
+      }
+    });
+    this.cells(g, style.font, "center", (y) => {
+      g.fillStyle = style.muted;
+      for (const { row, top, toggleLeft } of shown) if (row.hasChildren) g.fillText(row.collapsed ? "▸" : "▾", toggleLeft + TOGGLE / 2, top + y);
+      g.textAlign = "right";
+      for (const { span, top } of shown) g.fillText(formatDuration((span.end_us ?? nowUs) - span.start_us), durationRight, top + y);
+      g.textAlign = "left";
+      g.fillStyle = style.fg;
+      for (const { span, top, nameLeft } of shown) g.fillText(fitted(g, span.name, nameRight - nameLeft), nameLeft, top + y);
+    });
+    this.cells(g, style.bold, "center", (y) => {
+      for (const [status, cells] of byStatus) {
+        g.fillStyle = style.colours[status] || style.fg;
+        for (const { top, iconLeft } of cells) g.fillText(ICONS[status] || "?", iconLeft + TOGGLE / 2, top + y);
+      }
+    });
+
+    // The lanes in one path, one fill; the bars in one path a status.
+    const laneTop = (ROW_HEIGHT - LANE_HEIGHT) / 2;
+    g.fillStyle = style.lane;
+    g.beginPath();
+    for (const { top } of shown) g.roundRect(laneLeft, top + laneTop, laneWidth, LANE_HEIGHT, LANE_RADIUS);
+    g.fill();
+    for (const [status, cells] of byStatus) {
+      g.fillStyle = style.colours[status] || style.fg;
+      g.beginPath();
+      for (const { span, top } of cells) {
+        const { left, width: share } = barPosition(span, axis, nowUs);
+        g.roundRect(laneLeft + left * laneWidth, top + laneTop, share * laneWidth, LANE_HEIGHT, LANE_RADIUS);
+      }
+      g.fill();
+    }
+  }
+
+  /** One cell of every row: `draw(baseline)` in `font`, aligned `align`. */
+  cells(g, font, align, draw) {
+    g.font = font;
+    g.textAlign = align;
+    draw(this.baseline(g, font));
+  }
+
+  /** Where text in `font` (`g`'s now) sits in a row, as the row's centred line box puts
+   * it: the line's middle plus half the font's ascent less its descent,
+   * each in whole pixels as the browser lays text out. */
+  baseline(g, font) {
+    let y = this.style.baselines.get(font);
+    if (y === undefined) {
+      const { fontBoundingBoxAscent: ascent, fontBoundingBoxDescent: descent } = g.measureText("x");
+      y = Math.floor(ROW_HEIGHT / 2 + (Math.round(ascent) - Math.round(descent)) / 2);
+      this.style.baselines.set(font, y);
+    }
+    return y;
+  }
+
+  /** A kind's width in its font (there are few kinds: measured once each). */
+  kindWidth(g, kind) {
+    let width = this.style.kindWidths.get(kind);
+    if (width === undefined) {
+      width = g.measureText(kind).width;
+      this.style.kindWidths.set(kind, width);
+    }
+    return width;
   }
 }

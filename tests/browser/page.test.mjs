@@ -378,3 +378,30 @@ test("a 20,000-span run streaming live: the tree keeps up, and its frame times a
   console.log(`UI-FIGURES ${JSON.stringify({ live_spans: 20_201, live_frame_ms: frames })}`);
   await closePage(page);
 });
+
+test("a run followed while it streams in bulk keeps its rows as tree items under the painted text; a click on one selects it and stops following", async () => {
+  const page = await openPage("#/runs");
+  const runId = await page.evaluate(async (source) => {
+    const body = JSON.stringify({ source, input: { groups: 200 }, quotas: { spans: 20_201, cpu_time_ms: 60_000 } });
+    const response = await fetch("/api/runs", { method: "POST", headers: { "Content-Type": "application/json" }, body });
+    return (await response.json()).run_id;
+  }, LIVE_MANY);
+  await page.evaluate((id) => (location.hash = `#/runs/${id}`), runId);
+  // While it pours in, the rows' text and bars are on the canvas, and the
+  // rows are still there for assistive technology, the keys and the pointer.
+  await page.waitForSelector('[data-testid="tree"].painted');
+  const items = await page.$$eval('[data-testid="tree"] [role="treeitem"]', (rows) => rows.map((row) => row.getAttribute("aria-label")));
+  assert.ok(items.length > 5, `rows in view are tree items (${items.length})`);
+  assert.ok(items.every((label) => /^(leaf|group) \d+, (ok|running)$/.test(label)), `each row is labelled: ${items.slice(0, 3)}`);
+  await page.screenshot({ path: `${SHOTS}/big-run-painted.png` });
+  const box = await page.$eval('[data-testid="tree"]', (tree) => tree.getBoundingClientRect().toJSON());
+  await page.mouse.click(box.x + box.width / 3, box.y + box.height / 2);
+  // The click selected that row and stopped following: the rows are elements again.
+  await page.waitForSelector('[data-testid="tree"]:not(.painted) .row.selected .name');
+  assert.equal(await page.isChecked('[data-testid="follow"]'), false);
+  const name = await page.$eval('[data-testid="tree"] .row.selected .name', (cell) => cell.textContent);
+  assert.match(name, /^(leaf|group) \d+$/);
+  assert.match(await page.textContent('[data-testid="details"]'), new RegExp(name));
+  await page.waitForSelector('[data-testid="run-title"][data-status="ok"]', { timeout: 30_000 });
+  await closePage(page);
+});
