@@ -30,6 +30,7 @@ const FILES: &[(&str, &[u8])] = embedded![
     "ui/tree.js",
     "ui/tree_state.js",
     "ui/treeview.js",
+    "ui/row_painter.js",
     "ui/stubs.js",
     "ui/monaco.js",
     "ui/theme.js",
