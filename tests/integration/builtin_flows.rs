@@ -2,7 +2,7 @@
 //! service; and the library search they rely on, held to an evaluation set.
 
 use super::server_support::Server;
-use super::services::{Weather, register, spawn_service};
+use super::services::{Killed, Weather, register, spawn_service};
 use serde_json::{Value, json};
 
 const WEATHER_REPORT: &str = include_str!("../../examples/flows/weather_report.py");
@@ -252,15 +252,6 @@ server = HTTPServer(("127.0.0.1", 0), Handler)
 print(f"listening on http://127.0.0.1:{server.server_address[1]}/v1", flush=True)
 server.serve_forever()
 "#;
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[test]
 fn service_code_gen_asks_the_llm_service_through_the_openai_adapter() {

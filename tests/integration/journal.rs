@@ -4,7 +4,7 @@
 //! service call carries.
 
 use super::server_support::Server;
-use super::services::spawn_service;
+use super::services::{Killed, spawn_service};
 use crate::on_both_backends;
 use serde_json::{Value, json};
 
@@ -36,15 +36,6 @@ def journaled():
     return {"at": at, "random": r, "uuid": u, "keys": [first] + keys, "sub": sub}
 "#;
 
-struct Service(std::process::Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// The first `len` bytes of the ChaCha20 stream a journaled seed keys.
 fn keystream(seed_hex: &str, len: usize) -> Vec<u8> {
     use chacha20::cipher::{KeyIvInit, StreamCipher};
@@ -64,7 +55,7 @@ on_both_backends! {
     fn every_answer_the_host_gives_is_journaled_in_order_with_its_call_key() {
         let server = Server::start(&[]);
         let (child, url) = spawn_service(HEADERS, &["--port", "0"], &[]);
-        let _service = Service(child);
+        let _service = Killed(child);
         assert_eq!(server.post_json("/api/services", &json!({"name": "echo", "url": url})).status, 201);
         let run = server.run_wait(json!({"source": FLOW, "flow": "journaled"}));
         assert_eq!(run["status"], "ok", "{run}");

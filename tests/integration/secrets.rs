@@ -4,10 +4,10 @@
 //! store's bytes or the server's own logs.
 
 use super::server_support::{Server, request};
-use super::services::spawn_service;
+use super::services::{Killed, spawn_service};
 use crate::on_both_backends;
 use serde_json::{Value, json};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 
 const HEADERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/services/headers.py");
 /// Long and unlike anything else, so finding it anywhere is a leak.
@@ -28,15 +28,6 @@ def leak():
         refused = {"message": e.message, "data": e.data}
     return {"got": got, "refused": refused, "registry": services.registry.list()}
 "#;
-
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Keep an answer, to search them all for the value at the end.
 fn keep(answers: &mut Vec<(String, String)>, what: &str, response: &super::server_support::Response) {
@@ -70,7 +61,7 @@ on_both_backends! {
     fn a_secret_reaches_its_service_as_a_header_and_appears_nowhere_else() {
         let mut server = Server::start_logging(&[]);
         let (child, url) = spawn_service(HEADERS, &["--port", "0"], &[]);
-        let _service = Service(child);
+        let _service = Killed(child);
         let mut answers: Vec<(String, String)> = Vec::new();
 
         // Bad input: a precise 400 that never repeats the value.

@@ -18,6 +18,16 @@ pub struct Weather {
     pub url: String,
 }
 
+/// A process stopped when the test is done with it, however it ends.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Start a Python service script; it prints `listening on URL` when ready.
 pub fn spawn_service(script: &str, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new("python3")
