@@ -7,7 +7,8 @@
 //!   the guest component, a fresh instance per guest call (`instance`), what an instance and a run hold (`state`), the
 //!   host functions (`host`, a thin table over `rpc` and `subflow`), the
 //!   run's journal of every answer the host gives (`journal`, with the WASI
-//!   clocks, random and sleeps the host defines itself in `journal_wasi`), quotas
+//!   clocks, random and sleeps the host defines itself in `journal_wasi`,
+//!   and the `Replay` that answers a replay from it), quotas
 //!   (one table, `quotas`), the bounds on what a guest makes the host read
 //!   and keep (`bounds`), and `Sandbox::run` / `Sandbox::describe`.
 //! - `spelled`: `spelled!`, enums with one spelling each (statuses, span
@@ -27,7 +28,7 @@
 //!   stored, including waiting for a place under a concurrency limit (`limits`).
 //! - `schedules`: cron patterns, and starting each due tick's run once
 //!   across nodes.
-//! - `http`: the axum routes (flows, runs, webhooks, schedules, secrets, WebSocket streams,
+//! - `http`: the axum routes (flows, runs, replay, webhooks, schedules, secrets, WebSocket streams,
 //!   metrics), `AppError`,
 //!   the one guard every request passes (`guard`: Host, Origin, token) and
 //!   the accept loop with its connection limits (`conn`).

@@ -109,6 +109,7 @@ mod tests {
             trigger: Default::default(),
             attempt: 1,
             first_run_id: "r1".into(),
+            replay_of: None,
         }
     }
 

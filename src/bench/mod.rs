@@ -157,6 +157,7 @@ impl Harness {
             flows: Arc::new(ModuleFlows { source: source.clone(), flows: flows.clone() }),
             narrow_services: None,
             journal: None,
+            replay: None,
         };
         Ok(Prepared { source, info: flows[0].clone(), env })
     }

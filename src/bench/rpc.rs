@@ -65,6 +65,7 @@ pub async fn measure(sandbox: &Sandbox, python: &std::path::Path, calls: u32) ->
         flows: Arc::new(ModuleFlows { source: source.clone(), flows: flows.clone() }),
         narrow_services: None,
         journal: None,
+        replay: None,
     };
     let run = |count: u32| {
         let input = flows[0].check_input(&json!({"count": count})).expect("count is an integer");

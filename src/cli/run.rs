@@ -83,11 +83,18 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
                 flows: Arc::new(StoredFlows { store: store.clone(), module: Some(module) }),
                 narrow_services: None,
                 journal: None,
+                replay: None,
             };
             (env, Some(store))
         }
         None => (
-            RunEnv { services: Arc::new(NoServices), flows: Arc::new(module), narrow_services: None, journal: None },
+            RunEnv {
+                services: Arc::new(NoServices),
+                flows: Arc::new(module),
+                narrow_services: None,
+                journal: None,
+                replay: None,
+            },
             None,
         ),
     };

@@ -8,6 +8,7 @@ pub mod guard;
 mod hooks;
 mod meta;
 mod otlp;
+mod replay;
 mod runs;
 mod schedules;
 mod secrets;
@@ -89,6 +90,7 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, max_body_bytes: usize) -> Ro
         .route("/api/runs/{id}/cancel", post(runs::cancel))
         .route("/api/runs/{id}/otlp", get(runs::otlp))
         .route("/api/runs/{id}/journal", get(runs::journal))
+        .route("/api/runs/{id}/replay", post(replay::replay))
         .route("/api/runs/{id}/events", get(ws::run_events))
         .route("/api/events", get(ws::run_list_events))
         .fallback(not_found)

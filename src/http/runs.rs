@@ -36,7 +36,7 @@ pub struct StartBody {
 #[serde(deny_unknown_fields)]
 pub struct StartQuery {
     #[serde(default)]
-    wait: bool,
+    pub wait: bool,
 }
 
 /// The run's quotas: the defaults, overridden by what the request asks,
@@ -102,6 +102,7 @@ pub async fn start(
         claimed: false,
         trigger: Trigger::Api,
         attempt: Attempt::default(),
+        replay: None,
     };
     let submitted = submit(&state, start)?;
     if query.wait {

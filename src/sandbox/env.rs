@@ -213,6 +213,9 @@ pub struct RunEnv {
     pub narrow_services: Option<Vec<String>>,
     /// Where the run's journal goes; None keeps none (`hero_logic run`).
     pub journal: Option<Arc<dyn super::journal::JournalSink>>,
+    /// For a replay, the journal of the run it replays, which answers every
+    /// host call in place of services, subflows' lookups, clocks and random.
+    pub replay: Option<Arc<super::journal::Replay>>,
 }
 
 impl RunEnv {
@@ -233,6 +236,7 @@ impl RunEnv {
             flows: Arc::new(ModuleFlows { source: Arc::from(""), flows: Vec::new() }),
             narrow_services: None,
             journal: None,
+            replay: None,
         }
     }
 }

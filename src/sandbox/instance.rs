@@ -51,6 +51,12 @@ pub(crate) async fn run_guest(run: Arc<RunShared>, role: Role, call: GuestCall) 
         GuestCall::Describe { source } => guest.call_describe(&mut store, source).await,
         GuestCall::Run { source, entry, input_json } => guest.call_run(&mut store, source, entry, input_json).await,
     };
+    // A replayed instance that asked for fewer answers than the original went another way.
+    if result.is_ok()
+        && let Some(Err(diverged)) = store.data().journal.as_ref().map(|journal| journal.check_all_asked())
+    {
+        return Outcome::Trapped(wasmtime::Error::new(diverged));
+    }
     match result {
         Ok(Ok(output)) => Outcome::Returned(output),
         // Bounded here, once, for runs, subflows and describes alike.

@@ -16,6 +16,7 @@ use super::quotas::{Quota, QuotaExceeded};
 use super::state::RunShared;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One answer the host gave an instance.
@@ -47,6 +48,70 @@ pub enum Entry {
     },
 }
 
+impl Entry {
+    /// What kind of answer it is, as the journal spells it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Entry::WallClock { .. } => "wall_clock",
+            Entry::MonotonicClock { .. } => "monotonic_clock",
+            Entry::RandomSeed { .. } => "random_seed",
+            Entry::Sleep { .. } => "sleep",
+            Entry::Rpc { .. } => "rpc",
+            Entry::Subflow { .. } => "subflow",
+        }
+    }
+
+    /// What tells this call from another of its kind, for a replay to
+    /// check it makes the same one: the service and a digest of its
+    /// parameters, or the flow and a digest of its input.
+    fn request(&self) -> Option<(&str, &str)> {
+        match self {
+            Entry::Rpc { call, params_sha256, .. } => Some((call, params_sha256)),
+            Entry::Subflow { flow, input_sha256, .. } => Some((flow, input_sha256)),
+            _ => None,
+        }
+    }
+}
+
+/// A replay went where its journal does not: the flow asked the host for
+/// something other than what the original run was given at that place.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct ReplayDiverged(pub String);
+
+/// The journal of an ended run, answering a replay of it: each instance's
+/// stream by name.
+pub struct Replay {
+    pub of_run: String,
+    streams: HashMap<String, Vec<Entry>>,
+}
+
+impl Replay {
+    /// From the rows the store keeps (each stream's entries in order);
+    /// an error when a stream has a gap or an entry is not one the host writes.
+    pub fn new(of_run: String, rows: Vec<(String, u32, Value)>) -> Result<Replay, String> {
+        let mut streams: HashMap<String, Vec<Entry>> = HashMap::new();
+        for (stream, index, entry) in rows {
+            let entry: Entry = serde_json::from_value(entry)
+                .map_err(|e| format!("entry {index} of stream {stream} is not a journal entry: {e}"))?;
+            let entries = streams.entry(stream.clone()).or_default();
+            if entries.len() != index as usize {
+                return Err(format!("stream {stream} of the journal has no entry {}", entries.len()));
+            }
+            entries.push(entry);
+        }
+        Ok(Replay { of_run, streams })
+    }
+
+    fn entry(&self, stream: &str, index: u32) -> Option<&Entry> {
+        self.streams.get(stream)?.get(index as usize)
+    }
+
+    fn len(&self, stream: &str) -> usize {
+        self.streams.get(stream).map_or(0, Vec::len)
+    }
+}
+
 /// How a service call ended, as the flow was told: the JSON result, or the
 /// `call-error` case and what it carries.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -69,20 +134,38 @@ pub(crate) struct InstanceJournal {
     next: u32,
     /// Subflows this instance has started, which name their streams.
     subflows: u32,
+    /// When the run replays another: that run's journal, which answers.
+    replay: Option<Arc<Replay>>,
 }
 
 impl InstanceJournal {
-    pub fn new(stream: Arc<str>) -> InstanceJournal {
-        InstanceJournal { stream, next: 0, subflows: 0 }
+    pub fn new(stream: Arc<str>, replay: Option<Arc<Replay>>) -> InstanceJournal {
+        InstanceJournal { stream, next: 0, subflows: 0, replay }
     }
 
     /// The place of the next entry, taken now: calls made side by side
     /// (`services.gather`) keep the order the guest asked them in, whatever
     /// order they end in.
     pub fn reserve(&mut self) -> JournalSlot {
-        let slot = JournalSlot { stream: self.stream.clone(), index: self.next };
+        let slot = JournalSlot { stream: self.stream.clone(), index: self.next, replay: self.replay.clone() };
         self.next += 1;
         slot
+    }
+
+    /// A replayed instance that ended having asked for fewer answers than
+    /// the original: it went another way.
+    pub fn check_all_asked(&self) -> Result<(), ReplayDiverged> {
+        let Some(replay) = &self.replay else { return Ok(()) };
+        let had = replay.len(&self.stream);
+        if (self.next as usize) < had {
+            return Err(ReplayDiverged(format!(
+                "the replay diverged: instance {} ended after {} answers; the original was given {had} (the next was {})",
+                self.stream,
+                self.next,
+                replay.entry(&self.stream, self.next).map_or("?", Entry::kind)
+            )));
+        }
+        Ok(())
     }
 
     /// The stream of the next subflow this instance starts.
@@ -94,13 +177,51 @@ impl InstanceJournal {
 }
 
 /// A reserved place in an instance's stream.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct JournalSlot {
     pub stream: Arc<str>,
     pub index: u32,
+    replay: Option<Arc<Replay>>,
 }
 
 impl JournalSlot {
+    /// When replaying, the original's answer in this place, which must be
+    /// of `kind` (and, for a call, the same call: `request`); None live.
+    pub fn replayed(&self, kind: &str, request: Option<(&str, &str)>) -> Option<Result<Entry, ReplayDiverged>> {
+        let replay = self.replay.as_ref()?;
+        let place = format!("answer {} of instance {}", self.index, self.stream);
+        let what = match request {
+            Some((target, _)) => format!("{kind} {target}"),
+            None => kind.to_string(),
+        };
+        let Some(entry) = replay.entry(&self.stream, self.index) else {
+            let error = format!(
+                "the replay diverged at {place}: the flow asked for {what}, and the original run asked for nothing more"
+            );
+            return Some(Err(ReplayDiverged(error)));
+        };
+        if entry.kind() != kind {
+            let error = format!(
+                "the replay diverged at {place}: the flow asked for {what}; the original asked for {}",
+                entry.kind()
+            );
+            return Some(Err(ReplayDiverged(error)));
+        }
+        if let (Some((target, digest)), Some((was_target, was_digest))) = (request, entry.request())
+            && (target != was_target || digest != was_digest)
+        {
+            let how = if target == was_target {
+                "with other arguments than the original".to_string()
+            } else {
+                format!("where the original asked for {kind} {was_target}")
+            };
+            return Some(Err(ReplayDiverged(format!(
+                "the replay diverged at {place}: the flow asked for {what} {how}"
+            ))));
+        }
+        Some(Ok(entry.clone()))
+    }
+
     /// The `Idempotency-Key` of the service call in this place: the same on
     /// every replay and resume of the run, different for every other call.
     pub fn call_key(&self, run_id: &str) -> String {

@@ -34,15 +34,21 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.allow_shadowing(true);
     let mut wall = linker.instance(&format!("wasi:clocks/wall-clock@{WASI}"))?;
     wall.func_wrap("now", |mut store: Ctx<'_>, (): ()| {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let (seconds, nanoseconds) = (now.as_secs(), now.subsec_nanos());
-        store.data_mut().journal(&Entry::WallClock { seconds, nanoseconds })?;
+        let answer = store.data_mut().answer("wall_clock", || {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            Entry::WallClock { seconds: now.as_secs(), nanoseconds: now.subsec_nanos() }
+        })?;
+        let Entry::WallClock { seconds, nanoseconds } = answer else { unreachable!("an answer of its kind") };
         Ok((Datetime { seconds, nanoseconds },))
     })?;
     let mut monotonic = linker.instance(&format!("wasi:clocks/monotonic-clock@{WASI}"))?;
     monotonic.func_wrap("now", |mut store: Ctx<'_>, (): ()| {
         let ns = monotonic_now(store.data());
-        store.data_mut().journal(&Entry::MonotonicClock { ns })?;
+        let Entry::MonotonicClock { ns } =
+            store.data_mut().answer("monotonic_clock", || Entry::MonotonicClock { ns })?
+        else {
+            unreachable!("an answer of its kind")
+        };
         Ok((ns,))
     })?;
     monotonic.func_wrap("subscribe-duration", |mut store: Ctx<'_>, (ns,): (u64,)| sleep(store.data_mut(), ns))?;
@@ -82,9 +88,18 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 /// as unpredictable as its key, and the same key gives the same bytes.
 fn random_stream(state: &mut HostState) -> wasmtime::Result<&mut ChaCha20> {
     if state.random.is_none() {
-        let mut seed = [0u8; 32];
-        OsRng.fill_bytes(&mut seed);
-        state.journal(&Entry::RandomSeed { hex: crate::secrets::key::hex(&seed) })?;
+        let answer = state.answer("random_seed", || {
+            let mut seed = [0u8; 32];
+            OsRng.fill_bytes(&mut seed);
+            Entry::RandomSeed { hex: crate::secrets::key::hex(&seed) }
+        })?;
+        let Entry::RandomSeed { hex } = answer else { unreachable!("an answer of its kind") };
+        let seed: [u8; 32] =
+            crate::secrets::key::unhex(&hex).and_then(|bytes| bytes.try_into().ok()).ok_or_else(|| {
+                wasmtime::Error::new(super::journal::ReplayDiverged(
+                    "the journal's random seed is not 32 bytes of hex".into(),
+                ))
+            })?;
         state.random = Some(ChaCha20::new(&seed.into(), &[0u8; 12].into()));
     }
     Ok(state.random.as_mut().expect("set above"))
@@ -95,10 +110,13 @@ fn monotonic_now(state: &HostState) -> u64 {
     u64::try_from(state.clock_start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// A pollable ready `ns` from now: how the guest sleeps.
+/// A pollable ready `ns` from now: how the guest sleeps. A replay does not
+/// wait: the sleep ended when the original's did, and the clock reads
+/// after it are the original's.
 fn sleep(state: &mut HostState, ns: u64) -> wasmtime::Result<(Resource<DynPollable>,)> {
-    state.journal(&Entry::Sleep { ns })?;
-    let until = tokio::time::Instant::now().checked_add(Duration::from_nanos(ns));
+    state.answer("sleep", || Entry::Sleep { ns })?;
+    let wait = if state.replaying() { Duration::ZERO } else { Duration::from_nanos(ns) };
+    let until = tokio::time::Instant::now().checked_add(wait);
     let sleep = state.table().push(Sleep { until, yielded: false })?;
     Ok((subscribe(state.table(), sleep)?,))
 }

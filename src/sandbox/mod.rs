@@ -29,7 +29,7 @@ pub use env::{
     BoxFuture, CallContext, CallFailure, CallingRun, FlowResolver, ModuleFlows, NoServices, ResolvedFlow, RunEnv,
     ServiceCaller,
 };
-pub use journal::{Entry as JournalEntry, JournalSink, RpcOutcome};
+pub use journal::{Entry as JournalEntry, JournalSink, Replay, ReplayDiverged, RpcOutcome};
 pub use quotas::{FlagUnit, MIB, QUOTAS, Quota, QuotaDef, QuotaExceeded, Quotas, Usage};
 pub use run::{RunReport, RunRequest};
 pub use state::MAX_EVENTS_AHEAD;

@@ -66,7 +66,13 @@ pub(super) async fn call_service(
 ) -> wasmtime::Result<Result<String, CallError>> {
     let params_sha256 = digest(&call.params.to_string());
     let name = format!("{}.{}", call.service, call.method);
-    let answer = make_call(&run, caller, parent, call, &slot).await?;
+    // A replay checks it makes the original's call, and is told its answer.
+    let replayed = match slot.replayed("rpc", Some((&name, &params_sha256))) {
+        Some(Ok(Entry::Rpc { outcome, .. })) => Some(outcome),
+        Some(Err(diverged)) => return Err(wasmtime::Error::new(diverged)),
+        _ => None,
+    };
+    let answer = make_call(&run, caller, parent, call, &slot, replayed).await?;
     let outcome = match &answer {
         Ok(result) => RpcOutcome::Ok(serde_json::from_str(result).unwrap_or(Value::Null)),
         Err(error) => rpc_outcome(error),
@@ -101,6 +107,7 @@ async fn make_call(
     parent: u64,
     call: ServiceCall,
     slot: &JournalSlot,
+    replayed: Option<RpcOutcome>,
 ) -> wasmtime::Result<Result<String, CallError>> {
     let Caller { flow, allowed, chain } = *caller;
     let name = format!("{}.{}", call.service, call.method);
@@ -114,36 +121,89 @@ async fn make_call(
         let attrs = Map::from_iter([("params".to_string(), params)]);
         ledger.recorder.start(Some(parent), SpanKind::Rpc, name, attrs, call.line)
     };
-    let outcome = if allowed.iter().any(|a| a == "*" || *a == call.service) {
+    let outcome = if let Some(replayed) = replayed {
+        Answer::Replayed(replayed)
+    } else if allowed.iter().any(|a| a == "*" || *a == call.service) {
         let run_id = run.ledger().recorder.run_id().to_string();
         let calling = RunAccount(run.clone());
         let call_key = slot.call_key(&run_id);
         let context = CallContext { run_id: &run_id, flow, chain, allowed, run: &calling, call_key: &call_key };
-        run.env.services.call(context, &call.service, &call.method, call.params).await
+        Answer::Live(run.env.services.call(context, &call.service, &call.method, call.params).await)
     } else {
-        Err(CallFailure::PermissionDenied { service: call.service.clone(), allowed: allowed.to_vec() })
+        Answer::Live(Err(CallFailure::PermissionDenied { service: call.service.clone(), allowed: allowed.to_vec() }))
     };
-    if let Err(CallFailure::QuotaExceeded(exceeded)) = outcome {
+    if let Answer::Live(Err(CallFailure::QuotaExceeded(exceeded))) = outcome {
         // The run's own quota: it ends, and closes this span with the rest.
         return Err(wasmtime::Error::new(exceeded));
     }
     let mut ledger = run.ledger();
     let (status, attrs, answer, error) = match outcome {
-        Ok(result) => {
+        Answer::Live(Ok(result)) | Answer::Replayed(RpcOutcome::Ok(result)) => {
             let (kept, size) = clip_value(result.clone());
             ledger.keep(&run.quotas, size)?;
             (Status::Ok, Map::from_iter([("result".to_string(), kept)]), Ok(result.to_string()), None)
         }
-        Err(failure) => {
+        Answer::Live(Err(failure)) => {
             // A service's error is bounded like the guest's: its message and
             // data come from outside the host too.
             let (error, size) = bound_error(failure.to_error(&call.service, &call.method));
             ledger.keep(&run.quotas, size)?;
             (Status::Failed, Map::new(), Err(call_error(&failure, &error)), Some(error))
         }
+        Answer::Replayed(RpcOutcome::Err { case, message, code, data }) => {
+            let (error, size) = bound_error(replayed_error(&case, message, code, data));
+            ledger.keep(&run.quotas, size)?;
+            (Status::Failed, Map::new(), Err(replayed_call_error(&case, &error, code)), Some(error))
+        }
     };
     ledger.recorder.end(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
     Ok(answer)
+}
+
+/// Where a call's answer comes from: the service, or the journal of the
+/// run a replay replays.
+enum Answer {
+    Live(Result<Value, CallFailure>),
+    Replayed(RpcOutcome),
+}
+
+/// The error a replayed failure's span keeps: as `CallFailure::to_error`
+/// made it for the original, from what the journal kept of it.
+fn replayed_error(case: &str, message: String, code: Option<i64>, data: Option<Value>) -> ErrorInfo {
+    let kind = match case {
+        "unknown_service" => "UnknownService",
+        "unknown_method" => "UnknownMethod",
+        "permission_denied" => "PermissionDenied",
+        "invalid_params" => "InvalidParams",
+        "rpc_error" => "RpcError",
+        "service_timeout" => "Timeout",
+        _ => "ServiceUnavailable",
+    };
+    let mut error = ErrorInfo::new(kind, message);
+    if case == "rpc_error" {
+        error.extra.insert("code".into(), code.into());
+        error.extra.insert("data".into(), data.unwrap_or(Value::Null));
+    }
+    error
+}
+
+/// What the flow is told of a replayed failure: the original's `call-error` case.
+fn replayed_call_error(case: &str, kept: &ErrorInfo, code: Option<i64>) -> CallError {
+    let message = kept.message.clone();
+    match case {
+        "unknown_service" => CallError::UnknownService(message),
+        "unknown_method" => CallError::UnknownMethod(message),
+        "permission_denied" => CallError::PermissionDenied(message),
+        "invalid_params" => CallError::InvalidParams(message),
+        "rpc_error" => CallError::RpcError(RpcFailure {
+            code: code.unwrap_or_default(),
+            message,
+            data_json: kept.extra.get("data").map_or_else(|| "null".to_string(), Value::to_string),
+        }),
+        "service_timeout" => CallError::ServiceTimeout(message),
+        "not_available" => CallError::NotAvailable(message),
+        _ => CallError::ServiceUnavailable(message),
+    }
 }
 
 /// What the flow is told of a failed call: the case of `call-error` its

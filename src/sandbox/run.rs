@@ -215,6 +215,9 @@ fn unbounded_trap_error(trap: &wasmtime::Error) -> (Status, ErrorInfo) {
     if let Some(exceeded) = trap.downcast_ref::<QuotaExceeded>() {
         return (Status::QuotaExceeded, exceeded.to_error());
     }
+    if let Some(diverged) = trap.downcast_ref::<super::journal::ReplayDiverged>() {
+        return (Status::Failed, ErrorInfo::new("ReplayDiverged", diverged.to_string()));
+    }
     if let Some(rejected) = trap.downcast_ref::<GuestProtocolError>() {
         return (Status::Failed, ErrorInfo::new("HostCallRejected", rejected.to_string()));
     }

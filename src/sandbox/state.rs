@@ -205,7 +205,7 @@ impl HostState {
         // the host functions are the only doors out.
         let wasi = WasiCtx::builder().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
         let journal = match &role {
-            Role::Run { stream, .. } => Some(InstanceJournal::new(stream.clone())),
+            Role::Run { stream, .. } => Some(InstanceJournal::new(stream.clone(), run.env.replay.clone())),
             Role::Describe => None,
         };
         HostState {
@@ -226,13 +226,28 @@ impl HostState {
         &mut self.table
     }
 
-    /// Write the answer `entry` in this instance's next place in the
-    /// journal (none while describing).
-    pub(super) fn journal(&mut self, entry: &super::journal::Entry) -> wasmtime::Result<()> {
-        if let Some(journal) = &mut self.journal {
-            journal.reserve().write(&self.run, entry).map_err(wasmtime::Error::new)?;
-        }
-        Ok(())
+    /// The answer to an ask of `kind` the host answers itself (a clock, the
+    /// random seed, a sleep): when replaying, the original's, else `live`'s;
+    /// written in this instance's next place in the journal either way
+    /// (while a module is only described, `live`'s, not journaled).
+    pub(super) fn answer(
+        &mut self,
+        kind: &'static str,
+        live: impl FnOnce() -> super::journal::Entry,
+    ) -> wasmtime::Result<super::journal::Entry> {
+        let Some(journal) = &mut self.journal else { return Ok(live()) };
+        let slot = journal.reserve();
+        let entry = match slot.replayed(kind, None) {
+            Some(replayed) => replayed.map_err(wasmtime::Error::new)?,
+            None => live(),
+        };
+        slot.write(&self.run, &entry).map_err(wasmtime::Error::new)?;
+        Ok(entry)
+    }
+
+    /// Whether this instance's answers come from another run's journal.
+    pub(super) fn replaying(&self) -> bool {
+        self.run.env.replay.is_some()
     }
 
     /// Called by wasmtime whenever the guest has run past its epoch deadline,

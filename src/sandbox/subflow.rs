@@ -4,7 +4,7 @@
 use super::bindings::hero_logic::flow::host::{InvokeRequest, SubflowAnswer};
 use super::bounds::{clip_name, clip_value, parse_object};
 use super::instance::{GuestCall, Outcome, run_guest};
-use super::journal::{Entry, JournalSlot, digest};
+use super::journal::{Entry, JournalSlot, ReplayDiverged, digest};
 use super::quotas::{Quota, QuotaExceeded};
 use super::state::{HostState, Role, RunShared, protocol_error};
 use crate::trace::{ErrorInfo, SpanKind, Status};
@@ -68,9 +68,33 @@ pub(super) async fn run_subflow(
 ) -> wasmtime::Result<SubflowAnswer> {
     let input_sha256 = digest(&call.input_json);
     let requested = call.flow.clone();
+    // A replay runs the subflow again, its instance answered from its own
+    // stream of the journal; it must be the original's and end as it did.
+    let replayed = match place.answer.replayed("subflow", Some((&requested, &input_sha256))) {
+        Some(Ok(entry)) => Some(entry),
+        Some(Err(diverged)) => return Err(wasmtime::Error::new(diverged)),
+        None => None,
+    };
     let answer = start_subflow(&run, caller, call, place.stream).await?;
     let (flow, version) = answer.1.unwrap_or((requested, None));
     let answer = answer.0;
+    if let Some(Entry::Subflow { version: was_version, outcome: was_outcome, .. }) = replayed {
+        let slot = &place.answer;
+        let place = format!("answer {} of instance {}", slot.index, slot.stream);
+        if was_version != version {
+            let versions = |v: Option<u32>| v.map_or("its module's".to_string(), |v| format!("version {v}"));
+            return Err(wasmtime::Error::new(ReplayDiverged(format!(
+                "the replay diverged at {place}: subflow {flow} ran {}, the original ran {}",
+                versions(version),
+                versions(was_version)
+            ))));
+        }
+        if was_outcome != answer.outcome {
+            return Err(wasmtime::Error::new(ReplayDiverged(format!(
+                "the replay diverged at {place}: subflow {flow} ended otherwise than in the original"
+            ))));
+        }
+    }
     let entry = Entry::Subflow {
         flow,
         version,

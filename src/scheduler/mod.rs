@@ -101,6 +101,8 @@ pub struct StartRun {
     pub trigger: Trigger,
     /// Which attempt it is, when its flow retries runs that end badly.
     pub attempt: Attempt,
+    /// For a replay, the journal of the run it replays.
+    pub replay: Option<Arc<crate::sandbox::Replay>>,
 }
 
 /// Where a run waiting to start is counted, until it starts.
@@ -149,6 +151,7 @@ impl StartRun {
             claimed: false,
             trigger,
             attempt: Attempt::default(),
+            replay: None,
         }
     }
 }
@@ -284,6 +287,7 @@ impl Scheduler {
         let run_id = uuid::Uuid::now_v7().to_string();
         let run = RunRecord {
             first_run_id: start.attempt.first_run_id.clone().unwrap_or_else(|| run_id.clone()),
+            replay_of: start.trigger.replay_of(),
             attempt: start.attempt.number,
             run_id,
             flow: start.info.name.clone(),
@@ -303,8 +307,8 @@ impl Scheduler {
             trigger: start.trigger.clone(),
         };
         // With other nodes, a run that finds no free place here waits where
-        // any of them can take it.
-        let place = match self.cluster.get() {
+        // any of them can take it (not a replay: its journal is here).
+        let place = match self.cluster.get().filter(|_| start.replay.is_none()) {
             Some(_) => match self.permits.clone().try_acquire_owned() {
                 Ok(place) => Some(place),
                 Err(_) => return Ok(self.queue_shared(run, start)),
@@ -422,7 +426,8 @@ impl Scheduler {
         // node that accepted it, not here.
         let mut counted = Counted { in_queue: !start.claimed, for_client: start.client.filter(|_| !start.claimed) };
         // What its next attempt needs, should this one end badly.
-        let retry = start.info.retry.clone().map(|policy| {
+        // A replay is not retried: it calls nothing that could go better.
+        let retry = start.info.retry.clone().filter(|_| start.replay.is_none()).map(|policy| {
             let launch = Launch {
                 info: start.info.clone(),
                 narrow_services: start.narrow_services.clone(),
@@ -461,6 +466,7 @@ impl Scheduler {
                     flows: Arc::new(StoredFlows { store: self.store.clone(), module: start.module }),
                     narrow_services: start.narrow_services,
                     journal: Some(Arc::new(StoreJournal::new(self.store.clone(), run.run_id.clone()))),
+                    replay: start.replay.clone(),
                 };
                 let (request, mut events) = RunRequest::new(start.source, &start.info, start.input, start.quotas, env);
                 let request =

@@ -181,6 +181,7 @@ impl Scheduler {
                 number: run.attempt,
                 first_run_id: (run.first_run_id != run.run_id).then(|| run.first_run_id.clone()),
             },
+            replay: None,
         };
         // Whoever waits for it hears of its end through the store's notices,
         // on whichever node that is (this one too).

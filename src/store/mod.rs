@@ -300,6 +300,7 @@ mod tests {
             trigger: Trigger::Webhook { hook_id: "h1".into() },
             attempt: 1,
             first_run_id: run_id.into(),
+            replay_of: None,
         }
     }
 

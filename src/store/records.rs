@@ -39,10 +39,23 @@ pub struct RunRecord {
     /// The run of attempt 1 (this run's own id when it is that run).
     #[serde(default)]
     pub first_run_id: String,
+    /// The run this one replays from its journal (its trigger says so too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
 }
 
 fn first_attempt() -> u32 {
     1
+}
+
+impl Trigger {
+    /// The run a replay replays.
+    pub fn replay_of(&self) -> Option<String> {
+        match self {
+            Trigger::Replay { replay_of } => Some(replay_of.clone()),
+            _ => None,
+        }
+    }
 }
 
 impl RunRecord {
@@ -67,6 +80,8 @@ pub enum Trigger {
     Schedule { schedule_id: String, tick_us: i64 },
     /// `@flow(retries=…)`: the next attempt after run `retry_of` ended badly.
     Retry { retry_of: String },
+    /// `POST /api/runs/{id}/replay`: run `replay_of` again from its journal.
+    Replay { replay_of: String },
 }
 
 /// A schedule: runs of a flow at the times a cron pattern names.

@@ -51,12 +51,13 @@ fn a_foreign_page_can_neither_change_nor_read_anything() {
     // another page: a simple content type and that page's Origin.
     let foreign = [("Origin", "http://evil.example"), ("Content-Type", "text/plain")];
     let evil = GREET.replace("greet", "evil");
-    let attempts: [(&str, String, &[u8]); 6] = [
+    let attempts: [(&str, String, &[u8]); 7] = [
         ("POST", "/api/flows".into(), evil.as_bytes()),
         ("POST", "/api/runs".into(), br#"{"flow": "greet", "input": {"who": "x"}}"#),
         ("POST", "/api/check".into(), b"while True: pass"),
         ("POST", "/api/services".into(), br#"{"name": "x", "url": "http://127.0.0.1:9"}"#),
         ("POST", format!("/api/runs/{run_id}/cancel"), b""),
+        ("POST", format!("/api/runs/{run_id}/replay"), b""),
         ("DELETE", "/api/flows/greet".into(), b""),
     ];
     for (method, path, body) in attempts {
@@ -167,7 +168,10 @@ fn with_a_token_every_route_but_health_and_the_page_needs_it() {
         let allowed = server.request("GET", path, &token, b"");
         assert_ne!(allowed.status, 401, "GET {path} with the token");
     }
-    for (method, path) in [("POST", "/api/flows"), ("POST", "/api/check"), ("DELETE", "/api/flows/greet")] {
+    let replay = format!("/api/runs/{run_id}/replay");
+    for (method, path) in
+        [("POST", "/api/flows"), ("POST", "/api/check"), ("DELETE", "/api/flows/greet"), ("POST", &replay)]
+    {
         assert_eq!(server.request(method, path, &[], GREET.as_bytes()).status, 401, "{method} {path}");
     }
     assert_eq!(server.get("/api/flows/greet").status, 401);

@@ -12,6 +12,7 @@ mod journal;
 mod library;
 mod nodes;
 mod quotas;
+mod replay;
 mod retention;
 mod schedules;
 mod secrets;

@@ -32,7 +32,7 @@ pub(super) fn status(row: &Row, column: usize) -> Result<Status> {
 pub(super) use crate::store::columns::{LOG_COLUMNS, RUN_COLUMNS, SPAN_COLUMNS};
 
 pub(super) fn run_from_row(row: &Row) -> Result<RunRecord> {
-    Ok(RunRecord {
+    let run = RunRecord {
         run_id: row.try_get(0)?,
         flow: row.try_get(1)?,
         version: row.try_get::<_, Option<i32>>(2)?.map(|v| unsigned(v.into(), "version")).transpose()?,
@@ -51,7 +51,9 @@ pub(super) fn run_from_row(row: &Row) -> Result<RunRecord> {
         trigger: parse_opt(row, 15)?.unwrap_or_default(),
         attempt: unsigned(i64::from(row.try_get::<_, i32>(16)?), "attempt")?,
         first_run_id: row.try_get::<_, Option<String>>(17)?.unwrap_or_else(|| row.get(0)),
-    })
+        replay_of: None,
+    };
+    Ok(RunRecord { replay_of: run.trigger.replay_of(), ..run })
 }
 
 pub(super) fn span_from_row(row: &Row) -> Result<SpanRow> {

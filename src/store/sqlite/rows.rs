@@ -31,7 +31,7 @@ pub(crate) fn status(text: &str, column: usize) -> rusqlite::Result<Status> {
 }
 
 pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
-    Ok(RunRecord {
+    let run = RunRecord {
         run_id: row.get(0)?,
         flow: row.get(1)?,
         version: row.get(2)?,
@@ -50,7 +50,9 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         trigger: parse_opt(row.get(15)?, 15)?.unwrap_or_default(),
         attempt: row.get(16)?,
         first_run_id: row.get::<_, Option<String>>(17)?.map_or_else(|| row.get(0), Ok)?,
-    })
+        replay_of: None,
+    };
+    Ok(RunRecord { replay_of: run.trigger.replay_of(), ..run })
 }
 
 /// A span and the seqs of its start and end events.
