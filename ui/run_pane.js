@@ -23,6 +23,7 @@ export class RunPane {
     this.title = byId("run-title");
     this.cancelButton = byId("cancel");
     this.rerunButton = byId("rerun");
+    this.replayButton = byId("replay");
     this.details = new Details(byId("details"), { onUseInput });
     /** The run shown once it has finished (its record), for Re-run. */
     this.finishedRun = null;
@@ -55,6 +56,7 @@ export class RunPane {
     byId("follow").addEventListener("change", (event) => this.dispatch({ type: "follow", on: event.target.checked }));
     this.cancelButton.addEventListener("click", () => this.cancel());
     this.rerunButton.addEventListener("click", () => this.rerun());
+    this.replayButton.addEventListener("click", () => this.replay());
     this.copyIdButton.addEventListener("click", () => copyWithButton(this.copyIdButton, this.runId));
     this.logs = new LogPanel(
       { panel: byId("logs-panel"), filter: byId("log-filter"), lines: byId("log-lines"), tab: byId("tab-logs") },
@@ -118,6 +120,7 @@ export class RunPane {
     this.copyIdButton.hidden = false;
     this.cancelButton.hidden = false;
     this.rerunButton.hidden = true;
+    this.replayButton.hidden = true;
     this.finishedRun = null;
     if (run && run.end_us) {
       const [{ spans }, { logs }] = await Promise.all([
@@ -172,6 +175,7 @@ export class RunPane {
     this.copyIdButton.hidden = true;
     this.cancelButton.hidden = true;
     this.rerunButton.hidden = true;
+    this.replayButton.hidden = true;
     this.finishedRun = null;
   }
 
@@ -185,7 +189,11 @@ export class RunPane {
     this.cancelButton.hidden = true;
     this.finishedRun = run;
     this.rerunButton.hidden = false;
-    this.title.innerHTML = `run …${escapeHtml(run.run_id.slice(-12))} ${badge(run.status)}`;
+    this.replayButton.hidden = false;
+    const replayOf = run.replay_of
+      ? ` <span class="replay-of" data-testid="replay-of">replay of <a href="#/runs/${encodeURIComponent(run.replay_of)}">…${escapeHtml(run.replay_of.slice(-12))}</a></span>`
+      : "";
+    this.title.innerHTML = `run …${escapeHtml(run.run_id.slice(-12))} ${badge(run.status)}${replayOf}`;
     this.title.dataset.status = run.status;
     setStatus(`${run.flow}: ${run.status}`);
     const root = this.model.spans.get(this.model.roots[0]);
@@ -211,6 +219,20 @@ export class RunPane {
         body = { source, flow: run.flow, input: run.input, quotas: run.quotas };
       }
       const { run_id } = await api("/api/runs", { method: "POST", body });
+      this.onRunStarted(run_id);
+      this.watch(run_id);
+    } catch (error) {
+      showError(error);
+    }
+  }
+
+  /** Run the finished run again from its journal: a new run, answered
+   * from the original's journal, that ends as it did. */
+  async replay() {
+    const run = this.finishedRun;
+    if (!run) return;
+    try {
+      const { run_id } = await api(`/api/runs/${encodeURIComponent(run.run_id)}/replay`, { method: "POST" });
       this.onRunStarted(run_id);
       this.watch(run_id);
     } catch (error) {
