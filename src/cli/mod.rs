@@ -4,6 +4,7 @@
 mod flows;
 mod output;
 mod render;
+mod replay;
 mod run;
 mod schedules;
 mod secrets;
@@ -37,6 +38,8 @@ pub enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Run a flow from a Python file in a fresh sandbox and print its span tree.
     Run(Box<run::RunArgs>),
+    /// Run an ended run again from its journal (nothing called, no sleep waited) and print its tree.
+    Replay(Box<replay::ReplayArgs>),
     /// Store, list and search flows in the library.
     Flows {
         #[command(subcommand)]
@@ -186,6 +189,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(*args, cache_dir).await,
             Command::Run(args) => run::run(*args, cache_dir).await,
+            Command::Replay(args) => replay::replay(*args, cache_dir).await,
             Command::Services { command } => services::run(command).await,
             Command::Secrets { command } => secrets::run(command).await,
             Command::Schedules { command } => schedules::run(command).await,

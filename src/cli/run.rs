@@ -98,12 +98,21 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
             None,
         ),
     };
-    let (request, mut events) = RunRequest::new(source, info, arguments, quotas, env);
+    let (request, events) = RunRequest::new(source, info, arguments, quotas, env);
     let report = sandbox.run(request).await;
     if let Some(store) = store {
         store.close().await;
     }
+    print_run(&report, events, args.json);
+    Ok(if report.status == crate::trace::Status::Ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
 
+/// Print an ended run: its tree, or one JSON object with its spans and logs.
+pub(super) fn print_run(
+    report: &crate::sandbox::RunReport,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<RunEvent>,
+    as_json: bool,
+) {
     // The run has ended, so every event is already in the channel.
     let mut spans: BTreeMap<u64, Span> = BTreeMap::new();
     let mut logs: Vec<LogLine> = Vec::new();
@@ -116,13 +125,12 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
         }
     }
     let spans: Vec<Span> = spans.into_values().collect();
-    if args.json {
-        let mut object = serde_json::to_value(&report).unwrap_or_else(|_| json!({}));
+    if as_json {
+        let mut object = serde_json::to_value(report).unwrap_or_else(|_| json!({}));
         object["spans"] = json!(spans);
         object["logs"] = json!(logs);
         outln!("{object}");
     } else {
-        super::output::write(format_args!("{}", render_run(&report, &spans, &logs)));
+        super::output::write(format_args!("{}", render_run(report, &spans, &logs)));
     }
-    Ok(if report.status == crate::trace::Status::Ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

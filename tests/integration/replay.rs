@@ -154,3 +154,46 @@ fn replay_refuses_unknown_and_running_runs_with_a_reason() {
     assert_eq!(bad.status, 400);
     server.request("POST", &format!("/api/runs/{running}/cancel"), &[], b"");
 }
+
+/// `hero_logic replay RUN_ID` on a data directory: the run again from its
+/// journal, printed, exit 0 when it ends as the original did; a changed
+/// module (`--source`) that diverges is exit 1 and says where.
+#[test]
+fn the_command_line_replays_a_run_and_says_where_a_changed_module_diverges() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start_on(&data, &[]);
+    let source = "import random, time\nfrom hero_logic import flow\n\n@flow\ndef pick():\n    with flow.step(\"wait\"):\n        time.sleep(0.5)\n    return [time.time(), random.random()]\n";
+    let original = server.run_wait(json!({"source": source}));
+    let run_id = original["run_id"].as_str().unwrap().to_string();
+    assert_eq!(server.terminate().code(), Some(0));
+
+    let cli = |args: &[&str]| {
+        super::support::hero_logic()
+            .arg("replay")
+            .args(args)
+            .args(["--data-dir", data.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let started = Instant::now();
+    let replayed = cli(&[&run_id, "--json"]);
+    assert_eq!(replayed.status.code(), Some(0), "{}", String::from_utf8_lossy(&replayed.stderr));
+    assert!(started.elapsed().as_secs_f64() < 10.0);
+    let printed: Value = serde_json::from_slice(&replayed.stdout).unwrap();
+    assert_eq!(printed["output"], original["output"]);
+    assert!(printed["spans"].as_array().unwrap().iter().any(|span| span["name"] == "wait"));
+    assert!(String::from_utf8_lossy(&replayed.stderr).contains("ended ok as the original did"));
+    let tree = cli(&[&run_id]);
+    assert!(String::from_utf8_lossy(&tree.stdout).contains("wait"), "{}", String::from_utf8_lossy(&tree.stdout));
+
+    let changed = dir.path().join("changed.py");
+    std::fs::write(&changed, source.replace("return [", "time.time()\n    return [")).unwrap();
+    let diverged = cli(&[&run_id, "--source", changed.to_str().unwrap()]);
+    assert_eq!(diverged.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&diverged.stderr);
+    assert!(said.contains("ReplayDiverged") && said.contains("the flow asked for wall_clock"), "{said}");
+    let unknown = cli(&["no-such-run"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no run with id 'no-such-run'"));
+}
