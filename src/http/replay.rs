@@ -6,16 +6,15 @@
 
 use super::AppState;
 use super::error::{AppError, Body, QueryParams, parse_json};
-use super::runs::{StartQuery, accepted, submit};
+use super::runs::{StartQuery, answer, submit};
 use crate::library::pick_flow;
 use crate::sandbox::{ModuleFlows, Replay};
 use crate::scheduler::{Attempt, Client, StartRun};
 use crate::store::{Trigger, sha256_hex};
 use axum::Extension;
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 use std::sync::Arc;
@@ -89,11 +88,5 @@ pub async fn replay(
         replay: Some(Arc::new(journal)),
     };
     let submitted = submit(&state, start)?;
-    if query.wait {
-        let finished =
-            submitted.finished.await.map_err(|_| anyhow::anyhow!("the run's task ended without a result"))?;
-        let finished = finished.map_err(|error| anyhow::anyhow!("the finished run was not stored: {error}"))?;
-        return Ok((StatusCode::OK, Json(finished)).into_response());
-    }
-    accepted(&state, &submitted).await
+    answer(&state, submitted, query.wait).await
 }

@@ -105,14 +105,20 @@ pub async fn start(
         replay: None,
     };
     let submitted = submit(&state, start)?;
-    if query.wait {
+    answer(&state, submitted, query.wait).await
+}
+
+/// The answer to a request that started a run: 202 with its id, or with
+/// `?wait=true` 200 with its final record once the store holds it.
+pub async fn answer(state: &AppState, submitted: Submitted, wait: bool) -> Result<Response, AppError> {
+    if wait {
         let finished =
             submitted.finished.await.map_err(|_| anyhow::anyhow!("the run's task ended without a result"))?;
         // A run the database does not hold is not reported as if it were.
         let finished = finished.map_err(|error| anyhow::anyhow!("the finished run was not stored: {error}"))?;
         return Ok((StatusCode::OK, Json(finished)).into_response());
     }
-    accepted(&state, &submitted).await
+    accepted(state, &submitted).await
 }
 
 /// `input` checked against the flow's declared inputs, within the run's
