@@ -80,35 +80,34 @@ impl Entry {
 pub struct ReplayDiverged(pub String);
 
 /// The journal of an ended run, answering a replay of it: each instance's
-/// stream by name.
+/// stream by name, its entries by index. A place with no entry is one the
+/// original was never answered at (a call still going when it was
+/// cancelled or ran out of a quota): a replay that reaches it diverges there.
 pub struct Replay {
     pub of_run: String,
-    streams: HashMap<String, Vec<Entry>>,
+    streams: HashMap<String, std::collections::BTreeMap<u32, Entry>>,
 }
 
 impl Replay {
-    /// From the rows the store keeps (each stream's entries in order);
-    /// an error when a stream has a gap or an entry is not one the host writes.
+    /// From the rows the store keeps; an error when an entry is not one the
+    /// host writes.
     pub fn new(of_run: String, rows: Vec<(String, u32, Value)>) -> Result<Replay, String> {
-        let mut streams: HashMap<String, Vec<Entry>> = HashMap::new();
+        let mut streams: HashMap<String, std::collections::BTreeMap<u32, Entry>> = HashMap::new();
         for (stream, index, entry) in rows {
             let entry: Entry = serde_json::from_value(entry)
                 .map_err(|e| format!("entry {index} of stream {stream} is not a journal entry: {e}"))?;
-            let entries = streams.entry(stream.clone()).or_default();
-            if entries.len() != index as usize {
-                return Err(format!("stream {stream} of the journal has no entry {}", entries.len()));
-            }
-            entries.push(entry);
+            streams.entry(stream).or_default().insert(index, entry);
         }
         Ok(Replay { of_run, streams })
     }
 
     fn entry(&self, stream: &str, index: u32) -> Option<&Entry> {
-        self.streams.get(stream)?.get(index as usize)
+        self.streams.get(stream)?.get(&index)
     }
 
+    /// How many places the original's instance was given answers up to.
     fn len(&self, stream: &str) -> usize {
-        self.streams.get(stream).map_or(0, Vec::len)
+        self.streams.get(stream).and_then(|entries| entries.keys().next_back()).map_or(0, |last| *last as usize + 1)
     }
 }
 
@@ -195,9 +194,13 @@ impl JournalSlot {
             None => kind.to_string(),
         };
         let Some(entry) = replay.entry(&self.stream, self.index) else {
-            let error = format!(
-                "the replay diverged at {place}: the flow asked for {what}, and the original run asked for nothing more"
-            );
+            let error = if (self.index as usize) < replay.len(&self.stream) {
+                format!("the replay reached {place} ({what}), which the original run was never answered at")
+            } else {
+                format!(
+                    "the replay diverged at {place}: the flow asked for {what}, and the original run asked for nothing more"
+                )
+            };
             return Some(Err(ReplayDiverged(error)));
         };
         if entry.kind() != kind {
@@ -242,4 +245,34 @@ impl JournalSlot {
 /// parameters (or a subflow's input) from another's.
 pub(crate) fn digest(text: &str) -> String {
     crate::store::sha256_hex(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn slot(replay: &Arc<Replay>, index: u32) -> JournalSlot {
+        JournalSlot { stream: Arc::from("0"), index, replay: Some(replay.clone()) }
+    }
+
+    /// A replay is told the original's answer at each place, and where the
+    /// flow asks for something else, or for what the original never got,
+    /// it is told where it went another way.
+    #[test]
+    fn a_replay_is_answered_by_place_and_told_where_it_diverges() {
+        let rows = vec![
+            ("0".to_string(), 0, json!({"kind": "sleep", "ns": 5})),
+            ("0".to_string(), 2, json!({"kind": "monotonic_clock", "ns": 9})),
+        ];
+        let replay = Arc::new(Replay::new("r1".into(), rows).unwrap());
+        assert_eq!(slot(&replay, 0).replayed("sleep", None), Some(Ok(Entry::Sleep { ns: 5 })));
+        let diverged = |index, kind| slot(&replay, index).replayed(kind, None).unwrap().unwrap_err().0;
+        assert!(diverged(0, "wall_clock").ends_with("the flow asked for wall_clock; the original asked for sleep"));
+        assert!(diverged(1, "wall_clock").contains("which the original run was never answered at"));
+        assert!(diverged(3, "sleep").ends_with("and the original run asked for nothing more"));
+        let live = JournalSlot { stream: Arc::from("0"), index: 0, replay: None };
+        assert_eq!(live.replayed("sleep", None), None, "a live run is answered live");
+        assert!(Replay::new("r1".into(), vec![("0".into(), 0, json!({"kind": "nope"}))]).is_err());
+    }
 }
