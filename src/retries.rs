@@ -71,23 +71,23 @@ async fn start(store: &Store, scheduler: &Arc<Scheduler>, due: DueRetry, lease_u
         store.drop_retry(&due.run_id).await?;
         return Ok(());
     };
-    let Some(source) = store.source(&before.source_sha256).await? else {
+    // A stored version's source comes with it; a stored flow removed since
+    // is not run again.
+    let source = match before.version {
+        Some(version) => store.flow(&before.flow, Some(version)).await?.map(|stored| stored.source),
+        None => store.source(&before.source_sha256).await?,
+    };
+    let Some(source) = source else {
+        tracing::info!(
+            run_id = due.run_id,
+            flow = before.flow,
+            "the flow or its source is gone; its next attempt is dropped"
+        );
         store.drop_retry(&due.run_id).await?;
         return Ok(());
     };
-    // A stored flow removed since: its runs are not run again.
-    if let Some(version) = before.version
-        && store.flow(&before.flow, Some(version)).await?.is_none()
-    {
-        tracing::info!(run_id = due.run_id, flow = before.flow, "the flow was removed; its next attempt is dropped");
-        store.drop_retry(&due.run_id).await?;
-        return Ok(());
-    }
     let source: Arc<str> = Arc::from(source);
-    let input = match &before.input {
-        serde_json::Value::Object(input) => input.clone(),
-        _ => serde_json::Map::new(),
-    };
+    let input = before.input_object();
     let DueRetry { run_id, launch, .. } = due;
     let start = StartRun {
         info: launch.info,

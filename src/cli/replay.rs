@@ -9,7 +9,6 @@ use super::{CliError, run::print_run};
 use crate::library::{StoredFlows, pick_flow};
 use crate::sandbox::{ModuleFlows, NoServices, Replay, RunEnv, RunRequest, Sandbox, SandboxOptions};
 use clap::Args;
-use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -110,10 +109,7 @@ async fn prepare(
         journal: None,
         replay: Some(Arc::new(journal)),
     };
-    let input = match &run.input {
-        Value::Object(input) => input.clone(),
-        _ => serde_json::Map::new(),
-    };
+    let input = run.input_object();
     let (request, events) = RunRequest::new(source, &info, input, run.quotas.clone(), env);
     Ok((sandbox, request, events, run))
 }

@@ -16,7 +16,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::Value;
 use std::sync::Arc;
 
 #[derive(Default, Deserialize)]
@@ -68,10 +67,7 @@ pub async fn replay(
     // source sent from the editor (or a changed module) finds its own first.
     let stored_version = run.version.filter(|_| !changed);
     let module = stored_version.is_none().then(|| ModuleFlows { source: source.clone(), flows });
-    let input = match &run.input {
-        Value::Object(input) => input.clone(),
-        _ => serde_json::Map::new(),
-    };
+    let input = run.input_object();
     let start = StartRun {
         info,
         version: stored_version,

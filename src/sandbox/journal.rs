@@ -122,7 +122,8 @@ pub enum RpcOutcome {
 
 /// Where a run's journal goes (the store, for runs the server keeps).
 pub trait JournalSink: Send + Sync {
-    fn append(&self, stream: &str, index: u32, entry: &Entry, text: String);
+    /// Entry `index` of instance `stream`, as JSON.
+    fn append(&self, stream: &Arc<str>, index: u32, text: String);
 }
 
 /// One instance's stream of the journal.
@@ -236,7 +237,7 @@ impl JournalSlot {
         let Some(sink) = &run.env.journal else { return Ok(()) };
         let text = serde_json::to_string(entry).expect("journal entries serialize");
         run.ledger().charge(&run.quotas, Quota::JournalBytes, text.len() as u64)?;
-        sink.append(&self.stream, self.index, entry, text);
+        sink.append(&self.stream, self.index, text);
         Ok(())
     }
 }

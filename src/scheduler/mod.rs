@@ -191,8 +191,8 @@ pub struct Scheduler {
     waiting: AtomicUsize,
     /// Runs waiting for a place under their flow's concurrency limit: they
     /// wait without a worker and outside the queue, so other flows' runs
-    /// are not refused for them; at most `MAX_WAITING_FOR_PLACES_PER_SLOT`
-    /// times the queue's capacity.
+    /// are not refused for them; at most
+    /// `limits::WAITING_FOR_PLACES_PER_QUEUE_PLACE` times the queue's capacity.
     waiting_for_places: AtomicUsize,
     /// Of those, each client's (clients with none are not kept).
     waiting_by_client: Mutex<HashMap<Client, usize>>,
@@ -540,7 +540,7 @@ impl StoreJournal {
 }
 
 impl JournalSink for StoreJournal {
-    fn append(&self, stream: &str, index: u32, _entry: &crate::sandbox::JournalEntry, text: String) {
-        self.store.write(Write::Journal { run_id: self.run_id.clone(), stream: Arc::from(stream), index, entry: text });
+    fn append(&self, stream: &Arc<str>, index: u32, text: String) {
+        self.store.write(Write::Journal { run_id: self.run_id.clone(), stream: stream.clone(), index, entry: text });
     }
 }

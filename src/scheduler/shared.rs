@@ -13,7 +13,6 @@ use crate::sandbox::ModuleFlows;
 use crate::store::{ClaimedRun, Launch, Notice, RunRecord, Write};
 use crate::stream::StreamMessage;
 use crate::trace::Status;
-use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -161,10 +160,7 @@ impl Scheduler {
         // when the claim's notice comes round.
         self.shared_run_changed(&run);
         let source: Arc<str> = Arc::from(source);
-        let input = match &run.input {
-            Value::Object(input) => input.clone(),
-            _ => serde_json::Map::new(),
-        };
+        let input = run.input_object();
         let start = StartRun {
             info: launch.info,
             version: run.version,

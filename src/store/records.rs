@@ -59,6 +59,15 @@ impl Trigger {
 }
 
 impl RunRecord {
+    /// The run's input as the keyword arguments it was called with (an
+    /// input stored as anything but an object, as none).
+    pub fn input_object(&self) -> serde_json::Map<String, Value> {
+        match &self.input {
+            Value::Object(input) => input.clone(),
+            _ => serde_json::Map::new(),
+        }
+    }
+
     /// `first_run_id` as stored: only for the attempts after the first.
     pub(crate) fn first_run_id_if_not_own(&self) -> Option<&str> {
         (self.first_run_id != self.run_id && !self.first_run_id.is_empty()).then_some(self.first_run_id.as_str())
