@@ -36,6 +36,8 @@
 //! - `idle_trim`: giving the allocator's free memory back once a burst is over.
 //! - `retention`: removing old finished runs (`--retain-runs`, `--retain-days`)
 //!   in small batches.
+//! - `replays`: what replaying an ended run needs (its journal, module and
+//!   flow), for the API and the command line alike.
 //! - `retries`: the next attempt of a run that ended badly, kept with its
 //!   end and started once across nodes when due.
 //! - `metrics`: what `/metrics` reports (prometheus-client, OpenMetrics text).
@@ -64,6 +66,7 @@ pub mod http;
 mod idle_trim;
 pub mod library;
 pub mod metrics;
+pub mod replays;
 pub mod retention;
 pub mod retries;
 pub mod sandbox;

@@ -6,8 +6,9 @@
 
 use super::services::{StoreArgs, open_store};
 use super::{CliError, run::print_run};
-use crate::library::{StoredFlows, pick_flow};
-use crate::sandbox::{ModuleFlows, NoServices, Replay, RunEnv, RunRequest, Sandbox, SandboxOptions};
+use crate::library::StoredFlows;
+use crate::replays::{ReplayRefused, plan};
+use crate::sandbox::{NoServices, RunEnv, RunRequest, Sandbox, SandboxOptions};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,47 +70,27 @@ async fn prepare(
     changed: Option<String>,
     cache_dir: Option<PathBuf>,
 ) -> Result<Prepared, CliError> {
-    let failed = |e: anyhow::Error| CliError::Failed(format!("{e:#}"));
-    let run = store
-        .run(run_id)
-        .await
-        .map_err(failed)?
-        .ok_or_else(|| CliError::Usage(format!("no run with id '{run_id}'")))?;
-    if !run.status.is_final() {
-        return Err(CliError::Usage(format!("run '{run_id}' is {}; a run is replayed once it has ended", run.status)));
-    }
-    let rows = store.journal(run_id).await.map_err(failed)?;
-    let rows = rows.into_iter().map(|row| (row.stream, row.index, row.entry)).collect();
-    let journal = Replay::new(run_id.to_string(), rows)
-        .map_err(|problem| CliError::Failed(format!("run '{run_id}' cannot be replayed: {problem}")))?;
-    let is_changed = changed.is_some();
-    let source: Arc<str> = match changed {
-        Some(source) => Arc::from(source),
-        None => Arc::from(
-            store
-                .source(&run.source_sha256)
-                .await
-                .map_err(failed)?
-                .ok_or_else(|| CliError::Failed("the run's source is no longer stored".into()))?,
-        ),
-    };
     let options = SandboxOptions { cache_dir, ..SandboxOptions::default() };
     let sandbox =
         Sandbox::new(&options).map_err(|e| CliError::Failed(format!("could not start the sandbox: {e:#}")))?;
-    let flows =
-        sandbox.describe(&source, &run.quotas).await.map_err(|e| CliError::Usage(format!("the source: {e}")))?;
-    let info = pick_flow(&flows, Some(&run.flow)).cloned().map_err(|e| CliError::Usage(format!("the source {e}")))?;
-    // A stored version's subflows are found in the library, as they were.
-    let module = (run.version.is_none() || is_changed).then(|| ModuleFlows { source: source.clone(), flows });
+    let describe = async |source: &str, quotas: &_| sandbox.describe(source, quotas).await;
+    let plan = plan(store, run_id, changed, describe).await.map_err(|refused| match refused {
+        ReplayRefused::Unreadable(..) => CliError::Failed(refused.to_string()),
+        ReplayRefused::Store(error) => CliError::Failed(format!("{error:#}")),
+        ReplayRefused::Module(error) => CliError::Usage(format!("the source: {error}")),
+        ReplayRefused::NoSuchRun(_) | ReplayRefused::NotEnded(..) | ReplayRefused::NoSuchFlow(_) => {
+            CliError::Usage(refused.to_string())
+        }
+    })?;
     let env = RunEnv {
         // A replay is answered from the journal: it has nothing to call.
         services: Arc::new(NoServices),
-        flows: Arc::new(StoredFlows { store: store.clone(), module }),
+        flows: Arc::new(StoredFlows { store: store.clone(), module: plan.module }),
         narrow_services: None,
         journal: None,
-        replay: Some(Arc::new(journal)),
+        replay: Some(Arc::new(plan.journal)),
     };
-    let input = run.input_object();
-    let (request, events) = RunRequest::new(source, &info, input, run.quotas.clone(), env);
-    Ok((sandbox, request, events, run))
+    let (request, events) =
+        RunRequest::new(plan.source, &plan.info, plan.run.input_object(), plan.run.quotas.clone(), env);
+    Ok((sandbox, request, events, plan.run))
 }
