@@ -36,8 +36,8 @@ class Subflow:
 class _Flow:
     Failed = Failed
     SubflowFailed = SubflowFailed
-    def __call__(self, name: str | None = None, *, inputs: dict[str, Any] | None = None, description: str | None = None, services: list[str] | None = None, retries: int = 0, retry_delay: float = 0, retry_backoff: float = 1, retry_on: list[Literal["failed", "timed_out", "quota_exceeded", "cancelled"]] | None = None, concurrency: int | None = None, concurrency_key: str | None = None) -> Callable[[_F], _F]:
-        """Declare a flow. inputs: {"arg": "string" | "integer" | "number" | "boolean" | "object" | "array" | "any"}; a trailing ? makes one optional. services: the services the flow may call. retries: run a failed run again up to N times, retry_delay seconds later (times retry_backoff after each attempt). concurrency: at most K runs at once (per value of the input concurrency_key); the others wait queued."""
+    def __call__(self, name: str | None = None, *, inputs: dict[str, Any] | None = None, description: str | None = None, services: list[str] | None = None, retries: int = 0, retry_delay: float = 0, retry_backoff: float = 1, retry_on: list[Literal["failed", "timed_out", "quota_exceeded", "cancelled"]] | None = None, concurrency: int | None = None, concurrency_key: str | None = None, durable: bool = False) -> Callable[[_F], _F]:
+        """Declare a flow. inputs: {"arg": "string" | "integer" | "number" | "boolean" | "object" | "array" | "any"}; a trailing ? makes one optional. services: the services the flow may call. retries: run a failed run again up to N times, retry_delay seconds later (times retry_backoff after each attempt). concurrency: at most K runs at once (per value of the input concurrency_key); the others wait queued. durable: a run the server dies in is resumed from its journal at the next start instead of ending interrupted."""
     def step(self, name: str, **attrs: Any) -> Step:
         """Open a step span: `with flow.step("name", key=value) as s: ...`."""
     def log(self, *parts: Any, sep: str = " ") -> None:

@@ -66,8 +66,15 @@ impl Cluster {
             }
             match self.store.sweep_expired().await {
                 Ok(swept) => {
-                    for (node, runs) in swept {
+                    for (node, runs) in swept.nodes {
                         tracing::warn!(node, runs, "a node's lease ran out; its unfinished runs were ended");
+                    }
+                    // Before the scheduler is given, the server's start
+                    // resumes them (they are this node's now).
+                    if let Some(scheduler) = self.scheduler.get() {
+                        for run_id in swept.durable {
+                            scheduler.resume_by_id(&run_id).await;
+                        }
                     }
                 }
                 Err(error) => tracing::warn!(error = format!("{error:#}"), "looking for nodes that are gone failed"),

@@ -27,6 +27,10 @@ pub struct FlowInfo {
     /// `@flow(concurrency=…)`: how many of its runs may go on at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<ConcurrencyLimit>,
+    /// `@flow(durable=True)`: a run the server dies in is resumed from its
+    /// journal rather than ended `interrupted`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub durable: bool,
 }
 
 /// How a run that ends with one of `on` is run again: as a new run, up to

@@ -103,6 +103,7 @@ async fn start(store: &Store, scheduler: &Arc<Scheduler>, due: DueRetry, lease_u
         trigger: Trigger::Retry { retry_of: run_id.clone() },
         attempt: Attempt { number: before.attempt + 1, first_run_id: Some(before.first_run_id.clone()) },
         replay: None,
+        earlier: Vec::new(),
     };
     match scheduler.submit(start) {
         Ok(_) => {}

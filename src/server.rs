@@ -155,6 +155,12 @@ pub async fn serve_when_ready(
         cluster.relay(scheduler.clone(), bus.clone(), store.clone());
         scheduler.join_cluster(cluster.clone());
     }
+    // Durable runs a process died with, this node's to resume (those a
+    // sweep takes later, the cluster resumes as it takes them).
+    let resumed = scheduler.resume_left().await;
+    if resumed > 0 {
+        tracing::info!(resumed, "resumed durable runs left unfinished");
+    }
     let state = Arc::new(AppState {
         cluster: cluster.clone(),
         store: store.clone(),

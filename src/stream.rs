@@ -110,6 +110,8 @@ mod tests {
             attempt: 1,
             first_run_id: "r1".into(),
             replay_of: None,
+            durable: false,
+            resumes: 0,
         }
     }
 

@@ -20,7 +20,7 @@ pub const JOURNAL_BASELINE: &str =
 pub(super) async fn figures(harness: &Arc<Harness>, runs: usize, reads: u64) -> Result<Vec<Figure>> {
     let dir = tempfile::tempdir()?;
     let store = Arc::new(Store::open(&Database::Sqlite(dir.path().join("journal.db"))).await?);
-    let journal: Arc<dyn JournalSink> = Arc::new(StoreJournal::new(store.clone(), "bench-journal".into()));
+    let journal: Arc<dyn JournalSink> = Arc::new(StoreJournal::new(store.clone(), "bench-journal".into(), false));
     let with = |prepared: &Prepared| Prepared {
         source: prepared.source.clone(),
         info: prepared.info.clone(),

@@ -99,6 +99,7 @@ pub(crate) fn generated_flow(words: &mut Words, index: usize) -> (String, FlowIn
         steps,
         retry: None,
         concurrency: None,
+        durable: false,
     };
     (source, info)
 }

@@ -57,6 +57,7 @@ pub async fn replay(
         trigger: Trigger::Replay { replay_of: run_id },
         attempt: Attempt::default(),
         replay: Some(Arc::new(plan.journal)),
+        earlier: Vec::new(),
     };
     let submitted = submit(&state, start)?;
     answer(&state, submitted, query.wait).await

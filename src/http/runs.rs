@@ -103,6 +103,7 @@ pub async fn start(
         trigger: Trigger::Api,
         attempt: Attempt::default(),
         replay: None,
+        earlier: Vec::new(),
     };
     let submitted = submit(&state, start)?;
     answer(&state, submitted, query.wait).await

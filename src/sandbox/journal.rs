@@ -79,13 +79,19 @@ impl Entry {
 #[error("{0}")]
 pub struct ReplayDiverged(pub String);
 
-/// The journal of an ended run, answering a replay of it: each instance's
+/// The journal of a run, answering a replay of it: each instance's
 /// stream by name, its entries by index. A place with no entry is one the
 /// original was never answered at (a call still going when it was
 /// cancelled or ran out of a quota): a replay that reaches it diverges there.
+///
+/// A durable run resumed after a crash is answered from its own journal
+/// the same way, except that a place with no entry is answered live (and
+/// written there): the run goes on from where its journal ends.
 pub struct Replay {
     pub of_run: String,
     streams: HashMap<String, std::collections::BTreeMap<u32, Entry>>,
+    /// Resuming run `of_run` itself rather than replaying it.
+    resume: bool,
 }
 
 impl Replay {
@@ -98,7 +104,18 @@ impl Replay {
                 .map_err(|e| format!("entry {index} of stream {stream} is not a journal entry: {e}"))?;
             streams.entry(stream).or_default().insert(index, entry);
         }
-        Ok(Replay { of_run, streams })
+        Ok(Replay { of_run, streams, resume: false })
+    }
+
+    /// The same journal, answering the run it is of as it resumes.
+    pub fn resuming(mut self) -> Replay {
+        self.resume = true;
+        self
+    }
+
+    /// Whether it answers a resume (live past its entries) rather than a replay.
+    pub fn is_resume(&self) -> bool {
+        self.resume
     }
 
     fn entry(&self, stream: &str, index: u32) -> Option<&Entry> {
@@ -124,7 +141,20 @@ pub enum RpcOutcome {
 pub trait JournalSink: Send + Sync {
     /// Entry `index` of instance `stream`, as JSON.
     fn append(&self, stream: &Arc<str>, index: u32, text: String);
+
+    /// For a durable run, what resolves once every entry appended so far
+    /// is stored (the write-ahead rule); None when its entries are only
+    /// batched, as for other runs.
+    fn stored(&self) -> Option<super::env::BoxFuture<'static, Result<(), String>>> {
+        None
+    }
 }
+
+/// A durable run's journal could not be stored: the run cannot go on
+/// without breaking its promise not to repeat what it was answered.
+#[derive(Debug, thiserror::Error)]
+#[error("the run's journal could not be stored: {0}")]
+pub struct JournalNotStored(pub String);
 
 /// One instance's stream of the journal.
 pub(crate) struct InstanceJournal {
@@ -152,10 +182,19 @@ impl InstanceJournal {
         slot
     }
 
+    /// Whether the next place is answered from the journal rather than live.
+    pub fn next_is_replayed(&self) -> bool {
+        match &self.replay {
+            Some(replay) if replay.resume => replay.entry(&self.stream, self.next).is_some(),
+            Some(_) => true,
+            None => false,
+        }
+    }
+
     /// A replayed instance that ended having asked for fewer answers than
-    /// the original: it went another way.
+    /// the original: it went another way. (A resumed one went on live.)
     pub fn check_all_asked(&self) -> Result<(), ReplayDiverged> {
-        let Some(replay) = &self.replay else { return Ok(()) };
+        let Some(replay) = self.replay.as_ref().filter(|replay| !replay.resume) else { return Ok(()) };
         let had = replay.len(&self.stream);
         if (self.next as usize) < had {
             return Err(ReplayDiverged(format!(
@@ -186,9 +225,13 @@ pub(crate) struct JournalSlot {
 
 impl JournalSlot {
     /// When replaying, the original's answer in this place, which must be
-    /// of `kind` (and, for a call, the same call: `request`); None live.
+    /// of `kind` (and, for a call, the same call: `request`); None live,
+    /// and in a resume past what the journal holds.
     pub fn replayed(&self, kind: &str, request: Option<(&str, &str)>) -> Option<Result<Entry, ReplayDiverged>> {
         let replay = self.replay.as_ref()?;
+        if replay.resume && replay.entry(&self.stream, self.index).is_none() {
+            return None;
+        }
         let place = format!("answer {} of instance {}", self.index, self.stream);
         let what = match request {
             Some((target, _)) => format!("{kind} {target}"),
@@ -232,12 +275,19 @@ impl JournalSlot {
         format!("{run_id}/{}/{}", self.stream, self.index)
     }
 
-    /// Write `entry` in this place, charged to the run's `journal_bytes`.
+    /// Write `entry` in this place, charged to the run's `journal_bytes`
+    /// (a resumed run's place the journal holds already is not written again).
     pub fn write(&self, run: &RunShared, entry: &Entry) -> Result<(), QuotaExceeded> {
         let Some(sink) = &run.env.journal else { return Ok(()) };
         let text = serde_json::to_string(entry).expect("journal entries serialize");
         run.ledger().charge(&run.quotas, Quota::JournalBytes, text.len() as u64)?;
+        if let Some(replay) = self.replay.as_ref().filter(|replay| replay.resume)
+            && replay.entry(&self.stream, self.index).is_some()
+        {
+            return Ok(());
+        }
         sink.append(&self.stream, self.index, text);
+        run.journal_appended();
         Ok(())
     }
 }

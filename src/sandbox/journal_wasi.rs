@@ -43,12 +43,18 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     })?;
     let mut monotonic = linker.instance(&format!("wasi:clocks/monotonic-clock@{WASI}"))?;
     monotonic.func_wrap("now", |mut store: Ctx<'_>, (): ()| {
-        let ns = monotonic_now(store.data());
-        let Entry::MonotonicClock { ns } =
-            store.data_mut().answer("monotonic_clock", || Entry::MonotonicClock { ns })?
+        let live = monotonic_now(store.data());
+        let state = store.data_mut();
+        let Entry::MonotonicClock { ns } = state.answer("monotonic_clock", || Entry::MonotonicClock { ns: live })?
         else {
             unreachable!("an answer of its kind")
         };
+        // A resumed run's clock goes on from its journal's last reading
+        // (the instance started moments ago), never back.
+        if ns > live {
+            state.clock_start =
+                std::time::Instant::now().checked_sub(Duration::from_nanos(ns)).unwrap_or(state.clock_start);
+        }
         Ok((ns,))
     })?;
     monotonic.func_wrap("subscribe-duration", |mut store: Ctx<'_>, (ns,): (u64,)| sleep(store.data_mut(), ns))?;
@@ -112,10 +118,12 @@ fn monotonic_now(state: &HostState) -> u64 {
 
 /// A pollable ready `ns` from now: how the guest sleeps. A replay does not
 /// wait: the sleep ended when the original's did, and the clock reads
-/// after it are the original's.
+/// after it are the original's. (Nor does a resumed run's sleep the journal
+/// holds: the crash may have cut it short, which a resume does not make up.)
 fn sleep(state: &mut HostState, ns: u64) -> wasmtime::Result<(Resource<DynPollable>,)> {
+    let replayed = state.next_is_replayed();
     state.answer("sleep", || Entry::Sleep { ns })?;
-    let wait = if state.replaying() { Duration::ZERO } else { Duration::from_nanos(ns) };
+    let wait = if replayed { Duration::ZERO } else { Duration::from_nanos(ns) };
     let until = tokio::time::Instant::now().checked_add(wait);
     let sleep = state.table().push(Sleep { until, yielded: false })?;
     Ok((subscribe(state.table(), sleep)?,))

@@ -78,6 +78,8 @@ pub(super) async fn call_service(
         Err(error) => rpc_outcome(error),
     };
     slot.write(&run, &Entry::Rpc { call: name, params_sha256, outcome }).map_err(wasmtime::Error::new)?;
+    // A durable run is told only what its journal keeps.
+    run.journal_stored().await?;
     Ok(answer)
 }
 
@@ -124,6 +126,9 @@ async fn make_call(
     let outcome = if let Some(replayed) = replayed {
         Answer::Replayed(replayed)
     } else if allowed.iter().any(|a| a == "*" || *a == call.service) {
+        // What a durable run was answered before this call (clocks, random)
+        // may be in its parameters: stored before the call leaves.
+        run.journal_stored().await?;
         let run_id = run.ledger().recorder.run_id().to_string();
         let calling = RunAccount(run.clone());
         let call_key = slot.call_key(&run_id);

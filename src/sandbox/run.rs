@@ -40,6 +40,13 @@ pub struct RunRequest {
     /// How far the store has got with the run's events, when a store
     /// keeps them: the run waits there rather than run ahead of it.
     pub committed: Option<Committed>,
+    /// For a durable run resumed after a crash, the events its first life
+    /// stored (in seq order): its tree goes on from them.
+    pub earlier: Vec<RunEvent>,
+    /// For a durable run: when this is set as the run is cancelled (the
+    /// server is stopping), the run is suspended rather than ended: nothing
+    /// more of it is recorded, and a later start resumes it.
+    pub suspend_on_cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl RunRequest {
@@ -66,6 +73,8 @@ impl RunRequest {
             sink,
             cancel: CancellationToken::new(),
             committed: None,
+            earlier: Vec::new(),
+            suspend_on_cancel: None,
         };
         (request, events)
     }
@@ -103,6 +112,10 @@ pub struct RunReport {
     pub usage: Usage,
     pub start_us: i64,
     pub end_us: i64,
+    /// A durable run stopped with the server, neither ended nor recorded
+    /// further: a later start resumes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspended: bool,
 }
 
 /// Why the guest call stopped, before it is turned into a status.
@@ -118,7 +131,10 @@ impl Sandbox {
         let started = Instant::now();
         let start_us = now_us();
         let quotas = request.quotas.clone();
-        let recorder = Recorder::new(request.run_id.clone(), request.sink);
+        let recorder = match request.earlier.is_empty() {
+            true => Recorder::new(request.run_id.clone(), request.sink),
+            false => Recorder::resuming(request.run_id.clone(), request.sink, &request.earlier),
+        };
         let shared =
             Arc::new(RunShared::new(quotas.clone(), request.env, self.core.clone(), recorder, request.committed));
         let root = shared.ledger().recorder.start(None, SpanKind::Flow, &request.flow, Map::new(), request.line);
@@ -140,9 +156,15 @@ impl Sandbox {
         };
         // The guest future, its Store and every subflow's are gone by now:
         // whatever is still open under the root is closed below.
+        let suspended = matches!(ending, Ending::Cancelled)
+            && request.suspend_on_cancel.is_some_and(|suspend| suspend.load(std::sync::atomic::Ordering::SeqCst));
         let (status, output, error) = settle(ending, &quotas);
 
         let mut ledger = shared.ledger();
+        if suspended {
+            // Its tree stays as stored, open where it was going on.
+            ledger.recorder.mute();
+        }
         let output_bytes = output.as_ref().map_or(0, |o| o.to_string().len() as u64);
         let leftover_status = if status == Status::Ok { Status::Failed } else { status };
         let leftover_error = if status == Status::Ok { Some(ErrorInfo::left_open()) } else { error.clone() };
@@ -166,6 +188,7 @@ impl Sandbox {
             usage,
             start_us,
             end_us: now_us(),
+            suspended,
         }
     }
 }
@@ -214,6 +237,9 @@ pub(crate) fn trap_error(trap: &wasmtime::Error) -> (Status, ErrorInfo) {
 fn unbounded_trap_error(trap: &wasmtime::Error) -> (Status, ErrorInfo) {
     if let Some(exceeded) = trap.downcast_ref::<QuotaExceeded>() {
         return (Status::QuotaExceeded, exceeded.to_error());
+    }
+    if let Some(lost) = trap.downcast_ref::<super::journal::JournalNotStored>() {
+        return (Status::Failed, ErrorInfo::new("JournalNotStored", lost.to_string()));
     }
     if let Some(diverged) = trap.downcast_ref::<super::journal::ReplayDiverged>() {
         return (Status::Failed, ErrorInfo::new("ReplayDiverged", diverged.to_string()));

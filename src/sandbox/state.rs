@@ -12,6 +12,7 @@ use super::journal::InstanceJournal;
 use super::quotas::{Quota, QuotaExceeded, Quotas, Usage};
 use crate::trace::Recorder;
 use crate::trace::bus::Committed;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, StoreContextMut, UpdateDeadline};
@@ -73,6 +74,10 @@ pub(crate) struct RunShared {
     /// What the store has committed of the run's events (none when no
     /// store keeps them, as for the CLI).
     committed: Option<Committed>,
+    /// Journal entries handed to the run's sink, and of those, how many are
+    /// known stored (counted for durable runs' write-ahead rule).
+    journal_appended: AtomicU64,
+    journal_stored: AtomicU64,
 }
 
 /// The run's books, behind one lock that is never held across an await.
@@ -143,7 +148,37 @@ impl RunShared {
         committed: Option<Committed>,
     ) -> RunShared {
         let ledger = Ledger { recorder, usage: Usage::default(), memory_in_use: 0, cpu_ticks: 0, host_cpu_us: 0 };
-        RunShared { quotas, env, core, ledger: Mutex::new(ledger), committed }
+        RunShared {
+            quotas,
+            env,
+            core,
+            ledger: Mutex::new(ledger),
+            committed,
+            journal_appended: AtomicU64::new(0),
+            journal_stored: AtomicU64::new(0),
+        }
+    }
+
+    /// One more journal entry was handed to the sink.
+    pub fn journal_appended(&self) {
+        self.journal_appended.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The write-ahead rule of durable runs: wait until every journal entry
+    /// the run has written is stored, before an answer reaches the guest or
+    /// a call leaves the host. A crash then loses no answer the run acted
+    /// on; at most the calls in flight are made again. Free for other runs
+    /// (their sink asks for no wait), and when nothing was written since.
+    pub async fn journal_stored(&self) -> wasmtime::Result<()> {
+        let Some(sink) = &self.env.journal else { return Ok(()) };
+        let appended = self.journal_appended.load(Ordering::SeqCst);
+        if self.journal_stored.load(Ordering::SeqCst) >= appended {
+            return Ok(());
+        }
+        let Some(stored) = sink.stored() else { return Ok(()) };
+        stored.await.map_err(|why| wasmtime::Error::new(super::journal::JournalNotStored(why)))?;
+        self.journal_stored.fetch_max(appended, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Back-pressure: while the store is more than `MAX_EVENTS_AHEAD` of
@@ -245,9 +280,10 @@ impl HostState {
         Ok(entry)
     }
 
-    /// Whether this instance's answers come from another run's journal.
-    pub(super) fn replaying(&self) -> bool {
-        self.run.env.replay.is_some()
+    /// Whether this instance's next answer comes from a journal (a replay,
+    /// or a resume that has not yet gone past what its journal holds).
+    pub(super) fn next_is_replayed(&self) -> bool {
+        self.journal.as_ref().is_some_and(|journal| journal.next_is_replayed())
     }
 
     /// Called by wasmtime whenever the guest has run past its epoch deadline,

@@ -103,6 +103,7 @@ pub(super) async fn run_subflow(
         duration_us: answer.duration_us,
     };
     place.answer.write(&run, &entry).map_err(wasmtime::Error::new)?;
+    run.journal_stored().await?;
     Ok(answer)
 }
 

@@ -38,7 +38,7 @@ impl Scheduler {
         counted: &mut Counted,
     ) -> Result<Option<SlotClaim>, CancelledWaiting> {
         // A replay calls nothing: the limit is for runs that do.
-        let Some(limit) = start.info.concurrency.as_ref().filter(|_| start.replay.is_none()) else { return Ok(None) };
+        let Some(limit) = start.info.concurrency.as_ref().filter(|_| !start.is_replay()) else { return Ok(None) };
         // Source sent from the editor is not the stored flow of that name:
         // its runs count apart, so trying a module never holds (or takes)
         // the stored flow's places.

@@ -5,6 +5,7 @@
 //! taken waits in the nodes' shared queue instead (`shared`).
 
 mod limits;
+mod resume;
 mod shared;
 
 use crate::flowdef::{FlowInfo, ModuleError};
@@ -101,8 +102,11 @@ pub struct StartRun {
     pub trigger: Trigger,
     /// Which attempt it is, when its flow retries runs that end badly.
     pub attempt: Attempt,
-    /// For a replay, the journal of the run it replays.
+    /// For a replay, the journal of the run it replays; for a durable run
+    /// resumed after a crash, its own journal (`Replay::resuming`).
     pub replay: Option<Arc<crate::sandbox::Replay>>,
+    /// For a resumed run, the events its first life stored.
+    pub earlier: Vec<RunEvent>,
 }
 
 /// Where a run waiting to start is counted, until it starts.
@@ -129,6 +133,49 @@ impl Default for Attempt {
 }
 
 impl StartRun {
+    /// A run a store holds already (claimed from the nodes' shared queue,
+    /// or resumed), started as it was accepted: its flow as `launch`
+    /// declares it, module `source`, and the record's input, quotas,
+    /// trigger and attempt. Not counted as waiting here: it was counted
+    /// where it was accepted.
+    pub fn from_stored(run: &RunRecord, launch: Launch, source: Arc<str>) -> StartRun {
+        StartRun {
+            info: launch.info,
+            version: run.version,
+            source_sha256: run.source_sha256.clone(),
+            input: run.input_object(),
+            narrow_services: launch.narrow_services,
+            quotas: run.quotas.clone(),
+            module: launch.module.map(|flows| ModuleFlows { source: source.clone(), flows }),
+            source,
+            client: None,
+            claimed: true,
+            trigger: run.trigger.clone(),
+            attempt: Attempt {
+                number: run.attempt,
+                first_run_id: (run.first_run_id != run.run_id).then(|| run.first_run_id.clone()),
+            },
+            replay: None,
+            earlier: Vec::new(),
+        }
+    }
+
+    /// What another node, or a later start of this one, needs to start the
+    /// run again beside its record and source.
+    pub fn launch(&self) -> Launch {
+        Launch {
+            info: self.info.clone(),
+            narrow_services: self.narrow_services.clone(),
+            module: self.module.as_ref().map(|module| module.flows.clone()),
+        }
+    }
+
+    /// Whether it replays another run (answered from that run's journal;
+    /// a resume is answered from its own, and calls on live past it).
+    pub fn is_replay(&self) -> bool {
+        self.replay.as_ref().is_some_and(|replay| !replay.is_resume())
+    }
+
     /// A run of a stored flow with a checked input, as webhooks and
     /// schedules start them.
     pub fn stored(
@@ -152,6 +199,7 @@ impl StartRun {
             trigger,
             attempt: Attempt::default(),
             replay: None,
+            earlier: Vec::new(),
         }
     }
 }
@@ -212,6 +260,9 @@ pub struct Scheduler {
     slot_freed: tokio::sync::Notify,
     tasks: TaskTracker,
     shutting_down: AtomicBool,
+    /// Set as a shutdown's grace ends: durable runs cancelled then are
+    /// suspended, for the next start to resume, rather than ended.
+    suspending: Arc<AtomicBool>,
 }
 
 impl Scheduler {
@@ -245,6 +296,7 @@ impl Scheduler {
             slot_freed: tokio::sync::Notify::new(),
             tasks: TaskTracker::new(),
             shutting_down: AtomicBool::new(false),
+            suspending: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -288,6 +340,9 @@ impl Scheduler {
         let run = RunRecord {
             first_run_id: start.attempt.first_run_id.clone().unwrap_or_else(|| run_id.clone()),
             replay_of: start.trigger.replay_of(),
+            // A replay calls nothing: there is nothing to resume it for.
+            durable: start.info.durable && start.replay.is_none(),
+            resumes: 0,
             attempt: start.attempt.number,
             run_id,
             flow: start.info.name.clone(),
@@ -315,7 +370,9 @@ impl Scheduler {
             },
             None => None,
         };
-        self.store.write(Write::RunCreated { run: Box::new(run.clone()), source: start.source.clone(), launch: None });
+        // A durable run keeps how to start it, to be resumed after a crash.
+        let launch = run.durable.then(|| Box::new(start.launch()));
+        self.store.write(Write::RunCreated { run: Box::new(run.clone()), source: start.source.clone(), launch });
         self.bus.announce(StreamMessage::RunQueued(&run).to_text());
         let (done, finished) = oneshot::channel();
         self.start_here(run.clone(), start, place, done);
@@ -330,8 +387,11 @@ impl Scheduler {
         place: Option<OwnedSemaphorePermit>,
         done: oneshot::Sender<Result<RunRecord, String>>,
     ) {
-        let cancel = CancellationToken::new();
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).insert(run.run_id.clone(), cancel.clone());
+        // A resumed run's token was taken before it was read from the store.
+        let cancel = (self.active.lock().unwrap_or_else(|p| p.into_inner()))
+            .entry(run.run_id.clone())
+            .or_default()
+            .clone();
         let channel = self.bus.open(&run.run_id);
         let scheduler = self.clone();
         self.tasks.spawn(async move { scheduler.execute(run, start, cancel, channel, done, place).await });
@@ -407,6 +467,7 @@ impl Scheduler {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.tasks.close();
         if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+            self.suspending.store(true, Ordering::SeqCst);
             let cancelled = self.cancel_all();
             tracing::warn!(runs = cancelled, "cancelling runs still going at shutdown");
             self.tasks.wait().await;
@@ -427,14 +488,7 @@ impl Scheduler {
         let mut counted = Counted { in_queue: !start.claimed, for_client: start.client.filter(|_| !start.claimed) };
         // What its next attempt needs, should this one end badly.
         // A replay is not retried: it calls nothing that could go better.
-        let retry = start.info.retry.clone().filter(|_| start.replay.is_none()).map(|policy| {
-            let launch = Launch {
-                info: start.info.clone(),
-                narrow_services: start.narrow_services.clone(),
-                module: start.module.as_ref().map(|module| module.flows.clone()),
-            };
-            (policy, launch)
-        });
+        let retry = start.info.retry.clone().filter(|_| !start.is_replay()).map(|policy| (policy, start.launch()));
         let mut place = place;
         let slot = self.wait_for_slot(&run, &start, &cancel, &mut place, &mut counted).await;
         let permit = match (&slot, place) {
@@ -456,8 +510,9 @@ impl Scheduler {
             }
             Some(_permit) => {
                 run.status = Status::Running;
-                // One reading, so the stored run and the answer to `?wait=true` agree.
-                let start_us = now_us();
+                // One reading, so the stored run and the answer to `?wait=true`
+                // agree; a resumed run keeps its first start.
+                let start_us = run.start_us.unwrap_or_else(now_us);
                 run.start_us = Some(start_us);
                 self.store.write(Write::RunStarted { run_id: run.run_id.clone(), start_us });
                 self.bus.announce(StreamMessage::RunStarted(&run).to_text());
@@ -465,12 +520,14 @@ impl Scheduler {
                     services: self.services.clone(),
                     flows: Arc::new(StoredFlows { store: self.store.clone(), module: start.module }),
                     narrow_services: start.narrow_services,
-                    journal: Some(Arc::new(StoreJournal::new(self.store.clone(), run.run_id.clone()))),
+                    journal: Some(Arc::new(StoreJournal::new(self.store.clone(), run.run_id.clone(), run.durable))),
                     replay: start.replay.clone(),
                 };
                 let (request, mut events) = RunRequest::new(start.source, &start.info, start.input, start.quotas, env);
-                let request =
+                let mut request =
                     request.with_id(run.run_id.clone()).with_cancel(cancel).with_backpressure(channel.committed());
+                request.earlier = start.earlier;
+                request.suspend_on_cancel = run.durable.then(|| self.suspending.clone());
                 let forward = async {
                     while let Some(event) = events.recv().await {
                         last_seq = event.seq();
@@ -478,6 +535,9 @@ impl Scheduler {
                     }
                 };
                 let (report, ()) = tokio::join!(self.sandbox.run(request), forward);
+                if report.suspended {
+                    return self.suspended(run, channel, done);
+                }
                 run.status = report.status;
                 run.output = report.output;
                 run.error = report.error;
@@ -506,6 +566,21 @@ impl Scheduler {
         let _ = done.send(stored.map(|()| run));
     }
 
+    /// A durable run stopped with the server: its record stays `running`
+    /// (and its place under a concurrency limit held), for the next start,
+    /// or another node, to resume.
+    fn suspended(&self, run: RunRecord, channel: Arc<RunChannel>, done: oneshot::Sender<Result<RunRecord, String>>) {
+        tracing::info!(
+            run_id = run.run_id,
+            "a durable run was suspended as the server stops; it resumes at the next start"
+        );
+        drop(channel);
+        self.bus.close(&run.run_id);
+        self.freed.notify_one();
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).remove(&run.run_id);
+        let _ = done.send(Err("the server stopped; the durable run resumes when it starts again".into()));
+    }
+
     /// Store an event; the writer hands it to the run's watchers once it is
     /// committed, so what a watcher has seen survives a crash.
     fn record(&self, channel: &Arc<RunChannel>, event: RunEvent) {
@@ -527,20 +602,31 @@ impl Scheduler {
 }
 
 /// A run's journal, written to the store with the run's spans: batched,
-/// so an answer reaches the guest without waiting for the database.
+/// so an answer reaches the guest without waiting for the database; a
+/// durable run's answers wait until they are stored (`stored`).
 pub struct StoreJournal {
     store: Arc<Store>,
     run_id: String,
+    durable: bool,
 }
 
 impl StoreJournal {
-    pub fn new(store: Arc<Store>, run_id: String) -> StoreJournal {
-        StoreJournal { store, run_id }
+    pub fn new(store: Arc<Store>, run_id: String, durable: bool) -> StoreJournal {
+        StoreJournal { store, run_id, durable }
     }
 }
 
 impl JournalSink for StoreJournal {
     fn append(&self, stream: &Arc<str>, index: u32, text: String) {
         self.store.write(Write::Journal { run_id: self.run_id.clone(), stream: stream.clone(), index, entry: text });
+    }
+
+    fn stored(&self) -> Option<crate::sandbox::BoxFuture<'static, Result<(), String>>> {
+        if !self.durable {
+            return None;
+        }
+        let (barrier, stored) = Write::journal_committed(self.run_id.clone());
+        self.store.write(barrier);
+        Some(Box::pin(async move { stored.await.unwrap_or_else(|_| Err("the store's writer has stopped".into())) }))
     }
 }

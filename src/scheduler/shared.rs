@@ -7,10 +7,9 @@
 //! Whoever waits here for such a run's end (`?wait=true`) is told when a
 //! notice says its record is final, whichever node executed it.
 
-use super::{Attempt, Client, Scheduler, StartRun, Submitted};
+use super::{Client, Scheduler, StartRun, Submitted};
 use crate::cluster::Cluster;
-use crate::sandbox::ModuleFlows;
-use crate::store::{ClaimedRun, Launch, Notice, RunRecord, Write};
+use crate::store::{ClaimedRun, Notice, RunRecord, Write};
 use crate::stream::StreamMessage;
 use crate::trace::Status;
 use std::sync::Arc;
@@ -43,11 +42,7 @@ impl Scheduler {
     /// Put a run in the shared queue (no node has a place for it here).
     pub(super) fn queue_shared(&self, mut run: RunRecord, start: StartRun) -> Submitted {
         run.node = None;
-        let launch = Launch {
-            info: start.info,
-            narrow_services: start.narrow_services,
-            module: start.module.map(|module| module.flows),
-        };
+        let launch = start.launch();
         let (done, finished) = oneshot::channel();
         self.shared
             .lock()
@@ -159,26 +154,7 @@ impl Scheduler {
         // A run this node accepted itself leaves its queue share now, not
         // when the claim's notice comes round.
         self.shared_run_changed(&run);
-        let source: Arc<str> = Arc::from(source);
-        let input = run.input_object();
-        let start = StartRun {
-            info: launch.info,
-            version: run.version,
-            source_sha256: run.source_sha256.clone(),
-            input,
-            narrow_services: launch.narrow_services,
-            quotas: run.quotas.clone(),
-            module: launch.module.map(|flows| ModuleFlows { source: source.clone(), flows }),
-            source,
-            client: None,
-            claimed: true,
-            trigger: run.trigger.clone(),
-            attempt: Attempt {
-                number: run.attempt,
-                first_run_id: (run.first_run_id != run.run_id).then(|| run.first_run_id.clone()),
-            },
-            replay: None,
-        };
+        let start = StartRun::from_stored(&run, launch, Arc::from(source));
         // Whoever waits for it hears of its end through the store's notices,
         // on whichever node that is (this one too).
         let (done, _) = oneshot::channel();

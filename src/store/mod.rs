@@ -223,6 +223,12 @@ impl Store {
 
         /// A run's journal, each instance's stream in order.
         pub async fn journal(&self, run_id: &str) -> Result<Vec<JournalRow>>;
+        /// Unfinished durable runs node `node` is to resume (with SQLite,
+        /// every one: there is one node).
+        pub async fn durable_runs(&self, node: &str) -> Result<Vec<String>>;
+        /// Count a resume of durable run `run_id` by node `node` and return
+        /// how to start it; None when it is no longer an unfinished durable run.
+        pub async fn resume_launch(&self, run_id: &str, node: &str) -> Result<Option<Launch>>;
         /// Next attempts due at `now_us`, the most overdue first (at most 100).
         pub async fn due_retries(&self, now_us: i64) -> Result<Vec<DueRetry>>;
         /// Move a next attempt's time from `due_us` to `until_us`, when it is
@@ -301,6 +307,8 @@ mod tests {
             attempt: 1,
             first_run_id: run_id.into(),
             replay_of: None,
+            durable: false,
+            resumes: 0,
         }
     }
 
@@ -635,10 +643,10 @@ mod tests {
         store.write(Write::RunStarted { run_id: "held".into(), start_us: 2 });
         store.write(Write::SpanStarted { span: span("held", 1, Status::Running), seq: 1, publish: None });
         store.flush().await.unwrap();
-        assert!(pg.sweep_expired().await.unwrap().is_empty(), "a live lease is not swept");
+        assert!(pg.sweep_expired().await.unwrap().nodes.is_empty(), "a live lease is not swept");
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-        assert_eq!(pg.sweep_expired().await.unwrap(), [("a".to_string(), 1)]);
-        assert!(pg.sweep_expired().await.unwrap().is_empty(), "a node is swept once");
+        assert_eq!(pg.sweep_expired().await.unwrap().nodes, [("a".to_string(), 1)]);
+        assert!(pg.sweep_expired().await.unwrap().nodes.is_empty(), "a node is swept once");
         let ended = store.run("held").await.unwrap().unwrap();
         assert_eq!((ended.status, ended.last_seq), (Status::Interrupted, 3), "one stored event, one closing, the end");
         assert_eq!(store.spans("held").await.unwrap()[0].status, Status::Interrupted);

@@ -42,6 +42,13 @@ pub struct RunRecord {
     /// The run this one replays from its journal (its trigger says so too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
+    /// `@flow(durable=True)`: a server that dies with the run in hand does
+    /// not end it `interrupted`; the run is resumed from its journal.
+    #[serde(default)]
+    pub durable: bool,
+    /// How many times the run was resumed after the server running it died.
+    #[serde(default)]
+    pub resumes: u32,
 }
 
 fn first_attempt() -> u32 {

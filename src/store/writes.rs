@@ -69,14 +69,40 @@ pub enum Write {
         index: u32,
         entry: String,
     },
+    /// Writes nothing: `done` is told once every write queued before it is
+    /// committed (a durable run's journal, before an answer reaches the
+    /// guest), or that the database does not hold the run's writes. Taken
+    /// by whoever tells it.
+    JournalCommitted {
+        run_id: String,
+        done: std::sync::Mutex<Option<Committed>>,
+    },
 }
 
 impl Write {
+    /// A barrier for run `run_id`'s writes queued so far, and what tells
+    /// once they are committed.
+    pub fn journal_committed(run_id: String) -> (Write, oneshot::Receiver<Result<(), String>>) {
+        let (done, committed) = oneshot::channel();
+        (Write::JournalCommitted { run_id, done: std::sync::Mutex::new(Some(done)) }, committed)
+    }
+
+    /// Tell a `JournalCommitted` barrier its run's writes are not held.
+    pub(crate) fn refuse_barrier(&self, why: &str) {
+        if let Write::JournalCommitted { done, .. } = self
+            && let Some(done) = done.lock().unwrap_or_else(|p| p.into_inner()).take()
+        {
+            let _ = done.send(Err(why.to_string()));
+        }
+    }
+
     /// The run this write belongs to, and the seq of its event if it has one.
     pub(crate) fn run_seq(&self) -> (&str, Option<u64>) {
         match self {
             Write::RunCreated { run, .. } | Write::RunFinished { run, .. } => (&run.run_id, None),
-            Write::RunStarted { run_id, .. } | Write::Journal { run_id, .. } => (run_id, None),
+            Write::RunStarted { run_id, .. }
+            | Write::Journal { run_id, .. }
+            | Write::JournalCommitted { run_id, .. } => (run_id, None),
             Write::SpanStarted { span, seq, .. } | Write::SpanEnded { span, seq, .. } => (&span.run_id, Some(*seq)),
             Write::Log { line, .. } => (&line.run_id, Some(line.seq)),
         }
@@ -91,6 +117,11 @@ pub(crate) fn settle(batch: impl IntoIterator<Item = Write>, outcome: &Result<()
         match write {
             Write::RunFinished { stored: Some(stored), .. } => {
                 let _ = stored.send(outcome.clone());
+            }
+            Write::JournalCommitted { done, .. } => {
+                if let Some(done) = done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    let _ = done.send(outcome.clone());
+                }
             }
             Write::SpanStarted { publish, .. } | Write::SpanEnded { publish, .. } | Write::Log { publish, .. } => {
                 if let Some(event) = publish {

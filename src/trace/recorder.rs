@@ -9,7 +9,7 @@
 
 use super::{ErrorInfo, EventSink, LogLine, LogStream, RunEvent, Span, SpanKind, Status, now_us};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// Why a request to close a span was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -32,11 +32,81 @@ pub struct Recorder {
     sink: EventSink,
     /// Spans opened so far, for the `spans` quota.
     spans_started: u64,
+    /// For a durable run resumed after a crash: what its first life stored.
+    earlier: Option<Earlier>,
+    /// Open spans whose end is stored already: closed without an event.
+    quiet: HashSet<u64>,
+    /// Emits nothing more (a durable run suspended as the server stops).
+    muted: bool,
+}
+
+/// What a resumed run stored before the crash. A resumed run does again
+/// what it did, in the same order within each span (the journal answers it
+/// as before), so the span it opens as the k-th child of a kind and name
+/// under a parent is the stored one in that place: it keeps that span's id
+/// and emits no event the store holds already. Past what was stored, the
+/// tree goes on under the same spans with new ids and seqs.
+struct Earlier {
+    /// Stored spans by parent, kind and name, in the order they started.
+    places: HashMap<(Option<u64>, SpanKind, String), VecDeque<u64>>,
+    /// Stored spans as they started, by id.
+    started: HashMap<u64, Span>,
+    /// Stored spans whose end is stored too.
+    ended: HashSet<u64>,
+    /// How many log lines each span has stored.
+    logs: HashMap<u64, usize>,
 }
 
 impl Recorder {
     pub fn new(run_id: String, sink: EventSink) -> Recorder {
-        Recorder { run_id, next_span_id: 1, next_seq: 1, open: BTreeMap::new(), sink, spans_started: 0 }
+        Recorder {
+            run_id,
+            next_span_id: 1,
+            next_seq: 1,
+            open: BTreeMap::new(),
+            sink,
+            spans_started: 0,
+            earlier: None,
+            quiet: HashSet::new(),
+            muted: false,
+        }
+    }
+
+    /// The recorder of a durable run resumed after a crash, whose stored
+    /// events (in seq order) are `earlier`: the same tree, continued.
+    pub fn resuming(run_id: String, sink: EventSink, earlier: &[RunEvent]) -> Recorder {
+        let mut recorder = Recorder::new(run_id, sink);
+        let mut stored =
+            Earlier { places: HashMap::new(), started: HashMap::new(), ended: HashSet::new(), logs: HashMap::new() };
+        for event in earlier {
+            recorder.next_seq = recorder.next_seq.max(event.seq() + 1);
+            match event {
+                RunEvent::SpanStarted { span, .. } => {
+                    recorder.next_span_id = recorder.next_span_id.max(span.span_id + 1);
+                    let place = (span.parent_id, span.kind, span.name.clone());
+                    stored.places.entry(place).or_default().push_back(span.span_id);
+                    stored.started.insert(span.span_id, span.clone());
+                }
+                RunEvent::SpanEnded { span, .. } => {
+                    stored.ended.insert(span.span_id);
+                }
+                RunEvent::Log(line) => *stored.logs.entry(line.span_id).or_default() += 1,
+            }
+        }
+        recorder.earlier = Some(stored);
+        recorder
+    }
+
+    /// The stored span in this place of a resumed run, if the first life
+    /// got this far.
+    fn stored_span(&mut self, parent: Option<u64>, kind: SpanKind, name: &str) -> Option<Span> {
+        let earlier = self.earlier.as_mut()?;
+        let id = earlier.places.get_mut(&(parent, kind, name.to_owned()))?.pop_front()?;
+        let span = earlier.started.remove(&id)?;
+        if earlier.ended.contains(&id) {
+            self.quiet.insert(id);
+        }
+        Some(span)
     }
 
     pub fn run_id(&self) -> &str {
@@ -63,7 +133,15 @@ impl Recorder {
         seq
     }
 
+    /// Emit nothing more: the run stops here without its end recorded.
+    pub fn mute(&mut self) {
+        self.muted = true;
+    }
+
     fn emit(&self, event: RunEvent) {
+        if self.muted {
+            return;
+        }
         // A sink whose reader has gone (a CLI that stopped listening) must not
         // stop the run: the events are simply not wanted any more.
         let _ = self.sink.send(event);
@@ -82,9 +160,14 @@ impl Recorder {
     ) -> u64 {
         debug_assert!(parent.is_none_or(|p| self.open.contains_key(&p)), "parent span {parent:?} is not open");
         let parent_id = parent.filter(|p| self.open.contains_key(p));
+        self.spans_started += 1;
+        if let Some(span) = self.stored_span(parent_id, kind, name) {
+            let span_id = span.span_id;
+            self.open.insert(span_id, span);
+            return span_id;
+        }
         let span_id = self.next_span_id;
         self.next_span_id += 1;
-        self.spans_started += 1;
         let span = Span {
             run_id: self.run_id.clone(),
             span_id,
@@ -125,6 +208,9 @@ impl Recorder {
     }
 
     fn finish(&mut self, mut span: Span, status: Status, attrs: Map<String, Value>, error: Option<ErrorInfo>) {
+        if self.quiet.remove(&span.span_id) {
+            return;
+        }
         span.status = status;
         span.end_us = Some(now_us().max(span.start_us));
         span.attrs.extend(attrs);
@@ -153,6 +239,12 @@ impl Recorder {
 
     /// Append a log line to the open span `span_id`.
     pub fn log(&mut self, span_id: u64, stream: LogStream, text: String) {
+        if let Some(stored) = self.earlier.as_mut().and_then(|earlier| earlier.logs.get_mut(&span_id))
+            && *stored > 0
+        {
+            *stored -= 1;
+            return;
+        }
         let seq = self.next_seq();
         self.emit(RunEvent::Log(LogLine { run_id: self.run_id.clone(), span_id, seq, ts_us: now_us(), stream, text }));
     }

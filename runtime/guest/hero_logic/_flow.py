@@ -189,7 +189,7 @@ def _close(step, exc):
 class _FlowSpec:
     """What `@flow` records about a function: the metadata `describe` returns."""
 
-    def __init__(self, func, name, inputs, description, services, retry, concurrency):
+    def __init__(self, func, name, inputs, description, services, retry, concurrency, durable):
         self.func = func
         self.name = name
         self.inputs = inputs
@@ -197,6 +197,7 @@ class _FlowSpec:
         self.services = services
         self.retry = retry
         self.concurrency = concurrency
+        self.durable = durable
         self.doc = (func.__doc__ or "").strip() or None
         self.line = func.__code__.co_firstlineno
 
@@ -210,6 +211,7 @@ class _FlowSpec:
             "line": self.line,
             "retry": self.retry,
             "concurrency": self.concurrency,
+            "durable": self.durable,
         }
 
 
@@ -302,6 +304,7 @@ class _Flow:
         retry_on=None,
         concurrency=None,
         concurrency_key=None,
+        durable=False,
     ):
         """Declare a flow.
 
@@ -320,6 +323,13 @@ class _Flow:
         concurrency: at most this many runs of the flow at once, on all nodes;
             the others wait `queued`. `concurrency_key="field"` counts the runs
             of each value of that input apart.
+        durable: when the server dies with a run of the flow going on, the run
+            is resumed at the next start (or by another node) instead of ending
+            `interrupted`: run again from the start with every answer it was
+            given already taken from its journal, then live. A service call
+            answered before the crash is not made again; each carries an
+            `Idempotency-Key` header so a service can recognise the one that
+            may have been in flight.
         """
         if callable(name):
             return self()(name)
@@ -339,7 +349,9 @@ class _Flow:
                 raise ValueError(f"flow {flow_name!r} is declared twice in this module")
             retry = _retry_policy(flow_name, retries, retry_delay, retry_backoff, retry_on)
             limit = _concurrency_limit(flow_name, concurrency, concurrency_key, declared)
-            registry.append(_FlowSpec(func, flow_name, declared, summary, allowed, retry, limit))
+            if not isinstance(durable, bool):
+                raise ValueError(f"flow {flow_name!r}: durable must be True or False, not {durable!r}")
+            registry.append(_FlowSpec(func, flow_name, declared, summary, allowed, retry, limit, durable))
             func.__hero_logic_flow__ = flow_name
             return func
 

@@ -6,7 +6,7 @@
 
 use super::PgStore;
 use super::text;
-use crate::store::records::{DueRetry, JournalRow, SlotClaim};
+use crate::store::records::{DueRetry, JournalRow, Launch, SlotClaim};
 use anyhow::Result;
 
 impl PgStore {
@@ -24,6 +24,32 @@ impl PgStore {
                 })
             })
             .collect()
+    }
+
+    pub async fn durable_runs(&self, node: &str) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let rows = super::rows(
+            &client,
+            "SELECT run_id FROM runs WHERE status IN ('queued', 'running') AND durable AND node = $1
+             ORDER BY created_us",
+            &[&node],
+        )
+        .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    pub async fn resume_launch(&self, run_id: &str, node: &str) -> Result<Option<Launch>> {
+        let client = self.client().await?;
+        let row = super::row(
+            &client,
+            "UPDATE runs SET resumes = resumes + 1, node = $2
+             WHERE run_id = $1 AND durable AND status IN ('queued', 'running') RETURNING launch",
+            &[&run_id, &node],
+        )
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let launch: Option<&str> = row.try_get(0)?;
+        launch.map(|launch| Ok(serde_json::from_str(launch)?)).transpose()
     }
 
     pub async fn due_retries(&self, now_us: i64) -> Result<Vec<DueRetry>> {

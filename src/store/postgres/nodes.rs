@@ -189,7 +189,7 @@ impl PgStore {
         }
         // A process that ran under this name before and died: its runs end
         // now rather than when its lease would have.
-        interrupt_runs(&tx, &[name.to_string()]).await?;
+        interrupt_runs(&tx, &[name.to_string()], Some(name)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -237,7 +237,8 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         super::exec(&tx, "DELETE FROM nodes WHERE name = $1", &[&name]).await?;
-        interrupt_runs(&tx, &[name.to_string()]).await?;
+        // Its durable runs stay, for another node (or this one's next start).
+        interrupt_runs(&tx, &[name.to_string()], None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -245,11 +246,13 @@ impl PgStore {
     /// End the runs of every node whose lease ran out, and forget the node;
     /// and the unfinished runs of nodes that are gone without a trace (no
     /// lease at all). Each in one transaction with the lease it ends, so a
-    /// sweeper that dies half-way leaves the lease for the next one. Returns
-    /// the nodes and how many runs each had in hand.
-    pub async fn sweep_expired(&self) -> Result<Vec<(String, u64)>> {
+    /// sweeper that dies half-way leaves the lease for the next one. Their
+    /// durable runs become this node's, to resume. Returns the nodes and how
+    /// many runs each had interrupted, and the durable runs taken.
+    pub async fn sweep_expired(&self) -> Result<Swept> {
+        let taker = self.node.get().cloned();
         let mut client = self.client().await?;
-        let mut swept = Vec::new();
+        let mut swept = Swept::default();
         loop {
             let tx = client.transaction().await?;
             // One expired node at a time, locked so that one sweeper ends it.
@@ -265,9 +268,10 @@ impl PgStore {
             .await?;
             let Some(expired) = expired else { break };
             let name: String = expired.get(0);
-            let runs = interrupt_runs(&tx, std::slice::from_ref(&name)).await?;
+            let (runs, taken) = interrupt_runs(&tx, std::slice::from_ref(&name), taker.as_deref()).await?;
             tx.commit().await?;
-            swept.push((name, runs));
+            swept.nodes.push((name, runs));
+            swept.durable.extend(taken);
         }
         let tx = client.transaction().await?;
         let orphans: Vec<String> = super::rows(
@@ -282,12 +286,23 @@ impl PgStore {
         .map(|row| row.get(0))
         .collect();
         if !orphans.is_empty() {
-            let runs = interrupt_runs(&tx, &orphans).await?;
-            tracing::warn!(nodes = ?orphans, runs, "unfinished runs of nodes without a lease were ended");
+            let (runs, taken) = interrupt_runs(&tx, &orphans, taker.as_deref()).await?;
+            if runs > 0 {
+                tracing::warn!(nodes = ?orphans, runs, "unfinished runs of nodes without a lease were ended");
+            }
+            swept.durable.extend(taken);
         }
         tx.commit().await?;
         Ok(swept)
     }
+}
+
+/// What a sweep found: the nodes whose lease ran out, with how many runs
+/// each had interrupted, and the durable runs this node took to resume.
+#[derive(Debug, Default)]
+pub struct Swept {
+    pub nodes: Vec<(String, u64)>,
+    pub durable: Vec<String>,
 }
 
 /// The database's clock, in µs: every lease is timed by it.
@@ -295,8 +310,27 @@ const NOW_US: &str = "(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
 
 /// End the unfinished runs of `nodes` `interrupted`, with their open spans
 /// closed, numbering the closing events as replay numbers them, and tell
-/// every node. Returns how many runs.
-async fn interrupt_runs(tx: &deadpool_postgres::Transaction<'_>, nodes: &[String]) -> Result<u64> {
+/// every node. Their durable runs go to node `taker` instead, to resume
+/// (with no taker they stay, for whichever node sweeps them next). Returns
+/// how many runs were interrupted, and the durable runs taken.
+async fn interrupt_runs(
+    tx: &deadpool_postgres::Transaction<'_>,
+    nodes: &[String],
+    taker: Option<&str>,
+) -> Result<(u64, Vec<String>)> {
+    let taken: Vec<String> = match taker {
+        Some(taker) => super::rows(
+            tx,
+            "UPDATE runs SET node = $2 WHERE status IN ('queued', 'running') AND durable AND node = ANY($1)
+             RETURNING run_id",
+            &[&nodes, &taker],
+        )
+        .await?
+        .iter()
+        .map(|row| row.get(0))
+        .collect(),
+        None => Vec::new(),
+    };
     let now = crate::trace::now_us();
     let error = ErrorInfo::interrupted().to_json_string();
     super::exec(
@@ -306,7 +340,7 @@ async fn interrupt_runs(tx: &deadpool_postgres::Transaction<'_>, nodes: &[String
                       COALESCE((SELECT MAX(end_seq) FROM spans s WHERE s.run_id = r.run_id), 0),
                       COALESCE((SELECT MAX(seq) FROM logs l WHERE l.run_id = r.run_id), 0))
              + (SELECT COUNT(*) FROM spans s WHERE s.run_id = r.run_id AND s.status = 'running') + 1
-         WHERE status IN ('queued', 'running') AND node = ANY($1)",
+         WHERE status IN ('queued', 'running') AND NOT durable AND node = ANY($1)",
         &[&nodes],
     )
     .await?;
@@ -314,25 +348,29 @@ async fn interrupt_runs(tx: &deadpool_postgres::Transaction<'_>, nodes: &[String
         tx,
         "UPDATE spans SET status = 'interrupted', end_us = GREATEST(start_us, $2), error = $3
          WHERE status = 'running'
-           AND run_id IN (SELECT run_id FROM runs WHERE status IN ('queued', 'running') AND node = ANY($1))",
+           AND run_id IN (SELECT run_id FROM runs
+                          WHERE status IN ('queued', 'running') AND NOT durable AND node = ANY($1))",
         &[&nodes, &now, &error],
     )
     .await?;
     let runs: Vec<String> = super::rows(
         tx,
         "UPDATE runs SET status = 'interrupted', end_us = $2, error = $3
-         WHERE status IN ('queued', 'running') AND node = ANY($1) RETURNING run_id",
+         WHERE status IN ('queued', 'running') AND NOT durable AND node = ANY($1) RETURNING run_id",
         &[&nodes, &now, &error],
     )
     .await?
     .iter()
     .map(|row| row.get(0))
     .collect();
-    send(tx, runs.iter().map(|run_id| Notice::Run { run_id: run_id.clone(), by: None })).await?;
+    send(tx, runs.iter().chain(&taken).map(|run_id| Notice::Run { run_id: run_id.clone(), by: None })).await?;
     if !runs.is_empty() {
         tracing::warn!(nodes = ?nodes, runs = runs.len(), "runs of a node that is gone were marked interrupted");
     }
-    Ok(runs.len() as u64)
+    if !taken.is_empty() {
+        tracing::warn!(nodes = ?nodes, taker, runs = taken.len(), "durable runs a node left unfinished are taken to resume");
+    }
+    Ok((runs.len() as u64, taken))
 }
 
 fn this_host() -> String {

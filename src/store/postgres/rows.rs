@@ -52,6 +52,8 @@ pub(super) fn run_from_row(row: &Row) -> Result<RunRecord> {
         attempt: unsigned(i64::from(row.try_get::<_, i32>(16)?), "attempt")?,
         first_run_id: row.try_get::<_, Option<String>>(17)?.unwrap_or_else(|| row.get(0)),
         replay_of: None,
+        durable: row.try_get(18)?,
+        resumes: unsigned(i64::from(row.try_get::<_, i32>(19)?), "resumes")?,
     };
     Ok(RunRecord { replay_of: run.trigger.replay_of(), ..run })
 }

@@ -212,6 +212,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, stream, idx)
     );
     ",
+    // 8: durable runs: which runs are (their `launch` says how to start
+    // them again), and how many times each was resumed.
+    "
+    ALTER TABLE runs ADD COLUMN durable BOOLEAN NOT NULL DEFAULT FALSE;
+    ALTER TABLE runs ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// Bring the database up to the newest schema, one step per transaction.

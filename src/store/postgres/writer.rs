@@ -85,15 +85,17 @@ async fn try_apply(pool: &Pool, node: Option<&String>, writes: &[Write]) -> anyh
 
 async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write]) -> anyhow::Result<()> {
     // Runs another node ended meanwhile (this node's lease ran out and its
-    // runs were ended `interrupted`): nothing more of theirs is written, so
-    // their records and trees stay as every watcher was told.
+    // runs were ended `interrupted`), or took to resume (durable runs):
+    // nothing more of theirs is written from here, so their records and
+    // trees stay as every watcher was told, and one node writes each run.
     let mut run_ids: Vec<&str> = writes.iter().map(|write| write.run_seq().0).collect();
     run_ids.sort_unstable();
     run_ids.dedup();
     let ended: std::collections::HashSet<String> = super::rows(
         &tx,
-        "SELECT run_id FROM runs WHERE run_id = ANY($1) AND status NOT IN ('queued', 'running')",
-        &[&run_ids],
+        "SELECT run_id FROM runs WHERE run_id = ANY($1)
+             AND (status NOT IN ('queued', 'running') OR ($2::text IS NOT NULL AND node <> $2))",
+        &[&run_ids, &node],
     )
     .await?
     .iter()
@@ -107,11 +109,12 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
     for (index, write) in writes.iter().enumerate() {
         let (run_id, seq) = write.run_seq();
         if ended.contains(run_id) {
+            write.refuse_barrier("the run has ended, or is another node's now");
             continue;
         }
         match (seq, write) {
             // Nobody watches a journal: no notice for it.
-            (_, Write::Journal { .. }) => {}
+            (_, Write::Journal { .. } | Write::JournalCommitted { .. }) => {}
             (Some(seq), _) => notices.event(run_id, seq),
             (None, _) => notices.run(run_id),
         }
@@ -124,7 +127,8 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
                 )
                 .await?;
                 let launch = launch.as_ref().map(serde_json::to_string).transpose()?;
-                notices.queued |= launch.is_some();
+                // Durable runs keep theirs too; only a run without a node waits.
+                notices.queued |= launch.is_some() && run.node.is_none();
                 insert_run(&tx, run, launch.as_deref().map(text)).await?;
                 if let Trigger::Retry { retry_of } = &run.trigger {
                     super::exec(&tx, "DELETE FROM retries WHERE run_id = $1", &[retry_of]).await?;
@@ -155,6 +159,7 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
             Write::SpanEnded { span, seq, .. } => spans.push(span, merged.start_seq[index], Some(*seq)),
             Write::Log { line, .. } => logs.push(line),
             Write::Journal { run_id, stream, index, entry } => journal.push(run_id, stream, *index, entry),
+            Write::JournalCommitted { .. } => {}
         }
     }
     spans.write(&tx).await?;
@@ -173,8 +178,8 @@ async fn insert_run(
     let statement = tx
         .prepare_cached(
             "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node, launch,
-                               started_by, attempt, first_run_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                               started_by, attempt, first_run_id, durable)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .await?;
     tx.execute(
@@ -193,6 +198,7 @@ async fn insert_run(
             &serde_json::to_string(&run.trigger).unwrap_or_default(),
             &(run.attempt as i32),
             &run.first_run_id_if_not_own(),
+            &run.durable,
         ],
     )
     .await?;

@@ -4,7 +4,7 @@
 //! time, so a place is never given twice.
 
 use super::SqliteStore;
-use crate::store::records::{DueRetry, JournalRow, SlotClaim};
+use crate::store::records::{DueRetry, JournalRow, Launch, SlotClaim};
 use anyhow::Result;
 use rusqlite::{OptionalExtension, params};
 use std::sync::Arc;
@@ -25,6 +25,35 @@ impl SqliteStore {
         rows.into_iter()
             .map(|(stream, index, entry)| Ok(JournalRow { stream, index, entry: serde_json::from_str(&entry)? }))
             .collect()
+    }
+
+    pub async fn durable_runs(self: &Arc<Self>, _node: &str) -> Result<Vec<String>> {
+        let ids = self
+            .read(|conn| {
+                let mut statement = conn.prepare_cached(
+                    "SELECT run_id FROM runs WHERE status IN ('queued', 'running') AND durable ORDER BY created_us",
+                )?;
+                let rows = statement.query_map([], |row| row.get(0))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .await?;
+        Ok(ids)
+    }
+
+    pub async fn resume_launch(&self, run_id: &str, node: &str) -> Result<Option<Launch>> {
+        let (run_id, node) = (run_id.to_string(), node.to_string());
+        let launch: Option<Option<String>> = self
+            .job(move |conn| {
+                conn.query_row(
+                    "UPDATE runs SET resumes = resumes + 1, node = ?2
+                     WHERE run_id = ?1 AND durable AND status IN ('queued', 'running') RETURNING launch",
+                    params![run_id, node],
+                    |row| row.get(0),
+                )
+                .optional()
+            })
+            .await??;
+        launch.flatten().map(|launch| Ok(serde_json::from_str(&launch)?)).transpose()
     }
 
     pub async fn due_retries(self: &Arc<Self>, now_us: i64) -> Result<Vec<DueRetry>> {

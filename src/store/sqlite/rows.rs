@@ -51,6 +51,8 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         attempt: row.get(16)?,
         first_run_id: row.get::<_, Option<String>>(17)?.map_or_else(|| row.get(0), Ok)?,
         replay_of: None,
+        durable: row.get(18)?,
+        resumes: row.get(19)?,
     };
     Ok(RunRecord { replay_of: run.trigger.replay_of(), ..run })
 }

@@ -10,7 +10,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::Arc;
 
 /// Runs a crashed process left `queued` or `running` end `interrupted`, with
-/// their open spans closed the same way. Returns how many runs.
+/// their open spans closed the same way; durable runs are left for the
+/// server to resume (`resume`). Returns how many runs.
 pub(crate) fn mark_interrupted(conn: &mut Connection, now_us: i64) -> rusqlite::Result<usize> {
     let error = ErrorInfo::interrupted().to_json_string();
     let tx = conn.transaction()?;
@@ -22,16 +23,18 @@ pub(crate) fn mark_interrupted(conn: &mut Connection, now_us: i64) -> rusqlite::
                  COALESCE((SELECT MAX(end_seq) FROM spans s WHERE s.run_id = runs.run_id), 0),
                  COALESCE((SELECT MAX(seq) FROM logs l WHERE l.run_id = runs.run_id), 0))
              + (SELECT COUNT(*) FROM spans s WHERE s.run_id = runs.run_id AND s.status = 'running') + 1
-         WHERE status IN ('queued', 'running')",
+         WHERE status IN ('queued', 'running') AND NOT durable",
         [],
     )?;
     tx.execute(
         "UPDATE spans SET status = 'interrupted', end_us = MAX(start_us, ?1), error = ?2
-         WHERE status = 'running' AND run_id IN (SELECT run_id FROM runs WHERE status IN ('queued', 'running'))",
+         WHERE status = 'running'
+           AND run_id IN (SELECT run_id FROM runs WHERE status IN ('queued', 'running') AND NOT durable)",
         params![now_us, error],
     )?;
     let runs = tx.execute(
-        "UPDATE runs SET status = 'interrupted', end_us = ?1, error = ?2 WHERE status IN ('queued', 'running')",
+        "UPDATE runs SET status = 'interrupted', end_us = ?1, error = ?2
+         WHERE status IN ('queued', 'running') AND NOT durable",
         params![now_us, error],
     )?;
     tx.commit()?;

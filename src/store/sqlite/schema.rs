@@ -255,6 +255,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, stream, idx)
     ) WITHOUT ROWID;
     ",
+    // 16: durable runs: which runs are, how to start one again (`launch`,
+    // as the nodes' shared queue keeps it on PostgreSQL), and how many
+    // times each was resumed.
+    "
+    ALTER TABLE runs ADD COLUMN launch TEXT;
+    ALTER TABLE runs ADD COLUMN durable BOOLEAN NOT NULL DEFAULT FALSE;
+    ALTER TABLE runs ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.

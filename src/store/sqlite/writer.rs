@@ -1,7 +1,7 @@
 //! The one writer: a thread that owns the write connection and applies
 //! writes in batches, one transaction per batch.
 
-use crate::store::records::{RunRecord, Trigger};
+use crate::store::records::{Launch, RunRecord, Trigger};
 use crate::store::writes::{Committed, MAX_BATCH, Write, merge_short_spans, settle};
 use crate::trace::{ErrorInfo, Span};
 use rusqlite::{Connection, params};
@@ -92,9 +92,9 @@ fn store_write(
 ) -> rusqlite::Result<()> {
     match write {
         // One process, so no shared queue: `launch` is for other nodes.
-        Write::RunCreated { run, source, launch: _ } => {
+        Write::RunCreated { run, source, launch } => {
             super::flows::ensure_source(tx, &run.source_sha256, source)?;
-            insert_run(tx, run)?;
+            insert_run(tx, run, launch.as_deref())?;
             if let Trigger::Retry { retry_of } = &run.trigger {
                 tx.prepare_cached("DELETE FROM retries WHERE run_id = ?1")?.execute([retry_of])?;
             }
@@ -117,6 +117,7 @@ fn store_write(
         Write::SpanStarted { .. } if skip_start => {}
         Write::SpanStarted { span, seq, .. } => upsert_span(tx, span, Some(*seq), None)?,
         Write::SpanEnded { span, seq, .. } => upsert_span(tx, span, start_seq, Some(*seq))?,
+        Write::JournalCommitted { .. } => {}
         Write::Journal { run_id, stream, index, entry } => {
             tx.prepare_cached("INSERT OR IGNORE INTO journal (run_id, stream, idx, entry) VALUES (?1, ?2, ?3, ?4)")?
                 .execute(params![run_id, &**stream, index, entry])?;
@@ -138,11 +139,14 @@ fn store_write(
     Ok(())
 }
 
-fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord) -> rusqlite::Result<()> {
+/// One process, so no shared queue: a run's `launch` is kept for a durable
+/// run only, which a later start of the server resumes.
+fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord, launch: Option<&Launch>) -> rusqlite::Result<()> {
+    let launch = launch.filter(|_| run.durable).map(|launch| serde_json::to_string(launch).unwrap_or_default());
     tx.prepare_cached(
         "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node, started_by,
-                           attempt, first_run_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                           attempt, first_run_id, durable, launch)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         run.run_id,
@@ -156,7 +160,9 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord) -> rusqlite::Resu
         run.node,
         serde_json::to_string(&run.trigger).unwrap_or_default(),
         run.attempt,
-        run.first_run_id_if_not_own()
+        run.first_run_id_if_not_own(),
+        run.durable,
+        launch
     ])?;
     Ok(())
 }

@@ -1,0 +1,168 @@
+//! Durable runs (`@flow(durable=True)`): a server killed with `kill -9`
+//! mid-run, started again, resumes the run from its journal — every
+//! service call answered before the kill is not made again (at most the
+//! one in flight is), the run keeps its id and its one span tree, and it
+//! ends with the right output. With PostgreSQL, another node takes the run
+//! over once the dead node's lease runs out. A durable run the server stops
+//! with after its grace is suspended, and resumed at the next start.
+
+use super::server_support::{Server, eventually, request};
+use super::services::{Killed, spawn_service};
+use crate::on_both_backends;
+use hero_logic::throwaway_postgres::fresh_database;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+const LEDGER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/services/ledger.py");
+
+const FLOW: &str = r#"
+import random
+import time
+
+from hero_logic import flow, services
+
+
+@flow(name="payouts", services=["ledger"], durable=True, inputs={"calls": "integer", "pause": "number"})
+def payouts(calls, pause):
+    """Add 1, 2, ... `calls` to the ledger, one call per step."""
+    drawn = random.random()
+    total = 0
+    for i in range(calls):
+        with flow.step(f"add {i + 1}") as s:
+            total = services.ledger.add(amount=i + 1)["total"]
+            s.set(total=total)
+        print("added", i + 1)
+        time.sleep(pause)
+    return {"total": total, "drawn": drawn}
+"#;
+
+/// The ledger service, registered on `server` as `ledger`, and its address.
+fn ledger(server: &Server) -> (Killed, String) {
+    let (child, url) = spawn_service(LEDGER, &["--port", "0"], &[]);
+    assert_eq!(server.post_json("/api/services", &json!({"name": "ledger", "url": url})).status, 201);
+    (Killed(child), url)
+}
+
+/// How many times the ledger received each call, by Idempotency-Key.
+fn received(url: &str) -> HashMap<String, u64> {
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "calls", "params": {}});
+    let answer = request(addr, "POST", "/", &[("Content-Type", "application/json")], body.to_string().as_bytes());
+    let by_key = answer.json()["result"]["by_key"].clone();
+    serde_json::from_value(by_key).unwrap()
+}
+
+/// Each call of `run_id` the ledger received once, but at most one twice
+/// (the one in flight at the kill); `calls` of them.
+fn made_once_each(url: &str, run_id: &str, calls: usize) {
+    let received = received(url);
+    let of_run: Vec<u64> =
+        received.iter().filter(|(key, _)| key.starts_with(&format!("{run_id}/"))).map(|(_, n)| *n).collect();
+    assert_eq!(of_run.len(), calls, "one key per call: {received:?}");
+    assert!(of_run.iter().all(|n| *n <= 2), "{received:?}");
+    assert!(of_run.iter().filter(|n| **n == 2).count() <= 1, "at most the call in flight twice: {received:?}");
+}
+
+/// The run ended `ok` with every step once, in one tree, and every log line once.
+fn ended_whole(server: &Server, run_id: &str, calls: u64) -> Value {
+    let run = server.get(&format!("/api/runs/{run_id}")).json();
+    assert_eq!(run["status"], "ok", "{run}");
+    assert_eq!(run["output"]["total"], json!(calls * (calls + 1) / 2), "{run}");
+    assert_eq!(run["durable"], true);
+    let spans = server.spans(run_id);
+    let steps: Vec<&str> = spans.iter().filter(|s| s["kind"] == "step").map(|s| s["name"].as_str().unwrap()).collect();
+    let expected: Vec<String> = (1..=calls).map(|i| format!("add {i}")).collect();
+    assert_eq!(steps, expected, "each step once, in order");
+    assert_eq!(spans.iter().filter(|s| s["kind"] == "rpc").count() as u64, calls);
+    assert!(spans.iter().all(|s| s["status"] == "ok"), "{spans:#?}");
+    let root = spans[0]["span_id"].clone();
+    assert!(spans[1..].iter().all(|s| s["parent_id"].is_u64()), "one tree");
+    assert!(spans.iter().filter(|s| s["kind"] == "step").all(|s| s["parent_id"] == root));
+    let logs = server.get(&format!("/api/runs/{run_id}/logs")).json()["logs"].as_array().unwrap().clone();
+    let added: Vec<String> = logs.iter().map(|l| l["text"].as_str().unwrap().trim().to_string()).collect();
+    let expected: Vec<String> = (1..=calls).map(|i| format!("added {i}")).collect();
+    assert_eq!(added, expected, "each log line once");
+    // A watcher joining now is told every event once, in order.
+    let events = server.events(run_id, 0).all();
+    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    run
+}
+
+on_both_backends! {
+    #[test]
+    fn a_durable_run_killed_mid_way_resumes_at_the_next_start_making_each_call_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut server = Server::start_on(&data, &[]);
+        let (_service, url) = ledger(&server);
+        let run_id = server.start_run(json!({"source": FLOW, "input": {"calls": 20, "pause": 0.1}}));
+        eventually("8 calls to be made", || received(&url).len() >= 8);
+        server.kill();
+        let before = received(&url).len();
+        assert!(before < 20, "killed mid-way");
+
+        let server = Server::start_on(&data, &[]);
+        eventually("the run to be resumed and end", || server.run_status(run_id.as_str()) == "ok");
+        let run = ended_whole(&server, &run_id, 20);
+        assert_eq!(run["resumes"], 1, "{run}");
+        made_once_each(&url, &run_id, 20);
+        // Every run can be replayed; a resumed one too, from its whole journal.
+        let replay = server.post_json(&format!("/api/runs/{run_id}/replay?wait=true"), &json!({})).json();
+        assert_eq!((replay["status"].clone(), replay["output"].clone()), (json!("ok"), run["output"].clone()), "{replay}");
+        made_once_each(&url, &run_id, 20);
+    }
+
+    #[test]
+    fn a_durable_run_the_server_stops_with_is_suspended_and_resumed_at_the_next_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut server = Server::start_on(&data, &["--shutdown-grace", "0"]);
+        let (_service, url) = ledger(&server);
+        let run_id = server.start_run(json!({"source": FLOW, "input": {"calls": 12, "pause": 0.1}}));
+        eventually("4 calls to be made", || received(&url).len() >= 4);
+        assert_eq!(server.terminate().code(), Some(0));
+        assert!(received(&url).len() < 12, "stopped mid-way");
+
+        let server = Server::start_on(&data, &[]);
+        eventually("the run to be resumed and end", || server.run_status(run_id.as_str()) == "ok");
+        assert_eq!(ended_whole(&server, &run_id, 12)["resumes"], 1);
+        made_once_each(&url, &run_id, 12);
+    }
+}
+
+/// A run that is not durable still ends `interrupted` at the next start.
+#[test]
+fn a_run_that_is_not_durable_still_ends_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start_on(&data, &[]);
+    let (_service, url) = ledger(&server);
+    let source = FLOW.replace("durable=True", "durable=False");
+    let run_id = server.start_run(json!({"source": source, "input": {"calls": 20, "pause": 0.1}}));
+    eventually("2 calls to be made", || received(&url).len() >= 2);
+    server.kill();
+    let server = Server::start_on(&data, &[]);
+    let run = server.get(&format!("/api/runs/{run_id}")).json();
+    assert_eq!(
+        (run["status"].clone(), run["durable"].clone(), run["resumes"].clone()),
+        (json!("interrupted"), json!(false), json!(0))
+    );
+}
+
+/// With PostgreSQL, a node killed with a durable run in hand: another node
+/// takes the run once the lease runs out and ends it, each call made once.
+#[test]
+fn on_postgresql_another_node_resumes_a_killed_nodes_durable_run() {
+    let url = fresh_database();
+    let mut a = Server::start_node(&url, "node-a", &["--node-lease", "2"]);
+    let b = Server::start_node(&url, "node-b", &["--node-lease", "2"]);
+    let (_service, ledger_url) = ledger(&a);
+    let run_id = a.start_run(json!({"source": FLOW, "input": {"calls": 20, "pause": 0.1}}));
+    eventually("8 calls to be made", || received(&ledger_url).len() >= 8);
+    a.kill();
+    eventually("node-b to resume the run and end it", || b.run_status(run_id.as_str()) == "ok");
+    let run = ended_whole(&b, &run_id, 20);
+    assert_eq!((run["node"].clone(), run["resumes"].clone()), (json!("node-b"), json!(1)), "{run}");
+    made_once_each(&ledger_url, &run_id, 20);
+}
