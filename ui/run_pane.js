@@ -193,7 +193,12 @@ export class RunPane {
     const replayOf = run.replay_of
       ? ` <span class="replay-of" data-testid="replay-of">replay of <a href="#/runs/${encodeURIComponent(run.replay_of)}">…${escapeHtml(run.replay_of.slice(-12))}</a></span>`
       : "";
-    this.title.innerHTML = `run …${escapeHtml(run.run_id.slice(-12))} ${badge(run.status)}${replayOf}`;
+    // A durable run says so, and how often it was resumed after a crash.
+    const times = run.resumes === 1 ? "once" : `${run.resumes} times`;
+    const durable = run.durable
+      ? ` <span class="run-note" data-testid="durable">durable${run.resumes ? `, resumed ${times}` : ""}</span>`
+      : "";
+    this.title.innerHTML = `run …${escapeHtml(run.run_id.slice(-12))} ${badge(run.status)}${replayOf}${durable}`;
     this.title.dataset.status = run.status;
     setStatus(`${run.flow}: ${run.status}`);
     const root = this.model.spans.get(this.model.roots[0]);

@@ -326,4 +326,24 @@ mod tests {
         assert_eq!(live.replayed("sleep", None), None, "a live run is answered live");
         assert!(Replay::new("r1".into(), vec![("0".into(), 0, json!({"kind": "nope"}))]).is_err());
     }
+    /// A resume is answered from its journal where the journal holds the
+    /// answer, and live wherever it does not (a gap, or past its end).
+    #[test]
+    fn a_resume_is_answered_live_where_its_journal_ends() {
+        let rows = vec![
+            ("0".to_string(), 0, json!({"kind": "sleep", "ns": 5})),
+            ("0".to_string(), 2, json!({"kind": "monotonic_clock", "ns": 9})),
+        ];
+        let resume = Arc::new(Replay::new("r1".into(), rows).unwrap().resuming());
+        assert!(resume.is_resume());
+        assert_eq!(slot(&resume, 0).replayed("sleep", None), Some(Ok(Entry::Sleep { ns: 5 })));
+        assert_eq!(slot(&resume, 1).replayed("wall_clock", None), None, "a place the crash left unanswered");
+        assert_eq!(slot(&resume, 3).replayed("sleep", None), None, "past the journal's end");
+        let diverged = slot(&resume, 2).replayed("sleep", None).unwrap().unwrap_err().0;
+        assert!(diverged.ends_with("the flow asked for sleep; the original asked for monotonic_clock"));
+        let mut journal = InstanceJournal::new(Arc::from("0"), Some(resume));
+        let answered: Vec<bool> = (0..4).map(|_| (journal.next_is_replayed(), journal.reserve()).0).collect();
+        assert_eq!(answered, [true, false, true, false]);
+        assert_eq!(journal.check_all_asked(), Ok(()), "a resume may ask for fewer answers and go on live");
+    }
 }

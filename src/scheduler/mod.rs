@@ -388,10 +388,8 @@ impl Scheduler {
         done: oneshot::Sender<Result<RunRecord, String>>,
     ) {
         // A resumed run's token was taken before it was read from the store.
-        let cancel = (self.active.lock().unwrap_or_else(|p| p.into_inner()))
-            .entry(run.run_id.clone())
-            .or_default()
-            .clone();
+        let cancel =
+            (self.active.lock().unwrap_or_else(|p| p.into_inner())).entry(run.run_id.clone()).or_default().clone();
         let channel = self.bus.open(&run.run_id);
         let scheduler = self.clone();
         self.tasks.spawn(async move { scheduler.execute(run, start, cancel, channel, done, place).await });

@@ -42,19 +42,33 @@ pub struct Recorder {
 
 /// What a resumed run stored before the crash. A resumed run does again
 /// what it did, in the same order within each span (the journal answers it
-/// as before), so the span it opens as the k-th child of a kind and name
-/// under a parent is the stored one in that place: it keeps that span's id
-/// and emits no event the store holds already. Past what was stored, the
-/// tree goes on under the same spans with new ids and seqs.
+/// as before), so the span it opens as the k-th child of its kind, name and
+/// call under a parent is the stored one in that place: it keeps that
+/// span's id and emits no event the store holds already. Past what was
+/// stored, the tree goes on under the same spans with new ids and seqs.
 struct Earlier {
-    /// Stored spans by parent, kind and name, in the order they started.
-    places: HashMap<(Option<u64>, SpanKind, String), VecDeque<u64>>,
+    /// Stored spans by place, in the order they started.
+    places: HashMap<Place, VecDeque<u64>>,
     /// Stored spans as they started, by id.
     started: HashMap<u64, Span>,
     /// Stored spans whose end is stored too.
     ended: HashSet<u64>,
     /// How many log lines each span has stored.
     logs: HashMap<u64, usize>,
+}
+
+/// Where a span opens: its parent, kind and name, and for a service call
+/// or a subflow what it was called with (calls made side by side may open
+/// their spans in another order after a resume).
+type Place = (Option<u64>, SpanKind, String, String);
+
+fn place(parent: Option<u64>, kind: SpanKind, name: &str, attrs: &Map<String, Value>) -> Place {
+    let called_with = match kind {
+        SpanKind::Rpc => attrs.get("params"),
+        SpanKind::Subflow => attrs.get("input"),
+        SpanKind::Flow | SpanKind::Step => None,
+    };
+    (parent, kind, name.to_owned(), called_with.map(Value::to_string).unwrap_or_default())
 }
 
 impl Recorder {
@@ -83,7 +97,7 @@ impl Recorder {
             match event {
                 RunEvent::SpanStarted { span, .. } => {
                     recorder.next_span_id = recorder.next_span_id.max(span.span_id + 1);
-                    let place = (span.parent_id, span.kind, span.name.clone());
+                    let place = place(span.parent_id, span.kind, &span.name, &span.attrs);
                     stored.places.entry(place).or_default().push_back(span.span_id);
                     stored.started.insert(span.span_id, span.clone());
                 }
@@ -99,9 +113,9 @@ impl Recorder {
 
     /// The stored span in this place of a resumed run, if the first life
     /// got this far.
-    fn stored_span(&mut self, parent: Option<u64>, kind: SpanKind, name: &str) -> Option<Span> {
+    fn stored_span(&mut self, place: Place) -> Option<Span> {
         let earlier = self.earlier.as_mut()?;
-        let id = earlier.places.get_mut(&(parent, kind, name.to_owned()))?.pop_front()?;
+        let id = earlier.places.get_mut(&place)?.pop_front()?;
         let span = earlier.started.remove(&id)?;
         if earlier.ended.contains(&id) {
             self.quiet.insert(id);
@@ -161,7 +175,9 @@ impl Recorder {
         debug_assert!(parent.is_none_or(|p| self.open.contains_key(&p)), "parent span {parent:?} is not open");
         let parent_id = parent.filter(|p| self.open.contains_key(p));
         self.spans_started += 1;
-        if let Some(span) = self.stored_span(parent_id, kind, name) {
+        if self.earlier.is_some()
+            && let Some(span) = self.stored_span(place(parent_id, kind, name, &attrs))
+        {
             let span_id = span.span_id;
             self.open.insert(span_id, span);
             return span_id;
@@ -351,5 +367,54 @@ mod tests {
             ]
         );
         assert_eq!(rec.open_count(), 1, "the root itself stays open");
+    }
+    /// A resumed run's recorder emits only what its first life did not
+    /// store: the spans it opens again keep their ids (an ended one stays
+    /// quiet, an open one gets its end), logs are not written twice, and
+    /// what is new continues the ids and seqs.
+    #[test]
+    fn a_resumed_recorder_continues_the_stored_tree_without_repeating_it() {
+        fn life(rec: &mut Recorder, resumed: bool) {
+            let root = rec.start(None, SpanKind::Flow, "f", Map::new(), None);
+            let a = rec.start(Some(root), SpanKind::Step, "a", Map::new(), None);
+            rec.log(a, LogStream::Stdout, "in a".into());
+            rec.end(a, Status::Ok, Map::new(), None).unwrap();
+            let b = rec.start(Some(root), SpanKind::Step, "b", Map::new(), None);
+            let params = Map::from_iter([("params".to_string(), Value::from(1))]);
+            let call = rec.start(Some(b), SpanKind::Rpc, "s.m", params, None);
+            if resumed {
+                rec.end(call, Status::Ok, Map::new(), None).unwrap();
+                rec.end(b, Status::Ok, Map::new(), None).unwrap();
+                let c = rec.start(Some(root), SpanKind::Step, "c", Map::new(), None);
+                rec.log(c, LogStream::Stdout, "in c".into());
+                rec.end(c, Status::Ok, Map::new(), None).unwrap();
+                rec.end(root, Status::Ok, Map::new(), None).unwrap();
+            }
+        }
+        let (mut first, mut stored) = recorder();
+        life(&mut first, false);
+        let stored: Vec<RunEvent> = std::iter::from_fn(|| stored.try_recv().ok()).collect();
+        assert_eq!(stored.len(), 6, "4 starts, a's log and a's end");
+
+        let (sink, mut events) = mpsc::unbounded_channel();
+        let mut again = Recorder::resuming("r1".into(), sink, &stored);
+        life(&mut again, true);
+        let emitted: Vec<(u64, String)> = std::iter::from_fn(|| events.try_recv().ok())
+            .map(|event| match event {
+                RunEvent::SpanStarted { seq, span } => (seq, format!("start {} #{}", span.name, span.span_id)),
+                RunEvent::SpanEnded { seq, span } => (seq, format!("end {} #{}", span.name, span.span_id)),
+                RunEvent::Log(line) => (line.seq, format!("log {} on #{}", line.text, line.span_id)),
+            })
+            .collect();
+        let expected = [
+            (7, "end s.m #4"),
+            (8, "end b #3"),
+            (9, "start c #5"),
+            (10, "log in c on #5"),
+            (11, "end c #5"),
+            (12, "end f #1"),
+        ];
+        assert_eq!(emitted, expected.map(|(seq, what)| (seq, what.to_string())));
+        assert_eq!(again.spans_started(), 5);
     }
 }
