@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 const CLOCK_READS: &str = include_str!("../../bench/clock_reads.py");
 
-pub const JOURNAL_BASELINE: &str =
-    "journal baseline: the same runs in the same sandbox with no journal, alternating with the journaled and durable ones";
+pub const JOURNAL_BASELINE: &str = "journal baseline: the same runs in the same sandbox with no journal, alternating with the journaled and durable ones";
 
 pub(super) async fn figures(harness: &Arc<Harness>, runs: usize, reads: u64) -> Result<Vec<Figure>> {
     let dir = tempfile::tempdir()?;

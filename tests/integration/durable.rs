@@ -55,12 +55,7 @@ fn received(url: &str) -> HashMap<String, u64> {
 /// Each call of `run_id` the ledger received once, but at most one twice
 /// (the one in flight at the kill); `calls` of them.
 fn made_once_each(url: &str, run_id: &str, calls: usize) {
-    let received = received(url);
-    let of_run: Vec<u64> =
-        received.iter().filter(|(key, _)| key.starts_with(&format!("{run_id}/"))).map(|(_, n)| *n).collect();
-    assert_eq!(of_run.len(), calls, "one key per call: {received:?}");
-    assert!(of_run.iter().all(|n| *n <= 2), "{received:?}");
-    assert!(of_run.iter().filter(|n| **n == 2).count() <= 1, "at most the call in flight twice: {received:?}");
+    made_once_each_of_flight(url, run_id, calls, 1);
 }
 
 /// The run ended `ok` with every step once, in one tree, and every log line once.
@@ -165,4 +160,80 @@ fn on_postgresql_another_node_resumes_a_killed_nodes_durable_run() {
     let run = ended_whole(&b, &run_id, 20);
     assert_eq!((run["node"].clone(), run["resumes"].clone()), (json!("node-b"), json!(1)), "{run}");
     made_once_each(&ledger_url, &run_id, 20);
+}
+
+const SIDE_BY_SIDE: &str = r#"
+import time
+
+from hero_logic import flow, services
+
+
+@flow(name="part", services=["ledger"], inputs={"base": "integer"})
+def part(base):
+    got = []
+    for i in range(3):
+        with flow.step(f"part {base} add {i}"):
+            got.append(services.ledger.add(amount=base + i)["total"])
+        time.sleep(0.1)
+    return got
+
+
+@flow(name="fan_out", services=["ledger"], durable=True)
+def fan_out():
+    started = time.monotonic()
+    with flow.step("pair"):
+        pair = services.gather(services.ledger.add.request(amount=1), services.ledger.add.request(amount=2))
+    parts = flow.invoke_many([("part", {"base": 10 * k}) for k in range(1, 5)], concurrency=2)
+    outputs = [p.output for p in parts]
+    with flow.step("last"):
+        last = services.ledger.add(amount=3)["total"]
+    return {"pair": len(pair), "parts": len(outputs), "last": last, "clock_ran": time.monotonic() >= started}
+"#;
+
+/// Calls made side by side and subflows run side by side, killed mid-way:
+/// the resumed run finds each of its spans again (not one twice) and makes
+/// no answered call again.
+#[test]
+fn a_durable_run_with_calls_and_subflows_side_by_side_resumes_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start_on(&data, &[]);
+    let (_service, url) = ledger(&server);
+    let run_id = server.start_run(json!({"source": SIDE_BY_SIDE, "flow": "fan_out"}));
+    eventually("the subflows to be half done", || received(&url).len() >= 8);
+    server.kill();
+    assert!(received(&url).len() < 15, "killed mid-way");
+
+    let server = Server::start_on(&data, &[]);
+    eventually("the run to be resumed and end", || server.run_status(run_id.as_str()) == "ok");
+    let run = server.get(&format!("/api/runs/{run_id}")).json();
+    assert_eq!((run["resumes"].clone(), run["output"]["pair"].clone()), (json!(1), json!(2)), "{run}");
+    assert_eq!(run["output"]["parts"], 4);
+    assert_eq!(run["output"]["clock_ran"], true, "the monotonic clock never went back");
+    // 2 + 4 x 3 + 1 calls, each total the ledger's sum of the amounts once.
+    let amounts: u64 = 1 + 2 + (1..=4).map(|k| 3 * 10 * k + 3).sum::<u64>() + 3;
+    assert_eq!(run["output"]["last"], json!(amounts), "{run}");
+    made_once_each_of_flight(&url, &run_id, 15, 2);
+    let spans = server.spans(&run_id);
+    assert!(spans.iter().all(|s| s["status"] == "ok"), "{spans:#?}");
+    let place = |s: &Value| {
+        (s["parent_id"].clone(), s["name"].clone(), s["attrs"]["input"].clone(), s["attrs"]["params"].clone())
+    };
+    let mut places: Vec<_> = spans.iter().map(place).collect();
+    places.sort_by_key(|p| format!("{p:?}"));
+    let before = places.len();
+    places.dedup();
+    assert_eq!(places.len(), before, "no span twice: {spans:#?}");
+    assert_eq!(spans.iter().filter(|s| s["kind"] == "rpc").count(), 15);
+    assert_eq!(spans.iter().filter(|s| s["kind"] == "subflow").count(), 4);
+}
+
+/// Like `made_once_each`, for a run with up to `in_flight` calls going at once.
+fn made_once_each_of_flight(url: &str, run_id: &str, calls: usize, in_flight: usize) {
+    let received = received(url);
+    let of_run: Vec<u64> =
+        received.iter().filter(|(key, _)| key.starts_with(&format!("{run_id}/"))).map(|(_, n)| *n).collect();
+    assert_eq!(of_run.len(), calls, "one key per call: {received:?}");
+    assert!(of_run.iter().all(|n| *n <= 2), "{received:?}");
+    assert!(of_run.iter().filter(|n| **n == 2).count() <= in_flight, "only calls in flight twice: {received:?}");
 }
