@@ -40,3 +40,18 @@ test("a finished run's Replay button runs it again from its journal, with the sa
   await page.waitForFunction((id) => location.hash === `#/runs/${id}`, original.run_id);
   await closePage(page);
 });
+
+test("a durable run's title says it is durable", async () => {
+  const page = await openPage("#/runs");
+  const source = PICK.replace('@flow(name="pick_later")', '@flow(name="pick_durably", durable=True)');
+  const run = await page.evaluate(async (source) => {
+    const response = await fetch("/api/runs?wait=true", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ source }) });
+    return response.json();
+  }, source);
+  assert.equal(run.durable, true);
+  assert.equal(run.resumes, 0);
+  await page.goto(`${BASE}/#/runs/${run.run_id}`);
+  const note = await page.waitForSelector('[data-testid="run-title"][data-status="ok"] [data-testid="durable"]');
+  assert.equal(await note.textContent(), "durable", "never resumed, so no count");
+  await closePage(page);
+});
