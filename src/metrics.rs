@@ -29,6 +29,7 @@ pub struct Metrics {
     pub spans: Counter,
     pub log_lines: Counter,
     pub rejected_queue_full: Counter,
+    pub runs_resumed: Counter,
     queue_depth: Gauge,
     running: Gauge,
     stream_tail_bytes: Gauge,
@@ -43,6 +44,7 @@ impl Default for Metrics {
             spans: Counter::default(),
             log_lines: Counter::default(),
             rejected_queue_full: Counter::default(),
+            runs_resumed: Counter::default(),
             queue_depth: Gauge::default(),
             running: Gauge::default(),
             stream_tail_bytes: Gauge::default(),
@@ -57,6 +59,11 @@ impl Default for Metrics {
             "hero_logic_runs_rejected",
             "Runs refused because the queue (or a client's share of it) was full",
             metrics.rejected_queue_full.clone(),
+        );
+        registry.register(
+            "hero_logic_runs_resumed",
+            "Durable runs resumed after the process running them died",
+            metrics.runs_resumed.clone(),
         );
         registry.register("hero_logic_queue_depth", "Runs waiting for a worker", metrics.queue_depth.clone());
         registry.register("hero_logic_runs_running", "Runs running now", metrics.running.clone());

@@ -62,6 +62,7 @@ impl Scheduler {
         let prepared = self.prepare_resume(run_id).await;
         match prepared {
             Ok(Some((run, start))) => {
+                self.metrics.runs_resumed.inc();
                 let (done, _) = oneshot::channel();
                 self.start_here(run, start, None, done);
                 Ok(())

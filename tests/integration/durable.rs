@@ -101,6 +101,7 @@ on_both_backends! {
         eventually("the run to be resumed and end", || server.run_status(run_id.as_str()) == "ok");
         let run = ended_whole(&server, &run_id, 20);
         assert_eq!(run["resumes"], 1, "{run}");
+        assert!(server.get("/metrics").text().contains("hero_logic_runs_resumed_total 1\n"));
         made_once_each(&url, &run_id, 20);
         // Every run can be replayed; a resumed one too, from its whole journal.
         let replay = server.post_json(&format!("/api/runs/{run_id}/replay?wait=true"), &json!({})).json();
