@@ -123,7 +123,14 @@ fn monotonic_now(state: &HostState) -> u64 {
 fn sleep(state: &mut HostState, ns: u64) -> wasmtime::Result<(Resource<DynPollable>,)> {
     let replayed = state.next_is_replayed();
     state.answer("sleep", || Entry::Sleep { ns })?;
-    let wait = if replayed { Duration::ZERO } else { Duration::from_nanos(ns) };
+    let wait = if replayed {
+        // The clock moves on by the sleep all the same, so a resumed run's
+        // live readings after it are as far on as the flow slept.
+        state.clock_start = state.clock_start.checked_sub(Duration::from_nanos(ns)).unwrap_or(state.clock_start);
+        Duration::ZERO
+    } else {
+        Duration::from_nanos(ns)
+    };
     let until = tokio::time::Instant::now().checked_add(wait);
     let sleep = state.table().push(Sleep { until, yielded: false })?;
     Ok((subscribe(state.table(), sleep)?,))

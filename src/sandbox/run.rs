@@ -168,6 +168,7 @@ impl Sandbox {
         let output_bytes = output.as_ref().map_or(0, |o| o.to_string().len() as u64);
         let leftover_status = if status == Status::Ok { Status::Failed } else { status };
         let leftover_error = if status == Status::Ok { Some(ErrorInfo::left_open()) } else { error.clone() };
+        ledger.recorder.close_left_behind(leftover_status, leftover_error.as_ref());
         ledger.recorder.close_under(root, leftover_status, leftover_error.as_ref());
         let usage = Usage {
             wall_time_ms: started.elapsed().as_secs_f64() * 1000.0,

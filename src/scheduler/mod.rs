@@ -503,7 +503,18 @@ impl Scheduler {
         match permit {
             None => {
                 run.status = Status::Cancelled;
-                run.error = Some(ErrorInfo::cancelled("the run was cancelled before it started"));
+                let error = ErrorInfo::cancelled(match start.earlier.is_empty() {
+                    true => "the run was cancelled before it started",
+                    false => "the run was cancelled while it waited to be resumed",
+                });
+                // A resumed run cancelled while it waited: its first life's
+                // open spans end with it.
+                last_seq = start.earlier.last().map_or(0, RunEvent::seq);
+                for event in resume::first_life_closed(&run.run_id, &start.earlier, run.status, &error) {
+                    last_seq = event.seq();
+                    self.record(&channel, event);
+                }
+                run.error = Some(error);
                 run.end_us = Some(now_us());
             }
             Some(_permit) => {

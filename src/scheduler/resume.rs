@@ -11,9 +11,9 @@
 
 use super::{Scheduler, StartRun};
 use crate::sandbox::Replay;
-use crate::store::RunRecord;
+use crate::store::{RunRecord, Write};
 use crate::stream::StreamMessage;
-use crate::trace::{ErrorInfo, RunEvent, Status, now_us};
+use crate::trace::{ErrorInfo, Recorder, RunEvent, Status, now_us};
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -62,7 +62,6 @@ impl Scheduler {
         let prepared = self.prepare_resume(run_id).await;
         match prepared {
             Ok(Some((run, start))) => {
-                self.metrics.runs_resumed.inc();
                 let (done, _) = oneshot::channel();
                 self.start_here(run, start, None, done);
                 Ok(())
@@ -78,12 +77,10 @@ impl Scheduler {
     async fn prepare_resume(&self, run_id: &str) -> Result<Option<(RunRecord, StartRun)>> {
         let Some(launch) = self.store.resume_launch(run_id, &self.config.node).await? else { return Ok(None) };
         let mut run = self.store.run(run_id).await?.context("the run is gone")?;
-        let source = match run.version {
-            Some(version) => self.store.flow(&run.flow, Some(version)).await?.map(|stored| stored.source),
-            None => self.store.source(&run.source_sha256).await?,
-        };
-        let Some(source) = source else {
-            self.end_unresumable(run, "its flow's source is gone").await;
+        // The module it ran, even when its flow was removed from the
+        // library meanwhile: a run going on is finished.
+        let Some(source) = self.store.source(&run.source_sha256).await? else {
+            self.end_unresumable(run, "its flow's source is gone").await?;
             return Ok(None);
         };
         let rows = self.store.journal(run_id).await?;
@@ -91,7 +88,7 @@ impl Scheduler {
         let journal = match Replay::new(run_id.to_string(), rows) {
             Ok(journal) => journal.resuming(),
             Err(problem) => {
-                self.end_unresumable(run, &format!("its journal cannot be read: {problem}")).await;
+                self.end_unresumable(run, &format!("its journal cannot be read: {problem}")).await?;
                 return Ok(None);
             }
         };
@@ -100,6 +97,10 @@ impl Scheduler {
         let mut start = StartRun::from_stored(&run, launch, Arc::from(source));
         start.replay = Some(Arc::new(journal));
         start.earlier = earlier;
+        // A run that had not started when its process died just starts now.
+        if run.status == Status::Running {
+            self.metrics.runs_resumed.inc();
+        }
         run.node = Some(self.config.node.clone());
         run.status = Status::Queued;
         Ok(Some((run, start)))
@@ -120,22 +121,44 @@ impl Scheduler {
         Ok(events)
     }
 
-    /// A durable run that cannot be resumed ends `interrupted`, saying why.
-    async fn end_unresumable(&self, mut run: RunRecord, why: &str) {
+    /// A durable run that cannot be resumed ends `interrupted`, saying why,
+    /// with the spans it left open closed as a crash's are.
+    async fn end_unresumable(&self, mut run: RunRecord, why: &str) -> Result<()> {
         tracing::warn!(run_id = run.run_id, why, "a durable run cannot be resumed; it ends interrupted");
+        let error = ErrorInfo::new("Interrupted", format!("the server stopped while the run was going on, and {why}"));
+        let earlier = self.stored_events(&run.run_id).await?;
+        let mut last_seq = earlier.last().map_or(0, RunEvent::seq);
+        for event in first_life_closed(&run.run_id, &earlier, Status::Interrupted, &error) {
+            if let RunEvent::SpanEnded { span, seq } = event {
+                last_seq = seq;
+                self.store.write(Write::SpanEnded { span, seq, publish: None });
+            }
+        }
         run.status = Status::Interrupted;
-        run.error =
-            Some(ErrorInfo::new("Interrupted", format!("the server stopped while the run was going on, and {why}")));
+        run.error = Some(error);
         run.end_us = Some(now_us());
-        run.last_seq =
-            self.stored_events(&run.run_id).await.ok().and_then(|e| e.last().map(RunEvent::seq)).unwrap_or(0) + 1;
+        run.last_seq = last_seq + 1;
         let (stored, committed) = oneshot::channel();
-        self.store.write(crate::store::Write::RunFinished {
-            run: Box::new(run.clone()),
-            stored: Some(stored),
-            retry: None,
-        });
+        self.store.write(Write::RunFinished { run: Box::new(run.clone()), stored: Some(stored), retry: None });
         let _ = committed.await;
         self.bus.announce(StreamMessage::RunListed(&run).to_text());
+        Ok(())
     }
+}
+
+/// The events that close the spans a durable run's first life left open
+/// (stored as `earlier`), innermost first, for a resume that ends before
+/// its run goes on: cancelled while it waited for a worker, or unable to
+/// be resumed at all.
+pub(super) fn first_life_closed(
+    run_id: &str,
+    earlier: &[RunEvent],
+    status: Status,
+    error: &ErrorInfo,
+) -> Vec<RunEvent> {
+    let (sink, mut closing) = tokio::sync::mpsc::unbounded_channel();
+    let mut recorder = Recorder::resuming(run_id.to_string(), sink, earlier);
+    recorder.close_left_behind(status, Some(error));
+    drop(recorder);
+    std::iter::from_fn(|| closing.try_recv().ok()).collect()
 }

@@ -226,8 +226,10 @@ impl Store {
         /// Unfinished durable runs node `node` is to resume (with SQLite,
         /// every one: there is one node).
         pub async fn durable_runs(&self, node: &str) -> Result<Vec<String>>;
-        /// Count a resume of durable run `run_id` by node `node` and return
-        /// how to start it; None when it is no longer an unfinished durable run.
+        /// Count a resume of durable run `run_id` by node `node` (a run that
+        /// had not started is not counted) and return how to start it; None
+        /// when it is no longer an unfinished durable run (on PostgreSQL,
+        /// one this node holds).
         pub async fn resume_launch(&self, run_id: &str, node: &str) -> Result<Option<Launch>>;
         /// Next attempts due at `now_us`, the most overdue first (at most 100).
         pub async fn due_retries(&self, now_us: i64) -> Result<Vec<DueRetry>>;

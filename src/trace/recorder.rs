@@ -235,6 +235,19 @@ impl Recorder {
         self.emit(RunEvent::SpanEnded { seq, span });
     }
 
+    /// A resumed run that ends before it reaches again every span its first
+    /// life left open (cancelled, out of a quota, diverged; or one that
+    /// cannot be resumed at all) closes those too, innermost first, so no
+    /// span is left `running`.
+    pub fn close_left_behind(&mut self, status: Status, error: Option<&ErrorInfo>) {
+        let Some(Earlier { started, ended, .. }) = self.earlier.as_mut() else { return };
+        let mut left: Vec<Span> = started.drain().filter(|(id, _)| !ended.contains(id)).map(|(_, span)| span).collect();
+        left.sort_by_key(|span| std::cmp::Reverse(span.span_id));
+        for span in left {
+            self.finish(span, status, Map::new(), error.cloned());
+        }
+    }
+
     /// Close every open span inside `span_id` (not `span_id` itself), children
     /// before their parents, with `status`. This is how a trap, a timeout, a
     /// quota or a cancel still leaves a whole tree.
@@ -416,5 +429,31 @@ mod tests {
         ];
         assert_eq!(emitted, expected.map(|(seq, what)| (seq, what.to_string())));
         assert_eq!(again.spans_started(), 5);
+    }
+    /// A resumed run that ends before it opens again the spans its first
+    /// life left open closes them too, innermost first.
+    #[test]
+    fn a_resumed_run_ending_early_closes_the_stored_spans_it_did_not_reach() {
+        let (mut first, mut stored) = recorder();
+        let root = first.start(None, SpanKind::Flow, "f", Map::new(), None);
+        let a = first.start(Some(root), SpanKind::Step, "a", Map::new(), None);
+        let inner = first.start(Some(a), SpanKind::Step, "inner", Map::new(), None);
+        let stored: Vec<RunEvent> = std::iter::from_fn(|| stored.try_recv().ok()).collect();
+
+        let (sink, mut events) = mpsc::unbounded_channel();
+        let mut again = Recorder::resuming("r1".into(), sink, &stored);
+        let root_again = again.start(None, SpanKind::Flow, "f", Map::new(), None);
+        assert_eq!(root_again, root);
+        again.close_left_behind(Status::Cancelled, None);
+        again.close_under(root, Status::Cancelled, None);
+        again.end(root, Status::Cancelled, Map::new(), None).unwrap();
+        assert_eq!(
+            ended(&mut events),
+            vec![
+                (inner, Some(a), Status::Cancelled),
+                (a, Some(root), Status::Cancelled),
+                (root, None, Status::Cancelled)
+            ]
+        );
     }
 }

@@ -42,8 +42,10 @@ impl PgStore {
         let client = self.client().await?;
         let row = super::row(
             &client,
-            "UPDATE runs SET resumes = resumes + 1, node = $2
-             WHERE run_id = $1 AND durable AND status IN ('queued', 'running') RETURNING launch",
+            // Only a run this node holds: its own from before it died, or one
+            // its sweep took from a node that is gone (never another's).
+            "UPDATE runs SET resumes = resumes + CASE WHEN status = 'running' THEN 1 ELSE 0 END
+             WHERE run_id = $1 AND durable AND status IN ('queued', 'running') AND node = $2 RETURNING launch",
             &[&run_id, &node],
         )
         .await?;

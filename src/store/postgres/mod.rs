@@ -45,11 +45,22 @@ pub struct PgStore {
     node: Arc<OnceLock<String>>,
 }
 
+/// How long a connection may sit in an open transaction, doing nothing.
+const IDLE_IN_TRANSACTION_MS: u32 = 5000;
+
 impl PgStore {
     /// Connect to `url`, bring the schema up to date (one node at a time),
     /// and start the writer.
     pub async fn open(url: &str) -> Result<PgStore> {
-        let config = tokio_postgres::Config::from_str(url).context("read the PostgreSQL URL")?;
+        let mut config = tokio_postgres::Config::from_str(url).context("read the PostgreSQL URL")?;
+        // No transaction of a node holds its locks while the node stands
+        // still (paused, swapped out): the database ends it, and the nodes
+        // waiting on it (a sweep taking a durable run) go on.
+        let options = format!(
+            "{} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
+            config.get_options().unwrap_or("")
+        );
+        config.options(options.trim());
         let manager =
             Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(POOL_SIZE).build().context("make the PostgreSQL pool")?;

@@ -318,6 +318,10 @@ async fn interrupt_runs(
     nodes: &[String],
     taker: Option<&str>,
 ) -> Result<(u64, Vec<String>)> {
+    // A batch of the gone node still being written holds its durable runs'
+    // rows; a sweep does not wait long for it (its lease renewal is next),
+    // it fails and the next sweep tries again.
+    tx.batch_execute("SET LOCAL lock_timeout = '500ms'").await?;
     let taken: Vec<String> = match taker {
         Some(taker) => super::rows(
             tx,

@@ -91,6 +91,10 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
     let mut run_ids: Vec<&str> = writes.iter().map(|write| write.run_seq().0).collect();
     run_ids.sort_unstable();
     run_ids.dedup();
+    // A durable run another node takes (`interrupt_runs`) waits for this
+    // batch, and this batch for a takeover in progress: the check below
+    // then sees who holds the run, and the taker reads all this wrote.
+    super::exec(&tx, "SELECT 1 FROM runs WHERE run_id = ANY($1) AND durable FOR SHARE", &[&run_ids]).await?;
     let ended: std::collections::HashSet<String> = super::rows(
         &tx,
         "SELECT run_id FROM runs WHERE run_id = ANY($1)

@@ -45,7 +45,7 @@ impl SqliteStore {
         let launch: Option<Option<String>> = self
             .job(move |conn| {
                 conn.query_row(
-                    "UPDATE runs SET resumes = resumes + 1, node = ?2
+                    "UPDATE runs SET resumes = resumes + (status = 'running'), node = ?2
                      WHERE run_id = ?1 AND durable AND status IN ('queued', 'running') RETURNING launch",
                     params![run_id, node],
                     |row| row.get(0),
