@@ -8,13 +8,15 @@
 //!   host functions (`host`, a thin table over `rpc` and `subflow`), the
 //!   run's journal of every answer the host gives (`journal`, with the WASI
 //!   clocks, random and sleeps the host defines itself in `journal_wasi`,
-//!   and the `Replay` that answers a replay from it), quotas
+//!   and the `Replay` that answers a replay, or a durable run's resume,
+//!   from it), quotas
 //!   (one table, `quotas`), the bounds on what a guest makes the host read
 //!   and keep (`bounds`), and `Sandbox::run` / `Sandbox::describe`.
 //! - `spelled`: `spelled!`, enums with one spelling each (statuses, span
 //!   kinds, log streams, input types) for serde, the store and messages.
 //! - `trace`: the span record and its error (`ErrorInfo`, built only by its
-//!   constructors), the run's open spans (`Recorder`), the events
+//!   constructors), the run's open spans (`Recorder`, which also continues
+//!   a resumed run's stored tree), the events
 //!   a run emits through its sink, and the event bus watchers subscribe to.
 //! - `flowdef`: what a module declares (`FlowInfo`) and input checking.
 //! - `store`: one interface over two databases: `sqlite` (the embedded
@@ -25,7 +27,8 @@
 //!   runs of nodes that are gone, and the notices other nodes' commits carry.
 //! - `stream`: every message the WebSockets send (`StreamMessage`), documented once.
 //! - `scheduler`: the bounded run queue and each run's life from queued to
-//!   stored, including waiting for a place under a concurrency limit (`limits`).
+//!   stored, including waiting for a place under a concurrency limit
+//!   (`limits`) and resuming durable runs a dead process left (`resume`).
 //! - `schedules`: cron patterns, and starting each due tick's run once
 //!   across nodes.
 //! - `http`: the axum routes (flows, runs, replay, webhooks, schedules, secrets, WebSocket streams,
