@@ -72,12 +72,14 @@ pub(super) async fn call_service(
         Some(Err(diverged)) => return Err(wasmtime::Error::new(diverged)),
         _ => None,
     };
-    let answer = make_call(&run, caller, parent, call, &slot, replayed).await?;
-    let outcome = match &answer {
-        Ok(result) => RpcOutcome::Ok(serde_json::from_str(result).unwrap_or(Value::Null)),
-        Err(error) => rpc_outcome(error),
+    let journal = |answer: &Result<String, CallError>| {
+        let outcome = match answer {
+            Ok(result) => RpcOutcome::Ok(serde_json::from_str(result).unwrap_or(Value::Null)),
+            Err(error) => rpc_outcome(error),
+        };
+        slot.write(&run, &Entry::Rpc { call: name.clone(), params_sha256: params_sha256.clone(), outcome })
     };
-    slot.write(&run, &Entry::Rpc { call: name, params_sha256, outcome }).map_err(wasmtime::Error::new)?;
+    let answer = make_call(&run, caller, parent, call, &slot, replayed, journal).await?;
     // A durable run is told only what its journal keeps.
     run.journal_stored().await?;
     Ok(answer)
@@ -103,6 +105,8 @@ fn rpc_outcome(error: &CallError) -> RpcOutcome {
     RpcOutcome::Err { case: case.to_string(), message: message.clone(), code, data }
 }
 
+/// Make the call (or take its replayed answer) inside its span; `journal`
+/// writes the answer before the span ends.
 async fn make_call(
     run: &Arc<RunShared>,
     caller: &Caller<'_>,
@@ -110,6 +114,7 @@ async fn make_call(
     call: ServiceCall,
     slot: &JournalSlot,
     replayed: Option<RpcOutcome>,
+    journal: impl FnOnce(&Result<String, CallError>) -> Result<(), QuotaExceeded>,
 ) -> wasmtime::Result<Result<String, CallError>> {
     let Caller { flow, allowed, chain } = *caller;
     let name = format!("{}.{}", call.service, call.method);
@@ -141,27 +146,33 @@ async fn make_call(
         // The run's own quota: it ends, and closes this span with the rest.
         return Err(wasmtime::Error::new(exceeded));
     }
-    let mut ledger = run.ledger();
-    let (status, attrs, answer, error) = match outcome {
-        Answer::Live(Ok(result)) | Answer::Replayed(RpcOutcome::Ok(result)) => {
-            let (kept, size) = clip_value(result.clone());
-            ledger.keep(&run.quotas, size)?;
-            (Status::Ok, Map::from_iter([("result".to_string(), kept)]), Ok(result.to_string()), None)
-        }
-        Answer::Live(Err(failure)) => {
-            // A service's error is bounded like the guest's: its message and
-            // data come from outside the host too.
-            let (error, size) = bound_error(failure.to_error(&call.service, &call.method));
-            ledger.keep(&run.quotas, size)?;
-            (Status::Failed, Map::new(), Err(call_error(&failure, &error)), Some(error))
-        }
-        Answer::Replayed(RpcOutcome::Err { case, message, code, data }) => {
-            let (error, size) = bound_error(replayed_error(&case, message, code, data));
-            ledger.keep(&run.quotas, size)?;
-            (Status::Failed, Map::new(), Err(replayed_call_error(&case, &error, code)), Some(error))
+    let (status, attrs, answer, error) = {
+        let mut ledger = run.ledger();
+        match outcome {
+            Answer::Live(Ok(result)) | Answer::Replayed(RpcOutcome::Ok(result)) => {
+                let (kept, size) = clip_value(result.clone());
+                ledger.keep(&run.quotas, size)?;
+                (Status::Ok, Map::from_iter([("result".to_string(), kept)]), Ok(result.to_string()), None)
+            }
+            Answer::Live(Err(failure)) => {
+                // A service's error is bounded like the guest's: its message and
+                // data come from outside the host too.
+                let (error, size) = bound_error(failure.to_error(&call.service, &call.method));
+                ledger.keep(&run.quotas, size)?;
+                (Status::Failed, Map::new(), Err(call_error(&failure, &error)), Some(error))
+            }
+            Answer::Replayed(RpcOutcome::Err { case, message, code, data }) => {
+                let (error, size) = bound_error(replayed_error(&case, message, code, data));
+                ledger.keep(&run.quotas, size)?;
+                (Status::Failed, Map::new(), Err(replayed_call_error(&case, &error, code)), Some(error))
+            }
         }
     };
-    ledger.recorder.end(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
+    // The journal holds the answer before the span showing it ends: a crash
+    // between the two leaves the span open, and a resume ends it with the
+    // journal's answer rather than show one the flow was not given.
+    journal(&answer).map_err(wasmtime::Error::new)?;
+    run.ledger().recorder.end(span_id, status, attrs, error).map_err(|e| protocol_error(e.to_string()))?;
     Ok(answer)
 }
 
