@@ -274,3 +274,27 @@ fn made_once_each_of_flight(url: &str, run_id: &str, calls: usize, in_flight: us
     assert!(of_run.iter().all(|n| *n <= 2), "{received:?}");
     assert!(of_run.iter().filter(|n| **n == 2).count() <= in_flight, "only calls in flight twice: {received:?}");
 }
+
+/// With PostgreSQL, a node that stands still (paused) longer than the
+/// database lets a transaction sit idle has its batch in flight ended by the
+/// database: the node writes that batch again once it runs, and its durable
+/// run ends whole, every event stored once, in order.
+#[test]
+fn on_postgresql_a_node_paused_mid_batch_writes_the_batch_again_and_loses_nothing() {
+    const BUSY: &str = "from hero_logic import flow\n\n@flow(durable=True, inputs={\"n\": \"integer\"})\ndef busy(n):\n    for i in range(n):\n        with flow.step(f\"s{i}\"):\n            print(i)\n    return n\n";
+    let server = Server::start_node(&fresh_database(), "node-a", &["--max-spans", "50000"]);
+    let run_id = server.start_run(json!({"source": BUSY, "input": {"n": 40000}, "quotas": {"spans": 50000}}));
+    eventually("the run to be writing", || server.spans(&run_id).len() > 100);
+    server.signal("STOP");
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    server.signal("CONT");
+    eventually("the run to end", || server.run_status(run_id.as_str()) != "running");
+    let run = server.get(&format!("/api/runs/{run_id}")).json();
+    assert_eq!(run["status"], "ok", "{run}");
+    let spans = server.spans(&run_id);
+    assert_eq!(spans.len(), 40001);
+    assert!(spans.iter().all(|s| s["status"] == "ok" && s["end_us"].is_i64()));
+    let events = server.events(&run_id, 0).all();
+    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "every event once, none missing");
+}

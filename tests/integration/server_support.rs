@@ -209,6 +209,11 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// Send the process `signal` (`STOP`, `CONT`, ...).
+    pub fn signal(&self, signal: &str) {
+        unsafe_kill(self.child.id(), signal);
+    }
+
     /// Send SIGTERM and wait for the process to end; its exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         unsafe_kill(self.child.id(), "TERM");

@@ -60,8 +60,12 @@ pub(super) async fn run_writer(pool: Pool, node: Arc<OnceLock<String>>, mut queu
 }
 
 /// Write a batch in one transaction. A connection found dead before the
-/// transaction begins (the database restarted) is replaced once; one lost
-/// later fails the batch, since its commit may or may not have happened.
+/// transaction begins (the database restarted), or lost before the commit
+/// was sent (the database ended a transaction that stood still, as it does
+/// when this process was paused: `idle_in_transaction_session_timeout`), is
+/// replaced and the batch written again, once: nothing of it was committed.
+/// One lost during the commit fails the batch, since that commit may or may
+/// not have happened.
 async fn apply(pool: &Pool, node: Option<&String>, writes: &[Write]) -> Result<(), String> {
     try_apply(pool, node, writes).await.map_err(|error| {
         // The batch is rolled back whole; nothing is half-written.
@@ -74,16 +78,43 @@ async fn try_apply(pool: &Pool, node: Option<&String>, writes: &[Write]) -> anyh
     let connect = || async { pool.get().await.map_err(|e| anyhow::anyhow!("connect to PostgreSQL: {e}")) };
     let mut client = connect().await?;
     match client.transaction().await {
-        Ok(tx) => return write_batch(tx, node, writes).await,
+        Ok(tx) => match write_batch(tx, node, writes).await {
+            Ok(()) => return Ok(()),
+            Err(Failed::Committing(error)) => return Err(error),
+            Err(Failed::Writing(error)) => {
+                tracing::warn!(error = format!("{error:#}"), "a batch failed before its commit; writing it again");
+            }
+        },
         Err(error) if !error.is_closed() => return Err(error.into()),
         Err(_) => {}
     }
+    drop(client);
     let mut client = connect().await?;
     let tx = client.transaction().await?;
-    write_batch(tx, node, writes).await
+    write_batch(tx, node, writes).await.map_err(Failed::into_error)
 }
 
-async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write]) -> anyhow::Result<()> {
+/// Where a batch failed: before its commit (nothing was committed), or in it.
+enum Failed {
+    Writing(anyhow::Error),
+    Committing(anyhow::Error),
+}
+
+impl Failed {
+    fn into_error(self) -> anyhow::Error {
+        match self {
+            Failed::Writing(error) | Failed::Committing(error) => error,
+        }
+    }
+}
+
+async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write]) -> Result<(), Failed> {
+    stage_batch(&tx, node, writes).await.map_err(Failed::Writing)?;
+    tx.commit().await.map_err(|error| Failed::Committing(error.into()))
+}
+
+/// Every row of the batch, written in `tx`, not yet committed.
+async fn stage_batch(tx: &Transaction<'_>, node: Option<&String>, writes: &[Write]) -> anyhow::Result<()> {
     // Runs another node ended meanwhile (this node's lease ran out and its
     // runs were ended `interrupted`), or took to resume (durable runs):
     // nothing more of theirs is written from here, so their records and
@@ -94,9 +125,9 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
     // A durable run another node takes (`interrupt_runs`) waits for this
     // batch, and this batch for a takeover in progress: the check below
     // then sees who holds the run, and the taker reads all this wrote.
-    super::exec(&tx, "SELECT 1 FROM runs WHERE run_id = ANY($1) AND durable FOR SHARE", &[&run_ids]).await?;
+    super::exec(tx, "SELECT 1 FROM runs WHERE run_id = ANY($1) AND durable FOR SHARE", &[&run_ids]).await?;
     let ended: std::collections::HashSet<String> = super::rows(
-        &tx,
+        tx,
         "SELECT run_id FROM runs WHERE run_id = ANY($1)
              AND (status NOT IN ('queued', 'running') OR ($2::text IS NOT NULL AND node <> $2))",
         &[&run_ids, &node],
@@ -125,7 +156,7 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
         match write {
             Write::RunCreated { run, source, launch } => {
                 super::exec(
-                    &tx,
+                    tx,
                     "INSERT INTO sources (sha256, text) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
                     &[&run.source_sha256, &text(source)],
                 )
@@ -133,9 +164,9 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
                 let launch = launch.as_ref().map(serde_json::to_string).transpose()?;
                 // Durable runs keep theirs too; only a run without a node waits.
                 notices.queued |= launch.is_some() && run.node.is_none();
-                insert_run(&tx, run, launch.as_deref().map(text)).await?;
+                insert_run(tx, run, launch.as_deref().map(text)).await?;
                 if let Trigger::Retry { retry_of } = &run.trigger {
-                    super::exec(&tx, "DELETE FROM retries WHERE run_id = $1", &[retry_of]).await?;
+                    super::exec(tx, "DELETE FROM retries WHERE run_id = $1", &[retry_of]).await?;
                 }
             }
             Write::RunStarted { run_id, start_us } => {
@@ -147,10 +178,10 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
                 tx.execute(&statement, &[run_id, start_us]).await?;
             }
             Write::RunFinished { run, retry, .. } => {
-                finish_run(&tx, run).await?;
+                finish_run(tx, run).await?;
                 if let Some(retry) = retry {
                     super::exec(
-                        &tx,
+                        tx,
                         "INSERT INTO retries (run_id, due_us, launch) VALUES ($1, $2, $3)
                          ON CONFLICT (run_id) DO UPDATE SET due_us = EXCLUDED.due_us, launch = EXCLUDED.launch",
                         &[&retry.run_id, &retry.due_us, &text(&serde_json::to_string(&retry.launch)?)],
@@ -166,11 +197,10 @@ async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write
             Write::JournalCommitted { .. } => {}
         }
     }
-    spans.write(&tx).await?;
-    logs.write(&tx).await?;
-    journal.write(&tx).await?;
-    super::nodes::send(&tx, notices.all(node)).await?;
-    tx.commit().await?;
+    spans.write(tx).await?;
+    logs.write(tx).await?;
+    journal.write(tx).await?;
+    super::nodes::send(tx, notices.all(node)).await?;
     Ok(())
 }
 
