@@ -75,7 +75,13 @@ pub(super) async fn run_subflow(
         Some(Err(diverged)) => return Err(wasmtime::Error::new(diverged)),
         None => None,
     };
-    let answer = start_subflow(&run, caller, call, place.stream).await?;
+    // It runs again the stored version the journal names, even when the
+    // library has a newer one by now.
+    let pinned = match &replayed {
+        Some(Entry::Subflow { version: Some(version), .. }) => Some(*version),
+        _ => None,
+    };
+    let answer = start_subflow(&run, caller, call, place.stream, pinned).await?;
     let (flow, version) = answer.1.unwrap_or((requested, None));
     let answer = answer.0;
     if let Some(Entry::Subflow { version: was_version, outcome: was_outcome, .. }) = replayed {
@@ -115,6 +121,7 @@ async fn start_subflow(
     caller: SubflowCaller,
     call: InvokeRequest,
     stream: Arc<str>,
+    pinned: Option<u32>,
 ) -> wasmtime::Result<Started> {
     let refused = |error: ErrorInfo| {
         (SubflowAnswer { outcome: Err(error.to_json_string()), span_id: None, duration_us: 0 }, None)
@@ -122,7 +129,14 @@ async fn start_subflow(
     let resolver = run.env.flows.clone();
     // Looking a flow up is host work done for the run: charged to its CPU.
     let looking = Instant::now();
-    let resolved = resolver.resolve(&call.flow).await;
+    let resolved = match pinned {
+        // `name@3` is version 3 of a stored flow.
+        Some(version) => {
+            let name = call.flow.rsplit_once('@').map_or(call.flow.as_str(), |(name, _)| name);
+            resolver.resolve(&format!("{name}@{version}")).await
+        }
+        None => resolver.resolve(&call.flow).await,
+    };
     let Some(callee) = resolved else {
         let known = resolver.names(KNOWN_FLOWS_LISTED).await;
         run.ledger().charge_host_time(&run.quotas, looking.elapsed())?;

@@ -197,3 +197,28 @@ fn the_command_line_replays_a_run_and_says_where_a_changed_module_diverges() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no run with id 'no-such-run'"));
 }
+
+/// A subflow runs again as the stored version the journal names, though
+/// the library holds a newer one by now.
+#[test]
+fn a_replay_runs_the_subflow_version_the_original_ran_not_the_latest() {
+    let server = Server::start(&[]);
+    let callee = |answer: &str| {
+        format!(
+            "from hero_logic import flow\n\n@flow(inputs={{\"n\": \"integer\"}})\ndef callee(n):\n    return {answer}\n"
+        )
+    };
+    assert_eq!(server.upload(&callee("n * 2")).status, 201);
+    let caller = "from hero_logic import flow\n\n@flow\ndef caller():\n    return flow.invoke(\"callee\", n=21)\n";
+    assert_eq!(server.upload(caller).status, 201);
+    let original = server.run_wait(json!({"flow": "caller"}));
+    assert_eq!(original["output"], 42, "{original}");
+    assert_eq!(server.upload(&callee("n * 3")).status, 201);
+    assert_eq!(server.run_wait(json!({"flow": "caller"}))["output"], 63, "the latest version runs anew");
+    let run_id = original["run_id"].as_str().unwrap();
+    let replay = server.post_json(&format!("/api/runs/{run_id}/replay?wait=true"), &json!({})).json();
+    assert_eq!((replay["status"].clone(), replay["output"].clone()), (json!("ok"), json!(42)), "{replay}");
+    let subflow =
+        server.spans(replay["run_id"].as_str().unwrap()).into_iter().find(|s| s["kind"] == "subflow").unwrap();
+    assert_eq!(subflow["attrs"]["flow_version"], 1);
+}
