@@ -93,7 +93,7 @@ impl Scheduler {
             }
         };
         let earlier = self.stored_events(run_id).await?;
-        tracing::info!(run_id, resumes = run.resumes, answers = earlier.len(), "resuming a durable run");
+        tracing::info!(run_id, resumes = run.resumes, stored_events = earlier.len(), "resuming a durable run");
         let mut start = StartRun::from_stored(&run, launch, Arc::from(source));
         start.replay = Some(Arc::new(journal));
         start.earlier = earlier;
