@@ -8,6 +8,7 @@ use super::text;
 use crate::store::records::{RunRecord, Trigger};
 use crate::store::writes::{Committed, MAX_BATCH, Write, merge_short_spans, settle};
 use crate::trace::ErrorInfo;
+use anyhow::Context;
 use deadpool_postgres::{Pool, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
@@ -60,12 +61,12 @@ pub(super) async fn run_writer(pool: Pool, node: Arc<OnceLock<String>>, mut queu
 }
 
 /// Write a batch in one transaction. A connection found dead before the
-/// transaction begins (the database restarted), or lost before the commit
-/// was sent (the database ended a transaction that stood still, as it does
-/// when this process was paused: `idle_in_transaction_session_timeout`), is
-/// replaced and the batch written again, once: nothing of it was committed.
-/// One lost during the commit fails the batch, since that commit may or may
-/// not have happened.
+/// transaction begins (the database restarted), or lost before the batch
+/// was committed (the database ended a transaction that stood still, as it
+/// does when this process was paused: `idle_in_transaction_session_timeout`),
+/// is replaced and the batch written again, once. Whether a commit whose
+/// answer was lost happened, the database says (`txid_status`): a batch is
+/// written again only when it surely was not.
 async fn apply(pool: &Pool, node: Option<&String>, writes: &[Write]) -> Result<(), String> {
     try_apply(pool, node, writes).await.map_err(|error| {
         // The batch is rolled back whole; nothing is half-written.
@@ -77,44 +78,57 @@ async fn apply(pool: &Pool, node: Option<&String>, writes: &[Write]) -> Result<(
 async fn try_apply(pool: &Pool, node: Option<&String>, writes: &[Write]) -> anyhow::Result<()> {
     let connect = || async { pool.get().await.map_err(|e| anyhow::anyhow!("connect to PostgreSQL: {e}")) };
     let mut client = connect().await?;
-    match client.transaction().await {
-        Ok(tx) => match write_batch(tx, node, writes).await {
-            Ok(()) => return Ok(()),
-            Err(Failed::Committing(error)) => return Err(error),
-            Err(Failed::Writing(error)) => {
-                tracing::warn!(error = format!("{error:#}"), "a batch failed before its commit; writing it again");
-            }
-        },
+    let first = match client.transaction().await {
+        Ok(tx) => Some(write_batch(tx, node, writes).await),
         Err(error) if !error.is_closed() => return Err(error.into()),
-        Err(_) => {}
-    }
+        Err(_) => None,
+    };
     drop(client);
+    match first {
+        Some(Ok(())) => return Ok(()),
+        None => {}
+        Some(Err(Failed::Committing { error, xid })) => {
+            let status = super::row(&connect().await?, "SELECT txid_status($1)", &[&xid]).await?;
+            match status.and_then(|row| row.get::<_, Option<String>>(0)).as_deref() {
+                Some("committed") => return Ok(()),
+                Some("aborted") => {
+                    tracing::warn!(error = format!("{error:#}"), "a batch was not committed; writing it again");
+                }
+                _ => return Err(error),
+            }
+        }
+        Some(Err(Failed::Writing(error))) => {
+            tracing::warn!(error = format!("{error:#}"), "a batch failed before its commit; writing it again");
+        }
+    }
     let mut client = connect().await?;
     let tx = client.transaction().await?;
     write_batch(tx, node, writes).await.map_err(Failed::into_error)
 }
 
-/// Where a batch failed: before its commit (nothing was committed), or in it.
+/// Where a batch failed: before its commit (nothing was committed), or in
+/// it (transaction `xid` may have been committed or not).
 enum Failed {
     Writing(anyhow::Error),
-    Committing(anyhow::Error),
+    Committing { error: anyhow::Error, xid: i64 },
 }
 
 impl Failed {
     fn into_error(self) -> anyhow::Error {
         match self {
-            Failed::Writing(error) | Failed::Committing(error) => error,
+            Failed::Writing(error) | Failed::Committing { error, .. } => error,
         }
     }
 }
 
 async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write]) -> Result<(), Failed> {
-    stage_batch(&tx, node, writes).await.map_err(Failed::Writing)?;
-    tx.commit().await.map_err(|error| Failed::Committing(error.into()))
+    let xid = stage_batch(&tx, node, writes).await.map_err(Failed::Writing)?;
+    tx.commit().await.map_err(|error| Failed::Committing { error: error.into(), xid })
 }
 
-/// Every row of the batch, written in `tx`, not yet committed.
-async fn stage_batch(tx: &Transaction<'_>, node: Option<&String>, writes: &[Write]) -> anyhow::Result<()> {
+/// Every row of the batch, written in `tx`, not yet committed; the
+/// transaction's id.
+async fn stage_batch(tx: &Transaction<'_>, node: Option<&String>, writes: &[Write]) -> anyhow::Result<i64> {
     // Runs another node ended meanwhile (this node's lease ran out and its
     // runs were ended `interrupted`), or took to resume (durable runs):
     // nothing more of theirs is written from here, so their records and
@@ -125,7 +139,14 @@ async fn stage_batch(tx: &Transaction<'_>, node: Option<&String>, writes: &[Writ
     // A durable run another node takes (`interrupt_runs`) waits for this
     // batch, and this batch for a takeover in progress: the check below
     // then sees who holds the run, and the taker reads all this wrote.
-    super::exec(tx, "SELECT 1 FROM runs WHERE run_id = ANY($1) AND durable FOR SHARE", &[&run_ids]).await?;
+    let locked = super::row(
+        tx,
+        "WITH locked AS (SELECT 1 FROM runs WHERE run_id = ANY($1) AND durable FOR SHARE)
+         SELECT txid_current(), (SELECT count(*) FROM locked)",
+        &[&run_ids],
+    )
+    .await?;
+    let xid: i64 = locked.context("the lock statement returns a row")?.try_get(0)?;
     let ended: std::collections::HashSet<String> = super::rows(
         tx,
         "SELECT run_id FROM runs WHERE run_id = ANY($1)
@@ -201,7 +222,7 @@ async fn stage_batch(tx: &Transaction<'_>, node: Option<&String>, writes: &[Writ
     logs.write(tx).await?;
     journal.write(tx).await?;
     super::nodes::send(tx, notices.all(node)).await?;
-    Ok(())
+    Ok(xid)
 }
 
 async fn insert_run(
