@@ -634,8 +634,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_node_whose_lease_runs_out_has_its_runs_ended_by_another() {
         let url = crate::throwaway_postgres::fresh_database();
-        let store = Store::open(&Database::Postgres(url)).await.unwrap();
+        let store = Store::open(&Database::Postgres(url.clone())).await.unwrap();
         let pg = store.postgres().unwrap().clone();
+        // Another node sweeps: a node never sweeps itself.
+        let other = Store::open(&Database::Postgres(url)).await.unwrap();
+        let sweeper = other.postgres().unwrap().clone();
+        sweeper.take_lease("b", std::time::Duration::from_secs(60)).await.unwrap();
         pg.take_lease("a", std::time::Duration::from_millis(300)).await.unwrap();
         let refused = pg.take_lease("a", std::time::Duration::from_millis(300)).await;
         assert!(refused.unwrap_err().to_string().contains("held by a running process"));
@@ -645,10 +649,14 @@ mod tests {
         store.write(Write::RunStarted { run_id: "held".into(), start_us: 2 });
         store.write(Write::SpanStarted { span: span("held", 1, Status::Running), seq: 1, publish: None });
         store.flush().await.unwrap();
-        assert!(pg.sweep_expired().await.unwrap().nodes.is_empty(), "a live lease is not swept");
+        assert!(sweeper.sweep_expired().await.unwrap().nodes.is_empty(), "a live lease is not swept");
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-        assert_eq!(pg.sweep_expired().await.unwrap().nodes, [("a".to_string(), 1)]);
-        assert!(pg.sweep_expired().await.unwrap().nodes.is_empty(), "a node is swept once");
+        assert!(
+            pg.sweep_expired().await.unwrap().nodes.is_empty(),
+            "a node paused past its lease does not sweep itself"
+        );
+        assert_eq!(sweeper.sweep_expired().await.unwrap().nodes, [("a".to_string(), 1)]);
+        assert!(sweeper.sweep_expired().await.unwrap().nodes.is_empty(), "a node is swept once");
         let ended = store.run("held").await.unwrap().unwrap();
         assert_eq!((ended.status, ended.last_seq), (Status::Interrupted, 3), "one stored event, one closing, the end");
         assert_eq!(store.spans("held").await.unwrap()[0].status, Status::Interrupted);
@@ -686,8 +694,9 @@ mod tests {
         orphan.node = Some("ghost".into());
         store.write(Write::RunCreated { launch: None, run: Box::new(orphan), source: Arc::from("source") });
         store.flush().await.unwrap();
-        pg.sweep_expired().await.unwrap();
+        sweeper.sweep_expired().await.unwrap();
         assert_eq!(store.run("orphan").await.unwrap().unwrap().status, Status::Interrupted);
         store.close().await;
+        other.close().await;
     }
 }

@@ -251,6 +251,9 @@ impl PgStore {
     /// many runs each had interrupted, and the durable runs taken.
     pub async fn sweep_expired(&self) -> Result<Swept> {
         let taker = self.node.get().cloned();
+        // Never this node itself: one that was paused past its lease renews
+        // it when it runs again (unless another node swept it meanwhile).
+        let me = taker.clone().unwrap_or_default();
         let mut client = self.client().await?;
         let mut swept = Swept::default();
         loop {
@@ -259,11 +262,11 @@ impl PgStore {
             let expired = super::row(
                 &tx,
                 &format!(
-                    "DELETE FROM nodes WHERE name = (SELECT name FROM nodes WHERE lease_until_us < {NOW_US}
+                    "DELETE FROM nodes WHERE name = (SELECT name FROM nodes WHERE lease_until_us < {NOW_US} AND name <> $1
                                                      ORDER BY name LIMIT 1 FOR UPDATE SKIP LOCKED)
                      RETURNING name"
                 ),
-                &[],
+                &[&me],
             )
             .await?;
             let Some(expired) = expired else { break };
@@ -277,9 +280,9 @@ impl PgStore {
         let orphans: Vec<String> = super::rows(
             &tx,
             "SELECT DISTINCT node FROM runs
-             WHERE status IN ('queued', 'running') AND node IS NOT NULL
+             WHERE status IN ('queued', 'running') AND node IS NOT NULL AND node <> $1
                AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.name = runs.node)",
-            &[],
+            &[&me],
         )
         .await?
         .iter()
