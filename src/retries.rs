@@ -8,7 +8,6 @@
 //! nodes one starts it, once.
 
 use crate::flowdef::RetryPolicy;
-use crate::sandbox::ModuleFlows;
 use crate::scheduler::{Attempt, Scheduler, StartRun, SubmitError};
 use crate::store::{DueRetry, Launch, PendingRetry, RunRecord, Store, Trigger};
 use std::sync::Arc;
@@ -86,25 +85,12 @@ async fn start(store: &Store, scheduler: &Arc<Scheduler>, due: DueRetry, lease_u
         store.drop_retry(&due.run_id).await?;
         return Ok(());
     };
-    let source: Arc<str> = Arc::from(source);
-    let input = before.input_object();
     let DueRetry { run_id, launch, .. } = due;
-    let start = StartRun {
-        info: launch.info,
-        version: before.version,
-        source_sha256: before.source_sha256.clone(),
-        module: launch.module.map(|flows| ModuleFlows { source: source.clone(), flows }),
-        source,
-        input,
-        narrow_services: launch.narrow_services,
-        quotas: before.quotas.clone(),
-        client: None,
-        claimed: false,
-        trigger: Trigger::Retry { retry_of: run_id.clone() },
-        attempt: Attempt { number: before.attempt + 1, first_run_id: Some(before.first_run_id.clone()) },
-        replay: None,
-        earlier: Vec::new(),
-    };
+    // The attempt before, started again: a new run, counted where it waits.
+    let mut start = StartRun::from_stored(&before, launch, Arc::from(source));
+    start.claimed = false;
+    start.trigger = Trigger::Retry { retry_of: run_id.clone() };
+    start.attempt = Attempt { number: before.attempt + 1, first_run_id: Some(before.first_run_id.clone()) };
     match scheduler.submit(start) {
         Ok(_) => {}
         Err(SubmitError::QueueFull { .. } | SubmitError::ClientQueueFull { .. }) => {
