@@ -89,10 +89,15 @@ impl Write {
 
     /// Tell a `JournalCommitted` barrier its run's writes are not held.
     pub(crate) fn refuse_barrier(&self, why: &str) {
+        self.answer_barrier(&Err(why.to_string()));
+    }
+
+    /// Tell a `JournalCommitted` barrier how its batch went, once.
+    fn answer_barrier(&self, outcome: &Result<(), String>) {
         if let Write::JournalCommitted { done, .. } = self
             && let Some(done) = done.lock().unwrap_or_else(|p| p.into_inner()).take()
         {
-            let _ = done.send(Err(why.to_string()));
+            let _ = done.send(outcome.clone());
         }
     }
 
@@ -118,11 +123,7 @@ pub(crate) fn settle(batch: impl IntoIterator<Item = Write>, outcome: &Result<()
             Write::RunFinished { stored: Some(stored), .. } => {
                 let _ = stored.send(outcome.clone());
             }
-            Write::JournalCommitted { done, .. } => {
-                if let Some(done) = done.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    let _ = done.send(outcome.clone());
-                }
-            }
+            barrier @ Write::JournalCommitted { .. } => barrier.answer_barrier(outcome),
             Write::SpanStarted { publish, .. } | Write::SpanEnded { publish, .. } | Write::Log { publish, .. } => {
                 if let Some(event) = publish {
                     event.channel.publish(event.text);
