@@ -14,6 +14,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The manifest of the wasmtime copy `Cargo.toml` patches in.
+const WASMTIME_MANIFEST: &str = "vendor/wasmtime/Cargo.toml";
+
 /// The inputs of the guest build, relative to the crate root.
 const GUEST_INPUTS: &[&str] = &["runtime/wit", "runtime/guest", "runtime/requirements.txt"];
 
@@ -29,6 +32,12 @@ fn main() {
     let key = source_hash(&root);
     println!("cargo:rustc-env=HERO_LOGIC_GUEST_HASH={key}");
 
+    // The wasmtime release compiled in, read from the copy that is compiled
+    // rather than typed a second time: it is part of the artefact cache key.
+    println!("cargo:rerun-if-changed={WASMTIME_MANIFEST}");
+    let wasmtime = package_version(&root.join(WASMTIME_MANIFEST));
+    println!("cargo:rustc-env=HERO_LOGIC_WASMTIME_VERSION={wasmtime}");
+
     let work = guest_work_dir(&out_dir);
     fs::create_dir_all(&work).expect("create the guest build directory under target/");
     let cached = work.join(format!("guest-{key}.wasm"));
@@ -37,6 +46,22 @@ fn main() {
         build_component(&root, &work, &key, &builder, &cached);
     }
     fs::copy(&cached, out_dir.join("guest.wasm")).expect("copy the guest component into OUT_DIR");
+}
+
+/// The `version` of a manifest's `[package]` table.
+fn package_version(manifest: &Path) -> String {
+    let text = fs::read_to_string(manifest).unwrap_or_else(|e| panic!("read {}: {e}", manifest.display()));
+    let mut in_package = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+        } else if in_package && let Some(value) = line.strip_prefix("version") {
+            if let Some(version) = value.trim_start().strip_prefix('=') {
+                return version.trim().trim_matches('"').to_string();
+            }
+        }
+    }
+    panic!("{} has no [package] version", manifest.display())
 }
 
 fn env(name: &str) -> String {

@@ -28,8 +28,10 @@ pub static GUEST_COMPONENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/gu
 /// Hash of the guest's sources (build.rs), part of the artefact cache key.
 pub const GUEST_SOURCE_HASH: &str = env!("HERO_LOGIC_GUEST_HASH");
 
-/// The wasmtime release the host is built against (pinned in Cargo.toml).
-pub const WASMTIME_VERSION: &str = "48.0.8";
+/// The wasmtime release the host is built against: the version of the copy
+/// in `vendor/wasmtime`, read by build.rs (`vendor/check-wasmtime.sh` checks
+/// that copy against the published crate).
+pub const WASMTIME_VERSION: &str = env!("HERO_LOGIC_WASMTIME_VERSION");
 
 /// One epoch tick. CPU time is counted in ticks, and a busy guest yields to
 /// the async runtime every `YIELD_EVERY_TICKS` of them.
