@@ -55,10 +55,11 @@ fn package_version(manifest: &Path) -> String {
     for line in text.lines().map(str::trim) {
         if line.starts_with('[') {
             in_package = line == "[package]";
-        } else if in_package && let Some(value) = line.strip_prefix("version") {
-            if let Some(version) = value.trim_start().strip_prefix('=') {
-                return version.trim().trim_matches('"').to_string();
-            }
+        } else if in_package
+            && let Some(value) = line.strip_prefix("version")
+            && let Some(version) = value.trim_start().strip_prefix('=')
+        {
+            return version.trim().trim_matches('"').to_string();
         }
     }
     panic!("{} has no [package] version", manifest.display())

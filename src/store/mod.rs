@@ -13,6 +13,8 @@ mod columns;
 pub mod postgres;
 mod records;
 mod replay;
+mod secrets;
+pub mod sql;
 mod sqlite;
 mod words;
 mod writes;
@@ -31,6 +33,7 @@ use crate::trace::{LogLine, RunEvent, Span};
 use anyhow::Result;
 use postgres::PgStore;
 use serde_json::Value;
+use sql::{Query, Row, Tx};
 use sqlite::SqliteStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -115,6 +118,39 @@ impl Store {
         }
     }
 
+    /// Every row `query` answers, read beside the writer (on SQLite, from
+    /// the last commit; on PostgreSQL, from a pooled connection).
+    pub async fn rows(&self, query: Query) -> Result<Vec<Row>> {
+        match &self.backend {
+            Backend::Sqlite(store) => store.rows(query).await,
+            Backend::Postgres(store) => store.rows(query).await,
+        }
+    }
+
+    /// The one row `query` answers, if any.
+    pub async fn row(&self, query: Query) -> Result<Option<Row>> {
+        Ok(self.rows(query).await?.into_iter().next())
+    }
+
+    /// Run one statement that changes rows, as its own transaction; the
+    /// number of rows it changed.
+    pub async fn execute(&self, statement: Query) -> Result<u64> {
+        self.transaction(move |tx| tx.execute(&statement)).await
+    }
+
+    /// Run `body` as one transaction, committed when it returns `Ok` and
+    /// rolled back when it returns an error. On SQLite it runs on the
+    /// writer's connection, after the writes queued before it.
+    pub async fn transaction<T: Send + 'static>(
+        &self,
+        body: impl FnOnce(&mut dyn Tx) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        match &self.backend {
+            Backend::Sqlite(store) => store.transaction(body).await,
+            Backend::Postgres(store) => store.transaction(body).await,
+        }
+    }
+
     /// Queue a write; it is committed with the next batch.
     pub fn write(&self, write: Write) {
         match &self.backend {
@@ -194,12 +230,6 @@ impl Store {
         /// Returns whether there was such a service.
         pub async fn remove_service(&self, name: &str) -> Result<bool>;
 
-        /// Store (or replace) a sealed secret (see `crate::secrets`).
-        pub async fn save_secret(&self, secret: StoredSecret) -> Result<()>;
-        pub async fn secrets(&self) -> Result<Vec<StoredSecret>>;
-        pub async fn secret(&self, name: &str) -> Result<Option<StoredSecret>>;
-        /// Returns whether there was such a secret.
-        pub async fn remove_secret(&self, name: &str) -> Result<bool>;
 
         /// Store a new webhook.
         pub async fn save_hook(&self, hook: StoredHook) -> Result<()>;
@@ -512,6 +542,48 @@ mod tests {
             assert!(store.hooks("g").await.unwrap().is_empty(), "{backend}");
             assert!(store.remove_hook("abc").await.unwrap(), "{backend}");
             assert_eq!(store.hook("abc").await.unwrap(), None, "{backend}");
+            store.close().await;
+        }
+    }
+
+    /// A statement written once runs alike on both: its values take the
+    /// column's type (INTEGER, BIGINT, TEXT), its rows read the same, and
+    /// a transaction whose body fails leaves nothing behind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn statements_written_once_run_alike_on_both() {
+        use sql::query;
+        for Opened { backend, store, .. } in both().await {
+            let insert = |key: &str, value: &str| {
+                query!("INSERT INTO kv (flow, key, value, updated_us) VALUES ($1, $2, $3, $4)", "f", key, value, 7_i64)
+            };
+            assert_eq!(store.execute(insert("a", "x\0y")).await.unwrap(), 1, "{backend}");
+            let failed = store
+                .transaction(move |tx| {
+                    tx.execute(&insert("b", "1"))?;
+                    tx.execute(&insert("a", "duplicate"))
+                })
+                .await;
+            assert!(failed.is_err(), "{backend}: a duplicate key fails the transaction");
+            let rows =
+                store.rows(query!("SELECT key, value, updated_us FROM kv WHERE flow = $1 ORDER BY key", "f")).await;
+            let rows = rows.unwrap();
+            assert_eq!(rows.len(), 1, "{backend}: the failed transaction's first insert was rolled back");
+            assert_eq!(rows[0].get::<String>(0).unwrap(), "a");
+            let value: String = rows[0].get(1).unwrap();
+            let kept = if backend == "postgres" { "x\u{FFFD}y" } else { "x\0y" };
+            assert_eq!(value, kept, "{backend}: PostgreSQL's text holds no NUL");
+            assert_eq!(rows[0].get::<u64>(2).unwrap(), 7, "{backend}");
+            let any = store.row(query!("SELECT COUNT(*) > 0, COUNT(*) FROM kv WHERE key = $1", "a")).await.unwrap();
+            let any = any.unwrap();
+            assert!(any.get::<bool>(0).unwrap(), "{backend}: a comparison reads as a boolean");
+            assert_eq!(any.get::<i64>(1).unwrap(), 1, "{backend}");
+            // `attempt` is an INTEGER: a value is sent as one, and one too
+            // large for it is refused rather than cut.
+            let attempt = |value: i64| query!("UPDATE runs SET attempt = $1 WHERE run_id = $2", value, "none");
+            assert_eq!(store.execute(attempt(2)).await.unwrap(), 0, "{backend}");
+            if backend == "postgres" {
+                assert!(store.execute(attempt(i64::MAX)).await.is_err(), "{backend}");
+            }
             store.close().await;
         }
     }

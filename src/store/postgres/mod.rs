@@ -19,6 +19,7 @@ mod writer;
 
 pub use nodes::{Notice, NoticeFeed};
 
+use super::sql::{self, Query, Tx};
 use super::writes::{Committed, Write};
 use anyhow::{Context, Result};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
@@ -75,6 +76,29 @@ impl PgStore {
 
     async fn client(&self) -> Result<Object> {
         self.pool.get().await.map_err(|e| anyhow::anyhow!("get a PostgreSQL connection: {e}"))
+    }
+
+    /// Every row `query` answers, on a pooled connection.
+    pub async fn rows(&self, query: Query) -> Result<Vec<sql::Row>> {
+        sql::postgres::rows(&self.client().await?, &query).await
+    }
+
+    /// `body` as one transaction, driven from a blocking thread.
+    pub async fn transaction<T: Send + 'static>(
+        &self,
+        body: impl FnOnce(&mut dyn Tx) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let mut client = self.client().await?;
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let transaction = runtime.block_on(client.transaction())?;
+            let mut tx = sql::postgres::BlockingTx { transaction, runtime: runtime.clone() };
+            let answer = body(&mut tx)?;
+            runtime.block_on(tx.transaction.commit())?;
+            Ok(answer)
+        })
+        .await
+        .context("a store transaction panicked")?
     }
 
     /// Queue a write; it is committed with the next batch.

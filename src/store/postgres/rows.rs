@@ -2,7 +2,7 @@
 //! SQLite backend's, so a record reads the same from either.
 
 use super::unsigned;
-use crate::store::records::{RunRecord, StoredFlow, StoredSecret, StoredService};
+use crate::store::records::{RunRecord, StoredFlow, StoredService};
 use crate::store::replay::SpanRow;
 use crate::trace::{LogLine, LogStream, Span, SpanKind, Status};
 use anyhow::{Context, Result};
@@ -112,19 +112,6 @@ pub(super) fn service_from_row(row: &Row) -> Result<StoredService> {
         timeout_ms: unsigned(row.try_get(3)?, "timeout_ms")?,
         created_us: row.try_get(4)?,
         headers: parse(row, 5)?,
-    })
-}
-
-pub(super) const SECRET_COLUMNS: &str = "name, key_id, nonce, sealed, created_us, updated_us";
-
-pub(super) fn secret_from_row(row: &Row) -> Result<StoredSecret> {
-    Ok(StoredSecret {
-        name: row.try_get(0)?,
-        key_id: row.try_get(1)?,
-        nonce: row.try_get(2)?,
-        sealed: row.try_get(3)?,
-        created_us: row.try_get(4)?,
-        updated_us: row.try_get(5)?,
     })
 }
 

@@ -1,8 +1,8 @@
 //! Registered services, sealed secrets, webhooks and the `kv` built-in's table.
 
-use super::rows::{SECRET_COLUMNS, SERVICE_COLUMNS, all, secret_from_row, service_from_row};
+use super::rows::{SERVICE_COLUMNS, all, service_from_row};
 use super::{PgStore, text};
-use crate::store::records::{KvFull, StoredHook, StoredSecret, StoredService};
+use crate::store::records::{KvFull, StoredHook, StoredService};
 use anyhow::Result;
 use serde_json::Value;
 
@@ -46,40 +46,6 @@ impl PgStore {
     /// Returns whether there was such a service.
     pub async fn remove_service(&self, name: &str) -> Result<bool> {
         Ok(self.client().await?.execute("DELETE FROM services WHERE name = $1", &[&name]).await? > 0)
-    }
-
-    /// Store (or replace) a sealed secret; replacing keeps when it was created.
-    pub async fn save_secret(&self, secret: StoredSecret) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO secrets (name, key_id, nonce, sealed, created_us, updated_us) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce,
-                                                  sealed = excluded.sealed, updated_us = excluded.updated_us",
-                &[&secret.name, &secret.key_id, &secret.nonce, &secret.sealed, &secret.created_us, &secret.updated_us],
-            )
-            .await?;
-        Ok(())
-    }
-
-    pub async fn secrets(&self) -> Result<Vec<StoredSecret>> {
-        let client = self.client().await?;
-        all(
-            super::rows(&client, &format!("SELECT {SECRET_COLUMNS} FROM secrets ORDER BY name"), &[]).await?,
-            secret_from_row,
-        )
-    }
-
-    pub async fn secret(&self, name: &str) -> Result<Option<StoredSecret>> {
-        let client = self.client().await?;
-        let row =
-            super::row(&client, &format!("SELECT {SECRET_COLUMNS} FROM secrets WHERE name = $1"), &[&name]).await?;
-        row.as_ref().map(secret_from_row).transpose()
-    }
-
-    /// Returns whether there was such a secret.
-    pub async fn remove_secret(&self, name: &str) -> Result<bool> {
-        Ok(self.client().await?.execute("DELETE FROM secrets WHERE name = $1", &[&name]).await? > 0)
     }
 
     pub async fn save_hook(&self, hook: StoredHook) -> Result<()> {

@@ -12,6 +12,7 @@ mod search;
 mod services;
 mod writer;
 
+use super::sql::{self, Query, Row, Tx};
 use super::writes::{Committed, Write};
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OpenFlags};
@@ -94,6 +95,14 @@ impl SqliteStore {
         self: &std::sync::Arc<Self>,
         read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
+        Ok(self.with_reader(read).await??)
+    }
+
+    /// `read`'s answer, whatever it is, from a read connection.
+    async fn with_reader<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        read: impl FnOnce(&Connection) -> T + Send + 'static,
+    ) -> Result<T> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
             let conn = store.reader()?;
@@ -107,10 +116,37 @@ impl SqliteStore {
                     }
                 })
                 .ok();
-            Ok(result?)
+            Ok(result)
         })
         .await
         .context("a store read panicked")?
+    }
+
+    /// Every row `query` answers, on a read connection.
+    pub async fn rows(self: &std::sync::Arc<Self>, query: Query) -> Result<Vec<Row>> {
+        self.read_any(move |conn| sql::sqlite::rows(conn, &query)).await
+    }
+
+    /// `body` as one transaction on the writer's connection.
+    pub async fn transaction<T: Send + 'static>(
+        &self,
+        body: impl FnOnce(&mut dyn Tx) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.job(move |conn| {
+            let mut transaction = conn.transaction()?;
+            let answer = body(&mut transaction)?;
+            transaction.commit()?;
+            Ok(answer)
+        })
+        .await?
+    }
+
+    /// `read`, for a reader whose errors are not only SQLite's.
+    async fn read_any<T: Send + 'static>(
+        self: &std::sync::Arc<Self>,
+        read: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.with_reader(read).await?
     }
 
     fn reader(&self) -> Result<Connection> {

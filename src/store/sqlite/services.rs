@@ -1,7 +1,7 @@
 //! Registered services, sealed secrets, webhooks and the `kv` built-in's table.
 
 use super::SqliteStore;
-use crate::store::records::{KvFull, StoredHook, StoredSecret, StoredService};
+use crate::store::records::{KvFull, StoredHook, StoredService};
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -21,19 +21,6 @@ fn service_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredService> 
 
 fn hook_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredHook> {
     Ok(StoredHook { hook_id: row.get(0)?, flow: row.get(1)?, created_us: row.get(2)? })
-}
-
-const SECRET_COLUMNS: &str = "name, key_id, nonce, sealed, created_us, updated_us";
-
-fn secret_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSecret> {
-    Ok(StoredSecret {
-        name: row.get(0)?,
-        key_id: row.get(1)?,
-        nonce: row.get(2)?,
-        sealed: row.get(3)?,
-        created_us: row.get(4)?,
-        updated_us: row.get(5)?,
-    })
 }
 
 impl SqliteStore {
@@ -87,44 +74,6 @@ impl SqliteStore {
     pub async fn remove_service(&self, name: &str) -> Result<bool> {
         let name = name.to_string();
         Ok(self.job(move |conn| conn.execute("DELETE FROM services WHERE name = ?1", [name])).await?? > 0)
-    }
-
-    /// Store (or replace) a sealed secret; replacing keeps when it was created.
-    pub async fn save_secret(&self, secret: StoredSecret) -> Result<()> {
-        self.job(move |conn| {
-            conn.execute(
-                "INSERT INTO secrets (name, key_id, nonce, sealed, created_us, updated_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce,
-                                                  sealed = excluded.sealed, updated_us = excluded.updated_us",
-                params![secret.name, secret.key_id, secret.nonce, secret.sealed, secret.created_us, secret.updated_us],
-            )
-        })
-        .await??;
-        Ok(())
-    }
-
-    pub async fn secrets(self: &Arc<Self>) -> Result<Vec<StoredSecret>> {
-        self.read(|conn| {
-            let mut statement = conn.prepare_cached(&format!("SELECT {SECRET_COLUMNS} FROM secrets ORDER BY name"))?;
-            let rows = statement.query_map([], secret_from_row)?;
-            rows.collect()
-        })
-        .await
-    }
-
-    pub async fn secret(self: &Arc<Self>, name: &str) -> Result<Option<StoredSecret>> {
-        let name = name.to_string();
-        self.read(move |conn| {
-            conn.query_row(&format!("SELECT {SECRET_COLUMNS} FROM secrets WHERE name = ?1"), [name], secret_from_row)
-                .optional()
-        })
-        .await
-    }
-
-    /// Returns whether there was such a secret.
-    pub async fn remove_secret(&self, name: &str) -> Result<bool> {
-        let name = name.to_string();
-        Ok(self.job(move |conn| conn.execute("DELETE FROM secrets WHERE name = ?1", [name])).await?? > 0)
     }
 
     pub async fn save_hook(&self, hook: StoredHook) -> Result<()> {
