@@ -588,6 +588,83 @@ mod tests {
         }
     }
 
+    /// The tables and columns a migrated database has, each column with
+    /// the kind of value it holds and whether it may be null.
+    async fn schema_of(backend: &str, store: &Store) -> std::collections::BTreeMap<String, Vec<String>> {
+        use sql::query;
+        let columns = if backend == "sqlite" {
+            query!(
+                "SELECT m.name, c.name, lower(c.type), c.\"notnull\" = 1 OR c.pk > 0
+                 FROM sqlite_master m, pragma_table_info(m.name) c
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.sql NOT LIKE 'CREATE VIRTUAL%'
+                   AND m.name NOT LIKE '%fts%'
+                 ORDER BY m.name, c.cid"
+            )
+        } else {
+            query!(
+                "SELECT table_name::text, column_name::text, data_type::text, is_nullable = 'NO'
+                 FROM information_schema.columns WHERE table_schema = current_schema()
+                 ORDER BY table_name, ordinal_position"
+            )
+        };
+        let mut tables = std::collections::BTreeMap::<String, Vec<String>>::new();
+        for row in store.rows(columns).await.unwrap() {
+            let declared: String = row.get(2).unwrap();
+            let kind = match declared.as_str() {
+                "integer" | "bigint" | "smallint" => "integer",
+                "boolean" => "boolean",
+                "text" | "character varying" => "text",
+                "blob" | "bytea" => "bytes",
+                "real" | "double precision" => "real",
+                other => other,
+            };
+            let null = if row.get::<bool>(3).unwrap() { "not null" } else { "null" };
+            tables
+                .entry(row.get(0).unwrap())
+                .or_default()
+                .push(format!("{} {kind} {null}", row.get::<String>(1).unwrap()));
+        }
+        tables
+    }
+
+    /// Both databases migrated to the newest schema hold the same tables
+    /// with the same columns, but for what only one engine needs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn both_databases_migrate_to_the_same_schema() {
+        let mut schemas = Vec::new();
+        for Opened { backend, store, .. } in both().await {
+            schemas.push(schema_of(backend, &store).await);
+            store.close().await;
+        }
+        let [sqlite, postgres] = &mut schemas[..] else { unreachable!() };
+        // What only one engine has, and why. A table added to one schema
+        // and not the other fails here until it is added to both, or here.
+        let only = |schema: &mut std::collections::BTreeMap<String, Vec<String>>, tables: &[&str]| {
+            let mut found: Vec<String> =
+                tables.iter().filter_map(|table| schema.remove(*table).map(|_| table.to_string())).collect();
+            found.sort();
+            found
+        };
+        // SQLite keeps its schema version in `PRAGMA user_version`, and
+        // its search index in tables of its own (FTS5 for words, postings
+        // for ranking); PostgreSQL has a `tsvector` per flow, and the
+        // nodes' leases.
+        let sqlite_only = ["flow_names", "search_flows", "search_library", "search_postings", "search_terms"];
+        let postgres_only = ["flow_search", "nodes", "schema_version"];
+        assert_eq!(only(sqlite, &sqlite_only), sqlite_only.map(String::from).to_vec());
+        assert_eq!(only(postgres, &postgres_only), postgres_only.map(String::from).to_vec());
+        // Columns are named in every query, so their order is free.
+        let text = |schema: &std::collections::BTreeMap<String, Vec<String>>| {
+            let tables = schema.iter().map(|(table, columns)| {
+                let mut columns = columns.clone();
+                columns.sort();
+                format!("{table}: {}", columns.join(", "))
+            });
+            tables.collect::<Vec<_>>().join("\n")
+        };
+        assert_eq!(text(sqlite), text(postgres));
+    }
+
     /// A schedule's tick is claimed once: the second claim of the same due
     /// time (another node's, or a later pass's) changes nothing.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

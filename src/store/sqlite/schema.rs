@@ -266,8 +266,16 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+pub fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    // A newer hero_logic's database is left as it is, as on PostgreSQL:
+    // this one would read (and write) tables it does not know.
+    if current > MIGRATIONS.len() {
+        anyhow::bail!(
+            "the database's schema is version {current}, newer than this hero_logic knows ({}): upgrade hero_logic",
+            MIGRATIONS.len()
+        );
+    }
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(migration)?;
@@ -289,6 +297,17 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_newer_than_this_hero_logic_is_refused_and_left_as_it_is() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        conn.pragma_update(None, "user_version", MIGRATIONS.len() + 1).unwrap();
+        let refused = migrate(&mut conn).unwrap_err().to_string();
+        assert!(refused.contains("newer than this hero_logic knows"), "{refused}");
+        let version: usize = conn.query_row("PRAGMA user_version", [], |row| row.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() + 1);
+    }
 
     #[test]
     fn a_library_indexed_by_name_is_reindexed_by_row_id() {
