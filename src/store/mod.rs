@@ -8,6 +8,15 @@
 //! batch of them is settled (`writes`), how a stored run's events are
 //! rebuilt for late watchers (`replay`), and the search query language
 //! (`words`).
+//!
+//! A query is written once, for both databases, with `sql` (`query!` with
+//! `$1`-style placeholders, `Store::rows`, `Store::execute`,
+//! `Store::transaction`), in a module here named after what it keeps
+//! (`secrets`); `statements_written_once_run_alike_on_both` and
+//! `both_databases_migrate_to_the_same_schema` hold the two engines to it.
+//! What is written per backend (`sqlite`, `postgres`) is what the engines
+//! really do differently (the writers, leases and notices, the shared
+//! queue, search) and the queries not yet moved to `sql`.
 
 mod columns;
 pub mod postgres;
