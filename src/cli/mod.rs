@@ -28,8 +28,21 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// How the process's own log lines are written to stderr: `text` for
+    /// people, `json` (one object a line) for log collectors. Which lines:
+    /// HERO_LOGIC_LOG (default `warn`)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "HERO_LOGIC_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The shape of the process's log lines.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -149,6 +162,18 @@ impl QuotaArgs {
     }
 }
 
+/// The process's own log lines, on stderr, of the levels HERO_LOGIC_LOG
+/// names. As JSON, each line is one object: `timestamp`, `level`,
+/// `target`, `fields` (with `message`), and the spans it happened in.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERO_LOGIC_LOG").unwrap_or_else(|_| "warn".into());
+    let lines = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => lines.init(),
+        LogFormat::Json => lines.json().flatten_event(false).with_current_span(true).with_span_list(false).init(),
+    }
+}
+
 /// Why a command did not succeed, said in one line on stderr.
 #[derive(Debug)]
 pub enum CliError {
@@ -171,12 +196,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HERO_LOGIC_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

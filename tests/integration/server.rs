@@ -620,3 +620,34 @@ on_both_backends! {
         assert_eq!(run["quotas"]["spans"], 50, "a run gets no more than the maximum");
     }
 }
+
+/// `--log-format json`: every line the server logs is one JSON object with
+/// its time, level, target and message; an unknown format is refused at
+/// once, in one line.
+#[test]
+fn log_lines_can_be_json_objects_one_a_line() {
+    let mut server = Server::start_logging(&["--log-format", "json"]);
+    let upload = server.request("POST", "/api/flows", &[], GREET.as_bytes());
+    assert_eq!(upload.status, 201, "{}", upload.text());
+    let run = server.post_json("/api/runs?wait=true", &json!({"flow": "greet", "input": {"who": "ada"}}));
+    assert_eq!(run.status, 200, "{}", run.text());
+    assert!(server.terminate().success());
+    let log = std::fs::read_to_string(server.log.as_ref().unwrap()).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|line| !line.trim().is_empty()).collect();
+    assert!(lines.len() >= 3, "a debug-level server logs its start, the run and its stop: {log}");
+    for line in &lines {
+        let object: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for field in ["timestamp", "level", "target"] {
+            assert!(object[field].is_string(), "{field} in {line}");
+        }
+        assert!(object["fields"].is_object(), "fields in {line}");
+    }
+    assert!(lines.iter().any(|line| line.contains("\"message\"")), "{log}");
+
+    let refused =
+        super::support::hero_logic().args(["serve", "--addr", "127.0.0.1:0", "--log-format", "xml"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("xml"), "{stderr}");
+}
