@@ -8,7 +8,7 @@
 
 use crate::flowdef::{FlowInfo, ModuleError};
 use crate::sandbox::{BoxFuture, FlowResolver, ModuleFlows, Quotas, ResolvedFlow, Sandbox};
-use crate::store::{NotOwner, SavedFlow, Saver, Store};
+use crate::store::{SaveRefused, SavedFlow, Saver, Store};
 use std::sync::Arc;
 
 /// Why a module was not added.
@@ -18,9 +18,10 @@ pub enum AddError {
     /// to fix. Nothing was stored.
     #[error("{0}")]
     Invalid(ModuleError),
-    /// A flow tried to replace a flow it did not store; nothing was stored.
+    /// A flow tried to replace a flow it did not store, or to add more new
+    /// flows than it may; nothing was stored.
     #[error("{0}")]
-    NotOwner(NotOwner),
+    Refused(SaveRefused),
     /// The store failed; the transaction was rolled back whole.
     #[error("the store failed: {0:#}")]
     Store(anyhow::Error),
@@ -53,7 +54,7 @@ pub async fn add_described_as(
     saver: Saver,
 ) -> Result<Vec<SavedFlow>, AddError> {
     let flows = described.map_err(AddError::Invalid)?;
-    store.save_module_as(source, flows, saver).await.map_err(AddError::Store)?.map_err(AddError::NotOwner)
+    store.save_module_as(source, flows, saver).await.map_err(AddError::Store)?.map_err(AddError::Refused)
 }
 
 /// Why no flow of a module was picked to run.

@@ -6,7 +6,7 @@
 
 use crate::flowdef::{FlowInfo, ModuleError};
 use crate::library::pick_flow;
-use crate::sandbox::{ModuleFlows, Quotas, Replay};
+use crate::sandbox::{ModuleFlows, Quota, Quotas, Replay};
 use crate::store::{RunRecord, Store};
 use crate::trace::Status;
 use std::sync::Arc;
@@ -45,6 +45,12 @@ pub enum ReplayRefused {
     Store(#[from] anyhow::Error),
 }
 
+/// The `journal_bytes` limit a run ended on, if it ended on that quota.
+fn journal_quota_it_ended_on(run: &RunRecord) -> Option<u64> {
+    let error = run.error.as_ref().filter(|_| run.status == Status::QuotaExceeded)?;
+    error.limit.filter(|_| error.quota.as_deref() == Some(Quota::JournalBytes.name()))
+}
+
 /// Find what replaying run `run_id` needs; `changed` is a module to replay
 /// in place of the run's, `describe` how modules are loaded here.
 pub async fn plan(
@@ -59,8 +65,13 @@ pub async fn plan(
     }
     let rows = store.journal(run_id).await?;
     let rows = rows.into_iter().map(|row| (row.stream, row.index, row.entry)).collect();
-    let journal = Replay::new(run_id.to_string(), rows)
+    let mut journal = Replay::new(run_id.to_string(), rows)
         .map_err(|problem| ReplayRefused::Unreadable(run_id.to_string(), problem))?;
+    // The answer it ran out of journal on was never written: the replay
+    // stops there as it did, not as a divergence.
+    if let Some(limit) = journal_quota_it_ended_on(&run) {
+        journal = journal.ended_on_journal_quota(limit);
+    }
     let is_changed = changed.is_some();
     let source: Arc<str> =
         match changed {

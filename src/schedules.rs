@@ -8,7 +8,7 @@
 
 use crate::sandbox::Quotas;
 use crate::scheduler::{Scheduler, StartRun};
-use crate::store::{Store, StoredSchedule, Trigger};
+use crate::store::{Store, StoredFlow, StoredSchedule, Trigger};
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
@@ -111,7 +111,10 @@ pub async fn create(
         next_us: next_after(&cron, zone, now).map_err(ScheduleError::Invalid)?,
         created_us: now,
     };
-    store.save_schedule(schedule.clone()).await?;
+    // Stored only while the flow is: made as it is removed, it is not.
+    if !store.save_schedule(schedule.clone()).await? {
+        return Err(ScheduleError::NoFlow(flow.to_string()));
+    }
     Ok(schedule)
 }
 
@@ -141,8 +144,13 @@ async fn fire_due(store: &Store, scheduler: &Arc<Scheduler>, quotas: &Quotas) ->
                 continue;
             }
         };
+        // The flow is read before the tick is claimed: removing a flow
+        // removes its schedules in the same transaction, so a claim that
+        // still finds the schedule proves the flow read is the one it was
+        // made for, not another stored since under the same name.
+        let stored = store.flow(&schedule.flow, None).await?;
         if store.claim_tick(&schedule.schedule_id, schedule.next_us, next).await? {
-            start(store, scheduler, quotas, schedule).await?;
+            start(scheduler, quotas, schedule, stored);
         }
     }
     Ok(())
@@ -150,15 +158,10 @@ async fn fire_due(store: &Store, scheduler: &Arc<Scheduler>, quotas: &Quotas) ->
 
 /// Start the run of a claimed tick: the flow's latest version with the
 /// schedule's input. A tick whose run cannot start is logged and lost.
-async fn start(
-    store: &Store,
-    scheduler: &Arc<Scheduler>,
-    quotas: &Quotas,
-    schedule: StoredSchedule,
-) -> anyhow::Result<()> {
-    let Some(stored) = store.flow(&schedule.flow, None).await? else {
+fn start(scheduler: &Arc<Scheduler>, quotas: &Quotas, schedule: StoredSchedule, stored: Option<StoredFlow>) {
+    let Some(stored) = stored else {
         tracing::warn!(schedule = schedule.schedule_id, flow = schedule.flow, "a schedule's flow no longer exists");
-        return Ok(());
+        return;
     };
     let input = match stored.info.check_input(&schedule.input) {
         Ok(input) => input,
@@ -168,14 +171,13 @@ async fn start(
                 error = error.to_string(),
                 "a schedule's input no longer fits its flow"
             );
-            return Ok(());
+            return;
         }
     };
     let trigger = Trigger::Schedule { schedule_id: schedule.schedule_id.clone(), tick_us: schedule.next_us };
     if let Err(error) = scheduler.submit(StartRun::stored(stored, input, quotas.clone(), None, trigger)) {
         tracing::warn!(schedule = schedule.schedule_id, error = format!("{error:?}"), "a scheduled run was refused");
     }
-    Ok(())
 }
 
 #[cfg(test)]

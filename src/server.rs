@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub grants: Grants,
     /// Bytes of keys and values each flow may hold in `kv`.
     pub kv_bytes_per_flow: u64,
+    /// Flows flow code may keep in the library through `flows.save`.
+    pub saved_flows: u64,
     /// Directories `unix://` services registered over HTTP may live in.
     pub service_socket_dirs: Vec<PathBuf>,
     /// Sandbox instances alive at once (runs, their subflows, describes);
@@ -76,6 +78,7 @@ impl ServerConfig {
             service_socket_dirs: Vec::new(),
             grants: Grants::default(),
             kv_bytes_per_flow: crate::services::KV_BYTES_PER_FLOW,
+            saved_flows: crate::services::SAVED_FLOWS,
             scheduler: SchedulerConfig::default(),
             max_quotas: Quotas::default(),
             max_body_bytes: 4 * 1024 * 1024,
@@ -127,6 +130,7 @@ pub async fn serve_when_ready(
         ServiceRegistry::with_socket_dirs(store.clone(), config.service_socket_dirs.clone())
             .with_grants(config.grants.clone())
             .with_kv_limit(config.kv_bytes_per_flow)
+            .with_saved_flows_limit(config.saved_flows)
             .with_secrets(secrets.clone()),
     );
     let scheduler = Arc::new(Scheduler::new(

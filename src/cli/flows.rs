@@ -42,7 +42,7 @@ pub async fn run(command: FlowsCommand, cache_dir: Option<PathBuf>) -> Result<Ex
             let store = open_store(&store_args).await?;
             let saved = add_module(&sandbox, &store, source).await.map_err(|error| match error {
                 AddError::Invalid(module) => CliError::Usage(format!("{}: {module}", file.display())),
-                AddError::NotOwner(_) | AddError::Store(_) => CliError::Usage(error.to_string()),
+                AddError::Refused(_) | AddError::Store(_) => CliError::Usage(error.to_string()),
             })?;
             store.close().await;
             for flow in saved {

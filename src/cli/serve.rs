@@ -65,6 +65,11 @@ pub struct ServeArgs {
     /// (counting every run of it); a write past it is a service error.
     #[arg(long, value_name = "BYTES", default_value_t = crate::services::KV_BYTES_PER_FLOW)]
     pub max_kv_bytes: u64,
+    /// Flows flow code may keep in the library through `flows.save`, all
+    /// saving flows together (one flow at most 100 of them, one run 20);
+    /// a save past it is a service error.
+    #[arg(long, value_name = "N", default_value_t = crate::services::SAVED_FLOWS)]
+    pub max_saved_flows: u64,
     /// Seconds a client may take to send a request head (and an idle
     /// kept-alive connection stays open), to send the next piece of a body,
     /// or to take the next piece of an answer.
@@ -167,6 +172,7 @@ pub async fn run(args: ServeArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode
     config.max_streams = args.max_streams.max(1);
     config.max_instances = max_instances;
     config.kv_bytes_per_flow = args.max_kv_bytes;
+    config.saved_flows = args.max_saved_flows;
     for grant in &args.grants {
         let (flow, capability) = Grants::parse_grant(grant).map_err(CliError::Usage)?;
         config.grants.grant(&flow, capability);

@@ -5,6 +5,7 @@ use super::error::{AppError, Body, QueryParams};
 use crate::flowdef::{FlowInfo, ModuleError, check_answer};
 use crate::library::{AddError, add_described};
 use crate::sandbox::Quotas;
+use crate::store::SaveRefused;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -45,7 +46,12 @@ impl From<AddError> for AppError {
     fn from(error: AddError) -> AppError {
         match error {
             AddError::Invalid(module) => invalid_module(module),
-            AddError::NotOwner(refused) => AppError::new(StatusCode::FORBIDDEN, "not_owner", refused.to_string()),
+            AddError::Refused(refused @ SaveRefused::NotOwner { .. }) => {
+                AppError::new(StatusCode::FORBIDDEN, "not_owner", refused.to_string())
+            }
+            AddError::Refused(refused @ SaveRefused::Full { .. }) => {
+                AppError::new(StatusCode::FORBIDDEN, "too_many_saved_flows", refused.to_string())
+            }
             AddError::Store(error) => AppError::from(error),
         }
     }
@@ -167,12 +173,17 @@ async fn search(
     Ok(Json(json!({ "query": q, "hits": hits })))
 }
 
+/// Remove a flow: every version, and its webhooks and schedules with it,
+/// so none of them starts a flow stored later under the same name.
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
-    match state.store.delete_flow(&name).await? {
-        0 => Err(AppError::not_found(format!("no flow named '{name}'"))),
-        removed => Ok(Json(json!({ "name": name, "versions_removed": removed }))),
+    let removed = state.store.delete_flow(&name).await?;
+    if removed.versions_removed == 0 {
+        return Err(AppError::not_found(format!("no flow named '{name}'")));
     }
+    let mut body = serde_json::to_value(removed).unwrap_or(Value::Null);
+    body["name"] = json!(name);
+    Ok(Json(body))
 }

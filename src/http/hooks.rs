@@ -38,13 +38,15 @@ async fn flow_must_exist(state: &AppState, name: &str) -> Result<(), AppError> {
 }
 
 pub async fn create(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Response, AppError> {
-    flow_must_exist(&state, &name).await?;
     let hook = StoredHook {
         hook_id: crate::secrets::random_hex(HOOK_ID_BYTES),
         flow: name,
         created_us: crate::trace::now_us(),
     };
-    state.store.save_hook(hook.clone()).await?;
+    // Stored only while the flow is: made as it is removed, it is not.
+    if !state.store.save_hook(hook.clone()).await? {
+        return Err(AppError::not_found(format!("no flow named '{}'", hook.flow)));
+    }
     Ok((StatusCode::CREATED, Json(answer(&hook))).into_response())
 }
 
@@ -76,6 +78,12 @@ pub async fn fire(
     let Some(stored) = state.store.flow(&hook.flow, None).await? else {
         return Err(AppError::not_found(format!("the flow '{}' of this webhook no longer exists", hook.flow)));
     };
+    // Removing a flow removes its hooks in the same transaction, so a hook
+    // still stored after the flow was read was made for that very flow, not
+    // for one removed meanwhile whose name another flow then took.
+    if state.store.hook(&hook_id).await?.is_none() {
+        return Err(AppError::not_found("no webhook with this id"));
+    }
     let quotas = effective_quotas(None, &state.max_quotas)?;
     let input = checked_input(&stored.info, &input, &quotas)?;
     let client = client.map(|Extension(client)| client);

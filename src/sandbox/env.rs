@@ -129,6 +129,13 @@ pub trait CallingRun: Send + Sync {
     /// Count `bytes` the store will keep for this run (a saved module, a kv
     /// value) against its `stored_bytes` quota.
     fn keep(&self, bytes: usize) -> Result<(), QuotaExceeded>;
+
+    /// Count `flows` saved through `flows.save` in the run's usage, unless
+    /// that would make more than `limit`: then the number saved so far.
+    fn count_flows_saved(&self, flows: u64, limit: u64) -> Result<(), u64>;
+
+    /// Take back `flows` counted by `count_flows_saved` that were not saved.
+    fn flows_not_saved(&self, flows: u64);
 }
 
 /// Calls registered services on behalf of a run.

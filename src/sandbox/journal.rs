@@ -79,6 +79,24 @@ impl Entry {
 #[error("{0}")]
 pub struct ReplayDiverged(pub String);
 
+/// Why a replay is not answered at a place.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Unanswered {
+    Diverged(ReplayDiverged),
+    /// The original ran out of its `journal_bytes` quota at this place, so
+    /// its answer was never written: the replay ends as the original did.
+    JournalFull(QuotaExceeded),
+}
+
+impl From<Unanswered> for wasmtime::Error {
+    fn from(unanswered: Unanswered) -> wasmtime::Error {
+        match unanswered {
+            Unanswered::Diverged(diverged) => wasmtime::Error::new(diverged),
+            Unanswered::JournalFull(exceeded) => wasmtime::Error::new(exceeded),
+        }
+    }
+}
+
 /// The journal of a run, answering a replay of it: each instance's
 /// stream by name, its entries by index. A place with no entry is one the
 /// original was never answered at (a call still going when it was
@@ -92,6 +110,9 @@ pub struct Replay {
     streams: HashMap<String, std::collections::BTreeMap<u32, Entry>>,
     /// Resuming run `of_run` itself rather than replaying it.
     resume: bool,
+    /// When the original ended on its `journal_bytes` quota (this limit):
+    /// the answers its journal lacks are the ones it could not write.
+    journal_full: Option<u64>,
 }
 
 impl Replay {
@@ -104,12 +125,22 @@ impl Replay {
                 .map_err(|e| format!("entry {index} of stream {stream} is not a journal entry: {e}"))?;
             streams.entry(stream).or_default().insert(index, entry);
         }
-        Ok(Replay { of_run, streams, resume: false })
+        Ok(Replay { of_run, streams, resume: false, journal_full: None })
     }
 
     /// The same journal, answering the run it is of as it resumes.
     pub fn resuming(mut self) -> Replay {
         self.resume = true;
+        self
+    }
+
+    /// The same journal, of a run that ended on its `journal_bytes` quota
+    /// of `limit`: a replay reaching a place the journal does not answer
+    /// ends there on that quota, as the original did, rather than being
+    /// told it diverged (the original asked for that answer, and could not
+    /// journal it).
+    pub fn ended_on_journal_quota(mut self, limit: u64) -> Replay {
+        self.journal_full = Some(limit);
         self
     }
 
@@ -227,7 +258,7 @@ impl JournalSlot {
     /// When replaying, the original's answer in this place, which must be
     /// of `kind` (and, for a call, the same call: `request`); None live,
     /// and in a resume past what the journal holds.
-    pub fn replayed(&self, kind: &str, request: Option<(&str, &str)>) -> Option<Result<Entry, ReplayDiverged>> {
+    pub fn replayed(&self, kind: &str, request: Option<(&str, &str)>) -> Option<Result<Entry, Unanswered>> {
         let replay = self.replay.as_ref()?;
         if replay.resume && replay.entry(&self.stream, self.index).is_none() {
             return None;
@@ -238,6 +269,9 @@ impl JournalSlot {
             None => kind.to_string(),
         };
         let Some(entry) = replay.entry(&self.stream, self.index) else {
+            if let Some(limit) = replay.journal_full {
+                return Some(Err(Unanswered::JournalFull(QuotaExceeded::new(Quota::JournalBytes, limit))));
+            }
             let error = if (self.index as usize) < replay.len(&self.stream) {
                 format!("the replay reached {place} ({what}), which the original run was never answered at")
             } else {
@@ -245,14 +279,14 @@ impl JournalSlot {
                     "the replay diverged at {place}: the flow asked for {what}, and the original run asked for nothing more"
                 )
             };
-            return Some(Err(ReplayDiverged(error)));
+            return Some(Err(Unanswered::Diverged(ReplayDiverged(error))));
         };
         if entry.kind() != kind {
             let error = format!(
                 "the replay diverged at {place}: the flow asked for {what}; the original asked for {}",
                 entry.kind()
             );
-            return Some(Err(ReplayDiverged(error)));
+            return Some(Err(Unanswered::Diverged(ReplayDiverged(error))));
         }
         if let (Some((target, digest)), Some((was_target, was_digest))) = (request, entry.request())
             && (target != was_target || digest != was_digest)
@@ -262,9 +296,9 @@ impl JournalSlot {
             } else {
                 format!("where the original asked for {kind} {was_target}")
             };
-            return Some(Err(ReplayDiverged(format!(
+            return Some(Err(Unanswered::Diverged(ReplayDiverged(format!(
                 "the replay diverged at {place}: the flow asked for {what} {how}"
-            ))));
+            )))));
         }
         Some(Ok(entry.clone()))
     }
@@ -318,13 +352,29 @@ mod tests {
         ];
         let replay = Arc::new(Replay::new("r1".into(), rows).unwrap());
         assert_eq!(slot(&replay, 0).replayed("sleep", None), Some(Ok(Entry::Sleep { ns: 5 })));
-        let diverged = |index, kind| slot(&replay, index).replayed(kind, None).unwrap().unwrap_err().0;
+        let diverged = |index, kind| match slot(&replay, index).replayed(kind, None).unwrap().unwrap_err() {
+            Unanswered::Diverged(diverged) => diverged.0,
+            other => panic!("{other:?}"),
+        };
         assert!(diverged(0, "wall_clock").ends_with("the flow asked for wall_clock; the original asked for sleep"));
         assert!(diverged(1, "wall_clock").contains("which the original run was never answered at"));
         assert!(diverged(3, "sleep").ends_with("and the original run asked for nothing more"));
         let live = JournalSlot { stream: Arc::from("0"), index: 0, replay: None };
         assert_eq!(live.replayed("sleep", None), None, "a live run is answered live");
         assert!(Replay::new("r1".into(), vec![("0".into(), 0, json!({"kind": "nope"}))]).is_err());
+    }
+
+    /// Of a run that ran out of its journal quota, the places its journal
+    /// does not answer are where it could not write: a replay ends there
+    /// on that quota; where the journal answers otherwise, it diverges.
+    #[test]
+    fn a_replay_of_a_run_that_filled_its_journal_ends_on_the_same_quota() {
+        let rows = vec![("0".to_string(), 0, json!({"kind": "sleep", "ns": 5}))];
+        let replay = Arc::new(Replay::new("r1".into(), rows).unwrap().ended_on_journal_quota(4096));
+        assert_eq!(slot(&replay, 0).replayed("sleep", None), Some(Ok(Entry::Sleep { ns: 5 })));
+        let full = Unanswered::JournalFull(QuotaExceeded::new(Quota::JournalBytes, 4096));
+        assert_eq!(slot(&replay, 1).replayed("wall_clock", None), Some(Err(full)));
+        assert!(matches!(slot(&replay, 0).replayed("wall_clock", None), Some(Err(Unanswered::Diverged(_)))));
     }
     /// A resume is answered from its journal where the journal holds the
     /// answer, and live wherever it does not (a gap, or past its end).
@@ -339,8 +389,9 @@ mod tests {
         assert_eq!(slot(&resume, 0).replayed("sleep", None), Some(Ok(Entry::Sleep { ns: 5 })));
         assert_eq!(slot(&resume, 1).replayed("wall_clock", None), None, "a place the crash left unanswered");
         assert_eq!(slot(&resume, 3).replayed("sleep", None), None, "past the journal's end");
-        let diverged = slot(&resume, 2).replayed("sleep", None).unwrap().unwrap_err().0;
-        assert!(diverged.ends_with("the flow asked for sleep; the original asked for monotonic_clock"));
+        let diverged = slot(&resume, 2).replayed("sleep", None).unwrap().unwrap_err();
+        let Unanswered::Diverged(diverged) = diverged else { panic!("{diverged:?}") };
+        assert!(diverged.0.ends_with("the flow asked for sleep; the original asked for monotonic_clock"));
         let mut journal = InstanceJournal::new(Arc::from("0"), Some(resume));
         let answered: Vec<bool> = (0..4).map(|_| (journal.next_is_replayed(), journal.reserve()).0).collect();
         assert_eq!(answered, [true, false, true, false]);

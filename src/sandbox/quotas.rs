@@ -255,6 +255,13 @@ pub struct Usage {
     /// Runs stored before the journal existed have no such field.
     #[serde(default)]
     pub journal_bytes: u64,
+    /// Flows the run stored through `flows.save` (none: left out).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flows_saved: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 impl Usage {

@@ -69,7 +69,7 @@ pub(super) async fn call_service(
     // A replay checks it makes the original's call, and is told its answer.
     let replayed = match slot.replayed("rpc", Some((&name, &params_sha256))) {
         Some(Ok(Entry::Rpc { outcome, .. })) => Some(outcome),
-        Some(Err(diverged)) => return Err(wasmtime::Error::new(diverged)),
+        Some(Err(unanswered)) => return Err(unanswered.into()),
         _ => None,
     };
     let journal = |answer: &Result<String, CallError>| {
@@ -252,6 +252,20 @@ struct RunAccount(Arc<RunShared>);
 impl CallingRun for RunAccount {
     fn keep(&self, bytes: usize) -> Result<(), QuotaExceeded> {
         self.0.ledger().keep(&self.0.quotas, bytes)
+    }
+
+    fn count_flows_saved(&self, flows: u64, limit: u64) -> Result<(), u64> {
+        let saved = &mut self.0.ledger().usage.flows_saved;
+        if saved.saturating_add(flows) > limit {
+            return Err(*saved);
+        }
+        *saved += flows;
+        Ok(())
+    }
+
+    fn flows_not_saved(&self, flows: u64) {
+        let saved = &mut self.0.ledger().usage.flows_saved;
+        *saved = saved.saturating_sub(flows);
     }
 
     fn describe<'a>(

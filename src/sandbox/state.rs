@@ -273,7 +273,7 @@ impl HostState {
         let Some(journal) = &mut self.journal else { return Ok(live()) };
         let slot = journal.reserve();
         let entry = match slot.replayed(kind, None) {
-            Some(replayed) => replayed.map_err(wasmtime::Error::new)?,
+            Some(replayed) => replayed.map_err(wasmtime::Error::from)?,
             None => live(),
         };
         slot.write(&self.run, &entry).map_err(wasmtime::Error::new)?;

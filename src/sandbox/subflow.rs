@@ -72,7 +72,7 @@ pub(super) async fn run_subflow(
     // stream of the journal; it must be the original's and end as it did.
     let replayed = match place.answer.replayed("subflow", Some((&requested, &input_sha256))) {
         Some(Ok(entry)) => Some(entry),
-        Some(Err(diverged)) => return Err(wasmtime::Error::new(diverged)),
+        Some(Err(unanswered)) => return Err(unanswered.into()),
         None => None,
     };
     // It runs again the stored version the journal names, even when the

@@ -75,9 +75,11 @@ impl Scheduler {
             }
             if !waited {
                 // Out of the queue while it waits for a place: runs of other
-                // flows are not refused for it.
+                // flows are not refused for it. It still counts against its
+                // client's share, so one client cannot fill the places where
+                // runs wait for a place and have everyone else's refused.
                 waited = true;
-                self.uncount(counted);
+                self.leave_queue(counted);
                 self.waiting_for_places.fetch_add(1, Ordering::SeqCst);
             }
             tokio::select! {

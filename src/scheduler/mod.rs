@@ -33,6 +33,8 @@ use tokio_util::task::TaskTracker;
 pub struct Client(IpAddr);
 
 impl Client {
+    /// The client an address belongs to (the same client again for the
+    /// address `address()` gives).
     pub fn of(address: IpAddr) -> Client {
         match address {
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -41,6 +43,11 @@ impl Client {
             },
             v4 => Client(v4),
         }
+    }
+
+    /// Its address: an IPv4 address, or the IPv6 /64's first address.
+    pub fn address(self) -> IpAddr {
+        self.0
     }
 }
 
@@ -134,10 +141,11 @@ impl Default for Attempt {
 
 impl StartRun {
     /// A run a store holds already (claimed from the nodes' shared queue,
-    /// or resumed), started as it was accepted: its flow as `launch`
-    /// declares it, module `source`, and the record's input, quotas,
-    /// trigger and attempt. Not counted as waiting here: it was counted
-    /// where it was accepted.
+    /// resumed, or attempted again), started as it was accepted: its flow
+    /// as `launch` declares it, module `source`, and the record's input,
+    /// quotas, trigger and attempt. Not counted as waiting here: it was
+    /// counted where it was accepted (a retry, a new run, is: `claimed`
+    /// false makes it count against the client `launch` names).
     pub fn from_stored(run: &RunRecord, launch: Launch, source: Arc<str>) -> StartRun {
         StartRun {
             info: launch.info,
@@ -148,7 +156,7 @@ impl StartRun {
             quotas: run.quotas.clone(),
             module: launch.module.map(|flows| ModuleFlows { source: source.clone(), flows }),
             source,
-            client: None,
+            client: launch.client.map(Client::of),
             claimed: true,
             trigger: run.trigger.clone(),
             attempt: Attempt {
@@ -167,6 +175,7 @@ impl StartRun {
             info: self.info.clone(),
             narrow_services: self.narrow_services.clone(),
             module: self.module.as_ref().map(|module| module.flows.clone()),
+            client: self.client.map(Client::address),
         }
     }
 
@@ -407,6 +416,14 @@ impl Scheduler {
         }
         *waiting += 1;
         Ok(())
+    }
+
+    /// The run no longer waits for a worker; it still counts against its
+    /// client's share (it waits for a place under a concurrency limit).
+    fn leave_queue(&self, counted: &mut Counted) {
+        if std::mem::take(&mut counted.in_queue) {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// The run no longer waits in the queue (nor in its client's share).

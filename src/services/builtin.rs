@@ -7,7 +7,7 @@ use crate::flowdef::{FlowInfo, check_answer};
 use crate::library::{AddError, add_described_as};
 use crate::sandbox::ATTR_MAX_BYTES;
 use crate::sandbox::{CallContext, CallFailure};
-use crate::store::{RunFilter, Saver, Store};
+use crate::store::{RunFilter, SaveRefused, SavedFlowsBound, Saver, Store};
 use crate::trace::clip_json;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -158,11 +158,47 @@ fn within_callers_services(context: &CallContext<'_>, flows: &[FlowInfo]) -> Res
 /// The JSON-RPC error code of a `kv` write past the flow's limit.
 pub const KV_FULL: i64 = -32010;
 
+/// The JSON-RPC error code of a `flows.save` past a bound on saved flows.
+pub const SAVED_FLOWS_FULL: i64 = -32011;
+
+/// Flows one run may store through `flows.save` (every flow of every module
+/// it saves, stored or unchanged, subflows included), so one run cannot
+/// fill the library in a loop.
+pub const FLOWS_SAVED_PER_RUN: u64 = 20;
+
+/// Flow names one flow may have stored through `flows.save` in the library.
+pub const SAVED_FLOWS_PER_FLOW: u64 = 100;
+
+/// Flow names flow code may have stored in the library altogether
+/// (`serve --max-saved-flows`): flows that save flows that save flows are
+/// bounded too.
+pub const SAVED_FLOWS: u64 = 1000;
+
+/// `SAVED_FLOWS_PER_FLOW` each, within `library` altogether.
+pub fn saved_flows_bound(library: u64) -> SavedFlowsBound {
+    SavedFlowsBound { per_flow: SAVED_FLOWS_PER_FLOW.min(library), library }
+}
+
+/// What the built-ins let flows keep in the store.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Bytes of keys and values each flow may hold in `kv`.
+    pub kv_bytes_per_flow: u64,
+    /// Flows flow code may store through `flows.save`.
+    pub saved_flows: SavedFlowsBound,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { kv_bytes_per_flow: super::KV_BYTES_PER_FLOW, saved_flows: saved_flows_bound(SAVED_FLOWS) }
+    }
+}
+
 /// Call a built-in; parameters were already checked against its document.
 pub async fn call(
     store: &Arc<Store>,
     grants: &Grants,
-    kv_limit: u64,
+    limits: &Limits,
     context: CallContext<'_>,
     service: &str,
     method: &str,
@@ -181,7 +217,7 @@ pub async fn call(
                 return Err(CallFailure::InvalidParams("value: at most 1 MiB of JSON".into()));
             }
             context.run.keep(value_len + text("key").len()).map_err(CallFailure::QuotaExceeded)?;
-            let full = store.kv_set(flow, &text("key"), &value, kv_limit).await.map_err(failed)?;
+            let full = store.kv_set(flow, &text("key"), &value, limits.kv_bytes_per_flow).await.map_err(failed)?;
             full.map_err(|full| CallFailure::Rpc {
                 code: KV_FULL,
                 message: format!(
@@ -215,20 +251,46 @@ pub async fn call(
             // A new version keeps the source and what it declares.
             let declared = described.as_ref().map_or(0, |flows| serde_json::to_string(flows).map_or(0, |t| t.len()));
             context.run.keep(source.len() + declared).map_err(CallFailure::QuotaExceeded)?;
+            // Counted before the save, so saves side by side cannot pass the
+            // bound together; taken back if nothing is stored.
+            let mut counted = 0;
             let saver = if holds(store, grants, &context, Capability::FlowsSaveAny).await {
                 Saver::Operator
             } else {
                 if let Ok(flows) = &described {
                     within_callers_services(&context, flows)?;
+                    let count = flows.len() as u64;
+                    context.run.count_flows_saved(count, FLOWS_SAVED_PER_RUN).map_err(|saved| CallFailure::Rpc {
+                        code: SAVED_FLOWS_FULL,
+                        message: format!(
+                            "flows.save: this run has saved {saved} flows, this module holds {count}, \
+                             and one run may save at most {FLOWS_SAVED_PER_RUN}"
+                        ),
+                        data: json!({"saved": saved, "adding": count, "limit": FLOWS_SAVED_PER_RUN, "per": "run"}),
+                    })?;
+                    counted = count;
                 }
-                Saver::Flow(flow.to_string())
+                Saver::Flow(flow.to_string(), limits.saved_flows)
             };
-            let saved = add_described_as(store, source, described, saver).await.map_err(|error| match error {
+            let saved = add_described_as(store, source, described, saver).await;
+            if saved.is_err() {
+                context.run.flows_not_saved(counted);
+            }
+            let saved = saved.map_err(|error| match error {
                 AddError::Invalid(module) => CallFailure::InvalidParams(format!("source: {module}")),
-                AddError::NotOwner(refused) => CallFailure::NotAllowed(format!(
+                AddError::Refused(refused @ SaveRefused::NotOwner { .. }) => CallFailure::NotAllowed(format!(
                     "{refused} (a flow replaces only flows it stored itself, unless the operator grants it {})",
                     Capability::FlowsSaveAny.name()
                 )),
+                AddError::Refused(SaveRefused::Full { saver: _, held, adding, limit, whole_library }) => {
+                    let message = error.to_string();
+                    let per = if whole_library { "library" } else { "flow" };
+                    CallFailure::Rpc {
+                        code: SAVED_FLOWS_FULL,
+                        message: format!("flows.save: {message}"),
+                        data: json!({"saved": held, "adding": adding, "limit": limit, "per": per}),
+                    }
+                }
                 AddError::Store(_) => CallFailure::Transport(error.to_string()),
             })?;
             Ok(json!(saved))

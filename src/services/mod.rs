@@ -11,6 +11,7 @@ mod openrpc;
 mod schema;
 mod stubs;
 
+pub use builtin::SAVED_FLOWS;
 pub use client::Endpoint;
 pub use grants::Grants;
 pub use health::Health;
@@ -52,8 +53,8 @@ pub struct ServiceRegistry {
     socket_dirs: Option<Vec<PathBuf>>,
     /// What the built-ins let each flow do beyond its own things.
     grants: Grants,
-    /// Bytes of keys and values each flow may hold in `kv`.
-    kv_bytes_per_flow: u64,
+    /// Bytes each flow may hold in `kv`; flows flow code may store.
+    limits: builtin::Limits,
     /// The secrets headers may name; without them, a service whose headers
     /// name one cannot be registered or called.
     secrets: Option<Arc<Secrets>>,
@@ -95,7 +96,7 @@ impl ServiceRegistry {
             store,
             socket_dirs: None,
             grants: Grants::default(),
-            kv_bytes_per_flow: KV_BYTES_PER_FLOW,
+            limits: builtin::Limits::default(),
             secrets: None,
             checked: Mutex::default(),
         }
@@ -108,7 +109,7 @@ impl ServiceRegistry {
             store,
             socket_dirs: Some(socket_dirs),
             grants: Grants::default(),
-            kv_bytes_per_flow: KV_BYTES_PER_FLOW,
+            limits: builtin::Limits::default(),
             secrets: None,
             checked: Mutex::default(),
         }
@@ -137,7 +138,15 @@ impl ServiceRegistry {
 
     /// The same registry letting each flow hold `bytes` in `kv`.
     pub fn with_kv_limit(mut self, bytes: u64) -> ServiceRegistry {
-        self.kv_bytes_per_flow = bytes;
+        self.limits.kv_bytes_per_flow = bytes;
+        self
+    }
+
+    /// The same registry letting flow code keep at most `flows` flows in the
+    /// library through `flows.save` (one saving flow at most
+    /// `builtin::SAVED_FLOWS_PER_FLOW` of them).
+    pub fn with_saved_flows_limit(mut self, flows: u64) -> ServiceRegistry {
+        self.limits.saved_flows = builtin::saved_flows_bound(flows);
         self
     }
 
@@ -310,8 +319,7 @@ impl ServiceRegistry {
                     .map_err(|e| CallFailure::Transport(format!("{e:#}")));
             }
             let answer =
-                builtin::call(&self.store, &self.grants, self.kv_bytes_per_flow, context, service, method, &params)
-                    .await?;
+                builtin::call(&self.store, &self.grants, &self.limits, context, service, method, &params).await?;
             return builtin::bounded(answer);
         }
         let timeout = Duration::from_millis(info.timeout_ms);

@@ -30,9 +30,9 @@ mod writes;
 
 pub use postgres::{Notice, NoticeFeed};
 pub use records::{
-    ClaimedRun, DueRetry, FlowSummary, FlowVersion, JournalRow, KvFull, Launch, NotOwner, PendingRetry, Pruning,
-    RunFilter, RunRecord, SavedFlow, Saver, SearchHit, SlotClaim, StoredFlow, StoredHook, StoredSchedule, StoredSecret,
-    StoredService, SubflowRun, Trigger, sha256_hex,
+    ClaimedRun, DueRetry, FlowRemoved, FlowSummary, FlowVersion, JournalRow, KvFull, Launch, PendingRetry, Pruning,
+    RunFilter, RunRecord, SaveRefused, SavedFlow, SavedFlowsBound, Saver, SearchHit, SlotClaim, StoredFlow, StoredHook,
+    StoredSchedule, StoredSecret, StoredService, SubflowRun, Trigger, sha256_hex,
 };
 pub use words::{fts_query, search_words, tsquery};
 pub use writes::{Published, Write};
@@ -201,8 +201,9 @@ impl Store {
         pub async fn replay_page(&self, run_id: &str, after_seq: u64, limit: usize) -> Result<Option<(RunRecord, Vec<RunEvent>)>>;
 
         /// Store every flow `source` declares on behalf of `saver`: all or
-        /// none, refused whole when a flow may not replace one of them.
-        pub async fn save_module_as(&self, source: String, flows: Vec<FlowInfo>, saver: Saver) -> Result<Result<Vec<SavedFlow>, NotOwner>>;
+        /// none, refused whole when a flow may not replace one of them, or
+        /// may not add as many new flows (`SavedFlowsBound`).
+        pub async fn save_module_as(&self, source: String, flows: Vec<FlowInfo>, saver: Saver) -> Result<Result<Vec<SavedFlow>, SaveRefused>>;
         /// A flow's latest version, or `version` when given.
         pub async fn flow(&self, name: &str, version: Option<u32>) -> Result<Option<StoredFlow>>;
         pub async fn flow_versions(&self, name: &str) -> Result<Vec<FlowVersion>>;
@@ -218,8 +219,9 @@ impl Store {
         pub async fn is_latest_source(&self, source: &str) -> Result<bool>;
         /// A stored module source by its SHA-256 (every run keeps its source's).
         pub async fn source(&self, sha256: &str) -> Result<Option<String>>;
-        /// Remove every version of a flow; its runs stay. Returns versions removed.
-        pub async fn delete_flow(&self, name: &str) -> Result<usize>;
+        /// Remove every version of a flow, and its webhooks and schedules,
+        /// in one transaction; its runs stay.
+        pub async fn delete_flow(&self, name: &str) -> Result<FlowRemoved>;
         /// Full-text search over the latest version of every flow, in plain
         /// words (see `words`), best first.
         pub async fn search_flows(&self, query: &str, limit: u32) -> Result<Vec<SearchHit>>;
@@ -240,15 +242,18 @@ impl Store {
         pub async fn remove_service(&self, name: &str) -> Result<bool>;
 
 
-        /// Store a new webhook.
-        pub async fn save_hook(&self, hook: StoredHook) -> Result<()>;
+        /// Store a new webhook, when its flow is stored (false when not: a
+        /// trigger never outlives its flow, even when made as it is removed).
+        pub async fn save_hook(&self, hook: StoredHook) -> Result<bool>;
         pub async fn hook(&self, hook_id: &str) -> Result<Option<StoredHook>>;
         /// A flow's webhooks, oldest first.
         pub async fn hooks(&self, flow: &str) -> Result<Vec<StoredHook>>;
         /// Returns whether there was such a webhook.
         pub async fn remove_hook(&self, hook_id: &str) -> Result<bool>;
 
-        pub async fn save_schedule(&self, schedule: StoredSchedule) -> Result<()>;
+        /// Store a new schedule, when its flow is stored (false when not, as
+        /// for webhooks).
+        pub async fn save_schedule(&self, schedule: StoredSchedule) -> Result<bool>;
         /// Every schedule, oldest first.
         pub async fn schedules(&self) -> Result<Vec<StoredSchedule>>;
         /// Returns whether there was such a schedule.
@@ -476,7 +481,14 @@ mod tests {
             assert_eq!((again[0].version, again[0].created), (1, false), "{backend}: unchanged source");
             store.save_module("# v2 about forecasts\n".into(), rain()).await.unwrap();
             store.save_module("# other\n".into(), vec![flow_info("wind", "Wind speeds")]).await.unwrap();
-            let refused = store.save_module_as("# x\n".into(), rain(), Saver::Flow("agent".into())).await.unwrap();
+            let refused = store
+                .save_module_as(
+                    "# x\n".into(),
+                    rain(),
+                    Saver::Flow("agent".into(), SavedFlowsBound { per_flow: 100, library: 1000 }),
+                )
+                .await
+                .unwrap();
             assert!(refused.is_err(), "{backend}: a flow may not replace the operator's flow");
             assert_eq!(store.flow_versions("rain_report").await.unwrap().len(), 2, "{backend}");
             assert_eq!(store.flow("rain_report", None).await.unwrap().unwrap().source, "# v2 about forecasts\n");
@@ -495,7 +507,7 @@ mod tests {
             assert_eq!(found.1, ["rain_report"], "{backend}: source words of the latest version only");
             assert_eq!(search("the").await.len(), 0, "{backend}");
             answers.push(found);
-            assert_eq!(store.delete_flow("wind").await.unwrap(), 1, "{backend}");
+            assert_eq!(store.delete_flow("wind").await.unwrap().versions_removed, 1, "{backend}");
             assert!(search("wind").await.is_empty(), "{backend}: a removed flow is not found");
             store.close().await;
         }
@@ -545,7 +557,9 @@ mod tests {
             assert!(!store.remove_secret("TOKEN").await.unwrap(), "{backend}");
             assert_eq!(store.secret("TOKEN").await.unwrap(), None, "{backend}");
             let hook = StoredHook { hook_id: "abc".into(), flow: "f".into(), created_us: 1 };
-            store.save_hook(hook.clone()).await.unwrap();
+            assert!(!store.save_hook(hook.clone()).await.unwrap(), "{backend}: no hook for a flow not stored");
+            store.save_module("# f\n".into(), vec![flow_info("f", "d")]).await.unwrap();
+            assert!(store.save_hook(hook.clone()).await.unwrap(), "{backend}");
             assert_eq!(store.hook("abc").await.unwrap(), Some(hook.clone()), "{backend}");
             assert_eq!(store.hooks("f").await.unwrap(), [hook], "{backend}");
             assert!(store.hooks("g").await.unwrap().is_empty(), "{backend}");
@@ -688,7 +702,9 @@ mod tests {
                 next_us: 60_000_000,
                 created_us: 1,
             };
-            store.save_schedule(schedule.clone()).await.unwrap();
+            assert!(!store.save_schedule(schedule.clone()).await.unwrap(), "{backend}: no schedule of no flow");
+            store.save_module("# f\n".into(), vec![flow_info("f", "d")]).await.unwrap();
+            assert!(store.save_schedule(schedule.clone()).await.unwrap(), "{backend}");
             assert!(store.due_schedules(59_999_999).await.unwrap().is_empty(), "{backend}: not yet due");
             assert_eq!(store.due_schedules(60_000_000).await.unwrap(), [schedule], "{backend}");
             assert!(store.claim_tick("s1", 60_000_000, 120_000_000).await.unwrap(), "{backend}");
@@ -696,6 +712,75 @@ mod tests {
             assert_eq!(store.schedules().await.unwrap()[0].next_us, 120_000_000, "{backend}");
             assert!(store.remove_schedule("s1").await.unwrap(), "{backend}");
             assert!(store.schedules().await.unwrap().is_empty(), "{backend}");
+            store.close().await;
+        }
+    }
+
+    /// A flow adds new flow names through `flows.save` only within its
+    /// bound and the library's; replacing its own flows adds none.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn flows_store_new_flows_only_within_their_bound_and_the_librarys() {
+        for Opened { backend, store, .. } in both().await {
+            let bound = SavedFlowsBound { per_flow: 3, library: 4 };
+            let save = |saver: &str, names: &[&str], source: &str| {
+                let flows = names.iter().map(|name| flow_info(name, "d")).collect();
+                store.save_module_as(source.to_string(), flows, Saver::Flow(saver.to_string(), bound))
+            };
+            assert!(save("a", &["a1", "a2"], "# 1\n").await.unwrap().is_ok(), "{backend}");
+            let refused = save("a", &["a3", "a4"], "# 2\n").await.unwrap().unwrap_err();
+            let expected = SaveRefused::Full { saver: "a".into(), held: 2, adding: 2, limit: 3, whole_library: false };
+            assert_eq!(refused, expected, "{backend}");
+            assert!(refused.to_string().contains("one flow may store at most 3"), "{backend}: {refused}");
+            assert!(store.flow("a3", None).await.unwrap().is_none(), "{backend}: nothing of it was stored");
+            assert!(save("a", &["a1", "a2", "a3"], "# 3\n").await.unwrap().is_ok(), "{backend}: one new, two its own");
+            assert!(save("a", &["a1", "a2", "a3"], "# 4\n").await.unwrap().is_ok(), "{backend}: new versions add none");
+            assert!(save("b", &["b1"], "# 5\n").await.unwrap().is_ok(), "{backend}");
+            let refused = save("b", &["b2"], "# 6\n").await.unwrap().unwrap_err();
+            let expected = SaveRefused::Full { saver: "b".into(), held: 4, adding: 1, limit: 4, whole_library: true };
+            assert_eq!(refused, expected, "{backend}");
+            assert!(refused.to_string().contains("--max-saved-flows"), "{backend}: {refused}");
+            store.save_module("# op\n".into(), vec![flow_info("operator", "d")]).await.unwrap();
+            assert_eq!(store.delete_flow("a3").await.unwrap().versions_removed, 2, "{backend}");
+            assert!(save("b", &["b2"], "# 6\n").await.unwrap().is_ok(), "{backend}: room once one is removed");
+            store.close().await;
+        }
+    }
+
+    /// Removing a flow removes its webhooks and schedules in the same
+    /// transaction, and says how many; another flow's stay.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn removing_a_flow_removes_its_hooks_and_schedules_with_it() {
+        for Opened { backend, store, .. } in both().await {
+            store.save_module("# m\n".into(), vec![flow_info("gone", "d"), flow_info("kept", "d")]).await.unwrap();
+            let hook = |id: &str, flow: &str| StoredHook { hook_id: id.into(), flow: flow.into(), created_us: 1 };
+            let schedule = |id: &str, flow: &str| StoredSchedule {
+                schedule_id: id.into(),
+                flow: flow.into(),
+                cron: "* * * * *".into(),
+                input: json!({}),
+                timezone: "UTC".into(),
+                next_us: 60_000_000,
+                created_us: 1,
+            };
+            for (id, flow) in [("h1", "gone"), ("h2", "gone"), ("h3", "kept")] {
+                assert!(store.save_hook(hook(id, flow)).await.unwrap(), "{backend}");
+            }
+            for (id, flow) in [("s1", "gone"), ("s2", "kept")] {
+                assert!(store.save_schedule(schedule(id, flow)).await.unwrap(), "{backend}");
+            }
+            let removed = store.delete_flow("gone").await.unwrap();
+            let expected = FlowRemoved { versions_removed: 1, hooks_removed: 2, schedules_removed: 1 };
+            assert_eq!(removed, expected, "{backend}");
+            assert_eq!(store.hook("h1").await.unwrap(), None, "{backend}");
+            assert!(store.hooks("gone").await.unwrap().is_empty(), "{backend}");
+            assert_eq!(store.hooks("kept").await.unwrap(), [hook("h3", "kept")], "{backend}");
+            let left: Vec<String> = store.schedules().await.unwrap().into_iter().map(|s| s.schedule_id).collect();
+            assert_eq!(left, ["s2"], "{backend}");
+            // The name stored again is a new flow: nothing made for the old one starts it.
+            store.save_module("# m2\n".into(), vec![flow_info("gone", "d")]).await.unwrap();
+            assert_eq!(store.hook("h1").await.unwrap(), None, "{backend}");
+            assert!(store.due_schedules(i64::MAX).await.unwrap().iter().all(|s| s.flow == "kept"), "{backend}");
+            assert_eq!(store.delete_flow("nothing").await.unwrap(), FlowRemoved::default(), "{backend}");
             store.close().await;
         }
     }

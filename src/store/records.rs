@@ -144,6 +144,10 @@ pub struct Launch {
     pub narrow_services: Option<Vec<String>>,
     /// For source sent from the editor, the flows its module declares.
     pub module: Option<Vec<FlowInfo>>,
+    /// The client (its address, an IPv6 /64 as its prefix) that asked for
+    /// the run: its retries count against that client's share of the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// The next attempt of a run that ended badly, waiting for its time.
@@ -214,6 +218,16 @@ pub struct SavedFlow {
     pub created: bool,
 }
 
+/// What removing a flow removed, in one transaction: its versions and
+/// every trigger made for it, so none outlives it to start another flow
+/// stored later under the same name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct FlowRemoved {
+    pub versions_removed: usize,
+    pub hooks_removed: usize,
+    pub schedules_removed: usize,
+}
+
 /// A flow in the library list: its latest version.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FlowSummary {
@@ -239,11 +253,11 @@ pub fn sha256_hex(text: &str) -> String {
 
 /// Who stores a module: the operator (upload, command line, built-ins), who
 /// may replace any flow, or a flow through `flows.save`, which may replace
-/// only flows it stored itself.
+/// only flows it stored itself and add new ones within a bound.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Saver {
     Operator,
-    Flow(String),
+    Flow(String, SavedFlowsBound),
 }
 
 impl Saver {
@@ -251,17 +265,66 @@ impl Saver {
     pub(crate) fn flow(&self) -> Option<&str> {
         match self {
             Saver::Operator => None,
-            Saver::Flow(name) => Some(name),
+            Saver::Flow(name, _) => Some(name),
         }
     }
 }
 
-/// A flow refused to store a module that would replace a flow it does not own.
-#[derive(Debug, thiserror::Error)]
-#[error("'{name}' was not stored by flow '{saver}', so it may not replace it")]
-pub struct NotOwner {
-    pub name: String,
-    pub saver: String,
+/// How many flows flow code may keep in the library through `flows.save`,
+/// so a run cannot fill it (each new name also has its own `kv` allowance):
+/// flow names each saving flow stored, and those all flows stored together.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SavedFlowsBound {
+    pub per_flow: u64,
+    /// `serve --max-saved-flows`.
+    pub library: u64,
+}
+
+/// Why a flow's `flows.save` stored nothing.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum SaveRefused {
+    /// The module would replace a flow the saving flow did not store.
+    #[error("'{name}' was not stored by flow '{saver}', so it may not replace it")]
+    NotOwner { name: String, saver: String },
+    /// The module's new flows would take the saving flow (or flow code as a
+    /// whole) past `SavedFlowsBound`.
+    #[error("{}", full_message(.saver, *.held, *.adding, *.limit, *.whole_library))]
+    Full { saver: String, held: u64, adding: u64, limit: u64, whole_library: bool },
+}
+
+fn full_message(saver: &str, held: u64, adding: u64, limit: u64, whole_library: bool) -> String {
+    if whole_library {
+        format!(
+            "flows have stored {held} flows in the library through flows.save, this module adds {adding} new ones, \
+             and the library holds at most {limit} of them (--max-saved-flows)"
+        )
+    } else {
+        format!(
+            "flow '{saver}' has stored {held} flows through flows.save, this module adds {adding} new ones, \
+             and one flow may store at most {limit}: remove some of them first"
+        )
+    }
+}
+
+impl SavedFlowsBound {
+    /// Whether `adding` new flow names fit beside the `own` names `saver`
+    /// stored and the `all` names flows stored together.
+    pub(crate) fn check(&self, saver: &str, own: u64, all: u64, adding: u64) -> Result<(), SaveRefused> {
+        let full = |held, limit, whole_library| SaveRefused::Full {
+            saver: saver.to_string(),
+            held,
+            adding,
+            limit,
+            whole_library,
+        };
+        if own + adding > self.per_flow {
+            return Err(full(own, self.per_flow, false));
+        }
+        if all + adding > self.library {
+            return Err(full(all, self.library, true));
+        }
+        Ok(())
+    }
 }
 
 /// Which runs to list, newest first.

@@ -1,9 +1,10 @@
 //! Retries and concurrency limits, as a flow declares them, against the
 //! real server on either database, on one node and on two.
 
-use super::server_support::{Server, eventually};
+use super::server_support::{Response, Server, eventually, request_from};
 use crate::on_both_backends;
 use serde_json::{Value, json};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 /// Fails every time; each attempt waits 0.3 s, then 0.6 s, after the last.
@@ -71,6 +72,36 @@ fn overlapping(runs: &[Value]) -> Vec<(String, String)> {
         }
     }
     pairs
+}
+
+/// Holds a place (one at a time) and a worker for half a minute.
+const HOG: &str = r#"
+import time
+from hero_logic import flow
+
+@flow(name="hog", concurrency=1)
+def hog():
+    time.sleep(30)
+
+@flow(name="sleeper")
+def sleeper():
+    time.sleep(30)
+
+@flow(name="limited", concurrency=1)
+def limited():
+    return "ran"
+"#;
+
+/// Start a run as the client at `address` (another loopback address is
+/// another client).
+fn start_from(server: &Server, address: [u8; 4], body: Value) -> Response {
+    request_from(Ipv4Addr::from(address), &server.addr, "POST", "/api/runs", body.to_string().as_bytes())
+}
+
+fn cancel_all(server: &Server, run_ids: &[String]) {
+    for id in run_ids {
+        server.request("POST", &format!("/api/runs/{id}/cancel"), &[], b"");
+    }
 }
 
 fn one_at_a_time(server: &Server, tenant: &str, sleep: f64) -> String {
@@ -187,6 +218,62 @@ on_both_backends! {
         let last = finished(&server, &one_at_a_time(&server, "a", 0.0));
         assert_eq!(last["status"], "ok");
     }
+
+    /// Runs waiting for a place under a concurrency limit count against
+    /// their client's share: one client cannot fill the area where such runs
+    /// wait (16 places per place of the queue) and have another client's
+    /// run of another limited flow refused.
+    #[test]
+    fn one_client_cannot_fill_the_places_where_limited_runs_wait() {
+        let server = Server::start(&["--max-concurrent", "2", "--queue-capacity", "8"]);
+        assert_eq!(server.upload(HOG).status, 201);
+        let mut accepted = Vec::new();
+        let refused = loop {
+            let started = start_from(&server, [127, 0, 0, 1], json!({"flow": "hog"}));
+            if started.status != 202 {
+                break started;
+            }
+            accepted.push(started.json()["run_id"].as_str().unwrap().to_string());
+            assert!(accepted.len() <= 200, "one client had 200 runs accepted");
+        };
+        assert_eq!((refused.status, refused.json()["error"]["code"].clone()), (429, json!("client_queue_full")), "{}", refused.text());
+        // One running; waiting, its share (a quarter of the queue: 2) and,
+        // at most, a place for each free worker.
+        assert!(accepted.len() <= 1 + 2 + 2, "{} runs of one client were accepted", accepted.len());
+        let other = start_from(&server, [127, 0, 0, 2], json!({"flow": "limited"}));
+        assert_eq!(other.status, 202, "another client's run is accepted: {}", other.text());
+        assert_eq!(finished(&server, other.json()["run_id"].as_str().unwrap())["output"], "ran");
+        cancel_all(&server, &accepted);
+    }
+
+    /// A retry counts against the share of the client whose run it retries:
+    /// while it waits for a worker, that client's share is taken.
+    #[test]
+    fn a_retry_counts_against_the_share_of_the_client_that_started_the_first_attempt() {
+        let server = Server::start(&["--max-concurrent", "3", "--queue-per-client", "1"]);
+        assert_eq!(server.upload(TIMES_OUT).status, 201);
+        assert_eq!(server.upload(HOG).status, 201);
+        let (a, c, d) = ([127, 0, 0, 1], [127, 0, 0, 3], [127, 0, 0, 4]);
+        let id = |response: Response| response.json()["run_id"].as_str().unwrap().to_string();
+        let first = id(start_from(&server, a, json!({"flow": "times_out_retried", "quotas": {"wall_time_ms": 4000}})));
+        eventually("the first attempt to run", || server.run_status(first.as_str()) == "running");
+        // Other clients hold the other two workers, and wait for the first
+        // attempt's: the worker it gives back goes to them, not to its retry.
+        let mut others: Vec<String> = (0..2).map(|_| id(start_from(&server, c, json!({"flow": "sleeper"})))).collect();
+        eventually("both to run", || others.iter().all(|run| server.run_status(run.as_str()) == "running"));
+        others.push(id(start_from(&server, c, json!({"flow": "sleeper"}))));
+        others.push(id(start_from(&server, d, json!({"flow": "sleeper"}))));
+
+        eventually("the retry", || attempts(&server, &first).len() == 2);
+        let retry = attempts(&server, &first)[1]["run_id"].as_str().unwrap().to_string();
+        assert_eq!(server.run_status(retry.as_str()), "queued", "it waits for a worker");
+        let probe = start_from(&server, a, json!({"flow": "limited"}));
+        assert_eq!((probe.status, probe.json()["error"]["code"].clone()), (429, json!("client_queue_full")), "{}", probe.text());
+        cancel_all(&server, &others);
+        assert_eq!(finished(&server, &retry)["status"], "timed_out");
+        let probe = start_from(&server, a, json!({"flow": "limited"}));
+        assert_eq!(probe.status, 202, "its share is free again: {}", probe.text());
+    }
 }
 
 /// On two nodes sharing PostgreSQL, the limit counts the runs of both, and
@@ -277,7 +364,9 @@ def endless():
 /// queue: other flows' runs are not refused for them.
 #[test]
 fn runs_waiting_for_a_place_leave_the_queue_to_other_flows() {
-    let server = Server::start(&["--max-concurrent", "2", "--queue-capacity", "2", "--queue-per-client", "2"]);
+    // Each client's share of the queue counts its runs waiting for a place
+    // too: this one's holds the six.
+    let server = Server::start(&["--max-concurrent", "2", "--queue-capacity", "2", "--queue-per-client", "8"]);
     assert_eq!(server.upload(ONE_AT_A_TIME).status, 201);
     let waiting: Vec<String> = (0..6).map(|_| one_at_a_time(&server, "t", 1.0)).collect();
     eventually("five waiting for the place", || {

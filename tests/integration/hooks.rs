@@ -41,6 +41,30 @@ fn finished(server: &Server, run_id: &str) -> Value {
     read().json()
 }
 
+/// What a flow stores under a name another flow had: the old flow's
+/// webhook and schedule must not start it.
+const TAKER: &str = r#"
+from hero_logic import flow, services
+
+NEW = """
+from hero_logic import flow
+
+@flow(name="target", inputs={"who": "string"})
+def target(who):
+    return "taken over"
+"""
+
+@flow(name="taker", services=["flows"])
+def taker():
+    return services.flows.save(source=NEW)
+"#;
+
+/// Runs of `flow` a schedule started.
+fn scheduled_runs(server: &Server, flow: &str) -> Vec<Value> {
+    let runs = server.get(&format!("/api/runs?flow={flow}&limit=500")).json()["runs"].as_array().unwrap().clone();
+    runs.into_iter().filter(|run| run["trigger"]["kind"] == "schedule").collect()
+}
+
 on_both_backends! {
     #[test]
     fn a_webhook_runs_its_flow_with_its_body_and_a_wrong_id_is_404() {
@@ -98,6 +122,57 @@ on_both_backends! {
         assert_eq!(post_from_elsewhere(&server, &url, br#"{"who": "x"}"#).0, 404, "a removed webhook is gone");
         let again = server.request("DELETE", &format!("/api/hooks/{hook_id}"), &token, b"");
         assert_eq!((again.status, code(&again)), (404, json!("not_found")));
+    }
+
+    /// Removing a flow removes its webhooks and schedules with it (and
+    /// says how many); a flow stored later under the free name, by flow
+    /// code through `flows.save`, is started by none of them.
+    #[test]
+    fn a_removed_flows_hooks_and_schedules_never_start_a_flow_later_stored_under_its_name() {
+        let server = Server::start(&[]);
+        assert_eq!(server.upload(&GREET.replace("\"greet\"", "\"target\"")).status, 201);
+        assert_eq!(server.upload(GREET).status, 201);
+        let hook_id = server.post_json("/api/flows/target/hooks", &json!({})).json()["hook_id"].as_str().unwrap().to_string();
+        let every_second = |flow: &str| {
+            let made = server.post_json("/api/schedules", &json!({"flow": flow, "cron": "* * * * * *", "input": {"who": "cron"}}));
+            assert_eq!(made.status, 201, "{}", made.text());
+            made.json()["schedule_id"].as_str().unwrap().to_string()
+        };
+        every_second("target");
+        let ticker = every_second("greet");
+        eventually("the schedule of target to fire", || !scheduled_runs(&server, "target").is_empty());
+
+        let removed = server.request("DELETE", "/api/flows/target", &[], b"");
+        assert_eq!(removed.status, 200, "{}", removed.text());
+        assert_eq!(
+            removed.json(),
+            json!({"name": "target", "versions_removed": 1, "hooks_removed": 1, "schedules_removed": 1})
+        );
+        let listed: Vec<Value> = server.get("/api/schedules").json()["schedules"].as_array().unwrap().iter().map(|s| s["schedule_id"].clone()).collect();
+        assert_eq!(listed, [json!(ticker)], "only the other flow's schedule is left");
+
+        let taken = server.run_wait(json!({"source": TAKER, "flow": "taker"}));
+        assert_eq!(taken["status"], "ok", "{taken}");
+        let stored_us = server.get("/api/flows/target").json()["created_us"].as_i64().unwrap();
+        assert_eq!(server.get("/api/flows/target/hooks").json()["hooks"], json!([]), "no hook is carried over");
+        let fired = server.post_json(&format!("/hooks/{hook_id}"), &json!({"who": "x"}));
+        assert_eq!((fired.status, code(&fired)), (404, json!("not_found")), "{}", fired.text());
+
+        // Two ticks of the other schedule after the new flow was stored: the
+        // removed one would have fired in them.
+        eventually("two ticks after the name was taken", || {
+            scheduled_runs(&server, "greet").iter().filter(|run| run["created_us"].as_i64().unwrap() > stored_us).count() >= 2
+        });
+        let started: Vec<Value> = server.get("/api/runs?flow=target&limit=500").json()["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|run| run["created_us"].as_i64().unwrap() > stored_us)
+            .cloned()
+            .collect();
+        assert_eq!(started, Vec::<Value>::new(), "no trigger of the removed flow started the new one");
+        let again = server.request("DELETE", "/api/flows/target", &[], b"");
+        assert_eq!(again.json(), json!({"name": "target", "versions_removed": 1, "hooks_removed": 0, "schedules_removed": 0}));
     }
 }
 

@@ -466,3 +466,58 @@ fn more_runs_at_once_than_any_pool_is_refused_at_start() {
     let refusal = serve_refusal(&["--max-concurrent", "5000"]);
     assert!(refusal.contains("--max-concurrent must be at most 2048"), "{refusal}");
 }
+
+/// Saves `count` one-flow modules, each a new name, until refused.
+const FILLER: &str = r#"
+from hero_logic import flow, services
+
+CHILD = 'from hero_logic import flow\n@flow(name="{name}")\ndef child():\n    return 1\n'
+
+
+def fill(prefix, count):
+    saved = 0
+    for i in range(count):
+        try:
+            services.flows.save(source=CHILD.format(name=f"{prefix}_{i}"))
+            saved += 1
+        except services.RpcError as e:
+            return {"saved": saved, "code": e.code, "message": str(e), "data": e.data}
+    return {"saved": saved}
+
+
+@flow(name="filler", inputs={"count": "integer"}, services=["flows"])
+def filler(count):
+    return fill("filled", count)
+
+
+@flow(name="other_filler", inputs={"count": "integer"}, services=["flows"])
+def other_filler(count):
+    return fill("spare", count)
+"#;
+
+crate::on_both_backends! {
+    /// One run adds at most 20 flows through `flows.save`, and flow code
+    /// at most `--max-saved-flows` altogether; each refusal names its bound,
+    /// and the run's usage counts what it saved.
+    #[test]
+    fn a_flow_cannot_fill_the_library_through_flows_save() {
+        let server = Server::start(&["--max-saved-flows", "25"]);
+        assert_eq!(server.upload(FILLER).status, 201);
+        let run = server.run_wait(json!({"flow": "filler", "input": {"count": 30}}));
+        assert_eq!(run["status"], "ok", "{run}");
+        let output = &run["output"];
+        assert_eq!((output["saved"].clone(), output["code"].clone()), (json!(20), json!(-32011)), "{run}");
+        assert!(output["message"].as_str().unwrap().contains("one run may save at most 20"), "{run}");
+        assert_eq!(output["data"]["per"], "run", "{run}");
+        assert_eq!(run["usage"]["flows_saved"], 20, "{run}");
+
+        let other = server.run_wait(json!({"flow": "other_filler", "input": {"count": 30}}));
+        let output = &other["output"];
+        assert_eq!((output["saved"].clone(), output["code"].clone()), (json!(5), json!(-32011)), "{other}");
+        assert!(output["message"].as_str().unwrap().contains("at most 25 of them (--max-saved-flows)"), "{other}");
+        assert_eq!(output["data"]["per"], "library", "{other}");
+        let flows = server.get("/api/flows").json()["flows"].as_array().unwrap().clone();
+        let saved = flows.iter().filter(|f| ["filled_", "spare_"].iter().any(|p| f["name"].as_str().unwrap().starts_with(p))).count();
+        assert_eq!(saved, 25, "what was refused was not stored");
+    }
+}

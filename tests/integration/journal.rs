@@ -119,4 +119,23 @@ on_both_backends! {
         assert_eq!((run["status"].clone(), run["error"]["quota"].clone()), (json!("quota_exceeded"), json!("journal_bytes")), "{run}");
         assert!(run["usage"]["journal_bytes"].as_u64().unwrap() <= 4096, "{run}");
     }
+
+    /// The answer a run ran out of journal on was never written; its
+    /// replay stops at that place as the original did, on the same quota,
+    /// not as a divergence.
+    #[test]
+    fn a_replay_of_a_run_that_filled_its_journal_ends_on_the_same_quota() {
+        let server = Server::start(&[]);
+        let source = "import time\nfrom hero_logic import flow\n\n@flow\ndef clocks():\n    for _ in range(1000):\n        time.time()\n";
+        let run = server.run_wait(json!({"source": source, "quotas": {"journal_bytes": 4096}}));
+        assert_eq!(run["status"], "quota_exceeded", "{run}");
+        let run_id = run["run_id"].as_str().unwrap();
+        let replay = server.post_json(&format!("/api/runs/{run_id}/replay?wait=true"), &json!({}));
+        assert_eq!(replay.status, 200, "{}", replay.text());
+        let replay = replay.json();
+        let ending = |run: &Value| (run["status"].clone(), run["error"]["type"].clone(), run["error"]["quota"].clone(), run["error"]["limit"].clone());
+        assert_eq!(ending(&replay), ending(&run), "{replay}");
+        assert_eq!(ending(&run), (json!("quota_exceeded"), json!("QuotaExceeded"), json!("journal_bytes"), json!(4096)));
+        assert_eq!(replay["usage"]["journal_bytes"], run["usage"]["journal_bytes"], "the same answers journaled again");
+    }
 }

@@ -4,14 +4,17 @@
 use super::rows::{FLOW_SELECT, flow_from_row};
 use super::{PgStore, text, unsigned};
 use crate::flowdef::FlowInfo;
-use crate::store::records::{FlowSummary, FlowVersion, NotOwner, SavedFlow, Saver, StoredFlow, sha256_hex};
+use crate::store::records::{
+    FlowRemoved, FlowSummary, FlowVersion, SaveRefused, SavedFlow, Saver, StoredFlow, sha256_hex,
+};
 use crate::trace::Status;
 use anyhow::Result;
 use deadpool_postgres::Transaction;
 
 /// The advisory lock module saves take, so two nodes saving the same flow
-/// at once number their versions one after the other.
-const SAVE_LOCK: i64 = 0x6865_726f_0002;
+/// at once number their versions one after the other; removing a flow and
+/// making a trigger for one take it too, so no trigger outlives its flow.
+pub(super) const SAVE_LOCK: i64 = 0x6865_726f_0002;
 
 impl PgStore {
     /// Store every flow `source` declares on behalf of `saver`: all or none,
@@ -21,7 +24,7 @@ impl PgStore {
         source: String,
         flows: Vec<FlowInfo>,
         saver: Saver,
-    ) -> Result<Result<Vec<SavedFlow>, NotOwner>> {
+    ) -> Result<Result<Vec<SavedFlow>, SaveRefused>> {
         let now_us = crate::trace::now_us();
         let sha256 = sha256_hex(&source);
         let mut client = self.client().await?;
@@ -33,6 +36,9 @@ impl PgStore {
             &[&sha256, &text(&source)],
         )
         .await?;
+        if let Err(full) = room_for_new_flows(&tx, &flows, &saver).await? {
+            return Ok(Err(full));
+        }
         let saved_by = saver.flow();
         let mut saved = Vec::new();
         for info in &flows {
@@ -47,7 +53,7 @@ impl PgStore {
                 && owner.as_deref() != Some(saver)
             {
                 // Dropping the transaction rolls back whatever came before.
-                return Ok(Err(NotOwner { name: info.name.clone(), saver: saver.to_string() }));
+                return Ok(Err(SaveRefused::NotOwner { name: info.name.clone(), saver: saver.to_string() }));
             }
             match latest {
                 Some((version, existing, _)) if existing == sha256 => {
@@ -195,15 +201,42 @@ impl PgStore {
     }
 
     /// Remove every version of a flow; its runs stay. Returns versions removed.
-    pub async fn delete_flow(&self, name: &str) -> Result<usize> {
+    pub async fn delete_flow(&self, name: &str) -> Result<FlowRemoved> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         super::exec(&tx, "SELECT pg_advisory_xact_lock($1)", &[&SAVE_LOCK]).await?;
         super::exec(&tx, "DELETE FROM flow_search WHERE name = $1", &[&name]).await?;
-        let removed = super::exec(&tx, "DELETE FROM flows WHERE name = $1", &[&name]).await?;
+        let removed = FlowRemoved {
+            versions_removed: super::exec(&tx, "DELETE FROM flows WHERE name = $1", &[&name]).await? as usize,
+            hooks_removed: super::exec(&tx, "DELETE FROM hooks WHERE flow = $1", &[&name]).await? as usize,
+            schedules_removed: super::exec(&tx, "DELETE FROM schedules WHERE flow = $1", &[&name]).await? as usize,
+        };
         tx.commit().await?;
-        Ok(removed as usize)
+        Ok(removed)
     }
+}
+
+/// Whether a flow saving `flows` may add the new names among them (see
+/// `SavedFlowsBound`); counted under the save lock, so saves on every node
+/// are counted one after the other.
+async fn room_for_new_flows(
+    tx: &Transaction<'_>,
+    flows: &[FlowInfo],
+    saver: &Saver,
+) -> Result<Result<(), SaveRefused>> {
+    let Saver::Flow(saver, bound) = saver else { return Ok(Ok(())) };
+    let names: Vec<&str> = flows.iter().map(|info| info.name.as_str()).collect();
+    let stored = super::rows(tx, "SELECT DISTINCT name FROM flows WHERE name = ANY($1)", &[&names]).await?;
+    let stored: std::collections::BTreeSet<String> = stored.iter().map(|row| row.get(0)).collect();
+    let adding: std::collections::BTreeSet<&str> = names.into_iter().filter(|name| !stored.contains(*name)).collect();
+    if adding.is_empty() {
+        return Ok(Ok(()));
+    }
+    let own = super::row(tx, "SELECT COUNT(DISTINCT name) FROM flows WHERE saved_by = $1", &[saver]).await?;
+    let all = super::row(tx, "SELECT COUNT(DISTINCT name) FROM flows WHERE saved_by IS NOT NULL", &[]).await?;
+    let count = |row: Option<tokio_postgres::Row>| row.map_or(0, |row| row.get::<_, i64>(0) as u64);
+    let (own, all) = (count(own), count(all));
+    Ok(bound.check(saver, own, all, adding.len() as u64))
 }
 
 /// The search index holds each flow's latest version only.

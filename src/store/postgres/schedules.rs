@@ -24,11 +24,18 @@ fn schedule_from_row(row: &tokio_postgres::Row) -> Result<StoredSchedule> {
 }
 
 impl PgStore {
-    pub async fn save_schedule(&self, schedule: StoredSchedule) -> Result<()> {
-        let client = self.client().await?;
-        super::exec(
-            &client,
-            &format!("INSERT INTO schedules ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+    /// Store a new schedule when its flow is stored (see `save_hook`).
+    pub async fn save_schedule(&self, schedule: StoredSchedule) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        super::exec(&tx, "SELECT pg_advisory_xact_lock($1)", &[&super::flows::SAVE_LOCK]).await?;
+        let inserted = super::exec(
+            &tx,
+            &format!(
+                "INSERT INTO schedules ({COLUMNS})
+                 SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::text
+                 WHERE EXISTS (SELECT 1 FROM flows WHERE name = $2)"
+            ),
             &[
                 &schedule.schedule_id,
                 &schedule.flow,
@@ -40,7 +47,8 @@ impl PgStore {
             ],
         )
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(inserted > 0)
     }
 
     pub async fn schedules(&self) -> Result<Vec<StoredSchedule>> {

@@ -48,15 +48,21 @@ impl PgStore {
         Ok(self.client().await?.execute("DELETE FROM services WHERE name = $1", &[&name]).await? > 0)
     }
 
-    pub async fn save_hook(&self, hook: StoredHook) -> Result<()> {
-        self.client()
-            .await?
-            .execute(
-                "INSERT INTO hooks (hook_id, flow, created_us) VALUES ($1, $2, $3)",
-                &[&hook.hook_id, &hook.flow, &hook.created_us],
-            )
-            .await?;
-        Ok(())
+    /// Store a new webhook when its flow is stored, under the lock that
+    /// removing a flow takes.
+    pub async fn save_hook(&self, hook: StoredHook) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        super::exec(&tx, "SELECT pg_advisory_xact_lock($1)", &[&super::flows::SAVE_LOCK]).await?;
+        let inserted = super::exec(
+            &tx,
+            "INSERT INTO hooks (hook_id, flow, created_us)
+             SELECT $1::text, $2::text, $3::bigint WHERE EXISTS (SELECT 1 FROM flows WHERE name = $2)",
+            &[&hook.hook_id, &hook.flow, &hook.created_us],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(inserted > 0)
     }
 
     pub async fn hook(&self, hook_id: &str) -> Result<Option<StoredHook>> {

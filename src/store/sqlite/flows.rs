@@ -3,7 +3,9 @@
 
 use super::{SqliteStore, search};
 use crate::flowdef::FlowInfo;
-use crate::store::records::{FlowSummary, FlowVersion, NotOwner, SavedFlow, Saver, StoredFlow, sha256_hex};
+use crate::store::records::{
+    FlowRemoved, FlowSummary, FlowVersion, SaveRefused, SavedFlow, Saver, StoredFlow, sha256_hex,
+};
 use crate::trace::Status;
 use anyhow::Result;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -21,10 +23,13 @@ fn save_module(
     flows: &[FlowInfo],
     saver: &Saver,
     now_us: i64,
-) -> rusqlite::Result<Result<Vec<SavedFlow>, NotOwner>> {
+) -> rusqlite::Result<Result<Vec<SavedFlow>, SaveRefused>> {
     let sha256 = sha256_hex(source);
     let tx = conn.transaction()?;
     ensure_source(&tx, &sha256, source)?;
+    if let Err(full) = room_for_new_flows(&tx, flows, saver)? {
+        return Ok(Err(full));
+    }
     let saved_by = saver.flow();
     let mut saved = Vec::new();
     for info in flows {
@@ -39,7 +44,7 @@ fn save_module(
             && owner.as_deref() != Some(saver)
         {
             // Dropping the transaction rolls back whatever came before.
-            return Ok(Err(NotOwner { name: info.name.clone(), saver: saver.to_string() }));
+            return Ok(Err(SaveRefused::NotOwner { name: info.name.clone(), saver: saver.to_string() }));
         }
         match latest {
             Some((version, existing, _)) if existing == sha256 => {
@@ -60,6 +65,33 @@ fn save_module(
     }
     tx.commit()?;
     Ok(Ok(saved))
+}
+
+/// Whether a flow saving `flows` may add the new names among them (see
+/// `SavedFlowsBound`); counted in the save's transaction, which the
+/// writer's one connection orders with every other save.
+fn room_for_new_flows(
+    tx: &Transaction<'_>,
+    flows: &[FlowInfo],
+    saver: &Saver,
+) -> rusqlite::Result<Result<(), SaveRefused>> {
+    let Saver::Flow(saver, bound) = saver else { return Ok(Ok(())) };
+    let mut adding = std::collections::BTreeSet::new();
+    for info in flows {
+        let stored: bool =
+            tx.query_row("SELECT EXISTS (SELECT 1 FROM flows WHERE name = ?1)", [&info.name], |row| row.get(0))?;
+        if !stored {
+            adding.insert(info.name.as_str());
+        }
+    }
+    if adding.is_empty() {
+        return Ok(Ok(()));
+    }
+    let own: u64 =
+        tx.query_row("SELECT COUNT(DISTINCT name) FROM flows WHERE saved_by = ?1", [saver], |row| row.get(0))?;
+    let all: u64 =
+        tx.query_row("SELECT COUNT(DISTINCT name) FROM flows WHERE saved_by IS NOT NULL", [], |row| row.get(0))?;
+    Ok(bound.check(saver, own, all, adding.len() as u64))
 }
 
 /// The search indexes (FTS5's and the impact-ordered postings) hold each
@@ -112,7 +144,7 @@ impl SqliteStore {
         source: String,
         flows: Vec<FlowInfo>,
         saver: Saver,
-    ) -> Result<Result<Vec<SavedFlow>, NotOwner>> {
+    ) -> Result<Result<Vec<SavedFlow>, SaveRefused>> {
         let now = crate::trace::now_us();
         Ok(self.job(move |conn| save_module(conn, &source, &flows, &saver, now)).await??)
     }
@@ -233,8 +265,9 @@ impl SqliteStore {
         .await
     }
 
-    /// Remove every version of a flow; its runs stay. Returns versions removed.
-    pub async fn delete_flow(&self, name: &str) -> Result<usize> {
+    /// Remove every version of a flow, and its webhooks and schedules, in
+    /// one transaction; its runs stay.
+    pub async fn delete_flow(&self, name: &str) -> Result<FlowRemoved> {
         let name = name.to_string();
         Ok(self
             .job(move |conn| {
@@ -246,7 +279,11 @@ impl SqliteStore {
                     search::unindex_flow(&tx, id)?;
                 }
                 tx.execute("DELETE FROM flow_names WHERE name = ?1", [&name])?;
-                let removed = tx.execute("DELETE FROM flows WHERE name = ?1", [&name])?;
+                let removed = FlowRemoved {
+                    versions_removed: tx.execute("DELETE FROM flows WHERE name = ?1", [&name])?,
+                    hooks_removed: tx.execute("DELETE FROM hooks WHERE flow = ?1", [&name])?,
+                    schedules_removed: tx.execute("DELETE FROM schedules WHERE flow = ?1", [&name])?,
+                };
                 tx.commit()?;
                 Ok::<_, rusqlite::Error>(removed)
             })

@@ -21,10 +21,14 @@ fn schedule_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSchedule
 }
 
 impl SqliteStore {
-    pub async fn save_schedule(&self, schedule: StoredSchedule) -> Result<()> {
-        self.job(move |conn| {
+    /// Store a new schedule when its flow is stored (see `save_hook`).
+    pub async fn save_schedule(&self, schedule: StoredSchedule) -> Result<bool> {
+        let inserted = self.job(move |conn| {
             conn.execute(
-                &format!("INSERT INTO schedules ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                &format!(
+                    "INSERT INTO schedules ({COLUMNS}) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
+                     WHERE EXISTS (SELECT 1 FROM flows WHERE name = ?2)"
+                ),
                 params![
                     schedule.schedule_id,
                     schedule.flow,
@@ -35,9 +39,8 @@ impl SqliteStore {
                     schedule.timezone
                 ],
             )
-        })
-        .await??;
-        Ok(())
+        });
+        Ok(inserted.await?? > 0)
     }
 
     pub async fn schedules(self: &Arc<Self>) -> Result<Vec<StoredSchedule>> {

@@ -263,6 +263,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN durable BOOLEAN NOT NULL DEFAULT FALSE;
     ALTER TABLE runs ADD COLUMN resumes INTEGER NOT NULL DEFAULT 0;
     ",
+    // 17: webhooks and schedules whose flow was removed before removing a
+    // flow removed them too: they would start any flow stored later under
+    // the name.
+    "
+    DELETE FROM hooks WHERE flow NOT IN (SELECT name FROM flows);
+    DELETE FROM schedules WHERE flow NOT IN (SELECT name FROM flows);
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.

@@ -76,15 +76,17 @@ impl SqliteStore {
         Ok(self.job(move |conn| conn.execute("DELETE FROM services WHERE name = ?1", [name])).await?? > 0)
     }
 
-    pub async fn save_hook(&self, hook: StoredHook) -> Result<()> {
-        self.job(move |conn| {
+    /// Store a new webhook when its flow is stored; the writer's one
+    /// connection orders it with any removal of the flow.
+    pub async fn save_hook(&self, hook: StoredHook) -> Result<bool> {
+        let inserted = self.job(move |conn| {
             conn.execute(
-                "INSERT INTO hooks (hook_id, flow, created_us) VALUES (?1, ?2, ?3)",
+                "INSERT INTO hooks (hook_id, flow, created_us)
+                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM flows WHERE name = ?2)",
                 params![hook.hook_id, hook.flow, hook.created_us],
             )
-        })
-        .await??;
-        Ok(())
+        });
+        Ok(inserted.await?? > 0)
     }
 
     pub async fn hook(self: &Arc<Self>, hook_id: &str) -> Result<Option<StoredHook>> {

@@ -74,7 +74,7 @@ async fn a_replaced_or_removed_flow_is_no_longer_found() {
     assert_eq!(names(store.search_flows("zebra", 10).await.unwrap()), ["stripes"], "the old version is gone");
     assert_eq!(names(store.search_flows("lion", 10).await.unwrap()), ["crossing"], "the new one is found");
 
-    assert_eq!(store.delete_flow("stripes").await.unwrap(), 1);
+    assert_eq!(store.delete_flow("stripes").await.unwrap().versions_removed, 1);
     assert!(store.search_flows("zebra stripes", 10).await.unwrap().is_empty(), "a removed flow is not found");
     store.close().await;
     let conn = Connection::open(dir.path().join("db")).unwrap();
