@@ -21,7 +21,7 @@ pub use postgres::{Notice, NoticeFeed};
 pub use records::{
     ClaimedRun, DueRetry, FlowSummary, FlowVersion, JournalRow, KvFull, Launch, NotOwner, PendingRetry, Pruning,
     RunFilter, RunRecord, SavedFlow, Saver, SearchHit, SlotClaim, StoredFlow, StoredHook, StoredSchedule, StoredSecret,
-    StoredService, SubflowRun, Trigger, sha256_hex,
+    StoredService, SubflowRun, Trigger, hook_fingerprint, sha256_hex,
 };
 pub use words::{fts_query, search_words, tsquery};
 pub use writes::{Published, Write};
