@@ -3,7 +3,7 @@ only: the shared part of the example services.
 
 A service is a dict of method name to function (called with the request's
 params by name or by position) and its OpenRPC document, answered for
-`rpc.discover`. A function raises `RpcError` to answer a JSON-RPC error.
+`rpc.discover` (unless the dict has its own). A function raises `RpcError` to answer a JSON-RPC error.
 `connections_accepted()` tells how many connections clients have opened: a
 client that keeps its connections alive opens few. `request_headers()`
 gives a method the HTTP headers of the request it is answering.
@@ -127,7 +127,7 @@ def arguments(description, default_port):
 
 def serve(methods, document, args):
     """Serve until interrupted; prints `listening on URL` once it listens."""
-    methods = dict(methods, **{"rpc.discover": lambda: document})
+    methods = {"rpc.discover": lambda: document, **methods}
     handler = handler_for(methods)
     if args.unix:
         if os.path.exists(args.unix):

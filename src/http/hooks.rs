@@ -24,6 +24,8 @@ pub const MAX_HOOK_BODY_BYTES: usize = 1024 * 1024;
 fn answer(hook: &StoredHook) -> Value {
     json!({
         "hook_id": hook.hook_id,
+        // What flows see of it (`runs.recent`), never the id itself.
+        "fingerprint": crate::store::hook_fingerprint(&hook.hook_id),
         "url": format!("/hooks/{}", hook.hook_id),
         "flow": hook.flow,
         "created_us": hook.created_us,

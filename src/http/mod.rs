@@ -76,7 +76,9 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, max_body_bytes: usize) -> Ro
         )
         .route("/api/services", post(services::register).get(services::list))
         .route("/api/services/{name}", axum::routing::delete(services::remove))
-        .route("/api/services/{name}/health", get(services::health))
+        // A POST, though it changes nothing: it makes the server call the
+        // service, which no GET may (a foreign page's link or <img> can send one).
+        .route("/api/services/{name}/health", post(services::health))
         .route("/api/schedules", post(schedules::create).get(schedules::list))
         .route("/api/schedules/{id}", axum::routing::delete(schedules::remove))
         .route("/api/secrets", post(secrets::set).get(secrets::list))

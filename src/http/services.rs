@@ -58,7 +58,11 @@ pub async fn stubs(State(state): State<Arc<AppState>>) -> Result<impl IntoRespon
     Ok(([(header::CONTENT_TYPE, "text/x-python; charset=utf-8")], crate::services::python_stubs(&services)))
 }
 
-/// `rpc.discover` once, timed: what the Services page shows as health.
+/// `POST /api/services/{name}/health`: `rpc.discover` once, timed, what the
+/// Services page shows as health. Not a GET: it makes the server call the
+/// service, and the guard holds only requests that can change something
+/// (POST, DELETE) to the page's own Origin; a GET may come from a foreign
+/// page's link, frame or `<img>`.
 pub async fn health(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,

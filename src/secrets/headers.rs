@@ -5,7 +5,7 @@
 
 use crate::sandbox::CallFailure;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// At most this many headers per service.
 pub const MAX_HEADERS: usize = 32;
@@ -106,22 +106,73 @@ pub fn fill(template: &str, values: &BTreeMap<String, String>) -> Result<String,
 /// Takes secrets' values out of what a service answers: a service that
 /// echoes a header (in an error, or in its result) must not hand the
 /// value to the flow, which could print it into a span or a log.
+///
+/// Text (strings, object keys, messages) loses every occurrence of each
+/// value. Digits get one more rule, since a service may read a digits-only
+/// token as a number and answer it back as one, whole or cut to fit an
+/// integer: a run of digits that shares `MIN_SECRET_DIGITS` consecutive
+/// digits with a run of digits in a value is taken out too, in text and in
+/// numbers alike. A number that holds a value, or such a part of one,
+/// becomes the string `[redacted]`; an error code, `REDACTED_CODE`.
 #[derive(Default)]
 pub struct Redactor {
     /// Longest first, so a value holding a shorter one is taken out whole.
     values: Vec<String>,
+    /// Every `MIN_SECRET_DIGITS` consecutive digits of the values' runs of
+    /// digits at least that long.
+    digit_windows: HashSet<String>,
 }
+
+/// Consecutive digits of a secret that are redacted wherever they appear
+/// in a run of digits: fewer say too little of a value to matter (a
+/// million guesses are left for each part withheld), and would take out
+/// ordinary numbers too often.
+pub const MIN_SECRET_DIGITS: usize = 6;
+/// The code an error gets when its own code held a secret's digits (a
+/// JSON-RPC "server error").
+pub const REDACTED_CODE: i64 = -32000;
 
 impl Redactor {
     pub fn new(values: impl IntoIterator<Item = String>) -> Redactor {
         let mut values: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
         values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
-        Redactor { values }
+        let mut digit_windows = HashSet::new();
+        for value in &values {
+            for run in digit_runs(value).filter(|run| run.len() >= MIN_SECRET_DIGITS) {
+                digit_windows.extend(run.as_bytes().windows(MIN_SECRET_DIGITS).map(|w| ascii(w).to_string()));
+            }
+        }
+        Redactor { values, digit_windows }
     }
 
     pub fn text(&self, text: &str) -> String {
-        self.values.iter().fold(text.to_string(), |text, value| text.replace(value.as_str(), REDACTED))
+        let whole = self.values.iter().fold(text.to_string(), |text, value| text.replace(value.as_str(), REDACTED));
+        if self.digit_windows.is_empty() {
+            return whole;
+        }
+        let mut kept = String::with_capacity(whole.len());
+        let mut rest = whole.as_str();
+        while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+            let digits = rest[start..].find(|c: char| !c.is_ascii_digit()).map_or(rest.len(), |end| start + end);
+            kept.push_str(&rest[..start]);
+            let run = &rest[start..digits];
+            kept.push_str(if self.holds_secret_digits(run) { REDACTED } else { run });
+            rest = &rest[digits..];
+        }
+        kept.push_str(rest);
+        kept
+    }
+
+    /// Whether a run of digits shares `MIN_SECRET_DIGITS` of a value's.
+    fn holds_secret_digits(&self, run: &str) -> bool {
+        run.as_bytes().windows(MIN_SECRET_DIGITS).any(|window| self.digit_windows.contains(ascii(window)))
+    }
+
+    /// Whether a number's text holds a value, or a part of one's digits.
+    fn number_holds_secret(&self, number: &str) -> bool {
+        self.values.iter().any(|value| number.contains(value.as_str()))
+            || digit_runs(number).any(|run| self.holds_secret_digits(run))
     }
 
     pub fn value(&self, value: Value) -> Value {
@@ -130,6 +181,7 @@ impl Redactor {
         }
         match value {
             Value::String(text) => Value::String(self.text(&text)),
+            Value::Number(number) if self.number_holds_secret(&number.to_string()) => Value::String(REDACTED.into()),
             Value::Array(items) => Value::Array(items.into_iter().map(|item| self.value(item)).collect()),
             Value::Object(fields) => {
                 Value::Object(fields.into_iter().map(|(key, item)| (self.text(&key), self.value(item))).collect())
@@ -143,14 +195,26 @@ impl Redactor {
             return failure;
         }
         match failure {
-            CallFailure::Rpc { code, message, data } => {
-                CallFailure::Rpc { code, message: self.text(&message), data: self.value(data) }
-            }
+            CallFailure::Rpc { code, message, data } => CallFailure::Rpc {
+                code: if self.number_holds_secret(&code.to_string()) { REDACTED_CODE } else { code },
+                message: self.text(&message),
+                data: self.value(data),
+            },
             CallFailure::Transport(message) => CallFailure::Transport(self.text(&message)),
             CallFailure::InvalidParams(message) => CallFailure::InvalidParams(self.text(&message)),
             other => other,
         }
     }
+}
+
+/// The maximal runs of ASCII digits in `text`.
+fn digit_runs(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_ascii_digit()).filter(|run| !run.is_empty())
+}
+
+/// Digits sliced from a `str`: ASCII, so still text.
+fn ascii(digits: &[u8]) -> &str {
+    std::str::from_utf8(digits).expect("a run of ASCII digits is UTF-8")
 }
 
 #[cfg(test)]
@@ -199,5 +263,48 @@ mod tests {
             redactor.failure(failure),
             CallFailure::Rpc { code: 1, message: "bad token [redacted]".into(), data: json!({"got": "[redacted]"}) }
         );
+    }
+
+    #[test]
+    fn a_digits_only_value_is_taken_out_of_numbers_and_codes_whole_or_in_part() {
+        let redactor = Redactor::new(["987654321987".to_string(), "Bearer t0k".to_string()]);
+        let answer = json!({
+            "as_number": 987654321987u64,
+            "as_float": 987654321987.0,
+            "negative": -987654321987i64,
+            "first_nine": 987654321,
+            "last_six": 321987,
+            "in_text": "account 987654321 and 54321987",
+            "987654321987": [1, 2024, 123456, 98765],
+        });
+        assert_eq!(
+            redactor.value(answer),
+            json!({
+                "as_number": "[redacted]",
+                "as_float": "[redacted]",
+                "negative": "[redacted]",
+                "first_nine": "[redacted]",
+                "last_six": "[redacted]",
+                "in_text": "account [redacted] and [redacted]",
+                "[redacted]": [1, 2024, 123456, 98765],
+            }),
+            "parts of five digits or fewer, and digits the value does not hold, are kept"
+        );
+        let failure =
+            CallFailure::Rpc { code: 987654321, message: "no 987654321987".into(), data: json!(987654321987u64) };
+        assert_eq!(
+            redactor.failure(failure),
+            CallFailure::Rpc { code: REDACTED_CODE, message: "no [redacted]".into(), data: json!("[redacted]") }
+        );
+        let ordinary = CallFailure::Rpc { code: -32001, message: "m".into(), data: json!(-32001) };
+        assert_eq!(redactor.failure(ordinary.clone()), ordinary, "codes without its digits are kept");
+    }
+
+    #[test]
+    fn short_runs_of_digits_in_a_value_are_not_secrets_of_their_own() {
+        // A token's short digit runs (here 2024 and 7) say little alone; only the whole value goes.
+        let redactor = Redactor::new(["tok-2024-7abc".to_string()]);
+        let answer = json!({"year": 2024, "n": 7, "text": "2024 tok-2024-7abc"});
+        assert_eq!(redactor.value(answer), json!({"year": 2024, "n": 7, "text": "2024 [redacted]"}));
     }
 }

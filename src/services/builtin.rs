@@ -305,7 +305,16 @@ pub async fn call(
                 run.input = clip_json(std::mem::take(&mut run.input), ATTR_MAX_BYTES);
                 run.output = run.output.take().map(|output| clip_json(output, ATTR_MAX_BYTES));
             }
-            Ok(json!(runs))
+            let shown: Vec<Value> = runs
+                .into_iter()
+                .map(|run| {
+                    let trigger = run.trigger.shown_to_flows();
+                    let mut shown = json!(run);
+                    shown["trigger"] = trigger;
+                    shown
+                })
+                .collect();
+            Ok(json!(shown))
         }
         ("runs", "subflows") => {
             let target = readable_runs(store, grants, &context, &text("flow")).await?;

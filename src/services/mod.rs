@@ -172,12 +172,32 @@ impl ServiceRegistry {
     /// Every service, built-ins first.
     pub async fn list(&self) -> Result<Vec<ServiceInfo>> {
         let mut all: Vec<ServiceInfo> = builtin::NAMES.iter().filter_map(|name| builtin_info(name)).collect();
-        for stored in self.store.services().await? {
+        for mut stored in self.store.services().await? {
+            stored.document = self.redacted_again(&stored).await;
             if let Ok(info) = registered_info(&stored) {
                 all.push(info);
             }
         }
         Ok(all)
+    }
+
+    /// `stored`'s document with the secrets its headers name taken out once
+    /// more before it is shown: documents are redacted when they are fetched,
+    /// but one stored by an earlier version of hero_logic may hold a value.
+    /// A secret that cannot be read now (removed, another key) leaves the
+    /// document as stored.
+    async fn redacted_again(&self, stored: &StoredService) -> Value {
+        let names_secrets = crate::secrets::headers::check(&stored.headers).is_ok_and(|names| !names.is_empty());
+        if !names_secrets {
+            return stored.document.clone();
+        }
+        match self.fill(&stored.headers).await {
+            Ok(filled) => filled.redactor.value(stored.document.clone()),
+            Err(error) => {
+                tracing::debug!(service = %stored.name, %error, "the document is listed without redacting it again");
+                stored.document.clone()
+            }
+        }
     }
 
     async fn find(&self, name: &str) -> Result<Option<Target>, CallFailure> {
@@ -249,12 +269,21 @@ impl ServiceRegistry {
             None => {
                 let filled = self.fill(&headers).await?;
                 let discover = Value::Object(Default::default());
-                client::call(&endpoint, "rpc.discover", discover, &filled.headers, Duration::from_millis(timeout_ms))
-                    .await
-                    .map_err(|e| {
-                        let e = filled.redactor.failure(e);
-                        format!("could not fetch the OpenRPC document with rpc.discover from {url}: {}", describe(&e))
-                    })?
+                let answer = client::call(
+                    &endpoint,
+                    "rpc.discover",
+                    discover,
+                    &filled.headers,
+                    Duration::from_millis(timeout_ms),
+                )
+                .await
+                .map_err(|e| {
+                    let e = filled.redactor.failure(e);
+                    format!("could not fetch the OpenRPC document with rpc.discover from {url}: {}", describe(&e))
+                })?;
+                // A service's document is its answer like any other: one that
+                // repeats a header must not have it stored, listed or stubbed.
+                filled.redactor.value(answer)
             }
         };
         let checked =

@@ -32,7 +32,7 @@ pub use postgres::{Notice, NoticeFeed};
 pub use records::{
     ClaimedRun, DueRetry, FlowRemoved, FlowSummary, FlowVersion, JournalRow, KvFull, Launch, PendingRetry, Pruning,
     RunFilter, RunRecord, SaveRefused, SavedFlow, SavedFlowsBound, Saver, SearchHit, SlotClaim, StoredFlow, StoredHook,
-    StoredSchedule, StoredSecret, StoredService, SubflowRun, Trigger, sha256_hex,
+    StoredSchedule, StoredSecret, StoredService, SubflowRun, Trigger, hook_fingerprint, sha256_hex,
 };
 pub use words::{fts_query, search_words, tsquery};
 pub use writes::{Published, Write};

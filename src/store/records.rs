@@ -56,6 +56,18 @@ fn first_attempt() -> u32 {
 }
 
 impl Trigger {
+    /// The trigger as flow code may read it (`runs.recent`): a webhook's id
+    /// is a bearer credential that starts runs, so a flow sees only its
+    /// fingerprint, which names the hook without opening it.
+    pub fn shown_to_flows(&self) -> Value {
+        match self {
+            Trigger::Webhook { hook_id } => {
+                serde_json::json!({"kind": "webhook", "hook_fingerprint": hook_fingerprint(hook_id)})
+            }
+            other => serde_json::to_value(other).expect("a trigger is plain JSON"),
+        }
+    }
+
     /// The run a replay replays.
     pub fn replay_of(&self) -> Option<String> {
         match self {
@@ -124,6 +136,19 @@ pub struct Pruning {
     /// Those that ended before this time.
     pub ended_before_us: Option<i64>,
     pub batch: u32,
+}
+
+/// Hex digits of a webhook's fingerprint: enough to tell a flow's hooks
+/// apart, and a one-way digest, so it says nothing of the id.
+const HOOK_FINGERPRINT_CHARS: usize = 12;
+
+/// What flows see of a webhook's id (and the hooks API shows beside it, so
+/// the operator can tell which hook a flow means): the first hex digits of
+/// the id's SHA-256.
+pub fn hook_fingerprint(hook_id: &str) -> String {
+    let mut digest = sha256_hex(hook_id);
+    digest.truncate(HOOK_FINGERPRINT_CHARS);
+    digest
 }
 
 /// A webhook: an unguessable id that starts runs of one flow.

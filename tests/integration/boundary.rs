@@ -51,7 +51,7 @@ fn a_foreign_page_can_neither_change_nor_read_anything() {
     // another page: a simple content type and that page's Origin.
     let foreign = [("Origin", "http://evil.example"), ("Content-Type", "text/plain")];
     let evil = GREET.replace("greet", "evil");
-    let attempts: [(&str, String, &[u8]); 7] = [
+    let attempts: [(&str, String, &[u8]); 8] = [
         ("POST", "/api/flows".into(), evil.as_bytes()),
         ("POST", "/api/runs".into(), br#"{"flow": "greet", "input": {"who": "x"}}"#),
         ("POST", "/api/check".into(), b"while True: pass"),
@@ -59,14 +59,14 @@ fn a_foreign_page_can_neither_change_nor_read_anything() {
         ("POST", format!("/api/runs/{run_id}/cancel"), b""),
         ("POST", format!("/api/runs/{run_id}/replay"), b""),
         ("DELETE", "/api/flows/greet".into(), b""),
+        // Nor make the server call a service for it (a health check is a round trip).
+        ("POST", "/api/services/kv/health".into(), b""),
     ];
     for (method, path, body) in attempts {
         let refused = server.request(method, &path, &foreign, body);
         assert_eq!((refused.status, code(&refused)), (403, json!("forbidden_origin")), "{method} {path}");
     }
-    // Nor make the server call a service for it (a health check is a round trip).
-    for path in ["/api/runs", &format!("/api/runs/{run_id}"), "/api/flows/greet", "/metrics", "/api/services/kv/health"]
-    {
+    for path in ["/api/runs", &format!("/api/runs/{run_id}"), "/api/flows/greet", "/metrics"] {
         let refused = server.request("GET", path, &[("Origin", "http://evil.example")], b"");
         assert_eq!(refused.status, 403, "GET {path}");
         // A foreign `<script src>` or `<img>` sends no Origin, but says where it comes from.
@@ -93,6 +93,43 @@ fn a_foreign_page_can_neither_change_nor_read_anything() {
         server.request("GET", "/", &[("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "navigate")], b"");
     assert_eq!(navigated.status, 200);
     assert_eq!(navigated.header("x-frame-options"), Some("DENY"), "no foreign page may frame it");
+}
+
+/// A foreign page that opens the health route in a frame, a link or a new
+/// window (a navigation: no Origin), or an old browser's `<img>` (no fetch
+/// metadata at all), does not make the server call the service: only a
+/// POST, which the guard holds to the page's own Origin, checks health.
+#[test]
+fn a_foreign_pages_navigation_or_image_makes_the_server_call_no_service() {
+    use super::services::{Killed, call_service, spawn_service};
+    const ECHOING: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/services/echoing.py");
+    let server = Server::start(&[]);
+    let (child, url) = spawn_service(ECHOING, &["--port", "0"], &[]);
+    let _service = Killed(child);
+    let registered = server.post_json("/api/services", &json!({"name": "echoing", "url": url}));
+    assert_eq!(registered.status, 201, "{}", registered.text());
+    let discovers = || call_service(&url, "calls")["result"]["discovers"].as_u64().unwrap();
+    assert_eq!(discovers(), 1, "registration asked for its document");
+
+    let path = "/api/services/echoing/health";
+    let navigation = [("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "navigate"), ("Sec-Fetch-Dest", "iframe")];
+    let window = [("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "navigate"), ("Sec-Fetch-Dest", "document")];
+    for (what, headers) in [("a frame", &navigation[..]), ("a link or window.open", &window[..]), ("an old <img>", &[])]
+    {
+        let answer = server.request("GET", path, headers, b"");
+        assert_eq!(answer.status, 405, "GET by {what}: {}", answer.text());
+    }
+    // A foreign page's form posts with its Origin, navigating or not.
+    let form = [("Origin", "http://evil.example"), ("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Mode", "navigate")];
+    let refused = server.request("POST", path, &form, b"");
+    assert_eq!((refused.status, code(&refused)), (403, json!("forbidden_origin")));
+    assert_eq!(discovers(), 1, "the service was not called");
+
+    // The page's own check (same Origin), and a client without a browser, do call it.
+    let own = server.request("POST", path, &[("Origin", &format!("http://{}", server.addr))], b"");
+    assert_eq!(own.json()["ok"], true, "{}", own.text());
+    assert_eq!(server.request("POST", path, &[], b"").json()["ok"], true);
+    assert_eq!(discovers(), 3);
 }
 
 /// A port other than the server's, for an "other local page" origin.
@@ -153,7 +190,6 @@ fn with_a_token_every_route_but_health_and_the_page_needs_it() {
         format!("/api/runs/{run_id}/otlp"),
         format!("/api/runs/{run_id}/journal"),
         "/api/services".into(),
-        "/api/services/kv/health".into(),
         "/api/stubs/hero_logic.pyi".into(),
         "/metrics".into(),
         "/api/quotas".into(),
@@ -169,9 +205,13 @@ fn with_a_token_every_route_but_health_and_the_page_needs_it() {
         assert_ne!(allowed.status, 401, "GET {path} with the token");
     }
     let replay = format!("/api/runs/{run_id}/replay");
-    for (method, path) in
-        [("POST", "/api/flows"), ("POST", "/api/check"), ("DELETE", "/api/flows/greet"), ("POST", &replay)]
-    {
+    for (method, path) in [
+        ("POST", "/api/flows"),
+        ("POST", "/api/check"),
+        ("DELETE", "/api/flows/greet"),
+        ("POST", &replay),
+        ("POST", "/api/services/kv/health"),
+    ] {
         assert_eq!(server.request(method, path, &[], GREET.as_bytes()).status, 401, "{method} {path}");
     }
     assert_eq!(server.get("/api/flows/greet").status, 401);

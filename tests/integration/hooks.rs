@@ -34,6 +34,16 @@ fn post_from_elsewhere(server: &Server, path: &str, body: &[u8]) -> (u16, String
     (status, body)
 }
 
+/// Reads its own flow's recent runs, as any flow may, and prints them.
+const READS_ITS_RUNS: &str = r#"from hero_logic import flow, services
+
+@flow(services=["runs"])
+def reads_its_runs():
+    recent = services.runs.recent(flow="reads_its_runs")
+    print(recent)
+    return {run["run_id"]: run["trigger"] for run in recent}
+"#;
+
 /// The run once it has ended, read with the token.
 fn finished(server: &Server, run_id: &str) -> Value {
     let read = || server.request("GET", &format!("/api/runs/{run_id}"), &[("Authorization", "Bearer s3cret")], b"");
@@ -173,6 +183,47 @@ on_both_backends! {
         assert_eq!(started, Vec::<Value>::new(), "no trigger of the removed flow started the new one");
         let again = server.request("DELETE", "/api/flows/target", &[], b"");
         assert_eq!(again.json(), json!({"name": "target", "versions_removed": 1, "hooks_removed": 0, "schedules_removed": 0}));
+    }
+
+    /// A webhook's id starts runs, so flows never read it: `runs.recent`
+    /// shows a webhook run's trigger with the hook's fingerprint, which the
+    /// hooks API shows beside the id.
+    #[test]
+    fn a_flow_reading_its_runs_sees_its_webhooks_fingerprint_never_its_id() {
+        let server = Server::start(&["--token", "s3cret"]);
+        let token = [("Authorization", "Bearer s3cret")];
+        assert_eq!(server.request("POST", "/api/flows", &token, READS_ITS_RUNS.as_bytes()).status, 201);
+        let made = server.request("POST", "/api/flows/reads_its_runs/hooks", &token, b"").json();
+        let hook_id = made["hook_id"].as_str().unwrap().to_string();
+
+        // Two webhook runs: the second reads the first (and, where its own start is stored by then, itself).
+        let mut run_ids = Vec::new();
+        for _ in 0..2 {
+            let (status, body) = post_from_elsewhere(&server, &format!("/hooks/{hook_id}"), b"{}");
+            assert_eq!(status, 202, "{body}");
+            let run_id = serde_json::from_str::<Value>(&body).unwrap()["run_id"].as_str().unwrap().to_string();
+            assert_eq!(finished(&server, &run_id)["status"], "ok");
+            run_ids.push(run_id);
+        }
+        let second = finished(&server, &run_ids[1]);
+        // Nothing the flow was told or made holds the id: its output, spans, log lines or journal.
+        assert!(!second["output"].to_string().contains(&hook_id), "{second}");
+        for part in ["/spans", "/logs", "/journal"] {
+            let answer = server.request("GET", &format!("/api/runs/{}{part}", run_ids[1]), &token, b"");
+            assert_eq!(answer.status, 200);
+            assert!(!answer.text().contains(&hook_id), "{part}: {}", answer.text());
+        }
+        // It sees the fingerprint the hooks API shows beside the id.
+        let fingerprint = made["fingerprint"].as_str().unwrap().to_string();
+        assert_eq!(fingerprint.len(), 12, "{made}");
+        assert!(!hook_id.contains(&fingerprint), "a digest, not a part of the id");
+        let seen = second["output"].as_object().unwrap();
+        assert!(seen.contains_key(&run_ids[0]), "{second}");
+        for trigger in seen.values() {
+            assert_eq!(trigger, &json!({"kind": "webhook", "hook_fingerprint": fingerprint}));
+        }
+        // The operator's API keeps the id where it showed it: the run's own trigger.
+        assert_eq!(second["trigger"], json!({"kind": "webhook", "hook_id": hook_id}));
     }
 }
 

@@ -4,15 +4,39 @@
 //! store's bytes or the server's own logs.
 
 use super::server_support::{Server, request};
-use super::services::{Killed, spawn_service};
+use super::services::{Killed, call_service, spawn_service};
 use crate::on_both_backends;
 use serde_json::{Value, json};
 use std::process::Stdio;
 
 const HEADERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/services/headers.py");
+const ECHOING: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/services/echoing.py");
 /// Long and unlike anything else, so finding it anywhere is a leak.
 const VALUE: &str = "hl-secret-7f3a9c1e5b2d4086a1c3e5f7";
 const ROTATED: &str = "hl-secret-rotated-0b1d3f5a7c9e";
+/// A digits-only secret (an account number), which a careless service
+/// answers as a JSON number.
+const ACCOUNT: &str = "987654321987";
+/// Its first nine digits: what a service fits into a 32-bit error code.
+const ACCOUNT_PREFIX: &str = "987654321";
+
+/// Reads the echoing service's description as flows can, and what it
+/// answers and refuses, keeping all of it in the run's spans, log and output.
+const READS_ITS_DESCRIPTION: &str = r#"from hero_logic import flow, services
+
+@flow(services=["echoing", "registry"])
+def reads_its_description():
+    listed = [s for s in services.registry.list() if s["name"] == "echoing"]
+    echoed = services.echoing.echo()
+    try:
+        services.echoing.refuse()
+        refused = None
+    except services.RpcError as e:
+        refused = {"code": e.code, "message": e.message, "data": e.data}
+    with flow.step("seen", listed=listed, echoed=echoed, refused=refused):
+        flow.log(str([listed, echoed, refused]))
+    return {"listed": listed, "echoed": echoed, "refused": refused}
+"#;
 
 const LEAK: &str = r#"from hero_logic import flow, services
 
@@ -115,8 +139,6 @@ on_both_backends! {
         let reads = [
             "/api/secrets".to_string(),
             "/api/services".into(),
-            // A health check carries the service's headers, as a flow's call does.
-            "/api/services/echo/health".into(),
             "/api/stubs/hero_logic.pyi".into(),
             "/api/runs".into(),
             format!("/api/runs/{run_id}"),
@@ -132,6 +154,10 @@ on_both_backends! {
             assert_eq!(answer.status, 200, "{path}");
             keep(&mut answers, path, &answer);
         }
+        // A health check carries the service's headers, as a flow's call does.
+        let health = server.request("POST", "/api/services/echo/health", &[], b"");
+        assert_eq!(health.json()["ok"], true, "{}", health.text());
+        keep(&mut answers, "health", &health);
         let listed = server.get("/api/secrets").json();
         assert_eq!(listed["secrets"][0]["name"], "API_TOKEN");
         assert!(listed["secrets"][0]["created_us"].is_i64() && listed["secrets"][0].get("value").is_none());
@@ -194,6 +220,133 @@ on_both_backends! {
             }
         }
     }
+
+    /// A service that repeats the headers it is sent in its own OpenRPC
+    /// document, its answers, its errors and its health hands the secrets
+    /// to nobody: not the registration's answer, the services list, the
+    /// stubs, `registry.list()` in a flow (so not its output, spans, log,
+    /// journal or replay), a health check, nor the database. A digits-only
+    /// secret answered as a number, or cut into an error code, neither.
+    #[test]
+    fn a_service_that_repeats_its_secrets_in_its_own_description_hands_them_to_nobody() {
+        let mut server = Server::start(&[]);
+        let (child, url) = spawn_service(ECHOING, &["--port", "0"], &[]);
+        let _service = Killed(child);
+        let mut answers: Vec<(String, String)> = Vec::new();
+        for (name, value) in [("API_TOKEN", VALUE), ("ACCOUNT", ACCOUNT)] {
+            assert_eq!(server.post_json("/api/secrets", &json!({"name": name, "value": value})).status, 201);
+        }
+        let headers = json!({"Authorization": "Bearer {{secret:API_TOKEN}}", "X-Account": "{{secret:ACCOUNT}}"});
+        let registered = server.post_json("/api/services", &json!({"name": "echoing", "url": url, "headers": headers}));
+        assert_eq!(registered.status, 201, "{}", registered.text());
+        keep(&mut answers, "register", &registered);
+        let redacted_description = "Serving Bearer [redacted] for account [redacted].";
+        assert_eq!(registered.json()["doc"]["description"], redacted_description);
+        assert_eq!(registered.json()["doc"]["methods"][0]["summary"], "Echoes Bearer [redacted].");
+
+        let run = server.post_json(
+            "/api/runs?wait=true",
+            &json!({"source": READS_ITS_DESCRIPTION, "flow": "reads_its_description", "input": {}}),
+        );
+        assert_eq!(run.json()["status"], "ok", "{}", run.text());
+        keep(&mut answers, "run", &run);
+        let output = &run.json()["output"];
+        assert_eq!(output["listed"][0]["doc"]["description"], redacted_description, "registry.list()");
+        let echoed = &output["echoed"];
+        assert_eq!(echoed["text"], "you are Bearer [redacted] ([redacted])");
+        assert_eq!(echoed["keys"], json!({"Bearer [redacted]": 1, "[redacted]": 2}));
+        assert_eq!(echoed["nested"], json!([[{"deep": "Bearer [redacted]"}], ["[redacted]"]]));
+        assert_eq!(echoed["account_number"], "[redacted]", "a digits-only secret answered as a number");
+        assert_eq!(echoed["account_prefix"], "[redacted]", "and its first nine digits");
+        let refused = &output["refused"];
+        // An error code made of its digits becomes -32000 (`REDACTED_CODE`), a JSON-RPC server error.
+        assert_eq!(refused["code"], -32000, "{refused}");
+        assert_eq!(refused["data"], json!({"why": [{"account": "[redacted]"}]}));
+        assert!(refused["message"].as_str().unwrap().contains("refused Bearer [redacted]"), "{refused}");
+        let run_id = run.json()["run_id"].as_str().unwrap().to_string();
+        let replay = server.post_json(&format!("/api/runs/{run_id}/replay?wait=true"), &json!({}));
+        assert_eq!(replay.json()["status"], "ok", "{}", replay.text());
+        keep(&mut answers, "replay", &replay);
+        let replay_id = replay.json()["run_id"].as_str().unwrap().to_string();
+
+        let health = server.request("POST", "/api/services/echoing/health", &[], b"");
+        assert_eq!(health.json()["ok"], true, "{}", health.text());
+        keep(&mut answers, "health", &health);
+        // From now on its rpc.discover is an error that repeats both headers.
+        call_service(&url, "break_discover");
+        let failing = server.request("POST", "/api/services/echoing/health", &[], b"");
+        assert_eq!(failing.json()["ok"], false, "{}", failing.text());
+        assert!(failing.json()["error"].as_str().unwrap().contains("cannot describe myself to Bearer [redacted]"));
+        keep(&mut answers, "failing health", &failing);
+
+        let mut reads = vec!["/api/services".to_string(), "/api/stubs/hero_logic.pyi".into(), "/api/runs".into()];
+        for id in [&run_id, &replay_id] {
+            for part in ["", "/spans", "/logs", "/journal", "/otlp"] {
+                reads.push(format!("/api/runs/{id}{part}"));
+            }
+        }
+        for path in &reads {
+            let answer = server.get(path);
+            assert_eq!(answer.status, 200, "{path}");
+            keep(&mut answers, path, &answer);
+        }
+        assert!(answers.iter().any(|(_, text)| text.contains(redacted_description)), "the description was looked at");
+        for (what, text) in &answers {
+            for value in [VALUE, ACCOUNT, ACCOUNT_PREFIX] {
+                assert!(!text.contains(value), "{what} holds a secret ({value}): {text}");
+            }
+        }
+
+        server.terminate();
+        for (what, bytes) in stored_bytes(&server) {
+            for value in [VALUE, ACCOUNT, ACCOUNT_PREFIX] {
+                assert!(!bytes_hold(&bytes, value), "{what} holds a secret ({value})");
+            }
+        }
+    }
+
+    /// A document an earlier version stored with a secret in it is redacted
+    /// when it is listed, stubbed or read by a flow.
+    #[test]
+    fn a_document_stored_holding_a_secret_is_redacted_when_shown() {
+        let mut server = Server::start(&[]);
+        let (child, url) = spawn_service(ECHOING, &["--port", "0"], &[]);
+        let _service = Killed(child);
+        assert_eq!(server.post_json("/api/secrets", &json!({"name": "API_TOKEN", "value": VALUE})).status, 201);
+        let headers = json!({"Authorization": "Bearer {{secret:API_TOKEN}}"});
+        let registered = server.post_json("/api/services", &json!({"name": "echoing", "url": url, "headers": headers}));
+        assert_eq!(registered.status, 201, "{}", registered.text());
+        server.terminate();
+
+        // The document as a version that did not redact it stored it.
+        let database = match &server.database {
+            None => hero_logic::store::Database::Sqlite(server.data_dir.join("hero_logic.db")),
+            Some(url) => hero_logic::store::Database::Postgres(url.clone()),
+        };
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async {
+            let store = hero_logic::store::Store::open(&database).await.unwrap();
+            let mut service = store.service("echoing").await.unwrap().unwrap();
+            service.document["info"]["description"] = json!(format!("Serving Bearer {VALUE}."));
+            store.save_service(service).await.unwrap();
+            store.close().await;
+        });
+
+        let mut again = Server::start_on(&server.data_dir, &[]);
+        let listed = again.get("/api/services");
+        let stubs = again.get("/api/stubs/hero_logic.pyi");
+        let run = again.post_json(
+            "/api/runs?wait=true",
+            &json!({"source": READS_ITS_DESCRIPTION, "flow": "reads_its_description", "input": {}}),
+        );
+        assert_eq!(run.json()["status"], "ok", "{}", run.text());
+        assert_eq!(run.json()["output"]["listed"][0]["doc"]["description"], "Serving Bearer [redacted].");
+        for (what, answer) in [("list", &listed), ("stubs", &stubs), ("run", &run)] {
+            assert!(answer.text().contains("Serving Bearer [redacted]."), "{what}: {}", answer.text());
+            assert!(!answer.text().contains(VALUE), "{what} holds the secret: {}", answer.text());
+        }
+        again.terminate();
+    }
 }
 
 /// The guard's rules hold for the secrets routes: a foreign page can
@@ -252,4 +405,24 @@ fn the_command_line_sets_lists_and_removes_secrets_reading_values_from_stdin() {
     assert!(removed.unwrap().status.success());
     let again = super::support::hero_logic().args(["secrets", "remove", "CLI_TOKEN", "--data-dir", data]).output();
     assert_eq!(again.unwrap().status.code(), Some(2), "no such secret");
+}
+
+/// What the database holds, as text: every file of a SQLite data
+/// directory, or every row of PostgreSQL's services table.
+fn stored_bytes(server: &Server) -> Vec<(String, Vec<u8>)> {
+    match &server.database {
+        None => {
+            files_under(&server.data_dir).into_iter().map(|(path, bytes)| (path.display().to_string(), bytes)).collect()
+        }
+        Some(url) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(connection);
+                let rows = client.query("SELECT s::text FROM services s", &[]).await.unwrap();
+                assert!(!rows.is_empty(), "the service is stored");
+                rows.iter().map(|row| ("services row".to_string(), row.get::<_, String>(0).into_bytes())).collect()
+            })
+        }
+    }
 }

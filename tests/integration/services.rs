@@ -28,6 +28,13 @@ impl Drop for Killed {
     }
 }
 
+/// One JSON-RPC call straight to the service at `url`, not through hero_logic.
+pub fn call_service(url: &str, method: &str) -> Value {
+    let addr = url.strip_prefix("http://").expect("an http:// service");
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": {}}).to_string();
+    super::server_support::request(addr, "POST", "/", &[("Content-Type", "application/json")], body.as_bytes()).json()
+}
+
 /// Start a Python service script; it prints `listening on URL` when ready.
 pub fn spawn_service(script: &str, args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new("python3")
@@ -712,10 +719,11 @@ on_both_backends! {
 
 #[test]
 fn a_services_health_is_a_real_discover_round_trip_and_says_why_it_fails() {
+    // A POST: it makes the server call the service (see boundary.rs).
     let server = Server::start(&[]);
     let weather = Weather::http();
     assert_eq!(register(&server, "weather", &weather.url, json!({})).status, 201);
-    let healthy = server.get("/api/services/weather/health");
+    let healthy = server.request("POST", "/api/services/weather/health", &[], b"");
     assert_eq!(healthy.status, 200, "{}", healthy.text());
     let body = healthy.json();
     assert_eq!(
@@ -726,15 +734,15 @@ fn a_services_health_is_a_real_discover_round_trip_and_says_why_it_fails() {
     assert_eq!(body["methods"], json!(document["methods"].as_array().unwrap().len()));
     assert!(body["ms"].as_f64().unwrap() > 0.0);
     // A built-in lives in the server.
-    assert_eq!(server.get("/api/services/kv/health").json()["ok"], json!(true));
+    assert_eq!(server.request("POST", "/api/services/kv/health", &[], b"").json()["ok"], json!(true));
 
     // The service's process is gone: the answer says so, and is not an error of the API.
     drop(weather);
-    let failing = server.get("/api/services/weather/health");
+    let failing = server.request("POST", "/api/services/weather/health", &[], b"");
     assert_eq!(failing.status, 200);
     let body = failing.json();
     assert_eq!((body["ok"].clone(), body["methods"].clone()), (json!(false), Value::Null));
     assert!(!body["error"].as_str().unwrap().is_empty(), "{body}");
-    let unknown = server.get("/api/services/nobody/health");
+    let unknown = server.request("POST", "/api/services/nobody/health", &[], b"");
     assert_eq!((unknown.status, unknown.json()["error"]["code"].clone()), (404, json!("not_found")));
 }

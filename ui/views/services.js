@@ -67,7 +67,8 @@ export function createServicesView() {
     delete cell.dataset.health;
     let health;
     try {
-      health = await api(`/api/services/${encodeURIComponent(name)}/health`);
+      // A POST: it makes the server call the service.
+      health = await api(`/api/services/${encodeURIComponent(name)}/health`, { method: "POST" });
     } catch (error) {
       health = { ok: false, error: error.message };
     }
