@@ -10,6 +10,7 @@
 //! (`words`).
 
 mod columns;
+mod health;
 pub mod postgres;
 mod records;
 mod replay;
@@ -17,6 +18,7 @@ mod sqlite;
 mod words;
 mod writes;
 
+pub use health::{DatabaseHealth, RETRY_AFTER_SECS, is_unavailable};
 pub use postgres::{Notice, NoticeFeed};
 pub use records::{
     ClaimedRun, DueRetry, FlowSummary, FlowVersion, JournalRow, KvFull, Launch, NotOwner, PendingRetry, Pruning,
@@ -112,6 +114,25 @@ impl Store {
         match &self.backend {
             Backend::Postgres(store) => Some(store),
             Backend::Sqlite(_) => None,
+        }
+    }
+
+    /// Whether the database can be reached, as this process last found it
+    /// (SQLite, a file, always can).
+    pub fn health(&self) -> Arc<DatabaseHealth> {
+        static EMBEDDED: std::sync::LazyLock<Arc<DatabaseHealth>> = std::sync::LazyLock::new(Default::default);
+        match &self.backend {
+            Backend::Postgres(store) => store.health.clone(),
+            Backend::Sqlite(_) => EMBEDDED.clone(),
+        }
+    }
+
+    /// Ask the database whether it answers now (and note what it said);
+    /// SQLite always does.
+    pub async fn probe(&self) -> bool {
+        match &self.backend {
+            Backend::Postgres(store) => store.probe().await,
+            Backend::Sqlite(_) => true,
         }
     }
 
