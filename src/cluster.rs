@@ -52,17 +52,40 @@ impl Cluster {
     }
 
     /// Renew the lease three times per lease, and look for nodes whose
-    /// lease ran out as often.
+    /// lease ran out as often. A renewal that fails (the database is away)
+    /// changes nothing here: the runs go on, their writes wait in the
+    /// writer. Only a lease found gone (another node swept this one, or
+    /// another process took its name) stops them. Nodes are swept only
+    /// once this one has reached the database for a whole lease: after an
+    /// outage every node's lease may have run out, and each is given the
+    /// time to renew its own before any is taken for dead.
     async fn keep_lease(self: Arc<Self>, lease: Duration) {
         let every = (lease / 3).max(Duration::from_millis(200));
+        let health = self.store.health.clone();
+        let mut reached_since = Some(tokio::time::Instant::now());
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = self.stop.cancelled() => return,
             }
-            if let Err(error) = self.store.renew_lease(&self.node, lease).await {
-                tracing::error!(error = format!("{error:#}"), node = self.node, "renewing the node's lease failed");
-                self.lease_lost(lease).await;
+            let renewed = self.store.renew_lease(&self.node, lease).await;
+            health.observe(&renewed);
+            match renewed {
+                Ok(true) => {}
+                Ok(false) => self.lease_lost(lease).await,
+                Err(error) => {
+                    reached_since = None;
+                    tracing::warn!(
+                        error = format!("{error:#}"),
+                        node = self.node,
+                        "renewing the node's lease failed; its runs go on and it is tried again"
+                    );
+                    continue;
+                }
+            }
+            let reached_since = *reached_since.get_or_insert_with(tokio::time::Instant::now);
+            if reached_since.elapsed() < lease {
+                continue;
             }
             match self.store.sweep_expired().await {
                 Ok(swept) => {
@@ -159,13 +182,19 @@ impl Cluster {
         bus.announce(message.to_text());
     }
 
-    /// This node was taken for dead (it did not renew in time) and its runs
-    /// were ended `interrupted` by another: stop the ones still going here,
-    /// whose ends the store would no longer take, and hold the name again.
+    /// This node's lease is gone: another node took it for dead (it did not
+    /// renew in time) and ended its runs `interrupted`, or took its durable
+    /// runs to resume; or another process took its name. Only then are the
+    /// runs still going here stopped (the store no longer takes their
+    /// writes, and a durable run goes on where it was taken), and the name
+    /// held again.
     async fn lease_lost(&self, lease: Duration) {
         if let Some(scheduler) = self.scheduler.get() {
-            let cancelled = scheduler.cancel_all();
-            tracing::error!(cancelled, "this node's lease ran out; the runs it had were ended by another node");
+            let stopped = scheduler.give_up_all();
+            tracing::error!(
+                stopped,
+                "this node's lease was taken; its runs were ended, or taken to resume, by another node"
+            );
         }
         if let Err(error) = self.store.retake_lease(&self.node, lease).await {
             tracing::error!(error = format!("{error:#}"), "holding the node's name again failed");

@@ -22,7 +22,8 @@
 //! - `store`: one interface over two databases: `sqlite` (the embedded
 //!   default, WAL, a batched writer thread) and `postgres` (several nodes on
 //!   one database: a batched writer task, a read pool, leases, `NOTIFY`);
-//!   shared records, writes, replay and the search query language.
+//!   shared records, writes, replay and the search query language; and
+//!   whether the database can be reached now (`health`).
 //! - `cluster`: this node among others on PostgreSQL: its lease, ending the
 //!   runs of nodes that are gone, and the notices other nodes' commits carry.
 //! - `stream`: every message the WebSockets send (`StreamMessage`), documented once.
@@ -55,7 +56,8 @@
 //! - `cli`: the `hero_logic` command line; `cli::render` prints a run as a tree.
 //! - `bench`: `hero_logic bench`, the sandbox measured against native python3.
 //! - `throwaway_postgres`: a PostgreSQL cluster started for the tests and
-//!   the benchmark, removed when the process ends.
+//!   the benchmark, removed when the process ends; and servers a test owns
+//!   and restarts (`OwnServer`), or fails over (`StandbyPair`).
 //!
 //! The guest (CPython + the `hero_logic` SDK) lives in `runtime/`; `build.rs`
 //! builds it into the component this crate embeds.

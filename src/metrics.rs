@@ -30,6 +30,10 @@ pub struct Metrics {
     pub log_lines: Counter,
     pub rejected_queue_full: Counter,
     pub runs_resumed: Counter,
+    /// Outages of the database this process saw begin, and whether it
+    /// is reachable now (1) or not (0); kept by the store, copied here.
+    database_outages: Counter,
+    database_reachable: Gauge,
     queue_depth: Gauge,
     running: Gauge,
     stream_tail_bytes: Gauge,
@@ -45,6 +49,8 @@ impl Default for Metrics {
             log_lines: Counter::default(),
             rejected_queue_full: Counter::default(),
             runs_resumed: Counter::default(),
+            database_outages: Counter::default(),
+            database_reachable: Gauge::default(),
             queue_depth: Gauge::default(),
             running: Gauge::default(),
             stream_tail_bytes: Gauge::default(),
@@ -65,6 +71,16 @@ impl Default for Metrics {
             "Durable runs resumed after the process running them died",
             metrics.runs_resumed.clone(),
         );
+        registry.register(
+            "hero_logic_database_unavailable",
+            "Times the database became unreachable (restart, failover, network)",
+            metrics.database_outages.clone(),
+        );
+        registry.register(
+            "hero_logic_database_reachable",
+            "Whether the database answers now (1) or not (0)",
+            metrics.database_reachable.clone(),
+        );
         registry.register("hero_logic_queue_depth", "Runs waiting for a worker", metrics.queue_depth.clone());
         registry.register("hero_logic_runs_running", "Runs running now", metrics.running.clone());
         registry.register(
@@ -80,6 +96,13 @@ impl Metrics {
     pub fn run_finished(&self, status: Status, seconds: f64) {
         self.finished.get_or_create(&StatusLabel { status: status.as_str().to_string() }).inc();
         self.durations.observe(seconds);
+    }
+
+    /// The database as the store last found it: reachable or not, and
+    /// how many outages began.
+    pub fn database(&self, reachable: bool, outages: u64) {
+        self.database_reachable.set(i64::from(reachable));
+        self.database_outages.inner().store(outages, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Everything, with the gauges as they are now.
@@ -106,6 +129,7 @@ mod tests {
         metrics.run_finished(Status::Ok, 2.0);
         metrics.run_finished(Status::Failed, 0.2);
         metrics.rejected_queue_full.inc();
+        metrics.database(false, 2);
         let text = metrics.render(3, 1, 4096);
         for line in [
             "hero_logic_runs_total{status=\"ok\"} 2",
@@ -117,6 +141,8 @@ mod tests {
             "hero_logic_queue_depth 3",
             "hero_logic_runs_running 1",
             "hero_logic_stream_tail_bytes 4096",
+            "hero_logic_database_unavailable_total 2",
+            "hero_logic_database_reachable 0",
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");

@@ -34,6 +34,17 @@ impl AppError {
         AppError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// The database cannot be reached now (restarting, a failover, the
+    /// network): try again shortly.
+    pub fn database_unavailable() -> AppError {
+        AppError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unavailable",
+            "the database is unreachable for a moment; try again shortly",
+        )
+        .with_header(header::RETRY_AFTER, &crate::store::RETRY_AFTER_SECS.to_string())
+    }
+
     pub fn with_detail(mut self, key: &str, value: Value) -> AppError {
         self.details.insert(key.to_string(), value);
         self
@@ -61,9 +72,14 @@ impl IntoResponse for AppError {
     }
 }
 
-/// Anything unexpected: logged in full, answered as a 500 without internals.
+/// Anything unexpected: logged in full, answered as a 500 without
+/// internals; the database out of reach is a 503 that says when to try again.
 impl From<anyhow::Error> for AppError {
     fn from(error: anyhow::Error) -> AppError {
+        if crate::store::is_unavailable(&error) {
+            tracing::warn!(error = format!("{error:#}"), "a request found the database unreachable");
+            return AppError::database_unavailable();
+        }
         tracing::error!(error = format!("{error:#}"), "internal error");
         AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server could not complete the request")
     }

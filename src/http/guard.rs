@@ -163,10 +163,15 @@ fn is_webhook(path: &str) -> bool {
     path.starts_with("/hooks/")
 }
 
-/// The page's own files and liveness carry no data, and the page must load
-/// to ask for the token; everything else needs it.
+/// The page's own files, liveness and readiness carry no data (a load
+/// balancer asks without a token), and the page must load to ask for the
+/// token; everything else needs it.
 fn needs_token(path: &str) -> bool {
-    !(path == "/" || path == "/healthz" || path.starts_with("/ui/") || path.starts_with("/vendor/"))
+    !(path == "/"
+        || path == "/healthz"
+        || path == "/readyz"
+        || path.starts_with("/ui/")
+        || path.starts_with("/vendor/"))
 }
 
 /// The middleware: every request passes `Guard::check`, and every answer

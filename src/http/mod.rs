@@ -62,6 +62,7 @@ pub fn app(state: Arc<AppState>, guard: Arc<Guard>, max_body_bytes: usize) -> Ro
         .route("/ui/{*path}", get(ui::page_file))
         .route("/vendor/{*path}", get(ui::vendor_file))
         .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
         .route("/metrics", get(meta::metrics))
         .route("/api/quotas", get(meta::quotas))
         .route("/api/flows", post(flows::upload).get(flows::list))

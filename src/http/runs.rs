@@ -140,8 +140,13 @@ pub fn checked_input(
     info.check_input(input).map_err(|e| AppError::bad_request("invalid_input", e.to_string()))
 }
 
-/// Hand a run to the scheduler; a full queue is a 429 that says when to try again.
+/// Hand a run to the scheduler; a full queue is a 429 that says when to try
+/// again. While the database is unreachable no run is accepted (503): one
+/// accepted could not be stored, nor answered for, until it is back.
 pub fn submit(state: &AppState, start: StartRun) -> Result<Submitted, AppError> {
+    if !state.store.health().is_reachable() {
+        return Err(AppError::database_unavailable());
+    }
     state.scheduler.submit(start).map_err(|e| match e {
         SubmitError::QueueFull { retry_after_secs } => {
             AppError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", "too many runs are waiting; try again shortly")

@@ -271,7 +271,10 @@ pub struct Scheduler {
     shutting_down: AtomicBool,
     /// Set as a shutdown's grace ends: durable runs cancelled then are
     /// suspended, for the next start to resume, rather than ended.
-    suspending: Arc<AtomicBool>,
+    suspending: AtomicBool,
+    /// Each durable run executing here: set, it is suspended rather than
+    /// ended when cancelled (at a shutdown, or when another node took it).
+    suspend: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
 
 impl Scheduler {
@@ -305,7 +308,8 @@ impl Scheduler {
             slot_freed: tokio::sync::Notify::new(),
             tasks: TaskTracker::new(),
             shutting_down: AtomicBool::new(false),
-            suspending: Arc::new(AtomicBool::new(false)),
+            suspending: AtomicBool::new(false),
+            suspend: Mutex::new(HashMap::new()),
         }
     }
 
@@ -476,13 +480,45 @@ impl Scheduler {
         tokens.len()
     }
 
+    /// Stop every run this node has in hand, its lease being gone: another
+    /// node ended them, or took the durable ones to go on with. Those are
+    /// suspended here, never ended (they go on there); how many runs.
+    pub fn give_up_all(&self) -> usize {
+        for flag in self.suspend.lock().unwrap_or_else(|p| p.into_inner()).values() {
+            flag.store(true, Ordering::SeqCst);
+        }
+        self.cancel_all()
+    }
+
+    /// The flag that suspends durable run `run_id` when it is cancelled;
+    /// set already when the server is past its shutdown's grace.
+    fn suspend_flag(&self, run_id: &str) -> Arc<AtomicBool> {
+        let mut flags = self.suspend.lock().unwrap_or_else(|p| p.into_inner());
+        let flag = Arc::new(AtomicBool::new(self.suspending.load(Ordering::SeqCst)));
+        flags.insert(run_id.to_string(), flag.clone());
+        flag
+    }
+
+    /// The run is no longer in hand here.
+    fn forget(&self, run_id: &str) {
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).remove(run_id);
+        self.suspend.lock().unwrap_or_else(|p| p.into_inner()).remove(run_id);
+    }
+
     /// Refuse new runs, let running ones finish for up to `grace`, then cancel
     /// the rest, and wait until every run is stored.
     pub async fn shutdown(&self, grace: Duration) {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.tasks.close();
         if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
-            self.suspending.store(true, Ordering::SeqCst);
+            // Under the lock, so a durable run registering now sees it.
+            {
+                let flags = self.suspend.lock().unwrap_or_else(|p| p.into_inner());
+                self.suspending.store(true, Ordering::SeqCst);
+                for flag in flags.values() {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            }
             let cancelled = self.cancel_all();
             tracing::warn!(runs = cancelled, "cancelling runs still going at shutdown");
             self.tasks.wait().await;
@@ -553,7 +589,7 @@ impl Scheduler {
                 let mut request =
                     request.with_id(run.run_id.clone()).with_cancel(cancel).with_backpressure(channel.committed());
                 request.earlier = start.earlier;
-                request.suspend_on_cancel = run.durable.then(|| self.suspending.clone());
+                request.suspend_on_cancel = run.durable.then(|| self.suspend_flag(&run.run_id));
                 let forward = async {
                     while let Some(event) = events.recv().await {
                         last_seq = event.seq();
@@ -588,7 +624,7 @@ impl Scheduler {
         self.bus.close(&run.run_id);
         self.bus.announce(StreamMessage::RunListed(&run).to_text());
         self.metrics.run_finished(run.status, started.elapsed().as_secs_f64());
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).remove(&run.run_id);
+        self.forget(&run.run_id);
         let _ = done.send(stored.map(|()| run));
     }
 
@@ -603,7 +639,7 @@ impl Scheduler {
         drop(channel);
         self.bus.close(&run.run_id);
         self.freed.notify_one();
-        self.active.lock().unwrap_or_else(|p| p.into_inner()).remove(&run.run_id);
+        self.forget(&run.run_id);
         let _ = done.send(Err("the server stopped; the durable run resumes when it starts again".into()));
     }
 

@@ -207,8 +207,7 @@ impl ServiceRegistry {
             return Ok(Some(Target { url, builtin: true, timeout_ms: DEFAULT_TIMEOUT_MS, headers, doc: doc.clone() }));
         }
         let stored = self
-            .store
-            .service(name)
+            .stored_service(name)
             .await
             .map_err(|e| CallFailure::Transport(format!("the registry failed: {e:#}")))?;
         let Some(stored) = stored else { return Ok(None) };
@@ -220,6 +219,23 @@ impl ServiceRegistry {
             headers: stored.headers,
             doc,
         }))
+    }
+
+    /// Service `name` as stored. While the database is unreachable it is
+    /// asked again with back-off: the calling run waits, as it waits for
+    /// its writes, rather than fail on an outage (a cancel or its wall time
+    /// still ends it).
+    async fn stored_service(&self, name: &str) -> anyhow::Result<Option<StoredService>> {
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            match self.store.service(name).await {
+                Err(error) if crate::store::is_unavailable(&error) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+                found => return found,
+            }
+        }
     }
 
     /// `stored`'s document checked: compiled at its first call, then kept.

@@ -19,6 +19,7 @@
 //! queue, search) and the queries not yet moved to `sql`.
 
 mod columns;
+mod health;
 pub mod postgres;
 mod records;
 mod replay;
@@ -28,6 +29,7 @@ mod sqlite;
 mod words;
 mod writes;
 
+pub use health::{DatabaseHealth, RETRY_AFTER_SECS, is_unavailable};
 pub use postgres::{Notice, NoticeFeed};
 pub use records::{
     ClaimedRun, DueRetry, FlowRemoved, FlowSummary, FlowVersion, JournalRow, KvFull, Launch, PendingRetry, Pruning,
@@ -157,6 +159,25 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(store) => store.transaction(body).await,
             Backend::Postgres(store) => store.transaction(body).await,
+        }
+    }
+
+    /// Whether the database can be reached, as this process last found it
+    /// (SQLite, a file, always can).
+    pub fn health(&self) -> Arc<DatabaseHealth> {
+        static EMBEDDED: std::sync::LazyLock<Arc<DatabaseHealth>> = std::sync::LazyLock::new(Default::default);
+        match &self.backend {
+            Backend::Postgres(store) => store.health.clone(),
+            Backend::Sqlite(_) => EMBEDDED.clone(),
+        }
+    }
+
+    /// Ask the database whether it answers now (and note what it said);
+    /// SQLite always does.
+    pub async fn probe(&self) -> bool {
+        match &self.backend {
+            Backend::Postgres(store) => store.probe().await,
+            Backend::Sqlite(_) => true,
         }
     }
 

@@ -12,6 +12,7 @@ mod host_limits;
 mod journal;
 mod library;
 mod nodes;
+mod outage;
 mod quotas;
 mod replay;
 mod retention;

@@ -154,6 +154,53 @@ fn a_second_process_cannot_take_a_live_nodes_name() {
     assert!(stderr.contains("node 'node-a' is held by a running process"), "{stderr}");
 }
 
+/// A process in another PID namespace (the same host name, its own
+/// `/proc`) cannot see a live node's process; it must still be refused the
+/// node's name, and the node's runs go on. Needs `unshare` (root).
+#[test]
+fn a_process_in_another_pid_namespace_cannot_take_a_live_nodes_name() {
+    let can_unshare = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !can_unshare {
+        eprintln!("skipped: `unshare --pid --fork --mount-proc` is not allowed here (it needs root)");
+        return;
+    }
+    let url = fresh_database();
+    let a = Server::start_node(&url, "node-a", &["--node-lease", "2"]);
+    let run_id = a.start_run(json!({"source": PACED, "input": {"steps": 1, "pause": 60}}));
+    eventually("the run to be running on node-a", || a.run_status(run_id.as_str()) == "running");
+    let program = super::support::hero_logic().get_program().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let mut intruder = std::process::Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(program)
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--database", &url, "--node", "node-a", "--node-lease", "2"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(intruder.stdout.take().unwrap()), &mut first_line)
+        .unwrap();
+    let taken = first_line.starts_with("listening on");
+    if taken {
+        let _ = intruder.kill();
+    }
+    let output = intruder.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!taken, "the process in another PID namespace took node-a's name");
+    assert!(!output.status.success());
+    assert!(stderr.contains("node 'node-a' is held by a running process"), "{stderr}");
+    assert_eq!(a.run_status(run_id.as_str()), "running", "node-a's run goes on");
+    assert_eq!(a.request("POST", &format!("/api/runs/{run_id}/cancel"), &[], b"").status, 202);
+    eventually("the run to be cancelled by node-a", || a.run_status(run_id.as_str()) == "cancelled");
+}
+
 #[test]
 fn runs_submitted_to_one_busy_node_are_executed_by_whichever_has_a_free_place() {
     let (a, b) = two_nodes(&["--max-concurrent", "1"]);

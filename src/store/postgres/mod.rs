@@ -19,6 +19,7 @@ mod writer;
 
 pub use nodes::{Notice, NoticeFeed};
 
+use super::health::DatabaseHealth;
 use super::sql::{self, Query, Tx};
 use super::writes::{Committed, Write};
 use anyhow::{Context, Result};
@@ -44,7 +45,18 @@ pub struct PgStore {
     /// This node's name, once it holds its lease: the notices its writer
     /// sends say the changes are this node's own.
     node: Arc<OnceLock<String>>,
+    /// Drawn at random when the store opens: which process holds a node's
+    /// lease, and the `application_name` of each of its connections, so
+    /// another process tells a live holder (connected) from a dead one by
+    /// what the database sees, never by a process table it may not see.
+    instance: String,
+    /// Whether the database answers, as the writer, the lease and the
+    /// readiness probe last found.
+    pub(crate) health: Arc<DatabaseHealth>,
 }
+
+/// How long the readiness probe waits for the database's answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long a connection may sit in an open transaction, doing nothing.
 const IDLE_IN_TRANSACTION_MS: u32 = 5000;
@@ -62,6 +74,8 @@ impl PgStore {
             config.get_options().unwrap_or("")
         );
         config.options(options.trim());
+        let instance = uuid::Uuid::now_v7().simple().to_string();
+        config.application_name(application_name(&instance));
         let manager =
             Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager).max_size(POOL_SIZE).build().context("make the PostgreSQL pool")?;
@@ -70,12 +84,29 @@ impl PgStore {
         drop(client);
         let (writes, queue) = mpsc::unbounded_channel();
         let node = Arc::new(OnceLock::new());
-        let writer = tokio::spawn(writer::run_writer(pool.clone(), node.clone(), queue));
-        Ok(PgStore { pool, config, writes, writer: Mutex::new(Some(writer)), node })
+        let health = Arc::new(DatabaseHealth::default());
+        let writer = tokio::spawn(writer::run_writer(pool.clone(), node.clone(), health.clone(), queue));
+        Ok(PgStore { pool, config, writes, writer: Mutex::new(Some(writer)), node, instance, health })
     }
 
     async fn client(&self) -> Result<Object> {
-        self.pool.get().await.map_err(|e| anyhow::anyhow!("get a PostgreSQL connection: {e}"))
+        self.pool.get().await.map_err(|error| {
+            let error = anyhow::Error::new(error).context("get a PostgreSQL connection");
+            self.health.unreachable(&error);
+            error
+        })
+    }
+
+    /// Whether the database answers a query now, within `PROBE_TIMEOUT`.
+    pub async fn probe(&self) -> bool {
+        let asked = async { exec(&self.client().await?, "SELECT 1", &[]).await };
+        let result = match tokio::time::timeout(PROBE_TIMEOUT, asked).await {
+            Ok(result) => result,
+            Err(_) => Err(anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::TimedOut))
+                .context("the database did not answer in time")),
+        };
+        self.health.observe(&result);
+        result.is_ok()
     }
 
     /// Every row `query` answers, on a pooled connection.
@@ -128,6 +159,12 @@ impl PgStore {
             let _ = handle.await;
         }
     }
+}
+
+/// What each connection of the process `instance` calls itself, so that
+/// `pg_stat_activity` (readable by every role) shows whether it is connected.
+fn application_name(instance: &str) -> String {
+    format!("hero_logic/{instance}")
 }
 
 /// Statements are prepared once per connection and kept (the pool keeps

@@ -135,51 +135,83 @@ impl PgStore {
     }
 
     /// Take the lease of node `name` for `lease`, at start; refused while
-    /// another live process holds a lease under that name. A holder whose
-    /// lease ran out, or a dead process on this same host, gives way at
-    /// once, and the runs it left unfinished end `interrupted` in the same
+    /// another live process holds a lease under that name. A holder is
+    /// live while its lease runs and it is connected to the database; one
+    /// with no connection left that renewed since the database started (it
+    /// died) gives way at once, any other is watched until it renews its
+    /// lease (live: refused) or the lease runs out (dead or stopped: taken). Only what the database
+    /// sees decides, never the process table, which a process in another
+    /// PID namespace or on another host of the same name cannot read. The
+    /// runs a replaced holder left unfinished end `interrupted` in the same
     /// transaction. Leases are timed by the database's clock, so the nodes'
     /// clocks need not agree.
     pub async fn take_lease(&self, name: &str, lease: Duration) -> Result<()> {
         // What this node's writer commits, it tells the others as this node's.
         let _ = self.node.set(name.to_string());
+        let mut first_seen: Option<Holder> = None;
+        loop {
+            let Some(holder) = self.try_take_lease(name, lease).await? else { return Ok(()) };
+            // This very process holds it (and is live, being here).
+            let this_one = holder.instance == self.instance;
+            match &first_seen {
+                _ if this_one => anyhow::bail!("node '{name}' is held by a running process: this one"),
+                None => first_seen = Some(holder),
+                // It renewed its lease (or another process took the name):
+                // a live process holds it.
+                Some(seen) if *seen != holder => anyhow::bail!(
+                    "node '{name}' is held by a running process (it renews its lease): give this one another --node"
+                ),
+                Some(_) => {}
+            }
+            tokio::time::sleep(WATCH_HOLDER).await;
+        }
+    }
+
+    /// Take the name if no live process holds it; else the holder seen,
+    /// still connected with its lease running.
+    async fn try_take_lease(&self, name: &str, lease: Duration) -> Result<Option<Holder>> {
         let lease_us = lease.as_micros() as i64;
         let (host, pid) = (this_host(), i64::from(std::process::id()));
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
+        // A holder with no connection is dead only if it renewed since the
+        // database started: a live one cut off by a restart reconnects
+        // within a third of its lease, so that one is watched instead. A
+        // holder from before instances were kept ('') is watched too.
         let holder = super::row(
             &tx,
-            &format!("SELECT host, pid, lease_until_us < {NOW_US} FROM nodes WHERE name = $1 FOR UPDATE"),
+            &format!(
+                "SELECT instance, lease_until_us, lease_until_us < {NOW_US},
+                        instance = '' OR EXISTS (SELECT 1 FROM pg_stat_activity
+                                                 WHERE application_name = 'hero_logic/' || nodes.instance)
+                        OR renewed_us < (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint
+                 FROM nodes WHERE name = $1 FOR UPDATE"
+            ),
             &[&name],
         )
-        .await?
-        .map(|row| (row.get::<_, String>(0), row.get::<_, i64>(1), row.get::<_, bool>(2)));
-        // The holder this process may replace: none, one whose lease ran
-        // out, or a process of this host that no longer exists.
-        let replaceable = match &holder {
-            None => true,
-            Some((_, _, true)) => true,
-            Some((holder_host, holder_pid, false)) => {
-                *holder_host == host && *holder_pid != pid && !process_exists(*holder_pid)
-            }
-        };
-        if !replaceable {
-            anyhow::bail!(
-                "node '{name}' is held by a running process (its lease has not run out): give this one another --node"
-            );
+        .await?;
+        let holder = holder.map(|row| {
+            let seen = Holder { instance: row.get(0), lease_until_us: row.get(1) };
+            let (expired, may_be_live): (bool, bool) = (row.get(2), row.get(3));
+            (seen, expired || !may_be_live)
+        });
+        if let Some((seen, false)) = holder {
+            return Ok(Some(seen));
         }
         // Replaces only the holder seen above: a process that inserted the
         // name meanwhile (none was seen) keeps it.
-        let (seen_host, seen_pid) = holder.map_or((String::new(), 0), |(h, p, _)| (h, p));
+        let seen_instance = holder.map_or(String::new(), |(seen, _)| seen.instance);
         let taken = super::exec(
             &tx,
             &format!(
-                "INSERT INTO nodes (name, started_us, lease_until_us, host, pid) VALUES ($1, {NOW_US}, {NOW_US} + $2, $3, $4)
+                "INSERT INTO nodes (name, started_us, lease_until_us, host, pid, instance, renewed_us)
+                 VALUES ($1, {NOW_US}, {NOW_US} + $2, $3, $4, $5, {NOW_US})
                  ON CONFLICT (name) DO UPDATE SET started_us = excluded.started_us,
-                    lease_until_us = excluded.lease_until_us, host = $3, pid = $4
-                 WHERE nodes.host = $5 AND nodes.pid = $6"
+                    lease_until_us = excluded.lease_until_us, host = $3, pid = $4, instance = $5,
+                    renewed_us = excluded.renewed_us
+                 WHERE nodes.instance = $6"
             ),
-            &[&name, &lease_us, &host, &pid, &seen_host, &seen_pid],
+            &[&name, &lease_us, &host, &pid, &self.instance, &seen_instance],
         )
         .await?;
         if taken == 0 {
@@ -191,23 +223,23 @@ impl PgStore {
         // now rather than when its lease would have.
         interrupt_runs(&tx, &[name.to_string()], Some(name)).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(None)
     }
 
-    /// Renew this node's lease; an error when it is gone (another node took
-    /// this one for dead and ended its runs).
-    pub async fn renew_lease(&self, name: &str, lease: Duration) -> Result<()> {
+    /// Renew this node's lease: false when it is gone (another node took
+    /// this one for dead and ended its runs, or another process took the
+    /// name); an error when the database could not be asked.
+    pub async fn renew_lease(&self, name: &str, lease: Duration) -> Result<bool> {
         let client = self.client().await?;
         let renewed = super::exec(
             &client,
-            &format!("UPDATE nodes SET lease_until_us = {NOW_US} + $2 WHERE name = $1 AND pid = $3 AND host = $4"),
-            &[&name, &(lease.as_micros() as i64), &i64::from(std::process::id()), &this_host()],
+            &format!(
+                "UPDATE nodes SET lease_until_us = {NOW_US} + $2, renewed_us = {NOW_US} WHERE name = $1 AND instance = $3"
+            ),
+            &[&name, &(lease.as_micros() as i64), &self.instance],
         )
         .await?;
-        if renewed == 0 {
-            anyhow::bail!("node '{name}' lost its lease: another node ended its runs");
-        }
-        Ok(())
+        Ok(renewed > 0)
     }
 
     /// Hold the name again after losing the lease, without ending anything:
@@ -218,11 +250,13 @@ impl PgStore {
         let taken = super::exec(
             &client,
             &format!(
-                "INSERT INTO nodes (name, started_us, lease_until_us, host, pid) VALUES ($1, {NOW_US}, {NOW_US} + $2, $3, $4)
-                 ON CONFLICT (name) DO UPDATE SET lease_until_us = excluded.lease_until_us, host = $3, pid = $4
-                 WHERE nodes.lease_until_us < {NOW_US} OR (nodes.host = $3 AND nodes.pid = $4)"
+                "INSERT INTO nodes (name, started_us, lease_until_us, host, pid, instance, renewed_us)
+                 VALUES ($1, {NOW_US}, {NOW_US} + $2, $3, $4, $5, {NOW_US})
+                 ON CONFLICT (name) DO UPDATE SET lease_until_us = excluded.lease_until_us, host = $3, pid = $4,
+                    instance = $5, renewed_us = excluded.renewed_us
+                 WHERE nodes.lease_until_us < {NOW_US} OR nodes.instance = $5"
             ),
-            &[&name, &(lease.as_micros() as i64), &this_host(), &i64::from(std::process::id())],
+            &[&name, &(lease.as_micros() as i64), &this_host(), &i64::from(std::process::id()), &self.instance],
         )
         .await?;
         if taken == 0 {
@@ -384,8 +418,15 @@ fn this_host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|name| name.trim().to_string()).unwrap_or_default()
 }
 
-fn process_exists(pid: i64) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+/// How often a process that wants a node's name looks at a holder that is
+/// still connected, for its next renewal or the end of its lease.
+const WATCH_HOLDER: Duration = Duration::from_millis(100);
+
+/// A live-looking holder of a node's name, as last seen: a renewal changes it.
+#[derive(Debug, PartialEq)]
+struct Holder {
+    instance: String,
+    lease_until_us: i64,
 }
 
 async fn listen_once(

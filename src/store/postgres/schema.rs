@@ -225,6 +225,13 @@ const MIGRATIONS: &[&str] = &[
     DELETE FROM hooks WHERE flow NOT IN (SELECT name FROM flows);
     DELETE FROM schedules WHERE flow NOT IN (SELECT name FROM flows);
     ",
+    // 10: which process holds each node's lease, by a random id it drew at
+    // start (`PgStore::instance`): a process id is not, across PID
+    // namespaces and hosts of one name. And when it last renewed it.
+    "
+    ALTER TABLE nodes ADD COLUMN instance TEXT NOT NULL DEFAULT '';
+    ALTER TABLE nodes ADD COLUMN renewed_us BIGINT NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// Bring the database up to the newest schema, one step per transaction.

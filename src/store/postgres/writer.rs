@@ -5,6 +5,7 @@
 
 use super::nodes::Notice;
 use super::text;
+use crate::store::health::{DatabaseHealth, is_transient, is_unavailable};
 use crate::store::records::{RunRecord, Trigger};
 use crate::store::writes::{Committed, MAX_BATCH, Write, merge_short_spans, settle};
 use crate::trace::ErrorInfo;
@@ -12,6 +13,7 @@ use anyhow::Context;
 use deadpool_postgres::{Pool, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 // Nearly every message is a write: boxing them would cost an allocation
@@ -26,7 +28,12 @@ pub enum Message {
     Close,
 }
 
-pub(super) async fn run_writer(pool: Pool, node: Arc<OnceLock<String>>, mut queue: UnboundedReceiver<Message>) {
+pub(super) async fn run_writer(
+    pool: Pool,
+    node: Arc<OnceLock<String>>,
+    health: Arc<DatabaseHealth>,
+    mut queue: UnboundedReceiver<Message>,
+) {
     let mut batch: Vec<Message> = Vec::with_capacity(MAX_BATCH);
     loop {
         match queue.recv().await {
@@ -49,7 +56,7 @@ pub(super) async fn run_writer(pool: Pool, node: Arc<OnceLock<String>>, mut queu
                 Message::Close => closing = true,
             }
         }
-        let outcome = if writes.is_empty() { Ok(()) } else { apply(&pool, node.get(), &writes).await };
+        let outcome = if writes.is_empty() { Ok(()) } else { apply(&pool, node.get(), &health, &writes).await };
         settle(writes, &outcome);
         for reply in flushes {
             let _ = reply.send(outcome.clone());
@@ -60,50 +67,90 @@ pub(super) async fn run_writer(pool: Pool, node: Arc<OnceLock<String>>, mut queu
     }
 }
 
-/// Write a batch in one transaction. A connection found dead before the
-/// transaction begins (the database restarted), or lost before the batch
-/// was committed (the database ended a transaction that stood still, as it
-/// does when this process was paused: `idle_in_transaction_session_timeout`),
-/// is replaced and the batch written again, once. Whether a commit whose
-/// answer was lost happened, the database says (`txid_status`): a batch is
-/// written again only when it surely was not.
-async fn apply(pool: &Pool, node: Option<&String>, writes: &[Write]) -> Result<(), String> {
-    try_apply(pool, node, writes).await.map_err(|error| {
-        // The batch is rolled back whole; nothing is half-written.
-        tracing::error!(error = format!("{error:#}"), "the store could not write a batch");
-        format!("the store could not write: {error:#}")
-    })
+/// The first pause before a batch is tried again while the database is
+/// unreachable; it doubles up to `MOST_BACK_OFF`.
+const FIRST_BACK_OFF: Duration = Duration::from_millis(50);
+const MOST_BACK_OFF: Duration = Duration::from_secs(2);
+
+/// How many times a batch the database refused for a reason other than an
+/// outage (a race it lost, a statement it rejected) is written again.
+const REFUSED_AGAIN: u32 = 3;
+
+/// Write a batch in one transaction, exactly once, however long the
+/// database is away: while it cannot be reached (refused, restarting, a
+/// connection lost, a standby not yet promoted) the batch is kept and
+/// written again with back-off, and the writes queued behind it wait, so
+/// everything is written in order. The runs making them slow down as the
+/// writer falls behind (`keep_pace`), so what waits is bounded. Whether a
+/// commit whose answer was lost happened, the database says (`txid_status`),
+/// asked until it answers: a batch is written again only when it surely was
+/// not. A batch the database refuses outright is rolled back whole and
+/// reported; nothing is half-written.
+async fn apply(pool: &Pool, node: Option<&String>, health: &DatabaseHealth, writes: &[Write]) -> Result<(), String> {
+    let mut back_off = FIRST_BACK_OFF;
+    let mut refused = 0;
+    // A transaction whose commit was sent but not answered.
+    let mut unanswered: Option<i64> = None;
+    loop {
+        let attempt = match unanswered {
+            Some(xid) => match commit_status(pool, xid).await {
+                Ok(Some(true)) => return Ok(()),
+                Ok(Some(false)) => {
+                    unanswered = None;
+                    tracing::warn!(xid, "a batch was not committed; writing it again");
+                    write_once(pool, node, writes).await
+                }
+                // Still in progress: its connection's end is not yet known.
+                Ok(None) => Err(Failed::Committing { error: anyhow::anyhow!("transaction {xid} is in progress"), xid }),
+                Err(error) => Err(Failed::Writing(error)),
+            },
+            None => write_once(pool, node, writes).await,
+        };
+        let error = match attempt {
+            Ok(()) => {
+                health.answered();
+                return Ok(());
+            }
+            Err(Failed::Committing { error, xid }) => {
+                unanswered = Some(xid);
+                error
+            }
+            Err(Failed::Writing(error)) => error,
+        };
+        if is_unavailable(&error) || unanswered.is_some() {
+            health.unreachable(&error);
+            tokio::time::sleep(back_off).await;
+            back_off = (back_off * 2).min(MOST_BACK_OFF);
+            continue;
+        }
+        health.answered();
+        refused += 1;
+        if refused > REFUSED_AGAIN || !(is_transient(&error) || refused == 1) {
+            // The batch is rolled back whole; nothing is half-written.
+            tracing::error!(error = format!("{error:#}"), "the store could not write a batch");
+            return Err(format!("the store could not write: {error:#}"));
+        }
+        tracing::warn!(error = format!("{error:#}"), "a batch failed before its commit; writing it again");
+    }
 }
 
-async fn try_apply(pool: &Pool, node: Option<&String>, writes: &[Write]) -> anyhow::Result<()> {
-    let connect = || async { pool.get().await.map_err(|e| anyhow::anyhow!("connect to PostgreSQL: {e}")) };
-    let mut client = connect().await?;
-    let first = match client.transaction().await {
-        Ok(tx) => Some(write_batch(tx, node, writes).await),
-        Err(error) if !error.is_closed() => return Err(error.into()),
-        Err(_) => None,
-    };
-    drop(client);
-    match first {
-        Some(Ok(())) => return Ok(()),
-        None => {}
-        Some(Err(Failed::Committing { error, xid })) => {
-            let status = super::row(&connect().await?, "SELECT txid_status($1)", &[&xid]).await?;
-            match status.and_then(|row| row.get::<_, Option<String>>(0)).as_deref() {
-                Some("committed") => return Ok(()),
-                Some("aborted") => {
-                    tracing::warn!(error = format!("{error:#}"), "a batch was not committed; writing it again");
-                }
-                _ => return Err(error),
-            }
-        }
-        Some(Err(Failed::Writing(error))) => {
-            tracing::warn!(error = format!("{error:#}"), "a batch failed before its commit; writing it again");
-        }
+/// Whether transaction `xid` was committed (None: it is still in progress).
+async fn commit_status(pool: &Pool, xid: i64) -> anyhow::Result<Option<bool>> {
+    let client = pool.get().await.context("get a PostgreSQL connection")?;
+    let status = super::row(&client, "SELECT txid_status($1)", &[&xid]).await?;
+    match status.and_then(|row| row.get::<_, Option<String>>(0)).as_deref() {
+        Some("committed") => Ok(Some(true)),
+        Some("aborted") => Ok(Some(false)),
+        Some("in progress") => Ok(None),
+        other => anyhow::bail!("the database cannot say whether transaction {xid} was committed ({other:?})"),
     }
-    let mut client = connect().await?;
-    let tx = client.transaction().await?;
-    write_batch(tx, node, writes).await.map_err(Failed::into_error)
+}
+
+/// One try at writing the batch, on a connection from the pool.
+async fn write_once(pool: &Pool, node: Option<&String>, writes: &[Write]) -> Result<(), Failed> {
+    let mut client = pool.get().await.context("get a PostgreSQL connection").map_err(Failed::Writing)?;
+    let tx = client.transaction().await.map_err(|error| Failed::Writing(error.into()))?;
+    write_batch(tx, node, writes).await
 }
 
 /// Where a batch failed: before its commit (nothing was committed), or in
@@ -111,14 +158,6 @@ async fn try_apply(pool: &Pool, node: Option<&String>, writes: &[Write]) -> anyh
 enum Failed {
     Writing(anyhow::Error),
     Committing { error: anyhow::Error, xid: i64 },
-}
-
-impl Failed {
-    fn into_error(self) -> anyhow::Error {
-        match self {
-            Failed::Writing(error) | Failed::Committing { error, .. } => error,
-        }
-    }
 }
 
 async fn write_batch(tx: Transaction<'_>, node: Option<&String>, writes: &[Write]) -> Result<(), Failed> {
