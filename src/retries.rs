@@ -71,9 +71,15 @@ async fn start(store: &Store, scheduler: &Arc<Scheduler>, due: DueRetry, lease_u
         return Ok(());
     };
     // A stored version's source comes with it; a stored flow removed since
-    // is not run again.
+    // is not run again, nor a flow stored later under its name (its
+    // versions are numbered from 1 again, so only the source tells it from
+    // the one the attempt before ran).
     let source = match before.version {
-        Some(version) => store.flow(&before.flow, Some(version)).await?.map(|stored| stored.source),
+        Some(version) => store
+            .flow(&before.flow, Some(version))
+            .await?
+            .filter(|stored| stored.source_sha256 == before.source_sha256)
+            .map(|stored| stored.source),
         None => store.source(&before.source_sha256).await?,
     };
     let Some(source) = source else {

@@ -108,7 +108,37 @@ fn one_at_a_time(server: &Server, tenant: &str, sleep: f64) -> String {
     server.start_run(json!({"flow": "one_at_a_time", "input": {"tenant": tenant, "sleep": sleep}}))
 }
 
+/// Fails once, then waits two seconds for its next attempt.
+const RETRIED_LATER: &str = r#"
+from hero_logic import flow
+
+@flow(name="retried_later", retries=1, retry_delay=2)
+def retried_later():
+    raise flow.Failed("not yet")
+"#;
+
 on_both_backends! {
+    /// A retry waiting when its flow is removed is dropped, and never runs
+    /// a flow stored later under the name (whose versions are numbered from
+    /// 1 again).
+    #[test]
+    fn a_retry_of_a_removed_flow_never_runs_a_flow_stored_later_under_its_name() {
+        let server = Server::start(&[]);
+        assert_eq!(server.upload(RETRIED_LATER).status, 201);
+        let first = server.start_run(json!({"flow": "retried_later"}));
+        assert_eq!(finished(&server, &first)["status"], "failed");
+        assert!(server.get(&format!("/api/runs/{first}")).json()["retry_due_us"].is_i64(), "its retry waits");
+        assert_eq!(server.request("DELETE", "/api/flows/retried_later", &[], b"").status, 200);
+        let other = RETRIED_LATER.replace("raise flow.Failed(\"not yet\")", "return \"other code ran\"");
+        let stored = server.upload(&other);
+        assert_eq!(stored.status, 201, "{}", stored.text());
+        eventually("the retry to be dropped or started", || {
+            server.get(&format!("/api/runs/{first}")).json()["retry_due_us"].is_null()
+        });
+        let runs = attempts(&server, &first);
+        assert_eq!(runs.len(), 1, "no attempt ran the flow stored later: {runs:?}");
+    }
+
     #[test]
     fn a_failing_run_is_attempted_again_after_growing_delays_until_its_retries_are_spent() {
         let server = Server::start(&[]);
