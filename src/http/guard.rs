@@ -14,13 +14,14 @@
 //!   WebSocket handshake, so a request whose `Origin` is not the server's own
 //!   came from another page. `Sec-Fetch-Site` catches the rest (a foreign
 //!   page's `<img>` or `<script>` that sends no `Origin`), except plain
-//!   navigations, which are how links to the page work.
+//!   navigations that read (GET, HEAD), which are how links to the page
+//!   work; a form posted from another site is a navigation that acts.
 //! - **Token**: compared in constant time over digests, so neither timing nor
 //!   length says how much of a guess was right.
 
 use super::error::AppError;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -74,7 +75,7 @@ impl Guard {
     }
 
     /// Refuses what does not pass; `None` lets the request through.
-    fn check(&self, headers: &HeaderMap, path: &str) -> Option<AppError> {
+    fn check(&self, method: &Method, headers: &HeaderMap, path: &str) -> Option<AppError> {
         // Webhooks are called by other machines, under whatever name they
         // reach this server by, without the token: the unguessable id in
         // the path is the only credential, and all it can do is start a run
@@ -117,7 +118,10 @@ impl Guard {
             }
         }
         if let Some(site) = headers.get("sec-fetch-site").and_then(|value| value.to_str().ok()) {
-            let navigation = headers.get("sec-fetch-mode").is_some_and(|mode| mode == "navigate");
+            // Only a navigation that reads is a link to the page: a form
+            // posted from another site navigates too, and acts.
+            let reads = *method == Method::GET || *method == Method::HEAD;
+            let navigation = reads && headers.get("sec-fetch-mode").is_some_and(|mode| mode == "navigate");
             if (site == "cross-site" || site == "same-site") && !navigation {
                 return Some(forbidden(
                     "forbidden_origin",
@@ -177,7 +181,7 @@ fn needs_token(path: &str) -> bool {
 /// The middleware: every request passes `Guard::check`, and every answer
 /// carries headers that keep other pages from framing or reading it.
 pub async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
-    let mut response = match guard.check(request.headers(), request.uri().path()) {
+    let mut response = match guard.check(request.method(), request.headers(), request.uri().path()) {
         Some(refusal) => refusal.into_response(),
         None => next.run(request).await,
     };
@@ -310,14 +314,30 @@ mod tests {
         let guard = guard("127.0.0.1:8080", &[]);
         let mut headers = HeaderMap::new();
         headers.append(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
-        assert!(guard.check(&headers, "/api/flows").is_none());
+        assert!(guard.check(&Method::GET, &headers, "/api/flows").is_none());
         headers.append(header::HOST, HeaderValue::from_static("evil.example"));
-        assert_eq!(guard.check(&headers, "/api/flows").unwrap().code, "duplicate_header");
+        assert_eq!(guard.check(&Method::GET, &headers, "/api/flows").unwrap().code, "duplicate_header");
         let mut headers = HeaderMap::new();
         headers.append(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
         headers.append(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
         headers.append(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
-        assert_eq!(guard.check(&headers, "/api/flows").unwrap().code, "duplicate_header");
+        assert_eq!(guard.check(&Method::GET, &headers, "/api/flows").unwrap().code, "duplicate_header");
+    }
+
+    /// A navigation from another site passes when it reads (a link to the
+    /// page), never when it posts (a form that would act), Origin or not.
+    #[test]
+    fn another_sites_navigation_may_read_but_not_post() {
+        let guard = guard("127.0.0.1:8080", &[]);
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        headers.insert("sec-fetch-mode", HeaderValue::from_static("navigate"));
+        assert!(guard.check(&Method::GET, &headers, "/").is_none());
+        for method in [Method::POST, Method::DELETE, Method::PUT] {
+            let refused = guard.check(&method, &headers, "/api/services/weather/health").unwrap();
+            assert_eq!(refused.code, "forbidden_origin", "{method}");
+        }
     }
 
     #[test]
