@@ -62,6 +62,30 @@ def busy(n):
     return n
 "#;
 
+/// Fails each time, after a pause: a chain of three attempts.
+const FLAKY: &str = r#"
+import time
+
+from hero_logic import flow
+
+
+@flow(name="flaky", retries=2, retry_delay=0.5, inputs={"pause": "number"})
+def flaky(pause):
+    time.sleep(pause)
+    raise flow.Failed("not today")
+"#;
+
+/// What a schedule starts every second.
+const TICK: &str = r#"
+from hero_logic import flow
+
+
+@flow(name="tick")
+def tick():
+    with flow.step("tock"):
+        return 1
+"#;
+
 /// How many times the ledger received each call, by Idempotency-Key.
 fn received(url: &str) -> HashMap<String, u64> {
     let addr = url.trim_start_matches("http://").trim_end_matches('/');
@@ -131,6 +155,15 @@ fn ride_out_restarts(nodes: usize, restarts: usize) {
     let busy: Vec<(usize, String)> =
         (0..3).map(|i| (i, on(i).start_run(json!({"source": BUSY, "input": {"n": 3000}})))).collect();
     let to_cancel = on(1).start_run(json!({"source": SLEEPER, "input": {"steps": 2, "pause": 60}}));
+    // Retries and a schedule's ticks in flight too.
+    for flow in [FLAKY, TICK] {
+        assert_eq!(servers[0].upload(flow).status, 201);
+    }
+    let chains: Vec<(usize, String)> =
+        (0..2).map(|i| (i, on(i).start_run(json!({"flow": "flaky", "input": {"pause": 0.7}})))).collect();
+    let schedule = servers[0].post_json("/api/schedules", &json!({"flow": "tick", "cron": "* * * * * *", "input": {}}));
+    assert_eq!(schedule.status, 201, "{}", schedule.text());
+    let schedule_id = schedule.json()["schedule_id"].as_str().unwrap().to_string();
     // Watchers on the node that runs each run.
     let watchers: Vec<(usize, String, _)> = [&durable[0], &durable[1], &sleepers[0], &busy[0]]
         .into_iter()
@@ -184,6 +217,40 @@ fn ride_out_restarts(nodes: usize, restarts: usize) {
     within(Duration::from_secs(30), "the cancelled run to end", || {
         run_of(on(1), &to_cancel).is_some_and(|run| run["status"] == "cancelled")
     });
+    // Each retry chain made exactly its three attempts, each ended once.
+    for (i, first) in &chains {
+        within(Duration::from_secs(60), "the retry chain to end", || {
+            let attempts = on(*i).get(&format!("/api/runs?first_run_id={first}")).json()["runs"].clone();
+            attempts.as_array().is_some_and(|runs| runs.len() == 3 && runs.iter().all(|run| run["status"] == "failed"))
+        });
+        let attempts = on(*i).get(&format!("/api/runs?first_run_id={first}")).json()["runs"].clone();
+        let mut numbers: Vec<u64> =
+            attempts.as_array().unwrap().iter().map(|run| run["attempt"].as_u64().unwrap()).collect();
+        numbers.sort();
+        assert_eq!(numbers, [1, 2, 3], "{attempts}");
+    }
+    // The schedule stops; each of its ticks ran once, and every run ended.
+    assert_eq!(servers[0].request("DELETE", &format!("/api/schedules/{schedule_id}"), &[], b"").status, 200);
+    let unended = || -> Vec<Value> {
+        let runs = servers[0].get("/api/runs?flow=tick&limit=500").json()["runs"].clone();
+        let runs = runs.as_array().cloned().expect("the runs list");
+        runs.into_iter().filter(|run| matches!(run["status"].as_str(), Some("queued" | "running") | None)).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !unended().is_empty() {
+        assert!(Instant::now() < deadline, "the schedule's runs to end: {:#?}", unended());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ticks = servers[0].get("/api/runs?flow=tick&limit=500").json()["runs"].clone();
+    let not_ok: Vec<&Value> = ticks.as_array().unwrap().iter().filter(|run| run["status"] != "ok").collect();
+    assert!(not_ok.is_empty(), "every tick's run ended ok: {not_ok:#?}");
+    let mut due: Vec<i64> =
+        ticks.as_array().unwrap().iter().map(|run| run["trigger"]["tick_us"].as_i64().unwrap()).collect();
+    assert!(!due.is_empty(), "the schedule ticked");
+    due.sort();
+    let before = due.len();
+    due.dedup();
+    assert_eq!(due.len(), before, "no tick started twice: {ticks}");
     // What each watcher saw is what is stored.
     for (i, run_id, watcher) in watchers {
         let seen = watcher.join().unwrap();
