@@ -226,13 +226,10 @@ impl ServiceRegistry {
     /// its writes, rather than fail on an outage (a cancel or its wall time
     /// still ends it).
     async fn stored_service(&self, name: &str) -> anyhow::Result<Option<StoredService>> {
-        let mut pause = std::time::Duration::from_millis(50);
+        let mut back_off = crate::store::BackOff::default();
         loop {
             match self.store.service(name).await {
-                Err(error) if crate::store::is_unavailable(&error) => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
-                }
+                Err(error) if crate::store::is_unavailable(&error) => back_off.wait().await,
                 found => return found,
             }
         }

@@ -62,6 +62,30 @@ impl DatabaseHealth {
     }
 }
 
+/// The pauses between tries while the database is unreachable: 50 ms,
+/// doubling up to 2 s. Whoever waits out an outage (the writer with its
+/// batch, a call looking up its service) waits the same.
+pub struct BackOff {
+    next: std::time::Duration,
+}
+
+impl Default for BackOff {
+    fn default() -> BackOff {
+        BackOff { next: BackOff::FIRST }
+    }
+}
+
+impl BackOff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(50);
+    const MOST: std::time::Duration = std::time::Duration::from_secs(2);
+
+    /// Sleep the next pause, and make the one after it longer.
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(BackOff::MOST);
+    }
+}
+
 /// Whether `error` says the database could not be reached (refused, lost,
 /// restarting, shutting down, a standby not yet promoted): an outage, which
 /// passes, rather than a statement it refused.

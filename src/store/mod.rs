@@ -29,7 +29,7 @@ mod sqlite;
 mod words;
 mod writes;
 
-pub use health::{DatabaseHealth, RETRY_AFTER_SECS, is_unavailable};
+pub use health::{BackOff, DatabaseHealth, RETRY_AFTER_SECS, is_unavailable};
 pub use postgres::{Notice, NoticeFeed};
 pub use records::{
     ClaimedRun, DueRetry, FlowRemoved, FlowSummary, FlowVersion, JournalRow, KvFull, Launch, PendingRetry, Pruning,

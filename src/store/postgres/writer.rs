@@ -5,7 +5,7 @@
 
 use super::nodes::Notice;
 use super::text;
-use crate::store::health::{DatabaseHealth, is_transient, is_unavailable};
+use crate::store::health::{BackOff, DatabaseHealth, is_transient, is_unavailable};
 use crate::store::records::{RunRecord, Trigger};
 use crate::store::writes::{Committed, MAX_BATCH, Write, merge_short_spans, settle};
 use crate::trace::ErrorInfo;
@@ -13,7 +13,6 @@ use anyhow::Context;
 use deadpool_postgres::{Pool, Transaction};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 // Nearly every message is a write: boxing them would cost an allocation
@@ -67,11 +66,6 @@ pub(super) async fn run_writer(
     }
 }
 
-/// The first pause before a batch is tried again while the database is
-/// unreachable; it doubles up to `MOST_BACK_OFF`.
-const FIRST_BACK_OFF: Duration = Duration::from_millis(50);
-const MOST_BACK_OFF: Duration = Duration::from_secs(2);
-
 /// How many times a batch the database refused for a reason other than an
 /// outage (a race it lost, a statement it rejected) is written again.
 const REFUSED_AGAIN: u32 = 3;
@@ -87,7 +81,7 @@ const REFUSED_AGAIN: u32 = 3;
 /// not. A batch the database refuses outright is rolled back whole and
 /// reported; nothing is half-written.
 async fn apply(pool: &Pool, node: Option<&String>, health: &DatabaseHealth, writes: &[Write]) -> Result<(), String> {
-    let mut back_off = FIRST_BACK_OFF;
+    let mut back_off = BackOff::default();
     let mut refused = 0;
     // A transaction whose commit was sent but not answered.
     let mut unanswered: Option<i64> = None;
@@ -119,8 +113,7 @@ async fn apply(pool: &Pool, node: Option<&String>, health: &DatabaseHealth, writ
         };
         if is_unavailable(&error) || unanswered.is_some() {
             health.unreachable(&error);
-            tokio::time::sleep(back_off).await;
-            back_off = (back_off * 2).min(MOST_BACK_OFF);
+            back_off.wait().await;
             continue;
         }
         health.answered();
