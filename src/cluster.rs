@@ -179,7 +179,7 @@ impl Cluster {
             Status::Running => StreamMessage::RunStarted(&run),
             _ => StreamMessage::RunListed(&run),
         };
-        bus.announce(message.to_text());
+        bus.announce(&run.workspace, message.to_text());
     }
 
     /// This node's lease is gone: another node took it for dead (it did not

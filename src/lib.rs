@@ -12,6 +12,9 @@
 //!   from it), quotas
 //!   (one table, `quotas`), the bounds on what a guest makes the host read
 //!   and keep (`bounds`), and `Sandbox::run` / `Sandbox::describe`.
+//! - `tenancy`: who asks and where: workspaces, roles (`Role`), the
+//!   `Caller` a request acts as, and workspace keys (`keys`: made, stored
+//!   as a digest). A leaf the store and everything above use.
 //! - `spelled`: `spelled!`, enums with one spelling each (statuses, span
 //!   kinds, log streams, input types) for serde, the store and messages.
 //! - `trace`: the span record and its error (`ErrorInfo`, built only by its
@@ -34,7 +37,9 @@
 //!   across nodes.
 //! - `http`: the axum routes (flows, runs, replay, webhooks, schedules, secrets, WebSocket streams,
 //!   metrics), `AppError`,
-//!   the one guard every request passes (`guard`: Host, Origin, token) and
+//!   the one guard every request passes (`guard`: Host, Origin, who asks and
+//!   what their role allows, from the route table `access`, with keys looked
+//!   up through `keyring`), the workspaces, keys and audit routes, and
 //!   the accept loop with its connection limits (`conn`).
 //! - `server`: `serve(listener, config, shutdown)`, wiring it all together.
 //! - `idle_trim`: giving the allocator's free memory back once a burst is over.
@@ -83,5 +88,6 @@ pub mod services;
 mod spelled;
 pub mod store;
 pub mod stream;
+pub mod tenancy;
 pub mod throwaway_postgres;
 pub mod trace;

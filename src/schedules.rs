@@ -9,6 +9,7 @@
 use crate::sandbox::Quotas;
 use crate::scheduler::{Scheduler, StartRun};
 use crate::store::{Store, StoredFlow, StoredSchedule, Trigger};
+use crate::tenancy::DEFAULT_WORKSPACE;
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
@@ -175,7 +176,9 @@ fn start(scheduler: &Arc<Scheduler>, quotas: &Quotas, schedule: StoredSchedule, 
         }
     };
     let trigger = Trigger::Schedule { schedule_id: schedule.schedule_id.clone(), tick_us: schedule.next_us };
-    if let Err(error) = scheduler.submit(StartRun::stored(stored, input, quotas.clone(), None, trigger)) {
+    if let Err(error) =
+        scheduler.submit(StartRun::stored(DEFAULT_WORKSPACE, stored, input, quotas.clone(), None, trigger))
+    {
         tracing::warn!(schedule = schedule.schedule_id, error = format!("{error:?}"), "a scheduled run was refused");
     }
 }

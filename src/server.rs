@@ -4,6 +4,7 @@
 
 use crate::http::conn::{ConnectionLimits, serve_connections};
 use crate::http::guard::Guard;
+use crate::http::keyring::Keyring;
 use crate::http::{AppState, app};
 use crate::metrics::Metrics;
 use crate::sandbox::{EngineOptions, Quotas, Sandbox, SandboxOptions};
@@ -165,7 +166,9 @@ pub async fn serve_when_ready(
     if resumed > 0 {
         tracing::info!(resumed, "resumed durable runs left unfinished");
     }
+    let keyring = Arc::new(Keyring::new(store.clone()));
     let state = Arc::new(AppState {
+        keyring: keyring.clone(),
         cluster: cluster.clone(),
         store: store.clone(),
         scheduler: scheduler.clone(),
@@ -197,7 +200,7 @@ pub async fn serve_when_ready(
         });
     }
     let listen = listener.local_addr().context("read the listening address")?;
-    let guard = Arc::new(Guard::new(listen, &config.allowed_hosts, config.token.as_deref()));
+    let guard = Arc::new(Guard::new(listen, &config.allowed_hosts, config.token.as_deref()).with_keyring(keyring));
     let app = app(state, guard, config.max_body_bytes);
     ready(listen);
     serve_connections(listener, app, config.connections.clone(), stopping.clone()).await;

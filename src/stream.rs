@@ -112,6 +112,7 @@ mod tests {
             replay_of: None,
             durable: false,
             resumes: 0,
+            workspace: "default".into(),
         }
     }
 

@@ -10,6 +10,7 @@ mod schedules;
 mod secrets;
 mod serve;
 mod services;
+mod workspaces;
 
 use crate::sandbox::{FlagUnit, MIB, QUOTAS, Quota, Quotas};
 use clap::{Parser, Subcommand};
@@ -72,6 +73,16 @@ pub enum Command {
     Secrets {
         #[command(subcommand)]
         command: secrets::SecretsCommand,
+    },
+    /// Make, list and remove workspaces (the operator's).
+    Workspaces {
+        #[command(subcommand)]
+        command: workspaces::WorkspacesCommand,
+    },
+    /// Make, list and revoke a workspace's keys (the key is printed once).
+    Keys {
+        #[command(subcommand)]
+        command: workspaces::KeysCommand,
     },
     /// Measure the sandbox against native python3; prints a table and a JSON line.
     Bench {
@@ -212,6 +223,8 @@ pub fn main() -> ExitCode {
             Command::Replay(args) => replay::replay(*args, cache_dir).await,
             Command::Services { command } => services::run(command).await,
             Command::Secrets { command } => secrets::run(command).await,
+            Command::Workspaces { command } => workspaces::workspaces(command).await,
+            Command::Keys { command } => workspaces::keys(command).await,
             Command::Schedules { command } => schedules::run(command).await,
             Command::Flows { command } => flows::run(command, cache_dir).await,
             Command::Bench { quick, only } => crate::bench::run(crate::bench::BenchOptions { quick, only, cache_dir })

@@ -19,8 +19,11 @@
 //! - **Token**: compared in constant time over digests, so neither timing nor
 //!   length says how much of a guess was right.
 
+use super::access::{Access, access_for};
 use super::error::AppError;
-use axum::extract::{Request, State};
+use super::keyring::{Keyring, Refusal};
+use crate::tenancy::{Caller, DEFAULT_WORKSPACE, Role, is_workspace_name, keys};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -34,8 +37,12 @@ use std::sync::Arc;
 pub const WS_PROTOCOL: &str = "hero_logic";
 const WS_TOKEN_PREFIX: &str = "hero_logic.bearer.";
 
+/// The header the operator names the workspace to act in with (and every
+/// answer names the one it acted in).
+pub const WORKSPACE_HEADER: &str = "x-workspace";
+
 /// Who may talk to this server.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Guard {
     /// The address the server listens on.
     listen: SocketAddr,
@@ -44,6 +51,8 @@ pub struct Guard {
     allowed_hosts: Vec<String>,
     /// SHA-256 of the token, when one is required.
     token_digest: Option<[u8; 32]>,
+    /// Workspace keys and workspaces, as the store has them.
+    keyring: Option<Arc<Keyring>>,
 }
 
 impl Guard {
@@ -52,7 +61,14 @@ impl Guard {
             listen,
             allowed_hosts: allowed_hosts.iter().map(|host| host.trim().to_ascii_lowercase()).collect(),
             token_digest: token.map(digest),
+            keyring: None,
         }
+    }
+
+    /// The guard, checking workspace keys (and `X-Workspace`) against the
+    /// store through `keyring`.
+    pub fn with_keyring(self, keyring: Arc<Keyring>) -> Guard {
+        Guard { keyring: Some(keyring), ..self }
     }
 
     /// Whether a `Host` header value names this server.
@@ -129,37 +145,99 @@ impl Guard {
                 ));
             }
         }
-        if self.token_digest.is_some() && needs_token(path) && !self.token_presented(headers) {
-            return Some(
-                AppError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "this server needs its token: Authorization: Bearer <token>",
-                )
-                .with_header(header::WWW_AUTHENTICATE, "Bearer"),
-            );
-        }
         None
     }
 
-    fn token_presented(&self, headers: &HeaderMap) -> bool {
-        let Some(expected) = &self.token_digest else { return true };
-        let bearer = headers
-            .get_all(header::AUTHORIZATION)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .filter_map(|value| value.strip_prefix("Bearer "))
-            .map(|token| digest(token.trim()));
-        let protocol = headers
-            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .filter_map(|protocol| protocol.trim().strip_prefix(WS_TOKEN_PREFIX))
-            .filter_map(decode_hex)
-            .map(|bytes| digest_bytes(&bytes));
-        bearer.chain(protocol).any(|presented| constant_time_eq(&presented, expected))
+    /// Whether one of the credentials presented is the operator's token.
+    fn token_presented(&self, credentials: &[String]) -> bool {
+        let Some(expected) = &self.token_digest else { return false };
+        credentials.iter().any(|presented| constant_time_eq(&digest(presented), expected))
     }
+
+    /// Who the request comes from: the operator (the token, or without a
+    /// token configured, anyone who reaches this server, which then listens
+    /// on loopback only) or a workspace key's holder. A credential shaped
+    /// like a key is checked as one even beside the token; `X-Workspace`
+    /// names where the operator acts.
+    async fn caller(&self, headers: &HeaderMap) -> Result<Caller, AppError> {
+        let asked = match headers.get(WORKSPACE_HEADER).map(HeaderValue::to_str) {
+            None => None,
+            Some(Ok(name)) if is_workspace_name(name) => Some(name),
+            Some(_) => {
+                return Err(AppError::bad_request(
+                    "invalid_workspace",
+                    format!("{WORKSPACE_HEADER} must name a workspace (lower-case letters, digits, - and _)"),
+                ));
+            }
+        };
+        let credentials = credentials(headers);
+        let refused = |refusal: Refusal| match refusal {
+            Refusal::UnknownKey => unauthorized("the key is unknown or was revoked"),
+            Refusal::NoSuchWorkspace(name) => AppError::not_found(format!("no such workspace: {name}")),
+            Refusal::OtherWorkspace => forbidden("forbidden", "a key acts in its own workspace only".into()),
+            Refusal::Store(error) => AppError::from(error),
+        };
+        if self.token_presented(&credentials) {
+            return self.keyring()?.operator_caller(asked).await.map_err(refused);
+        }
+        if let Some(key) = credentials.iter().find(|credential| keys::looks_like_key(credential)) {
+            return self.keyring()?.key_caller(key, asked).await.map_err(refused);
+        }
+        if self.token_digest.is_some() {
+            return Err(unauthorized("this server needs its token or a workspace key: Authorization: Bearer <token>"));
+        }
+        self.keyring()?.operator_caller(asked).await.map_err(refused)
+    }
+
+    fn keyring(&self) -> Result<&Keyring, AppError> {
+        self.keyring.as_deref().ok_or_else(|| AppError::from(anyhow::anyhow!("the guard has no keyring")))
+    }
+
+    /// Whether `caller` may do what the route needs; a refusal otherwise.
+    fn allow(caller: &Caller, access: Access) -> Result<(), AppError> {
+        let too_small = |needed: Role| {
+            forbidden("forbidden", format!("this needs the role {needed} or above; the key's role is {}", caller.role))
+        };
+        match access {
+            Access::Open | Access::Webhook => Ok(()),
+            Access::Operator if caller.is_operator() => Ok(()),
+            Access::Operator => Err(forbidden("forbidden", "only the operator may do this".into())),
+            Access::Role(role) | Access::DefaultWorkspace(role) if !caller.may(role) => Err(too_small(role)),
+            Access::PathWorkspaceAdmin if !caller.may(Role::Admin) => Err(too_small(Role::Admin)),
+            Access::DefaultWorkspace(_) if caller.workspace != DEFAULT_WORKSPACE => Err(forbidden(
+                "workspace_unsupported",
+                format!(
+                    "this is kept for the workspace '{DEFAULT_WORKSPACE}' only in this version of hero_logic, not for '{}'",
+                    caller.workspace
+                ),
+            )),
+            Access::Role(_) | Access::DefaultWorkspace(_) | Access::PathWorkspaceAdmin => Ok(()),
+        }
+    }
+}
+
+/// Every credential a request presents: bearer tokens, and the WebSocket
+/// protocols that carry one (hex, since a protocol is a token of its own).
+fn credentials(headers: &HeaderMap) -> Vec<String> {
+    let bearer = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| value.strip_prefix("Bearer "))
+        .map(|token| token.trim().to_string());
+    let protocol = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|protocol| protocol.trim().strip_prefix(WS_TOKEN_PREFIX))
+        .filter_map(decode_hex)
+        .filter_map(|bytes| String::from_utf8(bytes).ok());
+    bearer.chain(protocol).collect()
+}
+
+fn unauthorized(message: &str) -> AppError {
+    AppError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).with_header(header::WWW_AUTHENTICATE, "Bearer")
 }
 
 /// `POST /hooks/{id}`; the methods other than POST find no route there.
@@ -167,29 +245,53 @@ fn is_webhook(path: &str) -> bool {
     path.starts_with("/hooks/")
 }
 
-/// The page's own files, liveness and readiness carry no data (a load
-/// balancer asks without a token), and the page must load to ask for the
-/// token; everything else needs it.
-fn needs_token(path: &str) -> bool {
-    !(path == "/"
-        || path == "/healthz"
-        || path == "/readyz"
-        || path.starts_with("/ui/")
-        || path.starts_with("/vendor/"))
-}
-
 /// The middleware: every request passes `Guard::check`, and every answer
 /// carries headers that keep other pages from framing or reading it.
 pub async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
-    let mut response = match guard.check(request.method(), request.headers(), request.uri().path()) {
-        Some(refusal) => refusal.into_response(),
-        None => next.run(request).await,
+    let mut response = match guard.admit(request).await {
+        Ok((request, caller)) => {
+            let response = next.run(request).await;
+            if let Some(caller) = caller {
+                // Says who acted, for the access log's reader and the page.
+                let mut response = response;
+                if let Ok(value) = HeaderValue::from_str(&caller.workspace) {
+                    response.headers_mut().insert(WORKSPACE_HEADER, value);
+                }
+                response
+            } else {
+                response
+            }
+        }
+        Err(refusal) => refusal.into_response(),
     };
     let headers = response.headers_mut();
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
     response
+}
+
+impl Guard {
+    /// The request, with its `Caller` among its extensions when the route
+    /// needs one; or why it is refused.
+    async fn admit(&self, mut request: Request) -> Result<(Request, Option<Caller>), AppError> {
+        if let Some(refusal) = self.check(request.method(), request.headers(), request.uri().path()) {
+            return Err(refusal);
+        }
+        let route = request.extensions().get::<MatchedPath>().map(|path| path.as_str().to_string());
+        // No route (the fallback's 404 or 405): as much as any API route.
+        let access = route
+            .as_deref()
+            .and_then(|route| access_for(request.method(), route))
+            .unwrap_or(Access::Role(Role::Viewer));
+        if matches!(access, Access::Open | Access::Webhook) {
+            return Ok((request, None));
+        }
+        let caller = self.caller(request.headers()).await?;
+        Guard::allow(&caller, access)?;
+        request.extensions_mut().insert(caller.clone());
+        Ok((request, Some(caller)))
+    }
 }
 
 fn forbidden(code: &'static str, message: String) -> AppError {
@@ -343,20 +445,41 @@ mod tests {
     #[test]
     fn tokens_from_header_or_protocol() {
         let guard = Guard::new("127.0.0.1:1".parse().unwrap(), &[], Some("s3cret"));
+        let presented = |headers: &HeaderMap| guard.token_presented(&credentials(headers));
         let mut headers = HeaderMap::new();
-        assert!(!guard.token_presented(&headers));
+        assert!(!presented(&headers));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer wrong"));
-        assert!(!guard.token_presented(&headers));
+        assert!(!presented(&headers));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cret"));
-        assert!(guard.token_presented(&headers));
+        assert!(presented(&headers));
         let mut headers = HeaderMap::new();
         // "s3cret" in hex, offered beside the page's protocol.
         headers.insert(
             header::SEC_WEBSOCKET_PROTOCOL,
             HeaderValue::from_static("hero_logic, hero_logic.bearer.733363726574"),
         );
-        assert!(guard.token_presented(&headers));
+        assert!(presented(&headers));
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("hero_logic.bearer.7333"));
-        assert!(!guard.token_presented(&headers));
+        assert!(!presented(&headers));
+    }
+
+    #[test]
+    fn each_access_admits_the_callers_it_names() {
+        let key = |workspace: &str, role: Role| Caller {
+            workspace: workspace.into(),
+            role,
+            actor: crate::tenancy::Actor::Key { key_id: "k".into(), name: "n".into() },
+        };
+        let operator = Caller::operator("acme");
+        assert!(Guard::allow(&operator, Access::Operator).is_ok());
+        assert_eq!(Guard::allow(&key("acme", Role::Admin), Access::Operator).unwrap_err().code, "forbidden");
+        assert!(Guard::allow(&key("acme", Role::Runner), Access::Role(Role::Runner)).is_ok());
+        assert_eq!(Guard::allow(&key("acme", Role::Viewer), Access::Role(Role::Runner)).unwrap_err().code, "forbidden");
+        let fenced = Access::DefaultWorkspace(Role::Viewer);
+        assert!(Guard::allow(&key("default", Role::Viewer), fenced).is_ok());
+        assert_eq!(Guard::allow(&key("acme", Role::Admin), fenced).unwrap_err().code, "workspace_unsupported");
+        assert_eq!(Guard::allow(&operator, fenced).unwrap_err().code, "workspace_unsupported");
+        assert!(Guard::allow(&key("acme", Role::Admin), Access::PathWorkspaceAdmin).is_ok());
+        assert!(Guard::allow(&key("acme", Role::Developer), Access::PathWorkspaceAdmin).is_err());
     }
 }

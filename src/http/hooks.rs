@@ -8,6 +8,7 @@ use super::error::{AppError, JsonBody};
 use super::runs::{accepted, checked_input, effective_quotas, submit};
 use crate::scheduler::{Client, StartRun};
 use crate::store::{StoredHook, Trigger};
+use crate::tenancy::DEFAULT_WORKSPACE;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -90,6 +91,6 @@ pub async fn fire(
     let input = checked_input(&stored.info, &input, &quotas)?;
     let client = client.map(|Extension(client)| client);
     let trigger = Trigger::Webhook { hook_id: hook.hook_id };
-    let submitted = submit(&state, StartRun::stored(stored, input, quotas, client, trigger))?;
+    let submitted = submit(&state, StartRun::stored(DEFAULT_WORKSPACE, stored, input, quotas, client, trigger))?;
     accepted(&state, &submitted).await
 }

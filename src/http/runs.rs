@@ -2,17 +2,19 @@
 //! list and read runs, their spans and logs, cancel one, export it as OTLP.
 
 use super::AppState;
+use super::audit::Who;
 use super::error::{AppError, JsonBody, QueryParams};
 use crate::flowdef::FlowInfo;
 use crate::library::{PickError, pick_flow};
 use crate::sandbox::{ModuleFlows, Quotas};
-use crate::scheduler::{Attempt, Client, StartRun, SubmitError, Submitted};
+use crate::scheduler::{Attempt, StartRun, SubmitError, Submitted};
 use crate::store::{RunFilter, RunRecord, Trigger, sha256_hex};
+use crate::tenancy::Role;
 use crate::trace::Status;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -54,10 +56,19 @@ pub fn effective_quotas(requested: Option<Value>, maxima: &Quotas) -> Result<Quo
 
 pub async fn start(
     State(state): State<Arc<AppState>>,
-    client: Option<Extension<Client>>,
+    who: Who,
     QueryParams(query): QueryParams<StartQuery>,
     JsonBody(body): JsonBody<StartBody>,
 ) -> Result<Response, AppError> {
+    // Source from the editor is code of the caller's own, run with the
+    // workspace's services and secrets: a developer's, not a runner's.
+    if body.source.is_some() && !who.caller.may(Role::Developer) {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("running source needs the role developer or above; the key's role is {}", who.caller.role),
+        ));
+    }
     let quotas = effective_quotas(body.quotas, &state.max_quotas)?;
     let (source, version, info, module) = match (body.source, &body.flow) {
         (Some(source), _) => {
@@ -98,14 +109,18 @@ pub async fn start(
         narrow_services: body.services,
         quotas,
         module,
-        client: client.map(|Extension(client)| client),
+        client: who.client,
         claimed: false,
         trigger: Trigger::Api,
         attempt: Attempt::default(),
         replay: None,
         earlier: Vec::new(),
+        workspace: who.workspace().to_string(),
     };
+    let flow = start.info.name.clone();
     let submitted = submit(&state, start)?;
+    let detail = json!({"flow": flow, "version": submitted.run.version});
+    who.record(&state, "run.start", &submitted.run.run_id, detail).await?;
     answer(&state, submitted, query.wait).await
 }
 
@@ -195,6 +210,7 @@ pub struct ListQuery {
 
 pub async fn list(
     State(state): State<Arc<AppState>>,
+    who: Who,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<impl IntoResponse, AppError> {
     let status = match query.status.as_deref() {
@@ -216,6 +232,7 @@ pub async fn list(
         status,
         before_us: query.before,
         first_run_id: query.first_run_id,
+        workspace: Some(who.workspace().to_string()),
         limit,
     };
     let runs = state.store.runs(filter).await?;
@@ -223,15 +240,23 @@ pub async fn list(
     Ok(Json(json!({ "runs": runs, "next": next })))
 }
 
-async fn known_run(state: &AppState, run_id: &str) -> Result<RunRecord, AppError> {
-    state.store.run(run_id).await?.ok_or_else(|| AppError::not_found(format!("no run with id '{run_id}'")))
+/// The run, when it is one of the caller's workspace: another
+/// workspace's run is a 404 with the same body as one that never was.
+pub async fn known_run(state: &AppState, who: &Who, run_id: &str) -> Result<RunRecord, AppError> {
+    let unknown = || AppError::not_found(format!("no run with id '{}'", crate::sandbox::clip_str(run_id, 128)));
+    let run = state.store.run(run_id).await?.ok_or_else(unknown)?;
+    if run.workspace != who.workspace() {
+        return Err(unknown());
+    }
+    Ok(run)
 }
 
 pub async fn get(
     State(state): State<Arc<AppState>>,
+    who: Who,
     Path(run_id): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
-    let run = known_run(&state, &run_id).await?;
+    let run = known_run(&state, &who, &run_id).await?;
     let retry_due = match run.status.is_final() {
         true => state.store.retry_due(&run_id).await?,
         false => None,
@@ -247,18 +272,20 @@ pub async fn get(
 /// The module source the run ran, stored or sent from the editor.
 pub async fn source(
     State(state): State<Arc<AppState>>,
+    who: Who,
     Path(run_id): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
-    let run = known_run(&state, &run_id).await?;
+    let run = known_run(&state, &who, &run_id).await?;
     let source = state.store.source(&run.source_sha256).await?;
     Ok(Json(json!({ "source": source, "source_sha256": run.source_sha256 })))
 }
 
 pub async fn spans(
     State(state): State<Arc<AppState>>,
+    who: Who,
     Path(run_id): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
-    known_run(&state, &run_id).await?;
+    known_run(&state, &who, &run_id).await?;
     Ok(Json(json!({ "spans": state.store.spans(&run_id).await? })))
 }
 
@@ -271,42 +298,46 @@ pub struct LogsQuery {
 
 pub async fn logs(
     State(state): State<Arc<AppState>>,
+    who: Who,
     Path(run_id): Path<String>,
     QueryParams(query): QueryParams<LogsQuery>,
 ) -> Result<impl IntoResponse, AppError> {
-    known_run(&state, &run_id).await?;
+    known_run(&state, &who, &run_id).await?;
     Ok(Json(json!({ "logs": state.store.logs(&run_id, query.after_seq).await? })))
 }
 
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
+    who: Who,
     Path(run_id): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
-    if state.scheduler.cancel(&run_id) {
-        return Ok((StatusCode::ACCEPTED, Json(json!({"run_id": run_id, "status": "cancelling"}))));
-    }
-    let run = known_run(&state, &run_id).await?;
-    // Waiting in the nodes' shared queue, or on another node.
-    if !run.status.is_final() && state.scheduler.cancel_elsewhere(&run_id).await? {
-        return Ok((StatusCode::ACCEPTED, Json(json!({"run_id": run_id, "status": "cancelling"}))));
-    }
-    // An ended run whose next attempt waits: that attempt is called off.
-    if run.status.is_final() && state.store.drop_retry(&run_id).await? {
-        return Ok((StatusCode::OK, Json(json!({"run_id": run_id, "status": run.status, "retry": "cancelled"}))));
-    }
-    Err(AppError::new(
-        StatusCode::CONFLICT,
-        "already_finished",
-        format!("run '{run_id}' has already ended {}", run.status),
-    ))
+    let run = known_run(&state, &who, &run_id).await?;
+    let answer = if state.scheduler.cancel(&run_id) {
+        (StatusCode::ACCEPTED, Json(json!({"run_id": run_id, "status": "cancelling"})))
+    } else if !run.status.is_final() && state.scheduler.cancel_elsewhere(&run_id).await? {
+        // Waiting in the nodes' shared queue, or on another node.
+        (StatusCode::ACCEPTED, Json(json!({"run_id": run_id, "status": "cancelling"})))
+    } else if run.status.is_final() && state.store.drop_retry(&run_id).await? {
+        // An ended run whose next attempt waits: that attempt is called off.
+        (StatusCode::OK, Json(json!({"run_id": run_id, "status": run.status, "retry": "cancelled"})))
+    } else {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            "already_finished",
+            format!("run '{run_id}' has already ended {}", run.status),
+        ));
+    };
+    who.record(&state, "run.cancel", &run_id, json!({"flow": run.flow})).await?;
+    Ok(answer)
 }
 
 /// The run's journal: every answer the host gave each of its instances.
 pub async fn journal(
     State(state): State<Arc<AppState>>,
+    who: Who,
     Path(run_id): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
-    let run = known_run(&state, &run_id).await?;
+    let run = known_run(&state, &who, &run_id).await?;
     let entries = state.store.journal(&run_id).await?;
     let bytes = run.usage.as_ref().map(|usage| usage.journal_bytes);
     Ok(Json(json!({ "run_id": run_id, "journal_bytes": bytes, "entries": entries })))
@@ -314,9 +345,10 @@ pub async fn journal(
 
 pub async fn otlp(
     State(state): State<Arc<AppState>>,
+    who: Who,
     Path(run_id): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
-    let run = known_run(&state, &run_id).await?;
+    let run = known_run(&state, &who, &run_id).await?;
     let spans = state.store.spans(&run_id).await?;
     Ok(Json(super::otlp::export(&run, &spans)))
 }

@@ -3,10 +3,12 @@
 //! run-level events for live run lists.
 
 use super::AppState;
+use super::audit::Who;
 use super::error::{AppError, QueryParams};
 use super::guard::WS_PROTOCOL;
 use crate::store::{Notice, RunRecord, Store};
 use crate::stream::StreamMessage;
+use crate::trace::bus::Announcement;
 use crate::trace::bus::{Read, RunChannel};
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
@@ -56,9 +58,12 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run_events(
     ws: WebSocketUpgrade,
     State(state): State<Arc<AppState>>,
+    who: Who,
     Path(run_id): Path<String>,
     QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<Response, AppError> {
+    // Another workspace's run is as unknown as one that never was.
+    super::runs::known_run(&state, &who, &run_id).await?;
     // The bus keeps a run's channel until the store holds the finished run,
     // so a run missing from the bus is complete in the store.
     let source = match state.bus.get(&run_id) {
@@ -230,12 +235,17 @@ impl Watcher {
     }
 }
 
-pub async fn run_list_events(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
+pub async fn run_list_events(
+    ws: WebSocketUpgrade,
+    State(state): State<Arc<AppState>>,
+    who: Who,
+) -> Result<Response, AppError> {
     let slot = stream_slot(&state)?;
     let events = state.bus.subscribe_runs();
     let shutdown = state.shutdown.clone();
+    let workspace: Arc<str> = Arc::from(who.workspace());
     Ok(accept(ws).on_upgrade(move |socket| async move {
-        stream_run_list(socket, events, shutdown).await;
+        stream_run_list(socket, events, workspace, shutdown).await;
         drop(slot);
     }))
 }
@@ -261,14 +271,17 @@ fn accept(ws: WebSocketUpgrade) -> WebSocketUpgrade {
 
 async fn stream_run_list(
     mut socket: WebSocket,
-    mut events: tokio::sync::broadcast::Receiver<Arc<str>>,
+    mut events: tokio::sync::broadcast::Receiver<Announcement>,
+    workspace: Arc<str>,
     shutdown: CancellationToken,
 ) {
     loop {
         tokio::select! {
             event = events.recv() => match event {
-                Ok(text) => {
-                    if !send(&mut socket, &text).await {
+                // Only the watcher's own workspace's runs.
+                Ok(announcement) if announcement.workspace != workspace => {}
+                Ok(announcement) => {
+                    if !send(&mut socket, &announcement.text).await {
                         return;
                     }
                 }

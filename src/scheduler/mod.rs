@@ -114,6 +114,9 @@ pub struct StartRun {
     pub replay: Option<Arc<crate::sandbox::Replay>>,
     /// For a resumed run, the events its first life stored.
     pub earlier: Vec<RunEvent>,
+    /// The workspace it runs in (its caller's, or its webhook's,
+    /// schedule's or first attempt's).
+    pub workspace: String,
 }
 
 /// Where a run waiting to start is counted, until it starts.
@@ -165,6 +168,7 @@ impl StartRun {
             },
             replay: None,
             earlier: Vec::new(),
+            workspace: run.workspace.clone(),
         }
     }
 
@@ -186,8 +190,9 @@ impl StartRun {
     }
 
     /// A run of a stored flow with a checked input, as webhooks and
-    /// schedules start them.
+    /// schedules start them, in `workspace`.
     pub fn stored(
+        workspace: &str,
         stored: StoredFlow,
         input: Map<String, Value>,
         quotas: Quotas,
@@ -209,6 +214,7 @@ impl StartRun {
             attempt: Attempt::default(),
             replay: None,
             earlier: Vec::new(),
+            workspace: workspace.to_string(),
         }
     }
 }
@@ -373,6 +379,7 @@ impl Scheduler {
             last_seq: 0,
             node: Some(self.config.node.clone()),
             trigger: start.trigger.clone(),
+            workspace: start.workspace.clone(),
         };
         // With other nodes, a run that finds no free place here waits where
         // any of them can take it (not a replay: its journal is here).
@@ -386,7 +393,7 @@ impl Scheduler {
         // A durable run keeps how to start it, to be resumed after a crash.
         let launch = run.durable.then(|| Box::new(start.launch()));
         self.store.write(Write::RunCreated { run: Box::new(run.clone()), source: start.source.clone(), launch });
-        self.bus.announce(StreamMessage::RunQueued(&run).to_text());
+        self.bus.announce(&run.workspace, StreamMessage::RunQueued(&run).to_text());
         let (done, finished) = oneshot::channel();
         self.start_here(run.clone(), start, place, done);
         Ok(Submitted { run, finished })
@@ -577,7 +584,7 @@ impl Scheduler {
                 let start_us = run.start_us.unwrap_or_else(now_us);
                 run.start_us = Some(start_us);
                 self.store.write(Write::RunStarted { run_id: run.run_id.clone(), start_us });
-                self.bus.announce(StreamMessage::RunStarted(&run).to_text());
+                self.bus.announce(&run.workspace, StreamMessage::RunStarted(&run).to_text());
                 let env = RunEnv {
                     services: self.services.clone(),
                     flows: Arc::new(StoredFlows { store: self.store.clone(), module: start.module }),
@@ -622,7 +629,7 @@ impl Scheduler {
         let stored = committed.await.unwrap_or_else(|_| Err("the store's writer has stopped".into()));
         channel.finish(StreamMessage::RunFinished(&run).to_text());
         self.bus.close(&run.run_id);
-        self.bus.announce(StreamMessage::RunListed(&run).to_text());
+        self.bus.announce(&run.workspace, StreamMessage::RunListed(&run).to_text());
         self.metrics.run_finished(run.status, started.elapsed().as_secs_f64());
         self.forget(&run.run_id);
         let _ = done.send(stored.map(|()| run));

@@ -141,7 +141,7 @@ impl Scheduler {
         let (stored, committed) = oneshot::channel();
         self.store.write(Write::RunFinished { run: Box::new(run.clone()), stored: Some(stored), retry: None });
         let _ = committed.await;
-        self.bus.announce(StreamMessage::RunListed(&run).to_text());
+        self.bus.announce(&run.workspace, StreamMessage::RunListed(&run).to_text());
         Ok(())
     }
 }

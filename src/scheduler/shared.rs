@@ -53,7 +53,7 @@ impl Scheduler {
             source: start.source,
             launch: Some(Box::new(launch)),
         });
-        self.bus.announce(StreamMessage::RunQueued(&run).to_text());
+        self.bus.announce(&run.workspace, StreamMessage::RunQueued(&run).to_text());
         Submitted { run, finished }
     }
 

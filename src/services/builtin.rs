@@ -297,7 +297,10 @@ pub async fn call(
         }
         ("runs", "recent") => {
             let target = readable_runs(store, grants, &context, &text("flow")).await?;
-            let filter = RunFilter { flow: Some(target), limit: limit(20), ..RunFilter::default() };
+            // Flows run in the workspace `default` only so far (the routes that
+            // start runs elsewhere are refused), so its runs are the caller's.
+            let workspace = Some(crate::tenancy::DEFAULT_WORKSPACE.to_string());
+            let filter = RunFilter { flow: Some(target), workspace, limit: limit(20), ..RunFilter::default() };
             let mut runs = store.runs(filter).await.map_err(failed)?;
             // Each run's input and output may be a MiB; a flow reading recent
             // runs gets their shape, cut like span attributes.

@@ -12,7 +12,7 @@
 //! A query is written once, for both databases, with `sql` (`query!` with
 //! `$1`-style placeholders, `Store::rows`, `Store::execute`,
 //! `Store::transaction`), in a module here named after what it keeps
-//! (`secrets`); `statements_written_once_run_alike_on_both` and
+//! (`secrets`, `tenancy`); `statements_written_once_run_alike_on_both` and
 //! `both_databases_migrate_to_the_same_schema` hold the two engines to it.
 //! What is written per backend (`sqlite`, `postgres`) is what the engines
 //! really do differently (the writers, leases and notices, the shared
@@ -26,6 +26,7 @@ mod replay;
 mod secrets;
 pub mod sql;
 mod sqlite;
+mod tenancy;
 mod words;
 mod writes;
 
@@ -36,6 +37,7 @@ pub use records::{
     RunFilter, RunRecord, SaveRefused, SavedFlow, SavedFlowsBound, Saver, SearchHit, SlotClaim, StoredFlow, StoredHook,
     StoredSchedule, StoredSecret, StoredService, SubflowRun, Trigger, hook_fingerprint, sha256_hex,
 };
+pub use tenancy::{AuditEntry, AuditFilter, StoredKey, StoredWorkspace, WorkspaceInUse};
 pub use words::{fts_query, search_words, tsquery};
 pub use writes::{Published, Write};
 
@@ -376,6 +378,7 @@ mod tests {
             replay_of: None,
             durable: false,
             resumes: 0,
+            workspace: "acme".into(),
         }
     }
 

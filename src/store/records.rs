@@ -49,6 +49,14 @@ pub struct RunRecord {
     /// How many times the run was resumed after the server running it died.
     #[serde(default)]
     pub resumes: u32,
+    /// The workspace it runs in: its flows, services, secrets and `kv`
+    /// are that workspace's, and only that workspace's callers see it.
+    #[serde(default = "default_workspace")]
+    pub workspace: String,
+}
+
+fn default_workspace() -> String {
+    crate::tenancy::DEFAULT_WORKSPACE.to_string()
 }
 
 fn first_attempt() -> u32 {
@@ -364,6 +372,9 @@ pub struct RunFilter {
     pub before_us: Option<i64>,
     /// The attempts of one run: that run and its retries.
     pub first_run_id: Option<String>,
+    /// Runs of this workspace only (None: every workspace's, for the
+    /// server's own uses).
+    pub workspace: Option<String>,
     pub limit: u32,
 }
 

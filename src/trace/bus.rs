@@ -142,9 +142,17 @@ impl Drop for RunChannel {
     }
 }
 
+/// A run-list message, and the workspace whose watchers it is for.
+#[derive(Clone, Debug)]
+pub struct Announcement {
+    pub workspace: Arc<str>,
+    pub text: Arc<str>,
+}
+
 pub struct EventBus {
     live: Mutex<HashMap<String, Arc<RunChannel>>>,
-    runs: broadcast::Sender<Arc<str>>,
+    /// Each run-list message, with the workspace of the run it is about.
+    runs: broadcast::Sender<Announcement>,
     held: Arc<AtomicUsize>,
 }
 
@@ -181,9 +189,9 @@ impl EventBus {
         self.live.lock().unwrap_or_else(|p| p.into_inner()).remove(run_id);
     }
 
-    /// Tell every run-list watcher about a run.
-    pub fn announce(&self, event: Arc<str>) {
-        let _ = self.runs.send(event);
+    /// Tell the run-list watchers of `workspace` about one of its runs.
+    pub fn announce(&self, workspace: &str, event: Arc<str>) {
+        let _ = self.runs.send(Announcement { workspace: Arc::from(workspace), text: event });
     }
 
     /// Whether anyone watches the run list now.
@@ -191,7 +199,7 @@ impl EventBus {
         self.runs.receiver_count() > 0
     }
 
-    pub fn subscribe_runs(&self) -> broadcast::Receiver<Arc<str>> {
+    pub fn subscribe_runs(&self) -> broadcast::Receiver<Announcement> {
         self.runs.subscribe()
     }
 

@@ -26,3 +26,4 @@ mod stdlib;
 mod support;
 mod surrogates;
 mod ui;
+mod workspaces;

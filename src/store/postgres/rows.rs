@@ -54,6 +54,7 @@ pub(super) fn run_from_row(row: &Row) -> Result<RunRecord> {
         replay_of: None,
         durable: row.try_get(18)?,
         resumes: unsigned(i64::from(row.try_get::<_, i32>(19)?), "resumes")?,
+        workspace: row.try_get(20)?,
     };
     Ok(RunRecord { replay_of: run.trigger.replay_of(), ..run })
 }

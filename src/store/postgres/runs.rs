@@ -27,6 +27,7 @@ impl PgStore {
                    AND ($3::int8 IS NULL OR created_us < $3)
                    AND ($5::text IS NULL OR strpos(lower(flow COLLATE \"C\"), $5) > 0)
                    AND ($6::text IS NULL OR run_id = $6 OR first_run_id = $6)
+                   AND ($7::text IS NULL OR workspace = $7)
                  ORDER BY created_us DESC, run_id DESC LIMIT $4"
             ))
             .await?;
@@ -40,6 +41,7 @@ impl PgStore {
                     &i64::from(filter.limit),
                     &filter.flow_contains.as_deref().map(str::to_ascii_lowercase),
                     &filter.first_run_id,
+                    &filter.workspace,
                 ],
             )
             .await?;

@@ -232,6 +232,42 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE nodes ADD COLUMN instance TEXT NOT NULL DEFAULT '';
     ALTER TABLE nodes ADD COLUMN renewed_us BIGINT NOT NULL DEFAULT 0;
     ",
+    // 11: workspaces, their keys (a digest each, never the key), the
+    // audit log, and the workspace each run belongs to. Everything stored
+    // before lives in `default`.
+    "
+    CREATE TABLE workspaces (
+        name       TEXT PRIMARY KEY,
+        created_us BIGINT NOT NULL,
+        limits     TEXT NOT NULL
+    );
+    INSERT INTO workspaces (name, created_us, limits) VALUES ('default', 0, '{}');
+    CREATE TABLE workspace_keys (
+        key_id     TEXT PRIMARY KEY,
+        workspace  TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        role       TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        created_us BIGINT NOT NULL,
+        revoked_us BIGINT
+    );
+    CREATE INDEX workspace_keys_by_workspace ON workspace_keys (workspace, created_us);
+    CREATE TABLE audit (
+        seq       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        ts_us     BIGINT NOT NULL,
+        workspace TEXT NOT NULL,
+        actor     TEXT NOT NULL,
+        key_id    TEXT,
+        key_name  TEXT,
+        action    TEXT NOT NULL,
+        target    TEXT NOT NULL,
+        detail    TEXT NOT NULL,
+        client    TEXT
+    );
+    CREATE INDEX audit_by_workspace ON audit (workspace, seq);
+    ALTER TABLE runs ADD COLUMN workspace TEXT NOT NULL DEFAULT 'default';
+    CREATE INDEX runs_by_workspace ON runs (workspace, created_us DESC);
+    ",
 ];
 
 /// Bring the database up to the newest schema, one step per transaction.

@@ -265,8 +265,8 @@ async fn insert_run(
     let statement = tx
         .prepare_cached(
             "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node, launch,
-                               started_by, attempt, first_run_id, durable)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                               started_by, attempt, first_run_id, durable, workspace)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .await?;
     tx.execute(
@@ -286,6 +286,7 @@ async fn insert_run(
             &(run.attempt as i32),
             &run.first_run_id_if_not_own(),
             &run.durable,
+            &run.workspace,
         ],
     )
     .await?;

@@ -53,6 +53,7 @@ pub(crate) fn run_from_row(row: &Row<'_>) -> rusqlite::Result<RunRecord> {
         replay_of: None,
         durable: row.get(18)?,
         resumes: row.get(19)?,
+        workspace: row.get(20)?,
     };
     Ok(RunRecord { replay_of: run.trigger.replay_of(), ..run })
 }

@@ -73,11 +73,15 @@ impl SqliteStore {
                 Some(_) => "AND (run_id = ?6 OR first_run_id = ?6)",
                 None => "AND ?6 IS NULL",
             };
+            let workspace = match filter.workspace {
+                Some(_) => "AND workspace = ?7",
+                None => "AND ?7 IS NULL",
+            };
             let mut statement = conn.prepare_cached(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs
                  WHERE (?1 IS NULL OR flow = ?1) AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR created_us < ?3)
                    AND (?5 IS NULL OR instr(lower(flow), ?5) > 0)
-                   {attempts}
+                   {attempts} {workspace}
                  ORDER BY created_us DESC, run_id DESC LIMIT ?4"
             ))?;
             let rows = statement.query_map(
@@ -87,7 +91,8 @@ impl SqliteStore {
                     filter.before_us,
                     filter.limit,
                     filter.flow_contains.as_deref().map(str::to_ascii_lowercase),
-                    filter.first_run_id
+                    filter.first_run_id,
+                    filter.workspace
                 ],
                 run_from_row,
             )?;

@@ -270,6 +270,42 @@ const MIGRATIONS: &[&str] = &[
     DELETE FROM hooks WHERE flow NOT IN (SELECT name FROM flows);
     DELETE FROM schedules WHERE flow NOT IN (SELECT name FROM flows);
     ",
+    // 18: workspaces, their keys (a digest each, never the key), the
+    // audit log, and the workspace each run belongs to. Everything stored
+    // before lives in `default`.
+    "
+    CREATE TABLE workspaces (
+        name       TEXT PRIMARY KEY,
+        created_us INTEGER NOT NULL,
+        limits     TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO workspaces (name, created_us, limits) VALUES ('default', 0, '{}');
+    CREATE TABLE workspace_keys (
+        key_id     TEXT PRIMARY KEY,
+        workspace  TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        role       TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        created_us INTEGER NOT NULL,
+        revoked_us INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX workspace_keys_by_workspace ON workspace_keys (workspace, created_us);
+    CREATE TABLE audit (
+        seq       INTEGER PRIMARY KEY,
+        ts_us     INTEGER NOT NULL,
+        workspace TEXT NOT NULL,
+        actor     TEXT NOT NULL,
+        key_id    TEXT,
+        key_name  TEXT,
+        action    TEXT NOT NULL,
+        target    TEXT NOT NULL,
+        detail    TEXT NOT NULL,
+        client    TEXT
+    );
+    CREATE INDEX audit_by_workspace ON audit (workspace, seq);
+    ALTER TABLE runs ADD COLUMN workspace TEXT NOT NULL DEFAULT 'default';
+    CREATE INDEX runs_by_workspace ON runs (workspace, created_us DESC);
+    ",
 ];
 
 /// Bring the database up to the newest schema, in one transaction per step.

@@ -145,8 +145,8 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord, launch: Option<&L
     let launch = launch.filter(|_| run.durable).map(|launch| serde_json::to_string(launch).unwrap_or_default());
     tx.prepare_cached(
         "INSERT INTO runs (run_id, flow, version, source_sha256, status, input, quotas, created_us, node, started_by,
-                           attempt, first_run_id, durable, launch)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                           attempt, first_run_id, durable, launch, workspace)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         run.run_id,
@@ -162,7 +162,8 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord, launch: Option<&L
         run.attempt,
         run.first_run_id_if_not_own(),
         run.durable,
-        launch
+        launch,
+        run.workspace
     ])?;
     Ok(())
 }
