@@ -53,7 +53,6 @@ pub async fn replay(
         quotas: plan.run.quotas,
         module: plan.module,
         client: client.map(|Extension(client)| client),
-        claimed: false,
         trigger: Trigger::Replay { replay_of: run_id },
         attempt: Attempt::default(),
         replay: Some(Arc::new(plan.journal)),

@@ -99,7 +99,6 @@ pub async fn start(
         quotas,
         module,
         client: client.map(|Extension(client)| client),
-        claimed: false,
         trigger: Trigger::Api,
         attempt: Attempt::default(),
         replay: None,
