@@ -94,7 +94,6 @@ async fn start(store: &Store, scheduler: &Arc<Scheduler>, due: DueRetry, lease_u
     let DueRetry { run_id, launch, .. } = due;
     // The attempt before, started again: a new run, counted where it waits.
     let mut start = StartRun::from_stored(&before, launch, Arc::from(source));
-    start.claimed = false;
     start.trigger = Trigger::Retry { retry_of: run_id.clone() };
     start.attempt = Attempt { number: before.attempt + 1, first_run_id: Some(before.first_run_id.clone()) };
     match scheduler.submit(start) {

@@ -68,7 +68,6 @@ pub async fn replay(
         quotas: plan.run.quotas,
         module: plan.module,
         client: who.client,
-        claimed: false,
         trigger: Trigger::Replay { replay_of: run_id.clone() },
         attempt: Attempt::default(),
         replay: Some(Arc::new(plan.journal)),

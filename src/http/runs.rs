@@ -110,7 +110,6 @@ pub async fn start(
         quotas,
         module,
         client: who.client,
-        claimed: false,
         trigger: Trigger::Api,
         attempt: Attempt::default(),
         replay: None,

@@ -10,7 +10,6 @@ use super::{Counted, Scheduler, StartRun};
 use crate::store::{Notice, RunRecord, SlotClaim};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 use tokio_util::sync::CancellationToken;
 
@@ -27,14 +26,13 @@ pub(super) struct CancelledWaiting;
 
 impl Scheduler {
     /// Wait until the run holds a place under its flow's concurrency limit;
-    /// None when the flow has no limit. `place`, a worker's place taken
-    /// for the run, is given back if the run has to wait.
+    /// None when the flow has no limit. A worker's place taken for the run
+    /// (in `counted`) is given back if the run has to wait.
     pub(super) async fn wait_for_slot(
         &self,
         run: &RunRecord,
         start: &StartRun,
         cancel: &CancellationToken,
-        place: &mut Option<OwnedSemaphorePermit>,
         counted: &mut Counted,
     ) -> Result<Option<SlotClaim>, CancelledWaiting> {
         // A replay calls nothing: the limit is for runs that do.
@@ -70,9 +68,6 @@ impl Scheduler {
                     "asking for a place under a concurrency limit failed"
                 ),
             }
-            if place.take().is_some() {
-                self.freed.notify_one();
-            }
             if !waited {
                 // Out of the queue while it waits for a place: runs of other
                 // flows are not refused for it. It still counts against its
@@ -81,6 +76,9 @@ impl Scheduler {
                 waited = true;
                 self.leave_queue(counted);
                 self.waiting_for_places.fetch_add(1, Ordering::SeqCst);
+            }
+            if let Some(place) = counted.place.take() {
+                self.give_back_place(place, counted);
             }
             tokio::select! {
                 _ = &mut freed => {}

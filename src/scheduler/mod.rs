@@ -102,9 +102,6 @@ pub struct StartRun {
     /// Who asked for the run; it counts against that client's share of the
     /// queue while it waits.
     pub client: Option<Client>,
-    /// Taken from the nodes' shared queue (accepted by another node, or by
-    /// this one when it had no free place).
-    pub claimed: bool,
     /// What started it, kept with the run.
     pub trigger: Trigger,
     /// Which attempt it is, when its flow retries runs that end badly.
@@ -119,12 +116,26 @@ pub struct StartRun {
     pub workspace: String,
 }
 
-/// Where a run waiting to start is counted, until it starts.
+/// Where a run waiting to start is counted, until it starts. A run holding
+/// a worker's place is counted in neither the queue nor its client's share:
+/// the place it took from the free ones stands for it, so a request is
+/// checked against every run that waits exactly once.
 pub(super) struct Counted {
+    /// The worker's place taken for it, if one is.
+    place: Option<OwnedSemaphorePermit>,
     /// In the queue's `waiting`.
     in_queue: bool,
-    /// In this client's share of the queue.
-    for_client: Option<Client>,
+    /// Whose share of the queue the run counts against while it waits.
+    client: Option<Client>,
+    /// Counted in that share now.
+    in_share: bool,
+}
+
+impl Counted {
+    /// A run handed a worker's place: counted nowhere while it holds it.
+    pub(super) fn holding(place: OwnedSemaphorePermit, client: Option<Client>) -> Counted {
+        Counted { place: Some(place), in_queue: false, client, in_share: false }
+    }
 }
 
 /// Which attempt of a run a new run is.
@@ -146,9 +157,8 @@ impl StartRun {
     /// A run a store holds already (claimed from the nodes' shared queue,
     /// resumed, or attempted again), started as it was accepted: its flow
     /// as `launch` declares it, module `source`, and the record's input,
-    /// quotas, trigger and attempt. Not counted as waiting here: it was
-    /// counted where it was accepted (a retry, a new run, is: `claimed`
-    /// false makes it count against the client `launch` names).
+    /// quotas, trigger and attempt, counted against the client `launch`
+    /// names while it waits.
     pub fn from_stored(run: &RunRecord, launch: Launch, source: Arc<str>) -> StartRun {
         StartRun {
             info: launch.info,
@@ -160,7 +170,6 @@ impl StartRun {
             module: launch.module.map(|flows| ModuleFlows { source: source.clone(), flows }),
             source,
             client: launch.client.map(Client::of),
-            claimed: true,
             trigger: run.trigger.clone(),
             attempt: Attempt {
                 number: run.attempt,
@@ -209,7 +218,6 @@ impl StartRun {
             quotas,
             module: None,
             client,
-            claimed: false,
             trigger,
             attempt: Attempt::default(),
             replay: None,
@@ -381,30 +389,36 @@ impl Scheduler {
             trigger: start.trigger.clone(),
             workspace: start.workspace.clone(),
         };
+        let mut counted =
+            Counted { place: None, in_queue: true, client: start.client, in_share: start.client.is_some() };
         // With other nodes, a run that finds no free place here waits where
         // any of them can take it (not a replay: its journal is here).
-        let place = match self.cluster.get().filter(|_| start.replay.is_none()) {
-            Some(_) => match self.permits.clone().try_acquire_owned() {
-                Ok(place) => Some(place),
+        if self.cluster.get().is_some() && start.replay.is_none() {
+            match self.permits.clone().try_acquire_owned() {
+                Ok(place) => {
+                    // It waits no more: the place taken stands for it.
+                    self.uncount(&mut counted);
+                    counted.place = Some(place);
+                }
                 Err(_) => return Ok(self.queue_shared(run, start)),
-            },
-            None => None,
-        };
+            }
+        }
         // A durable run keeps how to start it, to be resumed after a crash.
         let launch = run.durable.then(|| Box::new(start.launch()));
         self.store.write(Write::RunCreated { run: Box::new(run.clone()), source: start.source.clone(), launch });
         self.bus.announce(&run.workspace, StreamMessage::RunQueued(&run).to_text());
         let (done, finished) = oneshot::channel();
-        self.start_here(run.clone(), start, place, done);
+        self.start_here(run.clone(), start, counted, done);
         Ok(Submitted { run, finished })
     }
 
-    /// Execute a run on this node: in a place already taken, or once one frees.
-    fn start_here(
+    /// Execute a run on this node: in the place `counted` holds, or once
+    /// one frees; `counted` says where it is counted as waiting meanwhile.
+    pub(super) fn start_here(
         self: &Arc<Self>,
         run: RunRecord,
         start: StartRun,
-        place: Option<OwnedSemaphorePermit>,
+        counted: Counted,
         done: oneshot::Sender<Result<RunRecord, String>>,
     ) {
         // A resumed run's token was taken before it was read from the store.
@@ -412,21 +426,53 @@ impl Scheduler {
             (self.active.lock().unwrap_or_else(|p| p.into_inner())).entry(run.run_id.clone()).or_default().clone();
         let channel = self.bus.open(&run.run_id);
         let scheduler = self.clone();
-        self.tasks.spawn(async move { scheduler.execute(run, start, cancel, channel, done, place).await });
+        self.tasks.spawn(async move { scheduler.execute(run, start, cancel, channel, done, counted).await });
     }
 
     /// Count a run against its client's share of the queue; the number
     /// waiting when the share is full. A run that will find a free worker at
     /// once fits, as it does in the queue.
     fn take_client_place(&self, client: Client) -> Result<(), usize> {
-        let free_workers = self.permits.available_permits();
         let mut by_client = self.waiting_by_client.lock().unwrap_or_else(|p| p.into_inner());
+        // Read under the lock: a run takes a worker's place before it leaves
+        // its client's share and joins the share before it gives a place
+        // back, so what is read here counts each run at least once.
+        let free_workers = self.permits.available_permits();
         let waiting = by_client.entry(client).or_default();
         if *waiting >= self.config.queue_per_client.max(1) + free_workers {
             return Err(*waiting);
         }
         *waiting += 1;
         Ok(())
+    }
+
+    /// Count a run accepted before (a resumed one) as waiting for a worker,
+    /// in the queue and its client's share, whatever they hold.
+    pub(super) fn count_waiting(&self, client: Option<Client>) -> Counted {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        if let Some(client) = client {
+            self.count_for_client(client);
+        }
+        Counted { place: None, in_queue: true, client, in_share: client.is_some() }
+    }
+
+    /// Count a run against its client's share whatever the share holds:
+    /// it was accepted already, and waits again.
+    fn count_for_client(&self, client: Client) {
+        *self.waiting_by_client.lock().unwrap_or_else(|p| p.into_inner()).entry(client).or_default() += 1;
+    }
+
+    /// Give back a worker's place the run cannot use yet (it waits for a
+    /// place under a concurrency limit): it counts against its client's
+    /// share again first, so it is never counted nowhere.
+    fn give_back_place(&self, place: OwnedSemaphorePermit, counted: &mut Counted) {
+        if let Some(client) = counted.client
+            && !std::mem::replace(&mut counted.in_share, true)
+        {
+            self.count_for_client(client);
+        }
+        drop(place);
+        self.freed.notify_one();
     }
 
     /// The run no longer waits for a worker; it still counts against its
@@ -437,12 +483,11 @@ impl Scheduler {
         }
     }
 
-    /// The run no longer waits in the queue (nor in its client's share).
+    /// The run no longer waits in the queue (nor in its client's share):
+    /// it holds a worker's place, or will never run.
     fn uncount(&self, counted: &mut Counted) {
-        if std::mem::take(&mut counted.in_queue) {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-        }
-        if let Some(client) = counted.for_client.take() {
+        self.leave_queue(counted);
+        if let Some(client) = counted.client.filter(|_| std::mem::take(&mut counted.in_share)) {
             self.give_client_place(client);
         }
     }
@@ -539,17 +584,13 @@ impl Scheduler {
         cancel: CancellationToken,
         channel: Arc<RunChannel>,
         done: oneshot::Sender<Result<RunRecord, String>>,
-        place: Option<OwnedSemaphorePermit>,
+        mut counted: Counted,
     ) {
-        // A run claimed from the shared queue was counted as waiting by the
-        // node that accepted it, not here.
-        let mut counted = Counted { in_queue: !start.claimed, for_client: start.client.filter(|_| !start.claimed) };
         // What its next attempt needs, should this one end badly.
         // A replay is not retried: it calls nothing that could go better.
         let retry = start.info.retry.clone().filter(|_| !start.is_replay()).map(|policy| (policy, start.launch()));
-        let mut place = place;
-        let slot = self.wait_for_slot(&run, &start, &cancel, &mut place, &mut counted).await;
-        let permit = match (&slot, place) {
+        let slot = self.wait_for_slot(&run, &start, &cancel, &mut counted).await;
+        let permit = match (&slot, counted.place.take()) {
             (Err(_), _) => None,
             (Ok(_), Some(place)) => Some(place),
             (Ok(_), None) => tokio::select! {

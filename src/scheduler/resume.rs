@@ -63,7 +63,8 @@ impl Scheduler {
         match prepared {
             Ok(Some((run, start))) => {
                 let (done, _) = oneshot::channel();
-                self.start_here(run, start, None, done);
+                let counted = self.count_waiting(start.client);
+                self.start_here(run, start, counted, done);
                 Ok(())
             }
             Ok(None) | Err(_) => {

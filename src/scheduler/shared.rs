@@ -7,7 +7,7 @@
 //! Whoever waits here for such a run's end (`?wait=true`) is told when a
 //! notice says its record is final, whichever node executed it.
 
-use super::{Client, Scheduler, StartRun, Submitted};
+use super::{Client, Counted, Scheduler, StartRun, Submitted};
 use crate::cluster::Cluster;
 use crate::store::{ClaimedRun, Notice, RunRecord, Write};
 use crate::stream::StreamMessage;
@@ -82,19 +82,29 @@ impl Scheduler {
     pub fn shared_run_changed(&self, run: &RunRecord) {
         let mut shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         let Some(wait) = shared.get_mut(&run.run_id) else { return };
-        let left_queue = run.node.is_some() || run.status != Status::Queued;
-        if left_queue && wait.waiting {
-            wait.waiting = false;
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            if let Some(client) = wait.client {
-                self.give_client_place(client);
-            }
+        // A claim of this node's own is counted as the run is handed its
+        // worker (`start_claimed`), not when it is read back: read first, it
+        // would leave the run counted nowhere until then, and a claim given
+        // back (`unclaim`) would leave it so for good.
+        let claimed_elsewhere = run.node.as_ref().is_some_and(|node| *node != self.config.node);
+        if claimed_elsewhere || run.status != Status::Queued {
+            self.stop_counting_shared(wait);
         }
         if run.status.is_final() {
             if let Some(done) = wait.done.take() {
                 let _ = done.send(Ok(run.clone()));
             }
             shared.remove(&run.run_id);
+        }
+    }
+
+    /// A run this node put in the shared queue waits there no more.
+    fn stop_counting_shared(&self, wait: &mut SharedWait) {
+        if std::mem::take(&mut wait.waiting) {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            if let Some(client) = wait.client {
+                self.give_client_place(client);
+            }
         }
     }
 
@@ -151,13 +161,17 @@ impl Scheduler {
     /// Execute a run claimed from the shared queue in the place taken for it.
     fn start_claimed(self: &Arc<Self>, claimed: ClaimedRun, place: OwnedSemaphorePermit) {
         let ClaimedRun { run, source, launch } = claimed;
-        // A run this node accepted itself leaves its queue share now, not
-        // when the claim's notice comes round.
-        self.shared_run_changed(&run);
+        // A run this node accepted itself leaves its queue and its client's
+        // share now that the place taken for it stands for it (taken first,
+        // so it is never counted nowhere).
+        if let Some(wait) = self.shared.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&run.run_id) {
+            self.stop_counting_shared(wait);
+        }
         let start = StartRun::from_stored(&run, launch, Arc::from(source));
+        let counted = Counted::holding(place, start.client);
         // Whoever waits for it hears of its end through the store's notices,
         // on whichever node that is (this one too).
         let (done, _) = oneshot::channel();
-        self.start_here(run, start, Some(place), done);
+        self.start_here(run, start, counted, done);
     }
 }
