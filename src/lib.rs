@@ -63,6 +63,8 @@
 //! - `throwaway_postgres`: a PostgreSQL cluster started for the tests and
 //!   the benchmark, removed when the process ends; and servers a test owns
 //!   and restarts (`OwnServer`), or fails over (`StandbyPair`).
+//! - `user_docs` (unit tests only): README.md and the guides under `docs/`
+//!   read as one text, for the tests that check a table there against the code.
 //!
 //! The guest (CPython + the `hero_logic` SDK) lives in `runtime/`; `build.rs`
 //! builds it into the component this crate embeds.
@@ -91,3 +93,5 @@ pub mod stream;
 pub mod tenancy;
 pub mod throwaway_postgres;
 pub mod trace;
+#[cfg(test)]
+mod user_docs;

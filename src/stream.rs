@@ -1,7 +1,8 @@
 //! The messages the two WebSockets send, in one place: what a run's watcher
 //! gets on `/api/runs/{id}/events` and what a run list gets on
 //! `/api/events`. Each is a JSON object whose `type` names it; `TABLE`
-//! documents them, and the README's table is checked against it.
+//! documents them, and the table in docs/server-and-api.md is checked
+//! against it.
 
 use crate::store::RunRecord;
 use crate::trace::RunEvent;
@@ -24,7 +25,7 @@ pub enum StreamMessage<'a> {
     },
 }
 
-/// `(stream, type, fields, when)` for every message: the README's table.
+/// `(stream, type, fields, when)` for every message: the table in the docs.
 pub const TABLE: &[(&str, &str, &str, &str)] = &[
     ("run", "span_started", "`seq`, the span", "a span opened"),
     ("run", "span_ended", "`seq`, the span with its status, end, attributes and error", "a span closed"),
@@ -150,11 +151,11 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_lists_every_message() {
-        let readme = include_str!("../README.md");
+    fn the_docs_list_every_message() {
+        let docs = crate::user_docs::text();
         for (stream, kind, fields, when) in TABLE {
             let row = format!("| {stream} | `{kind}` | {fields} | {when} |");
-            assert!(readme.contains(&row), "README.md lacks the row:\n{row}");
+            assert!(docs.contains(&row), "neither README.md nor docs/*.md has the row:\n{row}");
         }
     }
 }

@@ -17,7 +17,7 @@ def always_fails():
 "#;
 
 /// Fails on its first `fail_first` attempts (it counts them in `kv`); one
-/// charge per customer at a time. The README's example.
+/// charge per customer at a time. The example in docs/flow-control.md.
 const CHARGE: &str = include_str!("../../examples/flows/charge.py");
 
 /// Sleeps past its wall-time quota: retried only when `retry_on` says so.

@@ -4,6 +4,7 @@ mod bench;
 mod boundary;
 mod builtin_flows;
 mod cli;
+mod docs;
 mod durable;
 mod escapes;
 mod flow_control;

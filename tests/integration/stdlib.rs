@@ -1,20 +1,20 @@
-//! The curated standard library: README.md lists it, every listed module
+//! The curated standard library: docs/sdk.md lists it, every listed module
 //! imports inside the sandbox, and anything else fails naming the list.
 
 use super::support::run_json;
 use serde_json::json;
 
-/// The modules README.md lists between its stdlib markers.
-fn readme_modules() -> Vec<String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme.find("<!-- stdlib:start -->").expect("README has a stdlib:start marker");
-    let end = readme.find("<!-- stdlib:end -->").expect("README has a stdlib:end marker");
-    readme[start..end].split('`').skip(1).step_by(2).map(str::to_string).collect()
+/// The modules the docs list between their stdlib markers.
+fn documented_modules() -> Vec<String> {
+    let docs = super::docs::text();
+    let start = docs.find("<!-- stdlib:start -->").expect("the docs have a stdlib:start marker");
+    let end = docs.find("<!-- stdlib:end -->").expect("the docs have a stdlib:end marker");
+    docs[start..end].split('`').skip(1).step_by(2).map(str::to_string).collect()
 }
 
 #[test]
-fn every_listed_module_imports_and_the_readme_matches_the_sdk() {
-    let modules = readme_modules();
+fn every_listed_module_imports_and_the_docs_match_the_sdk() {
+    let modules = documented_modules();
     assert!(modules.len() > 30, "{modules:?}");
     let imports: String = modules.iter().map(|m| format!("import {m}\n")).collect();
     let source = format!(
@@ -22,7 +22,7 @@ fn every_listed_module_imports_and_the_readme_matches_the_sdk() {
     );
     let (code, report) = run_json(&source, &[]);
     assert_eq!(code, 0, "{report:#}");
-    assert_eq!(report["output"], json!(modules), "README.md and hero_logic.STDLIB_MODULES differ");
+    assert_eq!(report["output"], json!(modules), "docs/sdk.md and hero_logic.STDLIB_MODULES differ");
 }
 
 #[test]
