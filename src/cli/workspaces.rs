@@ -123,8 +123,9 @@ pub async fn workspaces(command: WorkspacesCommand) -> Result<ExitCode, CliError
 pub async fn keys(command: KeysCommand) -> Result<ExitCode, CliError> {
     match command {
         KeysCommand::Add { name, role, workspace, store } => {
-            let role = Role::parse(&role)
-                .ok_or_else(|| CliError::Usage(format!("role must be viewer, runner, developer or admin, not '{role}'")))?;
+            let role = Role::parse(&role).ok_or_else(|| {
+                CliError::Usage(format!("role must be viewer, runner, developer or admin, not '{role}'"))
+            })?;
             if name.trim().is_empty() || name.chars().any(char::is_control) {
                 return Err(CliError::Usage("a key's name must be text without control characters".into()));
             }

@@ -1,7 +1,11 @@
 //! The one gate every request passes, WebSockets included: the `Host` must be
 //! one this server answers to, a browser request must come from the server's
-//! own page, and with a token configured every route but `/healthz` and the
-//! page's static files needs it. One middleware, so no route can forget it.
+//! own page, and every route but the open ones (`/healthz`, `/readyz`, the
+//! page's files) and webhooks needs a caller: the operator (the token, or
+//! anyone without a token configured) or a workspace key's holder, with a
+//! role at least the one the route's row in `access::ROUTES` names. One
+//! middleware, after routing (it reads the matched route), so no route can
+//! forget it.
 //!
 //! Why each rule (SECURITY.md has the threat model):
 //! - **Host**: a page on `evil.example` whose name is re-bound to 127.0.0.1
@@ -16,8 +20,8 @@
 //!   page's `<img>` or `<script>` that sends no `Origin`), except plain
 //!   navigations that read (GET, HEAD), which are how links to the page
 //!   work; a form posted from another site is a navigation that acts.
-//! - **Token**: compared in constant time over digests, so neither timing nor
-//!   length says how much of a guess was right.
+//! - **Token and keys**: compared in constant time over digests, so neither
+//!   timing nor length says how much of a guess was right.
 
 use super::access::{Access, access_for};
 use super::error::AppError;

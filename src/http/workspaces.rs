@@ -6,7 +6,7 @@
 use super::AppState;
 use super::access::ROLE_TABLE;
 use super::audit::Who;
-use super::error::{AppError, JsonBody};
+use super::error::{AppError, Body, JsonBody, parse_json};
 use crate::sandbox::Quotas;
 use crate::store::StoredKey;
 use crate::tenancy::{DEFAULT_WORKSPACE, MAX_WORKSPACE_NAME, Role, is_workspace_name, keys};
@@ -138,9 +138,11 @@ pub async fn create_key(
     State(state): State<Arc<AppState>>,
     who: Who,
     Path(workspace): Path<String>,
-    JsonBody(body): JsonBody<CreateKeyBody>,
+    Body(body): Body,
 ) -> Result<impl IntoResponse, AppError> {
+    // Another workspace is a 404 before anything of the request is read.
     let workspace = the_callers(&state, &who, workspace).await?;
+    let body: CreateKeyBody = parse_json(&body)?;
     let Some(role) = Role::parse(&body.role) else {
         return Err(AppError::bad_request(
             "invalid_role",

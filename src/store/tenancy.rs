@@ -227,7 +227,8 @@ impl Store {
     pub async fn audit(&self, filter: AuditFilter) -> Result<Vec<AuditEntry>> {
         let select = query!(
             "SELECT seq, ts_us, workspace, actor, key_id, key_name, action, target, detail, client FROM audit
-             WHERE ($1 IS NULL OR workspace = $1) AND ($2 IS NULL OR seq < $2)
+             WHERE (CAST($1 AS TEXT) IS NULL OR workspace = CAST($1 AS TEXT))
+               AND (CAST($2 AS BIGINT) IS NULL OR seq < CAST($2 AS BIGINT))
              ORDER BY seq DESC LIMIT $3",
             filter.workspace,
             filter.before,

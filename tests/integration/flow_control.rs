@@ -227,8 +227,17 @@ on_both_backends! {
     fn runs_over_a_concurrency_limit_wait_queued_and_never_overlap() {
         let server = Server::start(&[]);
         assert_eq!(server.upload(ONE_AT_A_TIME).status, 201);
-        let a: Vec<String> = (0..3).map(|_| one_at_a_time(&server, "a", 0.6)).collect();
-        let b: Vec<String> = (0..2).map(|_| one_at_a_time(&server, "b", 0.6)).collect();
+        // The first run of each tenant holds its place before the others
+        // come: two runs accepted a moment apart reach the limit on two
+        // workers in either order, and the order promised is the one in
+        // which they wait there.
+        let first_a = one_at_a_time(&server, "a", 0.6);
+        eventually("a's first run to hold its place", || server.run_status(first_a.as_str()) == "running");
+        let first_b = one_at_a_time(&server, "b", 0.6);
+        eventually("b's first run to hold its place", || server.run_status(first_b.as_str()) == "running");
+        let a: Vec<String> =
+            std::iter::once(first_a).chain((0..2).map(|_| one_at_a_time(&server, "a", 0.6))).collect();
+        let b: Vec<String> = std::iter::once(first_b).chain([one_at_a_time(&server, "b", 0.6)]).collect();
         assert_eq!(server.run_status(a[2].as_str()), "queued", "it waits its turn");
         let cancelled = one_at_a_time(&server, "a", 0.6);
         assert_eq!(server.request("POST", &format!("/api/runs/{cancelled}/cancel"), &[], b"").status, 202);
