@@ -121,7 +121,7 @@ impl ConcurrencyLimit {
         if text.len() <= Self::KEY_BYTES {
             return text;
         }
-        format!("sha256:{}", crate::store::sha256_hex(&text))
+        format!("sha256:{}", crate::text::sha256_hex(&text))
     }
 }
 
@@ -230,7 +230,7 @@ impl FlowInfo {
     /// `declared_limits`; the first thing that is not, when it is not.
     pub fn check_declaration(&self) -> Result<(), String> {
         use declared_limits as limit;
-        let name = crate::sandbox::clip_str(&self.name, 60);
+        let name = crate::text::clip_str(&self.name, 60);
         if !is_identifier(&self.name) {
             return Err(format!("flow name {name:?} must be an identifier of at most {} bytes", limit::NAME_BYTES));
         }
@@ -245,10 +245,7 @@ impl FlowInfo {
         }
         for (input, spec) in &self.inputs {
             if !is_identifier(input) {
-                return Err(format!(
-                    "flow {name}: input {:?} must be an identifier",
-                    crate::sandbox::clip_str(input, 60)
-                ));
+                return Err(format!("flow {name}: input {:?} must be an identifier", crate::text::clip_str(input, 60)));
             }
             too_long(&format!("input {input}'s description"), &spec.description, limit::DESCRIPTION_BYTES)?;
             if spec.default.to_string().len() > limit::DEFAULT_BYTES {
@@ -261,12 +258,11 @@ impl FlowInfo {
         if self.services.len() > limit::SERVICES || self.services.iter().any(|s| s != "*" && !is_identifier(s)) {
             return Err(format!("flow {name}: at most {} services, each a service name", limit::SERVICES));
         }
-        if self.steps.len() > limit::STEPS || self.steps.iter().any(|step| step.len() > crate::sandbox::NAME_MAX_BYTES)
-        {
+        if self.steps.len() > limit::STEPS || self.steps.iter().any(|step| step.len() > crate::text::NAME_MAX_BYTES) {
             return Err(format!(
                 "flow {name}: at most {} steps, each name at most {} bytes",
                 limit::STEPS,
-                crate::sandbox::NAME_MAX_BYTES
+                crate::text::NAME_MAX_BYTES
             ));
         }
         if let Some(retry) = &self.retry {

@@ -12,6 +12,8 @@
 //!   from it), quotas
 //!   (one table, `quotas`), the bounds on what a guest makes the host read
 //!   and keep (`bounds`), and `Sandbox::run` / `Sandbox::describe`.
+//! - `text`: hex, SHA-256 digests, cutting text, identifiers: a leaf every
+//!   layer may use.
 //! - `tenancy`: who asks and where: workspaces, roles (`Role`), the
 //!   `Caller` a request acts as, and workspace keys (`keys`: made, stored
 //!   as a digest). A leaf the store and everything above use.
@@ -91,6 +93,7 @@ mod spelled;
 pub mod store;
 pub mod stream;
 pub mod tenancy;
+pub mod text;
 pub mod throwaway_postgres;
 pub mod trace;
 #[cfg(test)]

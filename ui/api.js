@@ -24,6 +24,8 @@ function askForToken(wrong) {
         dialog.close();
         asking = null;
         resolve();
+        // Another credential may be another workspace or role.
+        window.dispatchEvent(new Event("hero-credential"));
       };
       dialog.showModal();
       input.focus();

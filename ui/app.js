@@ -2,6 +2,7 @@
 // tells the view it left to stop its timers and streams. The views live in
 // `views/`; each owns its state.
 
+import { showIdentity } from "./identity.js";
 import { byId, setStatus, showError } from "./page.js";
 import { toggleTheme } from "./theme.js";
 import { createEditorView } from "./views/editor.js";
@@ -57,4 +58,5 @@ window.addEventListener("keydown", focusFilter);
 // An error no view caught is still the reader's to see, not only the console's.
 window.addEventListener("unhandledrejection", (event) => showError(event.reason));
 byId("theme-toggle").addEventListener("click", toggleTheme);
+showIdentity();
 route();

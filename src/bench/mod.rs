@@ -3,6 +3,7 @@
 //! JSON with every figure. Targets come from ARCHITECTURE.md; the benchmark
 //! reports whether each is met, it does not judge them in tests.
 
+mod access;
 mod cli;
 mod http_path;
 mod journal;
@@ -66,6 +67,9 @@ pub enum Section {
     /// The journal: trivial runs and clock reads journaled to the store
     /// against the same with no journal.
     Journal,
+    /// What deciding who asks costs a request: a workspace key against the
+    /// operator's token, and a key looked up in the store again.
+    Access,
 }
 
 struct Sizes {
@@ -193,6 +197,12 @@ pub async fn run(options: BenchOptions) -> Result<()> {
     if options.only == Some(Section::Waiting) {
         let figures = waiting_figures(&options, &sizes).await?;
         print_report(&figures, WAITING_BASELINE, cores, options.quick);
+        return Ok(());
+    }
+    if options.only == Some(Section::Access) {
+        let (requests, stale) = if options.quick { (200, 3) } else { (5000, 20) };
+        let figures = access::figures(requests, stale).await?;
+        print_report(&figures, access::ACCESS_BASELINE, cores, options.quick);
         return Ok(());
     }
     if options.only == Some(Section::Search) {

@@ -72,10 +72,29 @@ impl Who {
             detail,
             client: self.client.map(|client| client.to_string()),
         };
-        state.store.append_audit(&entry).await.map_err(|error| {
+        let Err(error) = state.store.append_audit(&entry).await else { return Ok(()) };
+        if !crate::store::is_unavailable(&error) {
             tracing::error!(error = format!("{error:#}"), action, target, "the audit log could not be written");
-            AppError::from(error)
-        })
+            return Err(AppError::from(error));
+        }
+        // What was done while the database is away (a cancel of a run in
+        // hand) is appended once it is back.
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            let mut back_off = crate::store::BackOff::default();
+            loop {
+                back_off.wait().await;
+                match store.append_audit(&entry).await {
+                    Ok(()) => return,
+                    Err(error) if crate::store::is_unavailable(&error) => {}
+                    Err(error) => {
+                        tracing::error!(error = format!("{error:#}"), "the audit log could not be written");
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(())
     }
 }
 

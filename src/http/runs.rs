@@ -239,6 +239,16 @@ pub async fn list(
     Ok(Json(json!({ "runs": runs, "next": next })))
 }
 
+/// Whether a run is one of the caller's workspace, asked of the runs this
+/// node has in hand first (so a live run's watcher gets in while the
+/// database is away), then of the store; a 404 as `known_run`'s otherwise.
+pub async fn callers_run(state: &AppState, who: &Who, run_id: &str) -> Result<(), AppError> {
+    match state.scheduler.workspace_in_hand(run_id) {
+        Some(workspace) if workspace == who.workspace() => Ok(()),
+        _ => known_run(state, who, run_id).await.map(drop),
+    }
+}
+
 /// The run, when it is one of the caller's workspace: another
 /// workspace's run is a 404 with the same body as one that never was.
 pub async fn known_run(state: &AppState, who: &Who, run_id: &str) -> Result<RunRecord, AppError> {
@@ -310,10 +320,14 @@ pub async fn cancel(
     who: Who,
     Path(run_id): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
+    // A run in hand here is cancelled without asking the store, so a
+    // cancel works while the database is away.
+    if state.scheduler.cancel_in(who.workspace(), &run_id) {
+        who.record(&state, "run.cancel", &run_id, json!({})).await?;
+        return Ok((StatusCode::ACCEPTED, Json(json!({"run_id": run_id, "status": "cancelling"}))));
+    }
     let run = known_run(&state, &who, &run_id).await?;
-    let answer = if state.scheduler.cancel(&run_id) {
-        (StatusCode::ACCEPTED, Json(json!({"run_id": run_id, "status": "cancelling"})))
-    } else if !run.status.is_final() && state.scheduler.cancel_elsewhere(&run_id).await? {
+    let answer = if !run.status.is_final() && state.scheduler.cancel_elsewhere(&run_id).await? {
         // Waiting in the nodes' shared queue, or on another node.
         (StatusCode::ACCEPTED, Json(json!({"run_id": run_id, "status": "cancelling"})))
     } else if run.status.is_final() && state.store.drop_retry(&run_id).await? {

@@ -18,6 +18,7 @@ const FILES: &[(&str, &[u8])] = embedded![
     "ui/index.html",
     "ui/style.css",
     "ui/app.js",
+    "ui/identity.js",
     "ui/page.js",
     "ui/views/library.js",
     "ui/views/runs.js",

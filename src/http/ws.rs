@@ -63,7 +63,7 @@ pub async fn run_events(
     QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<Response, AppError> {
     // Another workspace's run is as unknown as one that never was.
-    super::runs::known_run(&state, &who, &run_id).await?;
+    super::runs::callers_run(&state, &who, &run_id).await?;
     // The bus keeps a run's channel until the store holds the finished run,
     // so a run missing from the bus is complete in the store.
     let source = match state.bus.get(&run_id) {

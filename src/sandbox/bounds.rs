@@ -16,7 +16,7 @@ use crate::trace::{ErrorInfo, clip_json};
 use serde_json::{Map, Value};
 
 /// A span's name (step, service method, subflow).
-pub const NAME_MAX_BYTES: usize = 200;
+pub use crate::text::NAME_MAX_BYTES;
 /// One attribute set, as JSON (step attributes, a call's params or result).
 pub const ATTR_MAX_BYTES: usize = 4096;
 /// An error's `message`.
@@ -27,17 +27,7 @@ pub const TRACEBACK_MAX_BYTES: usize = 16 * 1024;
 const FIELD_MAX_BYTES: usize = 1024;
 const MAX_EXTRA_FIELDS: usize = 10;
 
-/// The first `max` bytes of `text`, on a character boundary.
-pub fn clip_str(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
+pub use crate::text::clip_str;
 
 /// A span name as it is kept.
 pub fn clip_name(name: &str) -> &str {

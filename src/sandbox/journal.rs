@@ -329,7 +329,7 @@ impl JournalSlot {
 /// SHA-256 of a JSON value's text, in hex: what tells one call's
 /// parameters (or a subflow's input) from another's.
 pub(crate) fn digest(text: &str) -> String {
-    crate::store::sha256_hex(text)
+    crate::text::sha256_hex(text)
 }
 
 #[cfg(test)]

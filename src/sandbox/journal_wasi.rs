@@ -97,15 +97,14 @@ fn random_stream(state: &mut HostState) -> wasmtime::Result<&mut ChaCha20> {
         let answer = state.answer("random_seed", || {
             let mut seed = [0u8; 32];
             OsRng.fill_bytes(&mut seed);
-            Entry::RandomSeed { hex: crate::secrets::key::hex(&seed) }
+            Entry::RandomSeed { hex: crate::text::hex(&seed) }
         })?;
         let Entry::RandomSeed { hex } = answer else { unreachable!("an answer of its kind") };
-        let seed: [u8; 32] =
-            crate::secrets::key::unhex(&hex).and_then(|bytes| bytes.try_into().ok()).ok_or_else(|| {
-                wasmtime::Error::new(super::journal::ReplayDiverged(
-                    "the journal's random seed is not 32 bytes of hex".into(),
-                ))
-            })?;
+        let seed: [u8; 32] = crate::text::unhex(&hex).and_then(|bytes| bytes.try_into().ok()).ok_or_else(|| {
+            wasmtime::Error::new(super::journal::ReplayDiverged(
+                "the journal's random seed is not 32 bytes of hex".into(),
+            ))
+        })?;
         state.random = Some(ChaCha20::new(&seed.into(), &[0u8; 12].into()));
     }
     Ok(state.random.as_mut().expect("set above"))

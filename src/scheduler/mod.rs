@@ -247,6 +247,14 @@ pub struct Submitted {
     pub finished: oneshot::Receiver<Result<RunRecord, String>>,
 }
 
+/// A run this node has in hand: what cancels it, and its workspace (None
+/// for a resumed run until its record is read).
+#[derive(Clone, Default)]
+struct InHand {
+    cancel: CancellationToken,
+    workspace: Option<String>,
+}
+
 pub struct Scheduler {
     sandbox: Sandbox,
     store: Arc<Store>,
@@ -269,7 +277,7 @@ pub struct Scheduler {
     waiting_by_client: Mutex<HashMap<Client, usize>>,
     /// Cancel handles of every accepted, unfinished run this node executes
     /// (or will).
-    active: Mutex<HashMap<String, CancellationToken>>,
+    active: Mutex<HashMap<String, InHand>>,
     /// Runs someone cancelled (not a shutdown): their flow's retries stop
     /// with them, whatever `retry_on` says.
     cancelled_by_request: Mutex<std::collections::HashSet<String>>,
@@ -422,8 +430,12 @@ impl Scheduler {
         done: oneshot::Sender<Result<RunRecord, String>>,
     ) {
         // A resumed run's token was taken before it was read from the store.
-        let cancel =
-            (self.active.lock().unwrap_or_else(|p| p.into_inner())).entry(run.run_id.clone()).or_default().clone();
+        let cancel = {
+            let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+            let in_hand = active.entry(run.run_id.clone()).or_default();
+            in_hand.workspace = Some(run.workspace.clone());
+            in_hand.cancel.clone()
+        };
         let channel = self.bus.open(&run.run_id);
         let scheduler = self.clone();
         self.tasks.spawn(async move { scheduler.execute(run, start, cancel, channel, done, counted).await });
@@ -513,10 +525,26 @@ impl Scheduler {
     /// Cancel a queued or running run, and any attempt after it (a
     /// shutdown's cancels leave retries be). False when it is not going on.
     pub fn cancel(&self, run_id: &str) -> bool {
-        match self.active.lock().unwrap_or_else(|p| p.into_inner()).get(run_id) {
-            Some(token) => {
+        self.cancel_where(run_id, |_| true)
+    }
+
+    /// Cancel a run this node has in hand when it is one of `workspace`'s
+    /// (known without the store, so it works while the database is away).
+    pub fn cancel_in(&self, workspace: &str, run_id: &str) -> bool {
+        self.cancel_where(run_id, |in_hand| in_hand.workspace.as_deref() == Some(workspace))
+    }
+
+    /// The workspace of a run this node has in hand (None when it has
+    /// none of that id, or has not read a resumed run's record yet).
+    pub fn workspace_in_hand(&self, run_id: &str) -> Option<String> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).get(run_id)?.workspace.clone()
+    }
+
+    fn cancel_where(&self, run_id: &str, may: impl FnOnce(&InHand) -> bool) -> bool {
+        match self.active.lock().unwrap_or_else(|p| p.into_inner()).get(run_id).filter(|in_hand| may(in_hand)) {
+            Some(in_hand) => {
                 self.cancelled_by_request.lock().unwrap_or_else(|p| p.into_inner()).insert(run_id.to_string());
-                token.cancel();
+                in_hand.cancel.cancel();
                 true
             }
             None => false,
@@ -525,7 +553,13 @@ impl Scheduler {
 
     /// Cancel every run this node has in hand; how many.
     pub fn cancel_all(&self) -> usize {
-        let tokens: Vec<_> = self.active.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let tokens: Vec<_> = self
+            .active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|in_hand| in_hand.cancel.clone())
+            .collect();
         for token in &tokens {
             token.cancel();
         }

@@ -57,7 +57,7 @@ impl Scheduler {
             if active.contains_key(run_id) {
                 return Ok(());
             }
-            active.insert(run_id.to_string(), tokio_util::sync::CancellationToken::new());
+            active.insert(run_id.to_string(), Default::default());
         }
         let prepared = self.prepare_resume(run_id).await;
         match prepared {

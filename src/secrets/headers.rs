@@ -47,7 +47,7 @@ fn pieces(template: &str) -> Result<Vec<Piece<'_>>, String> {
         let name = after
             .strip_prefix("secret:")
             .and_then(|inner| inner.find("}}").map(|end| &inner[..end]))
-            .filter(|name| crate::services::is_identifier(name))
+            .filter(|name| crate::text::is_identifier(name))
             .ok_or_else(|| {
                 "'{{' starts a secret reference, written {{secret:NAME}} with NAME an identifier".to_string()
             })?;

@@ -114,16 +114,7 @@ pub fn random_hex(bytes: usize) -> String {
     hex(&random)
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
-}
+pub(crate) use crate::text::{hex, unhex};
 
 #[cfg(test)]
 mod tests {

@@ -155,7 +155,7 @@ impl Secrets {
 }
 
 fn check_name(name: &str) -> Result<(), SecretError> {
-    if name.len() > MAX_NAME_BYTES || !crate::services::is_identifier(name) {
+    if name.len() > MAX_NAME_BYTES || !crate::text::is_identifier(name) {
         return Err(SecretError::Invalid(format!(
             "'{}' cannot be a secret name: use at most {MAX_NAME_BYTES} letters, digits and _, not starting with a digit",
             crate::sandbox::clip_str(name, MAX_NAME_BYTES)

@@ -435,11 +435,7 @@ fn describe(failure: &CallFailure) -> String {
     failure.to_error("rpc", "discover").message
 }
 
-pub fn is_identifier(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+pub use crate::text::is_identifier;
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,6 @@ use crate::sandbox::{Quotas, Usage};
 use crate::trace::{ErrorInfo, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// One run, whatever its state.
@@ -280,9 +279,7 @@ pub struct FlowVersion {
     pub created_us: i64,
 }
 
-pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::text::sha256_hex;
 
 /// Who stores a module: the operator (upload, command line, built-ins), who
 /// may replace any flow, or a flow through `flows.save`, which may replace

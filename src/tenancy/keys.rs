@@ -3,6 +3,7 @@
 //! SHA-256 of the whole key is stored, so the database (or a copy of it)
 //! holds nothing a request could present.
 
+use crate::text::hex;
 use chacha20poly1305::aead::OsRng;
 use chacha20poly1305::aead::rand_core::RngCore;
 use sha2::{Digest, Sha256};
@@ -44,10 +45,6 @@ fn random_hex(bytes: usize) -> String {
     let mut random = vec![0u8; bytes];
     OsRng.fill_bytes(&mut random);
     hex(&random)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// What is stored of a key: the hex SHA-256 of all of it.

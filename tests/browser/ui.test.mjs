@@ -5,7 +5,9 @@
 // Environment: HERO_LOGIC_URL (the server), HERO_LOGIC_BIG_RUN (a finished
 // run with 100,000 spans), HERO_LOGIC_SCREENSHOTS (where screenshots go),
 // HERO_LOGIC_TOKEN_URL and HERO_LOGIC_TEST_TOKEN (a second server that needs
-// that token), HERO_LOGIC_SERVICE_URL (a JSON-RPC service, not registered).
+// that token), HERO_LOGIC_TEST_VIEWER_KEY (a viewer's key on that server's
+// workspace `default`), HERO_LOGIC_SERVICE_URL (a JSON-RPC service, not
+// registered).
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -14,6 +16,7 @@ import { BASE, SHOTS, closePage, openPage, writeInEditor } from "./support.mjs";
 const BIG_RUN = process.env.HERO_LOGIC_BIG_RUN;
 const TOKEN_URL = process.env.HERO_LOGIC_TOKEN_URL;
 const TOKEN = process.env.HERO_LOGIC_TEST_TOKEN;
+const VIEWER_KEY = process.env.HERO_LOGIC_TEST_VIEWER_KEY;
 const SERVICE_URL = process.env.HERO_LOGIC_SERVICE_URL;
 
 const SLOW_FLOW = `import time
@@ -427,6 +430,7 @@ test("a server with a token: the page asks for it once, then lists, runs and str
   await page.fill('[data-testid="token-input"]', TOKEN);
   await page.click('[data-testid="token-submit"]');
   await page.waitForSelector('[data-testid="library"] tbody tr');
+  await page.waitForSelector('[data-testid="identity"]:has-text("default · operator")');
   // The live tree arrives over the WebSocket, which carries the token too.
   await page.goto(`${TOKEN_URL}/#/new`);
   await writeInEditor(page, SLOW_FLOW);
@@ -436,6 +440,29 @@ test("a server with a token: the page asks for it once, then lists, runs and str
   assert.equal(await page.$$eval('[data-testid="tree"] [data-span-id]', (rows) => rows.length), 5);
   assert.equal(await page.isVisible('[data-testid="token-dialog"]'), false, "asked once per session");
   // The 401s the page met before it had the token are logged by the browser.
+  await closePage(page, [/401/]);
+});
+
+test("with a viewer's key the page shows its workspace and role, and offers nothing a viewer may not do", async () => {
+  const page = await openPage("#/", TOKEN_URL);
+  await page.waitForSelector('[data-testid="token-dialog"][open]');
+  await page.fill('[data-testid="token-input"]', VIEWER_KEY);
+  await page.click('[data-testid="token-submit"]');
+  await page.waitForSelector('[data-testid="identity"]:has-text("default · viewer")');
+  // The library reads (a viewer reads flows) ...
+  await page.waitForSelector('[data-testid="library"] tbody tr');
+  // ... and nothing that stores or runs is offered.
+  assert.equal(await page.isVisible('[data-testid="new-flow"]'), false, "a viewer is not offered a new flow");
+  await page.goto(`${TOKEN_URL}/#/services`);
+  await page.waitForSelector('[data-testid="services"]');
+  assert.equal(await page.isVisible('[data-testid="service-form"]'), false, "a viewer is not offered to register");
+  const flow = await page.$eval('[data-testid="library"] tbody tr a', (link) => link.getAttribute("href"));
+  await page.goto(`${TOKEN_URL}/${flow}`);
+  await page.waitForSelector('[data-testid="identity"]:has-text("default · viewer")');
+  await page.waitForSelector(".monaco-editor");
+  assert.equal(await page.isVisible('[data-testid="save"]'), false, "a viewer is not offered to save");
+  assert.equal(await page.isVisible('[data-testid="run"]'), false, "a viewer is not offered to run source");
+  await page.screenshot({ path: `${SHOTS}/viewer.png` });
   await closePage(page, [/401/]);
 });
 

@@ -90,3 +90,9 @@ fn bench_only_cli_reports_the_command_line_against_python_per_process() {
     let present = ["cold_start_no_cache_ms", "cold_start_cached_ms", "cli_run_p50_ms", "cli_native_no_site_p50_ms"];
     bench_section("cli", &present, &["trivial_p50_ms", "spans_recorded_per_s"]);
 }
+
+#[test]
+fn bench_only_access_reports_what_deciding_who_asks_costs() {
+    let present = ["access_token_p50_ms", "access_key_p50_ms", "access_key_stale_p50_ms"];
+    bench_section("access", &present, &["trivial_p50_ms", "spans_recorded_per_s"]);
+}

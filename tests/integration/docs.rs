@@ -189,7 +189,7 @@ fn hero_logic_command(line: &str) -> Option<&str> {
 }
 
 /// The commands that take a subcommand (`flows add`, `secrets list`, ...).
-const WITH_SUBCOMMANDS: &[&str] = &["flows", "services", "schedules", "secrets"];
+const WITH_SUBCOMMANDS: &[&str] = &["flows", "services", "schedules", "secrets", "workspaces", "keys"];
 
 #[test]
 fn every_command_in_the_docs_examples_is_one_hero_logic_has_with_its_flags() {

@@ -47,6 +47,11 @@ fn the_page_in_headless_chromium() {
 
     // A second server that needs a token, for the page's token prompt.
     let guarded = Server::start(&["--token", "page-s3cret"]);
+    let operator = [("Authorization", "Bearer page-s3cret"), ("Content-Type", "application/json")];
+    let made =
+        guarded.request("POST", "/api/workspaces/default/keys", &operator, br#"{"name": "reader", "role": "viewer"}"#);
+    assert_eq!(made.status, 201, "{}", made.text());
+    let viewer_key = made.json()["key"].as_str().unwrap().to_string();
     // A real service for the page to register while it is open.
     let service = super::services::Weather::http();
 
@@ -60,6 +65,7 @@ fn the_page_in_headless_chromium() {
         .env("HERO_LOGIC_BIG_RUN", &big_run)
         .env("HERO_LOGIC_TOKEN_URL", format!("http://{}", guarded.addr))
         .env("HERO_LOGIC_TEST_TOKEN", "page-s3cret")
+        .env("HERO_LOGIC_TEST_VIEWER_KEY", &viewer_key)
         .env("HERO_LOGIC_SERVICE_URL", &service.url)
         .env("HERO_LOGIC_SCREENSHOTS", &screenshots)
         .output()
@@ -79,6 +85,7 @@ fn the_page_in_headless_chromium() {
         "big-run",
         "runs",
         "token-asked",
+        "viewer",
         "services-empty",
         "services",
         "run-logs",
