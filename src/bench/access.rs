@@ -79,7 +79,7 @@ pub(super) async fn figures(requests: usize, stale_lookups: usize) -> Result<Vec
         },
         Figure {
             key: "access_key_stale_p50_ms",
-            label: "GET /api/whoami p50, key looked up in the store",
+            label: "whoami p50, key read from the store",
             value: stale_p50,
             unit: "ms",
             target: None,
