@@ -162,6 +162,7 @@ impl Harness {
             narrow_services: None,
             journal: None,
             replay: None,
+            workspace: Arc::from(crate::tenancy::DEFAULT_WORKSPACE),
         };
         Ok(Prepared { source, info: flows[0].clone(), env })
     }

@@ -66,6 +66,7 @@ pub async fn measure(sandbox: &Sandbox, python: &std::path::Path, calls: u32) ->
         narrow_services: None,
         journal: None,
         replay: None,
+        workspace: Arc::from(crate::tenancy::DEFAULT_WORKSPACE),
     };
     let run = |count: u32| {
         let input = flows[0].check_input(&json!({"count": count})).expect("count is an integer");

@@ -89,6 +89,7 @@ async fn prepare(
         narrow_services: None,
         journal: None,
         replay: Some(Arc::new(plan.journal)),
+        workspace: Arc::from(plan.run.workspace.as_str()),
     };
     let (request, events) =
         RunRequest::new(plan.source, &plan.info, plan.run.input_object(), plan.run.quotas.clone(), env);

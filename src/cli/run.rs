@@ -84,6 +84,7 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
                 narrow_services: None,
                 journal: None,
                 replay: None,
+                workspace: Arc::from(crate::tenancy::DEFAULT_WORKSPACE),
             };
             (env, Some(store))
         }
@@ -94,6 +95,7 @@ pub async fn run(args: RunArgs, cache_dir: Option<PathBuf>) -> Result<ExitCode, 
                 narrow_services: None,
                 journal: None,
                 replay: None,
+                workspace: Arc::from(crate::tenancy::DEFAULT_WORKSPACE),
             },
             None,
         ),

@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 
 /// The trace id is the run id's 128 bits; span ids are the host's span ids.
 pub fn export(run: &RunRecord, spans: &[Span]) -> Value {
-    let trace_id: String = run.run_id.chars().filter(char::is_ascii_hexdigit).collect::<String>().to_lowercase();
-    let trace_id = format!("{trace_id:0>32}");
+    let trace_id = crate::trace::trace_id_of(&run.run_id);
     let spans: Vec<Value> = spans.iter().map(|span| otlp_span(&trace_id, span)).collect();
     json!({
         "resourceSpans": [{

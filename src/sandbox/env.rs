@@ -112,6 +112,11 @@ pub struct CallContext<'a> {
     /// The call's `Idempotency-Key`: the run, the instance and the call's
     /// place in its journal, the same on every replay of the run.
     pub call_key: &'a str,
+    /// The calling run's workspace.
+    pub workspace: &'a str,
+    /// The call's own span, which a callee's spans go under
+    /// (`traceparent`).
+    pub span_id: u64,
 }
 
 /// The run a built-in works for: the instances it causes and the bytes it
@@ -223,6 +228,9 @@ pub struct RunEnv {
     /// For a replay, the journal of the run it replays, which answers every
     /// host call in place of services, subflows' lookups, clocks and random.
     pub replay: Option<Arc<super::journal::Replay>>,
+    /// The workspace the run acts in: what the built-ins read and change
+    /// for it is that workspace's.
+    pub workspace: Arc<str>,
 }
 
 impl RunEnv {
@@ -244,6 +252,7 @@ impl RunEnv {
             narrow_services: None,
             journal: None,
             replay: None,
+            workspace: Arc::from(crate::tenancy::DEFAULT_WORKSPACE),
         }
     }
 }

@@ -137,7 +137,17 @@ async fn make_call(
         let run_id = run.ledger().recorder.run_id().to_string();
         let calling = RunAccount(run.clone());
         let call_key = slot.call_key(&run_id);
-        let context = CallContext { run_id: &run_id, flow, chain, allowed, run: &calling, call_key: &call_key };
+        let workspace = run.env.workspace.clone();
+        let context = CallContext {
+            run_id: &run_id,
+            flow,
+            chain,
+            allowed,
+            run: &calling,
+            call_key: &call_key,
+            workspace: &workspace,
+            span_id,
+        };
         Answer::Live(run.env.services.call(context, &call.service, &call.method, call.params).await)
     } else {
         Answer::Live(Err(CallFailure::PermissionDenied { service: call.service.clone(), allowed: allowed.to_vec() }))

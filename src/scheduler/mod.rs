@@ -666,6 +666,7 @@ impl Scheduler {
                     narrow_services: start.narrow_services,
                     journal: Some(Arc::new(StoreJournal::new(self.store.clone(), run.run_id.clone(), run.durable))),
                     replay: start.replay.clone(),
+                    workspace: Arc::from(run.workspace.as_str()),
                 };
                 let (request, mut events) = RunRequest::new(start.source, &start.info, start.input, start.quotas, env);
                 let mut request =

@@ -297,9 +297,8 @@ pub async fn call(
         }
         ("runs", "recent") => {
             let target = readable_runs(store, grants, &context, &text("flow")).await?;
-            // Flows run in the workspace `default` only so far (the routes that
-            // start runs elsewhere are refused), so its runs are the caller's.
-            let workspace = Some(crate::tenancy::DEFAULT_WORKSPACE.to_string());
+            // The runs of the calling run's workspace only.
+            let workspace = Some(context.workspace.to_string());
             let filter = RunFilter { flow: Some(target), workspace, limit: limit(20), ..RunFilter::default() };
             let mut runs = store.runs(filter).await.map_err(failed)?;
             // Each run's input and output may be a MiB; a flow reading recent

@@ -21,6 +21,7 @@ pub use stubs::python_stubs;
 use crate::sandbox::{BoxFuture, CallContext, CallFailure, ServiceCaller};
 use crate::secrets::{Filled, Redactor, Secrets};
 use crate::store::{Store, StoredService};
+use crate::trace::traceparent;
 use anyhow::Result;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -365,35 +366,49 @@ impl ServiceRegistry {
             return builtin::bounded(answer);
         }
         let timeout = Duration::from_millis(info.timeout_ms);
-        self.send(&info.url, &info.headers, Some(context.call_key), method, params, timeout).await
+        let call =
+            FlowCall { idempotency_key: context.call_key, traceparent: traceparent(context.run_id, context.span_id) };
+        self.send(&info.url, &info.headers, Some(call), method, params, timeout).await
     }
 
     /// One call to a registered service at `url`, with its `headers` (secrets
-    /// filled in) and, for a flow's call, its `Idempotency-Key`. What it
-    /// answers is redacted of the secrets before the flow, its span, a log
-    /// or an API answer sees it.
+    /// filled in) and, for a flow's call, its `Idempotency-Key` and
+    /// `traceparent`. What it answers is redacted of the secrets before the
+    /// flow, its span, a log or an API answer sees it.
     async fn send(
         &self,
         url: &str,
         headers: &BTreeMap<String, String>,
-        idempotency_key: Option<&str>,
+        flow_call: Option<FlowCall<'_>>,
         method: &str,
         params: Value,
         timeout: Duration,
     ) -> Result<Value, CallFailure> {
         let endpoint = self.endpoint(url).map_err(CallFailure::Transport)?;
         let mut filled = self.fill(headers).await.map_err(CallFailure::Transport)?;
-        if let Some(key) = idempotency_key {
+        if let Some(call) = flow_call {
             // The host's, whatever the service was registered with.
-            filled.headers.retain(|(name, _)| name.as_str() != "idempotency-key");
-            let value = axum::http::HeaderValue::from_str(key).map_err(|e| CallFailure::Transport(e.to_string()))?;
-            filled.headers.push((axum::http::HeaderName::from_static("idempotency-key"), value));
+            for (name, value) in [("idempotency-key", call.idempotency_key), ("traceparent", call.traceparent.as_str())]
+            {
+                filled.headers.retain(|(held, _)| held.as_str() != name);
+                let value =
+                    axum::http::HeaderValue::from_str(value).map_err(|e| CallFailure::Transport(e.to_string()))?;
+                filled.headers.push((axum::http::HeaderName::from_static(name), value));
+            }
         }
         match client::call(&endpoint, method, params, &filled.headers, timeout).await {
             Ok(result) => Ok(filled.redactor.value(result)),
             Err(failure) => Err(filled.redactor.failure(failure)),
         }
     }
+}
+
+/// What a flow's call carries besides the service's own headers.
+struct FlowCall<'a> {
+    /// The call's place in the run's journal, the same on every replay.
+    idempotency_key: &'a str,
+    /// W3C trace context: the run's trace, the call's span as parent.
+    traceparent: String,
 }
 
 impl ServiceCaller for ServiceRegistry {

@@ -145,3 +145,16 @@ pub fn clip_json(value: Value, max_bytes: usize) -> Value {
     }
     Value::String(format!("{}… (cut at {max_bytes} of {} bytes)", &text[..end], text.len()))
 }
+
+/// A run's trace id, as OpenTelemetry and W3C trace context spell it: the
+/// run id's 128 bits in 32 lower-case hex digits.
+pub fn trace_id_of(run_id: &str) -> String {
+    let hex: String = run_id.chars().filter(char::is_ascii_hexdigit).collect::<String>().to_lowercase();
+    format!("{hex:0>32}")
+}
+
+/// The W3C `traceparent` a call made inside span `span_id` of a run carries,
+/// so what the callee records joins the run's trace under that span.
+pub fn traceparent(run_id: &str, span_id: u64) -> String {
+    format!("00-{}-{span_id:016x}-01", trace_id_of(run_id))
+}

@@ -139,3 +139,43 @@ on_both_backends! {
         assert_eq!(replay["usage"]["journal_bytes"], run["usage"]["journal_bytes"], "the same answers journaled again");
     }
 }
+
+const TRACED: &str = r#"
+from hero_logic import flow, services
+
+
+@flow(name="traced", services=["echo"])
+def traced():
+    with flow.step("ask"):
+        return services.echo.received()["headers"].get("traceparent")
+"#;
+
+mod trace_context {
+    use super::*;
+
+    on_both_backends! {
+        /// A service call carries W3C trace context: the run's trace id and the
+        /// call's own span as parent, the ids the run's OTLP export gives, so
+        /// what the service records joins the run's trace under the call.
+        #[test]
+        fn a_service_call_carries_the_runs_trace_with_its_span_as_parent() {
+            let server = Server::start(&[]);
+            let (child, url) = spawn_service(HEADERS, &["--port", "0"], &[]);
+            let _service = Killed(child);
+            let registered = server.post_json(
+                "/api/services",
+                &json!({"name": "echo", "url": url, "headers": {"traceparent": "00-ffffffffffffffffffffffffffffffff-ffffffffffffffff-01"}}),
+            );
+            assert_eq!(registered.status, 201, "{}", registered.text());
+            let run = server.run_wait(json!({"source": TRACED}));
+            assert_eq!(run["status"], "ok", "{run}");
+            let parent = run["output"].as_str().expect("a traceparent was sent").to_string();
+
+            let otlp = server.get(&format!("/api/runs/{}/otlp", run["run_id"].as_str().unwrap())).json();
+            let spans = otlp["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().unwrap().clone();
+            let call = spans.iter().find(|span| span["name"] == "echo.received").expect("the call's span");
+            let expected = format!("00-{}-{}-01", call["traceId"].as_str().unwrap(), call["spanId"].as_str().unwrap());
+            assert_eq!(parent, expected, "the host's, not the one the service was registered with");
+        }
+    }
+}
