@@ -505,3 +505,53 @@ fn next_message_within(socket: &mut Socket, wait: Duration) -> Option<Value> {
         }
     }
 }
+
+/// The operator's command line makes workspaces and keys in the data
+/// directory a server uses: the key it prints once works there, a revoked
+/// one stops working, mistakes exit 2 with one line, and each change is in
+/// the audit log as the operator's from the command line.
+#[test]
+fn the_command_line_makes_workspaces_and_keys_a_server_honours() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cli = |args: &[&str]| super::support::hero_logic().args(args).arg("--data-dir").arg(&data).output().unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().to_string();
+
+    let made = cli(&["workspaces", "add", "acme"]);
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    for wrong in [
+        &["workspaces", "add", "Acme Corp"][..],
+        &["workspaces", "add", "acme"],
+        &["keys", "add", "ci", "--role", "owner", "--workspace", "acme"],
+        &["keys", "add", "ci", "--role", "runner", "--workspace", "nope"],
+        &["workspaces", "remove", "default"],
+    ] {
+        let refused = cli(wrong);
+        assert_eq!(refused.status.code(), Some(2), "{wrong:?}: {}", text(&refused.stderr));
+        assert_eq!(text(&refused.stderr).lines().count(), 1, "{wrong:?}: {}", text(&refused.stderr));
+    }
+    let added = cli(&["keys", "add", "ci", "--role", "runner", "--workspace", "acme"]);
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let key = text(&added.stdout);
+    assert!(key.starts_with("hlk_"), "the key alone on stdout: {key}");
+    let listed = cli(&["keys", "list", "--workspace", "acme", "--json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed["keys"][0]["name"], "ci");
+    assert!(!listed.to_string().contains(&key[20..]), "a listed key shows its secret");
+    let key_id = listed["keys"][0]["key_id"].as_str().unwrap().to_string();
+
+    let server = Server::start_on(&data, &["--token", TOKEN]);
+    let whoami = with_key(&server, &key, "GET", "/api/whoami", &Value::Null);
+    assert_eq!(whoami.status, 200, "{}", whoami.text());
+    assert_eq!((whoami.json()["workspace"].clone(), whoami.json()["role"].clone()), (json!("acme"), json!("runner")));
+    let revoked = cli(&["keys", "revoke", &key_id, "--workspace", "acme"]);
+    assert!(revoked.status.success(), "{}", text(&revoked.stderr));
+    eventually("the server to refuse the revoked key", || {
+        with_key(&server, &key, "GET", "/api/whoami", &Value::Null).status == 401
+    });
+    let audit = as_operator(&server, "GET", "/api/audit?workspace=acme", &Value::Null).json();
+    let entries = audit["entries"].as_array().unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["key.revoke", "key.create", "workspace.create"], "{audit}");
+    assert!(entries.iter().all(|e| e["actor"] == "operator" && e["detail"]["via"] == "command line"), "{audit}");
+}
